@@ -1,0 +1,159 @@
+"""``python -m engine``: the command line every other part (plugin, Processing, scripts) uses.
+
+argparse only maps flags onto the dataclasses in engine.config; the work is in engine.pipeline.
+Exit status 0 on success, 2 on a user error (one sentence on stderr, and an ``error`` event with
+``--progress jsonl``), 130 when cancelled, 1 on an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+from engine import __version__
+from engine.config import PRESETS, make_config
+from engine.errors import Cancelled, SemiSegError
+from engine.progress import Reporter
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", required=True, help="raster to learn from (any GDAL format, any band count)")
+    p.add_argument("--labels", required=True,
+                   help="label raster (uint8, 0 = unlabeled) or vector file (points/lines/polygons)")
+    p.add_argument("--label-field", default=None, help="class field of vector labels (default: class)")
+    p.add_argument("--unlabeled", nargs="*", default=[], help="more rasters (same bands) to learn from")
+    p.add_argument("--method", default="supervised", help="supervised (more methods as they land)")
+    p.add_argument("--preset", default="balanced", choices=sorted(PRESETS))
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of labeled pixels held out for validation, by whole strokes (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="override the preset's training steps")
+    p.add_argument("--tile-size", type=int, default=None, help="override the training tile side (px)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--arch", default=None, choices=["unet", "resnet18", "resnet34", "resnet50"])
+    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m engine",
+                                 description="SemiSeg engine: segment a raster from a few painted labels.")
+    ap.add_argument("--version", action="version", version=f"SemiSeg engine {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from an image and sparse labels")
+    _add_train_options(p)
+    p.add_argument("--out", default="model.semiseg", help="model file to write")
+
+    p = sub.add_parser("predict", help="segment a raster with a trained model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--out", required=True, help="class GeoTIFF to write")
+    p.add_argument("--confidence", default=None, help="also write the max-softmax confidence GeoTIFF")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
+
+    p = sub.add_parser("run", help="train, then segment the image (the one-click path)")
+    _add_train_options(p)
+    p.add_argument("--out-dir", required=True,
+                   help="folder for model.semiseg, prediction.tif, confidence.tif, metrics.json")
+
+    p = sub.add_parser("evaluate", help="score a prediction against a truth raster (JSON)")
+    p.add_argument("--prediction", required=True)
+    p.add_argument("--truth", required=True)
+
+    p = sub.add_parser("info", help="describe a model file (JSON)")
+    p.add_argument("--model", required=True)
+
+    sub.add_parser("devices", help="list usable devices (JSON)")
+    return ap
+
+
+def _config(a: argparse.Namespace):
+    return make_config(a.preset, method=a.method, seed=a.seed, val_fraction=a.val_fraction,
+                       steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch)
+
+
+def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
+    from engine import modelfile, pipeline  # noqa: PLC0415  (keeps --help fast)
+    from engine.runtime import choose_device  # noqa: PLC0415
+
+    if a.command == "evaluate":
+        result = pipeline.evaluate(a.prediction, a.truth)
+        print(json.dumps(result, indent=2))
+        return None
+    if a.command == "info":
+        print(json.dumps(pipeline.describe(a.model), indent=2))
+        return None
+    if a.command == "devices":
+        from engine.runtime import list_devices  # noqa: PLC0415
+
+        print(json.dumps(list_devices()))
+        return None
+    device = choose_device(a.device)
+    rep.emit("start", command=a.command, device=str(device), engine_version=__version__, pid=os.getpid())
+    if a.command == "train":
+        from engine.io_out import check_writable  # noqa: PLC0415
+
+        check_writable(a.out)
+        model = pipeline.train(a.image, a.labels, _config(a), device, rep, a.label_field, a.unlabeled,
+                               cancel)
+        modelfile.save(model, a.out)
+        rep.emit("artifact", kind="model", path=os.path.abspath(a.out))
+        return {"model": os.path.abspath(a.out), "metrics": model.metrics}
+    if a.command == "predict":
+        model = modelfile.load(a.model)
+        from engine.predict import predict_file  # noqa: PLC0415
+
+        predict_file(model, a.image, a.out, a.confidence, device, rep, cancel=cancel)
+        return {"prediction": os.path.abspath(a.out)}
+    if a.command == "run":
+        res = pipeline.run(a.image, a.labels, a.out_dir, _config(a), device, rep, a.label_field,
+                           a.unlabeled, cancel=cancel)
+        return {"model": res["paths"]["model"], **res["paths"], "metrics": res["metrics"]}
+    raise AssertionError(a.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    rep = Reporter(getattr(a, "progress", "none"))
+    from engine.runtime import CancelToken  # noqa: PLC0415
+
+    cancel = CancelToken()
+    cancel.install()
+    t0 = time.monotonic()
+    try:
+        result = _dispatch(a, rep, cancel)
+    except SemiSegError as e:
+        rep.emit("error", code=e.code, message=e.message)
+        if rep.mode != "jsonl" or isinstance(e, Cancelled):
+            print(f"Error: {e.message}" if not isinstance(e, Cancelled) else e.message, file=sys.stderr)
+        else:
+            print(f"Error: {e.message}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        rep.emit("error", code="cancelled", message="Cancelled; no output was written.")
+        return 130
+    except MemoryError:
+        msg = "Out of memory; use the fast preset, a smaller --tile-size or --batch-size, or the CPU."
+        rep.emit("error", code="out_of_memory", message=msg)
+        print(f"Error: {msg}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001  (the last line of defence: report, never hang)
+        if "out of memory" in str(e).lower():
+            msg = "The GPU ran out of memory; use the fast preset, a smaller --batch-size, or --device cpu."
+            rep.emit("error", code="out_of_memory", message=msg)
+            print(f"Error: {msg}", file=sys.stderr)
+            return 2
+        traceback.print_exc(file=sys.stderr)
+        rep.emit("error", code="internal", message=f"Internal error ({type(e).__name__}: {e}); please report "
+                 "it with the command you ran.")
+        return 1
+    if result is not None:
+        rep.emit("done", seconds=round(time.monotonic() - t0, 2), **result)
+    return 0

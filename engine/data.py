@@ -1,0 +1,166 @@
+"""Training data: image chips held in memory, a spatially disjoint validation split, tile sampling.
+
+A *chip* is a normalised block of the image kept in RAM (the whole image when it fits the memory
+budget, else grid cells around the labels plus random unlabeled cells). Training tiles are random
+crops of chips: labeled tiles are centred near labeled pixels (classes drawn uniformly, so a class
+painted with three strokes is not drowned by one painted with thirty), unlabeled tiles anywhere valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from engine.raster import BandStats, read_normalised
+
+
+@dataclass
+class Chip:
+    """A normalised image block in memory with its training and validation labels."""
+
+    row: int  # top-left in image pixels
+    col: int
+    x: np.ndarray  # (C, h, w) float32, normalised, 0 where invalid
+    valid: np.ndarray  # (h, w) bool
+    train: np.ndarray  # (h, w) uint8 training labels (0 = none)
+    val: np.ndarray  # (h, w) uint8 validation labels (0 = none)
+    # per class (1..K) the flat indices of its training pixels, for class-balanced centring
+    class_pixels: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def index(self) -> None:
+        flat = self.train.ravel()
+        self.class_pixels = {int(c): np.flatnonzero(flat == c) for c in np.unique(flat) if c > 0}
+
+
+def split_labels(labels: np.ndarray, fraction: float, seed: int, block: int = 32):
+    """Hold out ``fraction`` of each class's labeled pixels as *whole units* for validation.
+
+    A unit is a connected stroke/blob; when a class has fewer than 3 of them, its strokes are cut into
+    ``block``-px grid pieces, so one long scribble still yields a disjoint validation piece. At least one
+    unit of every class stays in training. Returns (train, val) uint8 arrays.
+    """
+    train = labels.copy()
+    val = np.zeros_like(labels)
+    if fraction <= 0:
+        return train, val
+    rng = np.random.default_rng(seed)
+    h, w = labels.shape
+    blocks = (np.arange(h)[:, None] // block) * ((w + block - 1) // block) + np.arange(w)[None, :] // block
+    for c in [int(v) for v in np.unique(labels) if v > 0]:
+        mask = labels == c
+        comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
+        if n < 3:  # split strokes into grid pieces
+            comp = np.where(mask, comp * (blocks.max() + 1) + blocks + 1, 0)
+        ids, sizes = np.unique(comp[mask], return_counts=True)
+        if len(ids) < 2:
+            continue
+        target = fraction * mask.sum()
+        held, got = [], 0
+        for j in rng.permutation(len(ids)):
+            if got >= target or len(held) == len(ids) - 1:
+                break
+            if got + sizes[j] > 2 * target and got > 0:
+                continue
+            held.append(ids[j])
+            got += sizes[j]
+        sel = np.isin(comp, held) & mask
+        val[sel] = c
+        train[sel] = 0
+    return train, val
+
+
+def build_chips(ds, stats: BandStats, train: np.ndarray, val: np.ndarray, budget_mb: int,
+                seed: int, chip: int = 512) -> list[Chip]:
+    """Load the image blocks needed for training within ``budget_mb`` of RAM."""
+    h, w, c = ds.height, ds.width, ds.count
+    bytes_per_px = c * 4 + 3
+    if h * w * bytes_per_px <= budget_mb * 2**20:
+        windows = [(0, 0, h, w)]
+    else:
+        labeled = (train > 0) | (val > 0)
+        gh, gw = (h + chip - 1) // chip, (w + chip - 1) // chip
+        has = np.zeros((gh, gw), bool)
+        rr, cc = np.nonzero(labeled)
+        has[rr // chip, cc // chip] = True
+        cap = max(2, budget_mb * 2**20 // (chip * chip * bytes_per_px))
+        rng = np.random.default_rng(seed)
+        lab_cells = [tuple(v) for v in np.argwhere(has)]
+        if len(lab_cells) > cap * 3 // 4:  # keep a share of the budget for unlabeled context
+            lab_cells = [lab_cells[i] for i in rng.choice(len(lab_cells), cap * 3 // 4, replace=False)]
+        free = [tuple(v) for v in np.argwhere(~has)]
+        n_free = min(len(free), cap - len(lab_cells))
+        free_cells = [free[i] for i in rng.choice(len(free), n_free, replace=False)] if n_free > 0 else []
+        windows = [(r * chip, q * chip, min(chip, h - r * chip), min(chip, w - q * chip))
+                   for r, q in lab_cells + free_cells]
+    chips = []
+    for r, q, ch, cw in windows:
+        x, valid = read_normalised(ds, stats, r, q, ch, cw)
+        t = np.where(valid, train[r:r + ch, q:q + cw], 0).astype(np.uint8)
+        v = np.where(valid, val[r:r + ch, q:q + cw], 0).astype(np.uint8)
+        if not valid.any():
+            continue
+        chip_ = Chip(r, q, x, valid, t, v)
+        chip_.index()
+        chips.append(chip_)
+    return chips
+
+
+class TileSampler:
+    """Random training tiles from chips: labeled (class-balanced centres) and unlabeled."""
+
+    def __init__(self, chips: list[Chip], tile: int, seed: int):
+        self.chips = chips
+        self.tile = tile
+        self.rng = np.random.default_rng(seed)
+        self.classes = sorted({c for ch in chips for c in ch.class_pixels})
+        self.by_class = {c: [i for i, ch in enumerate(chips) if c in ch.class_pixels] for c in self.classes}
+        areas = np.array([ch.valid.sum() for ch in chips], np.float64)
+        self.area_p = areas / areas.sum()
+
+    def _crop(self, chip: Chip, r0: int, c0: int):
+        t = self.tile
+        x = np.zeros((chip.x.shape[0], t, t), np.float32)
+        y = np.zeros((t, t), np.uint8)
+        valid = np.zeros((t, t), bool)
+        h, w = chip.valid.shape
+        r1, c1 = min(r0 + t, h), min(c0 + t, w)
+        x[:, :r1 - r0, :c1 - c0] = chip.x[:, r0:r1, c0:c1]
+        y[:r1 - r0, :c1 - c0] = chip.train[r0:r1, c0:c1]
+        valid[:r1 - r0, :c1 - c0] = chip.valid[r0:r1, c0:c1]
+        return x, y, valid
+
+    def _origin(self, size: int, centre: int) -> int:
+        """A tile origin that keeps ``centre`` inside the tile at a random offset."""
+        if size <= self.tile:
+            return 0
+        lo, hi = max(0, centre - self.tile + 1), min(centre, size - self.tile)
+        return int(self.rng.integers(lo, hi + 1))
+
+    def labeled(self, n: int):
+        """``n`` tiles each centred near a labeled pixel of a uniformly drawn class."""
+        xs, ys = [], []
+        for _ in range(n):
+            c = self.classes[self.rng.integers(len(self.classes))]
+            chip = self.chips[self.by_class[c][self.rng.integers(len(self.by_class[c]))]]
+            pix = chip.class_pixels[c][self.rng.integers(len(chip.class_pixels[c]))]
+            pr, pc = divmod(int(pix), chip.valid.shape[1])
+            h, w = chip.valid.shape
+            x, y, _ = self._crop(chip, self._origin(h, pr), self._origin(w, pc))
+            xs.append(x)
+            ys.append(y)
+        return np.stack(xs), np.stack(ys)
+
+    def unlabeled(self, n: int):
+        """``n`` tiles anywhere in the chips (weighted by valid area); returns images and validity."""
+        xs, vs = [], []
+        for _ in range(n):
+            chip = self.chips[self.rng.choice(len(self.chips), p=self.area_p)]
+            h, w = chip.valid.shape
+            r0 = int(self.rng.integers(0, max(h - self.tile, 0) + 1))
+            c0 = int(self.rng.integers(0, max(w - self.tile, 0) + 1))
+            x, _, valid = self._crop(chip, r0, c0)
+            xs.append(x)
+            vs.append(valid)
+        return np.stack(xs), np.stack(vs)

@@ -1,0 +1,100 @@
+"""The ``.semiseg`` model file: one torch file of tensors and plain values, no pickled code.
+
+It loads with ``torch.load(weights_only=True)``, so a model file from a colleague cannot run code.
+It holds the weights of every ensemble member, the architecture and training config, class names and
+colours, band count and normalisation, method, metrics and provenance.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+
+import torch
+
+from engine import __version__
+from engine.categories import ClassTable
+from engine.config import ModelConfig, TrainConfig
+from engine.errors import InputError
+from engine.models import SegNet, build_model
+from engine.raster import BandStats
+
+FORMAT = "semiseg-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SavedModel:
+    config: TrainConfig
+    classes: ClassTable
+    band_stats: BandStats
+    members: list[dict]  # state_dicts; predictions average their softmax
+    metrics: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def bands(self) -> int:
+        return self.config.model.in_channels
+
+    def networks(self, device: torch.device) -> list[SegNet]:
+        nets = []
+        for sd in self.members:
+            net = build_model(self.config.model)
+            net.load_state_dict(sd)
+            nets.append(net.to(device).eval())
+        return nets
+
+    def info(self) -> dict:
+        return {"method": self.config.method, "preset": self.config.preset, "bands": self.bands,
+                "classes": self.classes.to_dict(), "architecture": self.config.model.to_dict(),
+                "ensemble_members": len(self.members), "metrics": self.metrics,
+                "provenance": self.provenance, "config": self.config.to_dict()}
+
+
+def save(model: SavedModel, path: str) -> None:
+    """Write atomically: a reader never sees a half-written model file."""
+    payload = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
+        "config": model.config.to_dict(), "classes": model.classes.to_dict(),
+        "band_stats": model.band_stats.to_dict(),
+        "members": [{k: v.detach().cpu() for k, v in sd.items()} for sd in model.members],
+        "metrics": model.metrics, "provenance": model.provenance,
+    }
+    tmp = f"{path}.part"
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load(path: str) -> SavedModel:
+    """Read a model file; anything else (corrupt, foreign, code-carrying) is refused."""
+    if not os.path.exists(path):
+        raise InputError(f"Model {path} does not exist; check the path.", "model_not_found")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            AttributeError, TypeError, KeyError, OSError) as e:
+        raise InputError(f"Model {path} is not a SemiSeg model file (damaged, or not made by SemiSeg) and "
+                         "was refused without running it; train a model or ask for the original file.",
+                         "model_invalid") from e
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise InputError(f"Model {path} is not a SemiSeg model file; train a model with "
+                         "`python -m engine train` first.", "model_invalid")
+    if int(d.get("format_version", 0)) > FORMAT_VERSION:
+        raise InputError(f"Model {path} was made by a newer SemiSeg; update SemiSeg to use it.",
+                         "model_version")
+    try:
+        cfg = TrainConfig.from_dict(d["config"])
+        return SavedModel(cfg, ClassTable.from_dict(d["classes"]), BandStats.from_dict(d["band_stats"]),
+                          list(d["members"]), dict(d.get("metrics", {})), dict(d.get("provenance", {})))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"Model {path} is incomplete or damaged; retrain it.", "model_invalid") from e
+
+
+def model_config_of(model: SavedModel) -> ModelConfig:
+    return model.config.model

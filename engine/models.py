@@ -1,0 +1,116 @@
+"""Segmentation networks: a configurable U-Net and a U-Net on a torchvision ResNet encoder.
+
+Both take any band count (the first layer is built for it) and return per-pixel class logits at the
+input resolution. Input sides must be multiples of ``net.stride`` (prediction pads to that).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import ModelConfig
+
+
+def conv_block(cin: int, cout: int) -> nn.Sequential:
+    """Two 3×3 conv-BN-ReLU layers: the U-Net's unit."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class Decoder(nn.Module):
+    """Bilinear up-sampling + skip concatenation + conv block, from the deepest level up."""
+
+    def __init__(self, enc_widths: list[int], dec_widths: list[int]):
+        super().__init__()
+        # enc_widths: channels of encoder features, shallow -> deep; dec_widths: output per decoder level
+        self.blocks = nn.ModuleList()
+        cin = enc_widths[-1]
+        for skip, cout in zip(reversed(enc_widths[:-1]), dec_widths, strict=False):
+            self.blocks.append(conv_block(cin + skip, cout))
+            cin = cout
+        self.out_channels = cin
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        x = feats[-1]
+        for block, skip in zip(self.blocks, reversed(feats[:-1]), strict=False):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], 1))
+        return x
+
+
+class UNetEncoder(nn.Module):
+    def __init__(self, in_channels: int, widths: tuple[int, ...]):
+        super().__init__()
+        self.stages = nn.ModuleList()
+        cin = in_channels
+        for w in widths:
+            self.stages.append(conv_block(cin, w))
+            cin = w
+        self.widths = list(widths)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x if i == 0 else F.max_pool2d(x, 2))
+            feats.append(x)
+        return feats
+
+
+class ResNetEncoder(nn.Module):
+    """torchvision ResNet trunk; conv1 rebuilt for the band count. Random init (no download ever)."""
+
+    def __init__(self, in_channels: int, depth: str):
+        super().__init__()
+        import torchvision  # noqa: PLC0415  (only needed for this architecture)
+
+        net = getattr(torchvision.models, depth)(weights=None)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
+        self.pool = net.maxpool
+        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
+        expansion = 4 if depth == "resnet50" else 1
+        self.widths = [64] + [c * expansion for c in (64, 128, 256, 512)]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = [self.stem(x)]
+        y = self.pool(feats[0])
+        for layer in self.layers:
+            y = layer(y)
+            feats.append(y)
+        return feats
+
+
+class SegNet(nn.Module):
+    """Encoder + decoder + 1×1 classifier, logits at input resolution."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.arch == "unet":
+            self.encoder = UNetEncoder(cfg.in_channels, cfg.widths)
+            dec = list(reversed(cfg.widths[:-1]))
+            self.stride = 2 ** (len(cfg.widths) - 1)
+        else:
+            self.encoder = ResNetEncoder(cfg.in_channels, cfg.arch)
+            dec = [256, 128, 64, 64]
+            self.stride = 32
+        self.decoder = Decoder(self.encoder.widths, dec)
+        self.head = nn.Conv2d(self.decoder.out_channels, cfg.num_classes, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder features at (up to) input resolution, before the classifier."""
+        y = self.decoder(self.encoder(x))
+        if y.shape[-2:] != x.shape[-2:]:
+            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_model(cfg: ModelConfig) -> SegNet:
+    return SegNet(cfg)

@@ -1,0 +1,145 @@
+"""The engine's jobs — train, predict, run, evaluate — composed from the pieces, used by the CLI."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import rasterio
+import torch
+
+from engine import __version__, modelfile
+from engine.config import TrainConfig
+from engine.data import TileSampler, build_chips, split_labels
+from engine.errors import InputError
+from engine.io_out import check_writable, ensure_folder
+from engine.labels import load_labels
+from engine.methods import method_class
+from engine.metrics import confusion, scores
+from engine.modelfile import SavedModel
+from engine.predict import predict_file
+from engine.progress import Reporter
+from engine.raster import compute_band_stats, open_image
+from engine.runtime import NEVER_CANCELLED, CancelToken
+
+
+def train(image: str, labels: str, cfg: TrainConfig, device: torch.device, reporter: Reporter,
+          label_field: str | None = None, unlabeled: list[str] | None = None,
+          cancel: CancelToken = NEVER_CANCELLED) -> SavedModel:
+    """Train ``cfg.method`` on ``image`` with sparse ``labels`` (+ unlabeled rasters)."""
+    method_cls = method_class(cfg.method)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    with open_image(image) as ds:
+        reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
+                       f"{ds.count} band(s)")
+        stats = compute_band_stats(ds, image, seed=cfg.seed)
+        lab = load_labels(labels, ds, label_field)
+        counts = lab.counts()
+        for i, n in enumerate(counts):
+            if n == 0:
+                reporter.warning(f"class '{lab.classes.names[i]}' has no labeled pixel; the model will "
+                                 "rarely predict it", "class_without_labels")
+        train_lab, val_lab = split_labels(lab.array, cfg.val_fraction, cfg.seed)
+        if cfg.val_fraction > 0 and not val_lab.any():
+            reporter.warning("too few separate strokes to hold any out for validation; the model is "
+                             "kept at the last step and no validation score is reported", "no_validation")
+        cfg.model.in_channels = ds.count
+        cfg.model.num_classes = lab.num_classes
+        chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
+    if not any(c.class_pixels for c in chips):
+        raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels on "
+                         "valid image pixels.", "labels_on_nodata")
+    present = {c for ch in chips for c in ch.class_pixels}
+    if len(present) < 2:
+        raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least two "
+                         "classes.", "labels_single_class")
+    for extra in unlabeled or []:
+        with open_image(extra) as ds:
+            if ds.count != cfg.model.in_channels:
+                raise InputError(f"Unlabeled image {extra} has {ds.count} band(s) but {image} has "
+                                 f"{cfg.model.in_channels}; give rasters with the same bands.",
+                                 "band_mismatch")
+            h, w = ds.height, ds.width
+            z = np.zeros((h, w), np.uint8)
+            chips += build_chips(ds, stats, z, z, cfg.memory_budget_mb // 2, cfg.seed)
+    sampler = TileSampler(chips, cfg.tile_size, cfg.seed)
+    from engine.training import TrainData, fit  # noqa: PLC0415
+
+    data = TrainData(chips, sampler, lab.num_classes, cfg.model.in_channels, lab.classes.names)
+    method = method_cls(cfg, data, device)
+    members, metrics = fit(method, reporter, cancel)
+    metrics["labeled_pixels"] = {n: int(c) for n, c in zip(lab.classes.names, counts, strict=False)}
+    provenance = {"image": os.path.basename(image), "labels": os.path.basename(labels),
+                  "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                  "engine_version": __version__, "torch": torch.__version__, "device": str(device),
+                  "python": platform.python_version()}
+    return SavedModel(cfg, lab.classes, stats, members, metrics, provenance)
+
+
+def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.device,
+        reporter: Reporter, label_field: str | None = None, unlabeled: list[str] | None = None,
+        confidence: bool = True, cancel: CancelToken = NEVER_CANCELLED) -> dict:
+    """Train, save the model, predict the image: the one-click path."""
+    t0 = time.monotonic()
+    ensure_folder(out_dir)
+    paths = {"model": os.path.join(out_dir, "model.semiseg"),
+             "prediction": os.path.join(out_dir, "prediction.tif"),
+             "confidence": os.path.join(out_dir, "confidence.tif") if confidence else None,
+             "metrics": os.path.join(out_dir, "metrics.json")}
+    for p in paths.values():
+        if p:
+            check_writable(p)
+    model = train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
+    modelfile.save(model, paths["model"])
+    reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
+    t_pred = time.monotonic()
+    predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter, cancel=cancel)
+    metrics = dict(model.metrics)
+    metrics["predict_seconds"] = round(time.monotonic() - t_pred, 2)
+    metrics["total_seconds"] = round(time.monotonic() - t0, 2)
+    write_json(paths["metrics"], metrics)
+    reporter.emit("artifact", kind="metrics", path=os.path.abspath(paths["metrics"]))
+    return {"paths": {k: (os.path.abspath(v) if v else None) for k, v in paths.items()}, "metrics": metrics}
+
+
+def write_json(path: str, obj) -> None:
+    tmp = f"{path}.partial"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def evaluate(prediction: str, truth: str) -> dict:
+    """Compare a class raster with a truth raster (0 in truth = not evaluated)."""
+    with open_image(prediction) as ds:
+        if ds.count != 1:
+            raise InputError(f"Prediction {prediction} has {ds.count} bands; give a single-band class "
+                             "raster.", "prediction_bands")
+        pred = ds.read(1)
+        from engine.labels import _from_raster  # noqa: PLC0415
+
+        truth_map = _from_raster(truth, ds)
+    from engine.categories import read_class_table  # noqa: PLC0415
+
+    k = int(max(pred.max(), truth_map.array.max(), truth_map.num_classes))
+    names = read_class_table(prediction, k).names
+    if not truth_map.array.any():
+        raise InputError(f"Truth {truth} has no labeled pixel over the prediction; give a truth raster "
+                         "that overlaps it.", "truth_empty")
+    return scores(confusion(truth_map.array, pred, k), names)
+
+
+def describe(model_path: str) -> dict:
+    m = modelfile.load(model_path)
+    return m.info()
+
+
+def raster_grid(path: str) -> dict:
+    with rasterio.open(path) as ds:
+        return {"crs": ds.crs.to_string() if ds.crs else None, "transform": list(ds.transform)[:6],
+                "width": ds.width, "height": ds.height}

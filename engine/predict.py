@@ -1,0 +1,162 @@
+"""Sliding-window prediction with a halo, for in-memory arrays and for rasters of any size.
+
+The raster is cut into ``core``×``core`` blocks; each is predicted from a window ``halo`` px larger on
+every side and only its core is kept, so every output pixel sees at least ``halo`` px of context and
+tile seams do not show. Window origins sit on multiples of the network stride, so the pooling grid is
+the same as in a whole-image pass. Files are read and written block by block (cores are multiples of
+the GeoTIFF block size), so peak memory does not grow with the raster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import rasterio
+import torch
+
+from engine.categories import write_class_table
+from engine.errors import InputError
+from engine.io_out import check_writable, partial_path
+from engine.modelfile import SavedModel
+from engine.progress import Reporter
+from engine.raster import open_image, read_normalised
+from engine.runtime import NEVER_CANCELLED, CancelToken
+
+Reader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def core_windows(height: int, width: int, core: int) -> list[tuple[int, int, int, int]]:
+    """(row, col, h, w) blocks that tile the raster."""
+    return [(r, c, min(core, height - r), min(core, width - c))
+            for r in range(0, height, core) for c in range(0, width, core)]
+
+
+@torch.inference_mode()
+def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Mean softmax of the ensemble members."""
+    p = None
+    for net in nets:
+        q = torch.softmax(net(x).float(), dim=1)
+        p = q if p is None else p + q
+    return p / len(nets)
+
+
+def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch.device,
+                batch: int = 4, cancel: CancelToken = NEVER_CANCELLED) -> Iterator:
+    """Yield ((row, col, h, w), class map uint8 1..K, confidence float32, valid bool) per core block."""
+    pending = []
+
+    def flush():
+        side_h = max(p[1].shape[1] for p in pending)
+        side_w = max(p[1].shape[2] for p in pending)
+        xb = np.zeros((len(pending), pending[0][1].shape[0], side_h, side_w), np.float32)
+        for i, (_, x, _) in enumerate(pending):
+            xb[i, :, :x.shape[1], :x.shape[2]] = x
+        probs = ensemble_probs(nets, torch.from_numpy(xb).to(device)).cpu().numpy()
+        for i, ((r, c, h, w), _, valid) in enumerate(pending):
+            p = probs[i, :, halo:halo + h, halo:halo + w]
+            core_valid = valid[halo:halo + h, halo:halo + w]
+            yield (r, c, h, w), (p.argmax(0) + 1).astype(np.uint8), p.max(0), core_valid
+
+    for r, c, h, w in cores:
+        cancel.check()
+        side_h = -(-(h + 2 * halo) // stride) * stride
+        side_w = -(-(w + 2 * halo) // stride) * stride
+        x, valid = read(r - halo, c - halo, side_h, side_w)
+        pending.append(((r, c, h, w), x, valid))
+        if len(pending) == batch:
+            yield from flush()
+            pending = []
+    if pending:
+        yield from flush()
+
+
+def pick_halo(stride: int) -> int:
+    """Context margin: enough for the U-Net's receptive field at the deepest level, stride-aligned."""
+    return max(64, 2 * stride)
+
+
+def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_path: str | None,
+                 device: torch.device, reporter: Reporter | None = None, core: int = 512,
+                 batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED) -> None:
+    """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF)."""
+    reporter = reporter or Reporter("none")
+    outputs = [p for p in (out_path, confidence_path) if p]
+    for p in outputs:
+        check_writable(p)
+    with open_image(image_path) as ds:
+        if ds.count != model.bands:
+            raise InputError(f"Image {image_path} has {ds.count} band(s) but the model was trained on "
+                             f"{model.bands}; use an image with the same bands or retrain the model.",
+                             "band_mismatch")
+        nets = model.networks(device)
+        stride = nets[0].stride
+        halo = pick_halo(stride)
+        core = max(stride, core // stride * stride)
+        batch = batch or (16 if device.type == "cuda" else 2)
+        cores = core_windows(ds.height, ds.width, core)
+        profile = {"driver": "GTiff", "width": ds.width, "height": ds.height, "count": 1,
+                   "crs": ds.crs, "transform": ds.transform, "tiled": True, "blockxsize": 256,
+                   "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+        parts = {p: partial_path(p) for p in outputs}
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=64):
+                dst = rasterio.open(parts[out_path], "w", dtype="uint8", nodata=0, **profile)
+                cdst = (rasterio.open(parts[confidence_path], "w", dtype="float32", nodata=-1.0,
+                                      predictor=3, **profile) if confidence_path else None)
+                try:
+                    reporter.stage("predict", len(cores), message=f"{ds.width}×{ds.height} px, "
+                                   f"{len(cores)} block(s) on {device}")
+                    read = lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w)  # noqa: E731
+                    for i, ((r, c, h, w), cls, conf, valid) in enumerate(
+                            run_windows(nets, read, cores, halo, stride, device, batch, cancel), start=1):
+                        win = rasterio.windows.Window(c, r, w, h)
+                        dst.write(np.where(valid, cls, 0).astype(np.uint8), 1, window=win)
+                        if cdst is not None:
+                            cdst.write(np.where(valid, conf, -1.0).astype(np.float32), 1, window=win)
+                        if i % max(1, len(cores) // 100) == 0 or i == len(cores):
+                            reporter.progress("predict", i, len(cores))
+                finally:
+                    dst.close()
+                    if cdst is not None:
+                        cdst.close()
+            write_class_table(parts[out_path], model.classes, zero_name="no data")
+            for p in outputs:
+                os.replace(parts[p], p)
+                if os.path.exists(parts[p] + ".aux.xml"):
+                    os.replace(parts[p] + ".aux.xml", p + ".aux.xml")
+        finally:
+            for part in parts.values():
+                for f in (part, part + ".aux.xml"):
+                    if os.path.exists(f):
+                        os.remove(f)
+    for kind, p in (("prediction", out_path), ("confidence", confidence_path)):
+        if p:
+            reporter.emit("artifact", kind=kind, path=os.path.abspath(p))
+
+
+def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, core: int = 256,
+                  windows=None) -> tuple[np.ndarray, np.ndarray]:
+    """Classes (uint8, 0 = invalid) and confidence for an in-memory (C, H, W) block."""
+    _, h, w = x.shape
+    stride = nets[0].stride
+    halo = pick_halo(stride)
+
+    def read(r, c, hh, ww):
+        xb = np.zeros((x.shape[0], hh, ww), np.float32)
+        vb = np.zeros((hh, ww), bool)
+        r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + hh, h), min(c + ww, w)
+        xb[:, r0 - r:r1 - r, c0 - c:c1 - c] = x[:, r0:r1, c0:c1]
+        vb[r0 - r:r1 - r, c0 - c:c1 - c] = valid[r0:r1, c0:c1]
+        return xb, vb
+
+    cls_out = np.zeros((h, w), np.uint8)
+    conf_out = np.zeros((h, w), np.float32)
+    core = max(stride, core // stride * stride)
+    for (r, c, hh, ww), cls, conf, v in run_windows(nets, read, windows or core_windows(h, w, core),
+                                                    halo, stride, device):
+        cls_out[r:r + hh, c:c + ww] = np.where(v, cls, 0)
+        conf_out[r:r + hh, c:c + ww] = conf
+    return cls_out, conf_out

@@ -1,0 +1,125 @@
+"""Reading images through rasterio windows: validation, nodata masks and band normalisation.
+
+Nothing here reads a whole raster at once unless asked to: prediction and statistics work window by
+window, so memory stays bounded however large the raster is.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from engine.errors import InputError
+
+SUPPORTED_DTYPES = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
+
+
+@dataclass
+class BandStats:
+    """Per-band robust range: ``(x - low) / (high - low)`` maps most pixels into [0, 1]."""
+
+    low: np.ndarray  # (C,) float32, 2nd percentile
+    high: np.ndarray  # (C,) float32, 98th percentile
+
+    def to_dict(self) -> dict:
+        return {"low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BandStats:
+        return cls(np.asarray(d["low"], np.float32), np.asarray(d["high"], np.float32))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Normalise a (C, H, W) block in place-friendly float32; outliers are softly clipped."""
+        scale = np.maximum(self.high - self.low, 1e-6)
+        y = (x.astype(np.float32) - self.low[:, None, None]) / scale[:, None, None]
+        return np.clip(y, -1.0, 2.0, out=y)
+
+
+def open_image(path: str) -> rasterio.io.DatasetReader:
+    """Open ``path`` as a raster, or raise one clear sentence saying why it cannot be used."""
+    if not os.path.exists(path):
+        raise InputError(f"Image {path} does not exist; check the path.", "image_not_found")
+    try:
+        ds = rasterio.open(path)
+    except (RasterioIOError, OSError) as e:
+        raise InputError(
+            f"Image {path} is not a raster GDAL can read; give a GeoTIFF or another GDAL raster format.",
+            "image_unreadable",
+        ) from e
+    if ds.count < 1 or ds.width < 1 or ds.height < 1:
+        ds.close()
+        raise InputError(f"Image {path} has no pixel bands; give a raster with at least one band.",
+                         "image_unreadable")
+    if ds.dtypes[0] not in SUPPORTED_DTYPES:
+        ds.close()
+        raise InputError(f"Image {path} has pixel type {ds.dtypes[0]}, which SemiSeg cannot use; "
+                         "convert it to uint8, uint16, int16 or float32.", "image_dtype")
+    return ds
+
+
+def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read a (C, height, width) block whose top-left is (row, col); parts outside the raster are 0.
+
+    Returns the raw pixel values as float32 and a validity mask (False for nodata, NaN and outside).
+    """
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
+    x = np.zeros((ds.count, height, width), np.float32)
+    valid = np.zeros((height, width), bool)
+    if r1 <= r0 or c1 <= c0:
+        return x, valid
+    win = Window(c0, r0, c1 - c0, r1 - r0)
+    data = ds.read(window=win).astype(np.float32, copy=False)
+    masks = ds.read_masks(window=win)
+    ok = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
+    data = np.where(ok[None], data, 0.0)
+    x[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
+    valid[r0 - row:r1 - row, c0 - col:c1 - col] = ok
+    return x, valid
+
+
+def sample_windows(height: int, width: int, size: int, count: int, rng: np.random.Generator):
+    """Up to ``count`` random (row, col) origins of size×size windows covering the raster."""
+    if height <= size and width <= size:
+        return [(0, 0)]
+    rows = rng.integers(0, max(height - size, 0) + 1, count)
+    cols = rng.integers(0, max(width - size, 0) + 1, count)
+    return list(zip(rows.tolist(), cols.tolist(), strict=False))
+
+
+def compute_band_stats(ds, path: str = "", max_pixels: int = 2_000_000, seed: int = 0) -> BandStats:
+    """Robust per-band percentiles (2, 98) from a random sample of windows (bounded memory)."""
+    rng = np.random.default_rng(seed)
+    size = 256
+    n_windows = max(1, min(256, max_pixels // (size * size)))
+    samples = []
+    for r, c in sample_windows(ds.height, ds.width, size, n_windows, rng):
+        x, valid = read_block(ds, r, c, min(size, ds.height), min(size, ds.width))
+        if valid.any():
+            samples.append(x[:, valid])
+    if not samples:
+        raise InputError(f"Image {path or ds.name} has no valid pixels (everything is nodata); "
+                         "check its nodata value.", "image_all_nodata")
+    s = np.concatenate(samples, axis=1)
+    if s.shape[1] > max_pixels:
+        s = s[:, rng.choice(s.shape[1], max_pixels, replace=False)]
+    low = np.percentile(s, 2, axis=1).astype(np.float32)
+    high = np.percentile(s, 98, axis=1).astype(np.float32)
+    flat = high - low < 1e-6  # constant band: fall back to its full range so it does not blow up
+    if flat.any():
+        low[flat] = s[flat].min(axis=1)
+        high[flat] = np.maximum(s[flat].max(axis=1), low[flat] + 1.0)
+    return BandStats(low, high)
+
+
+def read_normalised(ds, stats: BandStats, row: int, col: int, height: int, width: int):
+    """A normalised (C, h, w) float32 block and its validity mask; invalid pixels are 0."""
+    x, valid = read_block(ds, row, col, height, width)
+    y = stats.apply(x)
+    y[:, ~valid] = 0.0
+    return y, valid

@@ -1,0 +1,72 @@
+"""Process-wide concerns: device choice, CPU threads, cancellation by signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import torch
+
+from engine.errors import Cancelled, InputError
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU (using every core)."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError("CUDA was asked for (--device cuda) but this Python's torch sees no CUDA GPU; "
+                             "use --device cpu or auto.", "device_unavailable")
+        idx = int(name.split(":")[1]) if ":" in name else 0
+        if idx >= torch.cuda.device_count():
+            raise InputError(f"--device {name} does not exist: this machine has {torch.cuda.device_count()} "
+                             "CUDA device(s); pick cuda:0 or auto.", "device_unavailable")
+    elif name == "mps":
+        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+            raise InputError("MPS was asked for (--device mps) but is not available here; use --device cpu "
+                             "or auto.", "device_unavailable")
+    elif name != "cpu":
+        raise InputError(f"Unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps.", "device_unknown")
+    if name == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return torch.device(name)
+
+
+def list_devices() -> list[dict]:
+    """Devices this engine can use, for the plugin's device picker."""
+    devs = [{"id": "cpu", "name": f"CPU ({os.cpu_count()} cores)"}]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            devs.append({"id": f"cuda:{i}", "name": p.name, "memory_gb": round(p.total_memory / 2**30, 1)})
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devs.append({"id": "mps", "name": "Apple GPU (MPS)"})
+    return devs
+
+
+class CancelToken:
+    """Set by SIGTERM/SIGINT; long loops call ``check()`` and unwind, removing partial outputs."""
+
+    def __init__(self):
+        self.cancelled = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame) -> None:  # noqa: ARG002
+        self.cancelled = True
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise Cancelled("Cancelled; no output was written.")
+
+
+NEVER_CANCELLED = CancelToken()

@@ -1,0 +1,132 @@
+"""The shared training loop: schedule, validation, best checkpoint, progress and cancel.
+
+A method (supervised, icnet, ...) is a small class with ``train_step`` and ``ensemble``; everything
+around a step lives here once, so each method reads as one page.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.config import TrainConfig
+from engine.data import Chip, TileSampler
+from engine.metrics import confusion, scores
+from engine.predict import predict_array
+from engine.progress import Reporter
+from engine.runtime import NEVER_CANCELLED, CancelToken
+
+
+@dataclass
+class TrainData:
+    """What every method trains from."""
+
+    chips: list[Chip]
+    sampler: TileSampler
+    num_classes: int
+    bands: int
+    class_names: list[str]
+
+    @property
+    def val_chips(self) -> list[Chip]:
+        return [c for c in self.chips if c.val.any()]
+
+
+def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
+    """Polynomial decay from ``base`` to 0 over ``total`` steps."""
+    return base * (1 - (step - 1) / total) ** power
+
+
+def sparse_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over labeled pixels only (label 0 = unlabeled is ignored)."""
+    target = labels.long() - 1  # classes 1..K -> 0..K-1, unlabeled -> -1
+    if (target >= 0).sum() == 0:
+        return logits.sum() * 0.0
+    return nn.functional.cross_entropy(logits, target, ignore_index=-1)
+
+
+def to_batch(arrays, device: torch.device):
+    return [torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays]
+
+
+def snapshot(nets: list[nn.Module]) -> list[dict]:
+    return [{k: v.detach().clone().cpu() for k, v in n.state_dict().items()} for n in nets]
+
+
+def evaluate_chips(nets: list[nn.Module], chips: list[Chip], num_classes: int, device: torch.device,
+                   names: list[str], cell: int = 128) -> dict:
+    """Scores on the validation pixels, predicting only the cells that hold some."""
+    was_training = [n.training for n in nets]
+    for n in nets:
+        n.eval()
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    for chip in chips:
+        h, w = chip.val.shape
+        cells = [(r, c, min(cell, h - r), min(cell, w - c)) for r in range(0, h, cell)
+                 for c in range(0, w, cell) if chip.val[r:r + cell, c:c + cell].any()]
+        pred, _ = predict_array(nets, chip.x, chip.valid, device, windows=cells)
+        cm += confusion(chip.val, pred, num_classes)
+    for n, t in zip(nets, was_training, strict=False):
+        n.train(t)
+    return scores(cm, names)
+
+
+class Method:
+    """Interface of a training method; see methods/supervised.py for the smallest one."""
+
+    name = "method"
+
+    def __init__(self, cfg: TrainConfig, data: TrainData, device: torch.device):
+        self.cfg, self.data, self.device = cfg, data, device
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, step: int, total: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def ensemble(self) -> list[nn.Module]:
+        """Networks whose mean softmax is the prediction (saved in the model file)."""
+        raise NotImplementedError
+
+
+def fit(method: Method, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLED) -> tuple[list[dict], dict]:
+    """Train for ``cfg.steps`` steps; return the best members' weights and the training metrics."""
+    cfg, data = method.cfg, method.data
+    total = cfg.steps
+    has_val = bool(data.val_chips)
+    best_state, best_scores, best_step = None, None, 0
+    reporter.stage(method.name, total, message=f"training {total} steps on {method.device}")
+    t0 = time.monotonic()
+    report_every = max(1, min(10, total // 50))
+    for step in range(1, total + 1):
+        cancel.check()
+        lr = poly_lr(cfg.lr, step, total)
+        for opt in method.optimizers():
+            for g in opt.param_groups:
+                g["lr"] = lr * g.get("lr_scale", 1.0)
+        logs = method.train_step(step, total)
+        if not all(math.isfinite(v) for v in logs.values()):
+            reporter.warning(f"non-finite loss at step {step}; skipping it", "nonfinite_loss")
+        if step % report_every == 0 or step == total:
+            reporter.progress(method.name, step, total, lr=round(lr, 6),
+                              **{k: round(float(v), 4) for k, v in logs.items()})
+        if has_val and (step % cfg.val_every == 0 or step == total):
+            s = evaluate_chips(method.ensemble(), data.val_chips, data.num_classes, method.device,
+                               data.class_names)
+            reporter.emit("metric", step=step, val_miou=s["miou"], val_oa=s["oa"], val_kappa=s["kappa"])
+            if best_scores is None or s["miou"] >= best_scores["miou"]:  # ties: the later, more trained model
+                best_state, best_scores, best_step = snapshot(method.ensemble()), s, step
+    if best_state is None:
+        best_state, best_step = snapshot(method.ensemble()), total
+    seconds = time.monotonic() - t0
+    metrics = {"train_seconds": round(seconds, 2), "steps": total, "best_step": best_step,
+               "steps_per_s": round(total / max(seconds, 1e-9), 3)}
+    if best_scores is not None:
+        metrics.update({f"val_{k}": v for k, v in best_scores.items()})
+    return best_state, metrics

@@ -43,31 +43,37 @@ def split_labels(labels: np.ndarray, fraction: float, seed: int, block: int = 32
     """
     train = labels.copy()
     val = np.zeros_like(labels)
-    if fraction <= 0:
+    if fraction <= 0 or not labels.any():
         return train, val
     rng = np.random.default_rng(seed)
-    h, w = labels.shape
-    blocks = (np.arange(h)[:, None] // block) * ((w + block - 1) // block) + np.arange(w)[None, :] // block
-    for c in [int(v) for v in np.unique(labels) if v > 0]:
-        mask = labels == c
+    # Work on the labels' bounding box only: scribbles on a huge raster stay cheap.
+    rows, cols = np.nonzero(labels)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    box = labels[r0:r1, c0:c1]
+    for c in [int(v) for v in np.unique(box) if v > 0]:
+        mask = box == c
         comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
-        if n < 3:  # split strokes into grid pieces
-            comp = np.where(mask, comp * (blocks.max() + 1) + blocks + 1, 0)
-        ids, sizes = np.unique(comp[mask], return_counts=True)
+        rr, cc = np.nonzero(mask)
+        unit = comp[rr, cc].astype(np.int64)
+        if n < 3:  # split strokes into grid pieces: (component, block row, block col)
+            unit = (unit * 100_003 + rr // block) * 100_003 + cc // block
+        ids, inverse, sizes = np.unique(unit, return_inverse=True, return_counts=True)
         if len(ids) < 2:
             continue
-        target = fraction * mask.sum()
+        target = fraction * len(rr)
         held, got = [], 0
         for j in rng.permutation(len(ids)):
             if got >= target or len(held) == len(ids) - 1:
                 break
-            if got + sizes[j] > 2 * target and got > 0:
+            if got + sizes[j] > 1.5 * target:  # would overshoot: try a smaller unit
                 continue
-            held.append(ids[j])
+            held.append(j)
             got += sizes[j]
-        sel = np.isin(comp, held) & mask
-        val[sel] = c
-        train[sel] = 0
+        if not held:  # every unit is large: hold out the smallest one
+            held = [int(np.argmin(sizes))]
+        pick = np.isin(inverse, held)
+        val[rr[pick] + r0, cc[pick] + c0] = c
+        train[rr[pick] + r0, cc[pick] + c0] = 0
     return train, val
 
 

@@ -6,6 +6,8 @@ input resolution. Input sides must be multiples of ``net.stride`` (prediction pa
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,16 +62,39 @@ class UNetEncoder(nn.Module):
         return feats
 
 
-class ResNetEncoder(nn.Module):
-    """torchvision ResNet trunk; conv1 rebuilt for the band count. Random init (no download ever)."""
+def cached_imagenet_weights(depth: str) -> str | None:
+    """Path of torchvision's ImageNet checkpoint for ``depth`` if it is already in the local torch
+    cache. Never downloads: SemiSeg must work offline, so these weights are a bonus, not a need."""
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    if not os.path.isdir(folder):
+        return None
+    hits = sorted(f for f in os.listdir(folder) if f.startswith(f"{depth}-") and f.endswith(".pth"))
+    return os.path.join(folder, hits[0]) if hits else None
 
-    def __init__(self, in_channels: int, depth: str):
+
+class ResNetEncoder(nn.Module):
+    """torchvision ResNet trunk; conv1 rebuilt for the band count.
+
+    With ``imagenet=True`` and the checkpoint in the local cache, starts from ImageNet weights; for a
+    band count other than 3, conv1's filters are the mean RGB filter repeated per band (scaled by
+    3/C so activations keep their size). Otherwise random init.
+    """
+
+    def __init__(self, in_channels: int, depth: str, imagenet: bool = False):
         super().__init__()
         import torchvision  # noqa: PLC0415  (only needed for this architecture)
 
         net = getattr(torchvision.models, depth)(weights=None)
+        ckpt = cached_imagenet_weights(depth) if imagenet else None
+        if ckpt:
+            net.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
         if in_channels != 3:
+            rgb = net.conv1.weight.data
             net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+            if ckpt:
+                mean = rgb.mean(dim=1, keepdim=True) * (3.0 / in_channels)
+                net.conv1.weight.data.copy_(mean.repeat(1, in_channels, 1, 1))
+        self.imagenet = bool(ckpt)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
         self.pool = net.maxpool
         self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
@@ -88,14 +113,14 @@ class ResNetEncoder(nn.Module):
 class SegNet(nn.Module):
     """Encoder + decoder + 1×1 classifier, logits at input resolution."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, imagenet: bool = False):
         super().__init__()
         if cfg.arch == "unet":
             self.encoder = UNetEncoder(cfg.in_channels, cfg.widths)
             dec = list(reversed(cfg.widths[:-1]))
             self.stride = 2 ** (len(cfg.widths) - 1)
         else:
-            self.encoder = ResNetEncoder(cfg.in_channels, cfg.arch)
+            self.encoder = ResNetEncoder(cfg.in_channels, cfg.arch, imagenet)
             dec = [256, 128, 64, 64]
             self.stride = 32
         self.decoder = Decoder(self.encoder.widths, dec)
@@ -112,5 +137,6 @@ class SegNet(nn.Module):
         return self.head(self.features(x))
 
 
-def build_model(cfg: ModelConfig) -> SegNet:
-    return SegNet(cfg)
+def build_model(cfg: ModelConfig, imagenet: bool = False) -> SegNet:
+    """A fresh network; ``imagenet`` asks for cached ImageNet weights (ResNet encoders only)."""
+    return SegNet(cfg, imagenet)

@@ -1,25 +1,22 @@
 """The QGIS entry of SemiSeg: one menu + toolbar action, and the Processing hook.
 
 This module only wires the plugin into the QGIS interface. The dock, the tasks that run the engine and
-the Processing algorithms live under ``ui/`` and are imported lazily, when first used, so that loading
-the plugin costs nothing. The plugin side never imports torch, rasterio or numpy: the engine runs as a
-child process (``python -m engine ...``).
+the Processing algorithms live under ``ui/``; the dock is imported and built when the action is first
+used, so loading the plugin costs nothing. The plugin side never imports torch, rasterio or numpy: the
+engine runs as a child process (``python -m engine ...``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import Qgis
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 PLUGIN_NAME = "SemiSeg"
 MENU_NAME = "&SemiSeg"
 ICON_PATH = Path(__file__).resolve().parent / "resources" / "icons" / "semiseg.svg"
-
-# Shown until the dock exists; the engine CLI already does the whole job.
-DOCK_PENDING_MESSAGE = "the dock arrives in the next release; use `python -m engine run` meanwhile."
 
 
 class SemiSegPlugin:
@@ -28,13 +25,22 @@ class SemiSegPlugin:
     def __init__(self, iface) -> None:
         self.iface = iface
         self.action: QAction | None = None
+        self.dock = None  # ui.dock.SemiSegDock, built on first use
+        self.provider = None  # ui.processing.provider.SemiSegProvider, once registered
 
     def initProcessing(self) -> None:
-        """Register the Processing provider.
+        """Register the Processing provider (QGIS calls this alone for ``qgis_process``, then initGui)."""
+        if self.provider is not None:
+            return
+        from qgis.core import QgsApplication  # noqa: PLC0415
 
-        A no-op for now: the provider (``ui/processing/provider.py``) arrives with the Processing issue,
-        and this method will add it to ``QgsApplication.processingRegistry()``.
-        """
+        from .ui.processing.provider import SemiSegProvider  # noqa: PLC0415
+
+        registry = QgsApplication.processingRegistry()
+        if registry.providerById(SemiSegProvider.ID) is not None:
+            return  # another copy of the plugin registered it; a duplicate would be deleted by QGIS
+        self.provider = SemiSegProvider()
+        registry.addProvider(self.provider)
 
     def initGui(self) -> None:
         """Create the action and put it in the Plugins menu and on the plugins toolbar."""
@@ -47,7 +53,17 @@ class SemiSegPlugin:
         self.initProcessing()
 
     def unload(self) -> None:
-        """Remove everything ``initGui`` added."""
+        """Remove everything ``initGui`` and the dock added (stopping a running engine)."""
+        if self.provider is not None:
+            from qgis.core import QgsApplication  # noqa: PLC0415
+
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        if self.dock is not None:
+            self.dock.close_down()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
         if self.action is None:
             return
         self.iface.removePluginMenu(MENU_NAME, self.action)
@@ -58,4 +74,10 @@ class SemiSegPlugin:
 
     def open_dock(self) -> None:
         """Show the SemiSeg dock (created on first use)."""
-        self.iface.messageBar().pushMessage(PLUGIN_NAME, DOCK_PENDING_MESSAGE, Qgis.Info, 10)
+        if self.dock is None:
+            from .ui.dock import SemiSegDock  # noqa: PLC0415  (lazy: loading the plugin stays cheap)
+
+            self.dock = SemiSegDock(self.iface, self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.dock.show()
+        self.dock.raise_()

@@ -169,7 +169,7 @@ def scores(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> dict:
     pe = float((support * predicted).sum()) / float(n) ** 2
     kappa = (oa - pe) / (1 - pe) if pe < 1 else 0.0
     return {"oa": float(oa), "miou": float(iou[present].mean()), "kappa": float(kappa),
-            "per_class_iou": [float(v) if s else None for v, s in zip(iou, present)],
+            "per_class_iou": [float(v) if s else None for v, s in zip(iou, present, strict=True)],
             "n_eval": int(n)}
 
 
@@ -237,16 +237,27 @@ def engine_evaluate(python: str, pred: str, truth: str) -> dict | None:
                           cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout)[-1000:], "rc": proc.returncode}
+    return _parse_json(proc.stdout)
+
+
+def _parse_json(text: str) -> dict:
+    """The JSON object a command printed (tolerates log lines before it)."""
     try:
-        return json.loads(proc.stdout)
+        obj = json.loads(text)
+        if isinstance(obj, dict):
+            return obj
     except ValueError:
-        # tolerate log lines before the JSON: take the last line that parses
-        for line in reversed(proc.stdout.strip().splitlines()):
-            try:
-                return json.loads(line)
-            except ValueError:
-                continue
-        return {"error": "evaluate printed no JSON: " + proc.stdout[-500:]}
+        pass
+    start = text.find("{")
+    while start >= 0:
+        try:
+            obj = json.loads(text[start:])
+            if isinstance(obj, dict):
+                return obj
+        except ValueError:
+            pass
+        start = text.find("{", start + 1)
+    return {"error": "printed no JSON object: " + text[-500:]}
 
 
 def engine_available(python: str) -> bool:
@@ -271,7 +282,7 @@ def summarise(records: list[dict]) -> list[dict]:
         rs = rows[key]
         ok = [r for r in rs if r.get("ok") and "oa" in r]
 
-        def ms(name):
+        def ms(name, ok=ok):
             v = np.array([r[name] for r in ok], float)
             if len(v) == 0:
                 return float("nan"), float("nan")
@@ -351,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="rf,supervised",
                     help="comma-separated: rf and/or engine methods (supervised, icnet, inpaint, ...)")
     ap.add_argument("--variant", action="append",
-                    help='extra row "LABEL=METHOD [ENGINE FLAGS]", e.g. "icnet-ref=icnet --icnet-mode reference"')
+                    help='extra row "LABEL=METHOD [ENGINE FLAGS]", '
+                         'e.g. "icnet-ref=icnet --icnet-mode reference"')
     ap.add_argument("--k", type=int, nargs="+", default=[5, 10])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--preset", default="fast")
@@ -415,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 rec = {"label": v["label"], "method": v["method"], "k": k, "seed": seed,
                        "n_train": int((labels > 0).sum()), "extra": v["extra"],
                        "preset": args.preset if v["method"] != "rf" else None}
+                rec["loadavg_before"] = os.getloadavg()[0]
                 if v["method"] == "rf":
                     rec.update(run_rf(image, labels, seed, out_dir))
                     rec["command"] = "in-process RandomForestClassifier(n_estimators=500, n_jobs=-1)"
@@ -439,12 +452,14 @@ def main(argv: list[str] | None = None) -> int:
                                 rec["crosscheck_max_abs_diff"] = float(max(d_oa, d_miou))
                 elif rec["ok"]:
                     rec.update(ok=False, error_tail="no prediction.tif written")
+                rec["loadavg_after"] = os.getloadavg()[0]
                 rec["pred_path"] = os.path.relpath(rec["pred_path"], REPO)
                 msg = (f"OA {rec['oa']:.3f} mIoU {rec['miou']:.3f}" if rec.get("ok") and "oa" in rec
                        else f"FAILED rc={rec.get('rc')}: {rec.get('error_tail', '')[-300:]}")
                 cc = rec.get("crosscheck_max_abs_diff")
                 cc_msg = "" if cc is None else f" (engine evaluate diff {cc:.2g})"
-                print(f"[{v['label']} k={k} seed={seed}] {msg}  wall {rec['wall_s']:.1f}s{cc_msg}", flush=True)
+                print(f"[{v['label']} k={k} seed={seed}] {msg}  wall {rec['wall_s']:.1f}s{cc_msg}",
+                      flush=True)
                 records.append(rec)
 
     summary = summarise(records)
@@ -459,13 +474,18 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"Cross-check: `engine evaluate` on a truth raster with the training pixels zeroed "
                      f"agrees with the benchmark's own OA/mIoU to within {max(diffs):.1e} "
                      f"({len(diffs)} runs).")
+    loads = [r[k] for r in records for k in ("loadavg_before", "loadavg_after") if k in r]
+    if loads:
+        notes.append(f"1-min load average seen around the runs: {min(loads):.1f} to {max(loads):.1f} on "
+                     f"{os.cpu_count()} cores (a load above the core count means other processes shared the "
+                     "CPU and wall times are inflated).")
     failed = [r for r in records if not r.get("ok")]
     if failed:
         notes.append(f"{len(failed)} run(s) failed; see the JSON for the command and error.")
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "preset": args.preset, "seeds": args.seeds, "k": args.k,
-            "command": "python bench/indian_pines.py " + " ".join(shlex.quote(a) for a in
-                                                                  (argv if argv is not None else sys.argv[1:])),
+            "command": "python bench/indian_pines.py " + " ".join(
+                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
             "notes": notes, "python": platform.python_version()}
     md = markdown(summary, meta)
     with open(out_md, "w") as f:

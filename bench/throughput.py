@@ -90,7 +90,8 @@ class Scene:
     def classes(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """Class ids 1..K of the window rows r0:r1, cols c0:c1 (uint8)."""
         rows, cols = np.arange(r0, r1), np.arange(c0, c1)
-        field = sum(w * self._bilinear(g, rows, cols, cell) for g, cell, w in zip(self.grids, CELLS, WEIGHTS))
+        field = sum(w * self._bilinear(g, rows, cols, cell)
+                    for g, cell, w in zip(self.grids, CELLS, WEIGHTS, strict=True))
         return (np.argmax(field, axis=0) + 1).astype(np.uint8)
 
     def pixels(self, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -255,6 +256,7 @@ def run_measured(cmd: list[str], log_path: str, timeout: float | None = None,
     If ``on_line`` is given, stdout is read line by line and each line is passed with its arrival
     time (time.perf_counter()); stderr (and stdout otherwise) goes to ``log_path``.
     """
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE if on_line else log,
@@ -279,7 +281,8 @@ def run_measured(cmd: list[str], log_path: str, timeout: float | None = None,
     wall = time.perf_counter() - t0
     rec = {"rc": proc.returncode, "wall_s": wall,
            "peak_rss_mib": rusage.ru_maxrss / 1024.0,  # Linux: KiB
-           "user_s": rusage.ru_utime, "sys_s": rusage.ru_stime}
+           "user_s": rusage.ru_utime, "sys_s": rusage.ru_stime,
+           "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]}
     if proc.returncode != 0:
         with open(log_path, errors="replace") as f:
             rec["error_tail"] = f.read()[-2000:]
@@ -301,7 +304,8 @@ def train(python: str, size: int, model: str, seed: int, extra: list[str], timeo
            "--preset", "fast", "--seed", str(seed), "--out", model, "--progress", "jsonl", *extra]
     rec = run_measured(cmd, os.path.join(WORK, "train.log"), timeout, on_line)
     rec["command"] = _show(cmd, python)
-    prog = [(t, e) for t, e in events if e.get("event") == "progress" and isinstance(e.get("step"), (int, float))]
+    prog = [(t, e) for t, e in events
+            if e.get("event") == "progress" and isinstance(e.get("step"), int | float)]
     done = [e for _, e in events if e.get("event") == "done"]
     rec["n_progress_events"] = len(prog)
     if len(prog) >= 2:
@@ -331,7 +335,7 @@ def predict(python: str, size: int, model: str, out_dir: str, confidence: bool, 
     cmd = [python, "-m", "engine", "predict", "--model", model, "--image", image_path(size), "--out", pred]
     if confidence:
         cmd += ["--confidence", os.path.join(out_dir, f"conf_{size}.tif")]
-    cmd += extra
+    cmd += ["--progress", "none", *extra]
     rec = run_measured(cmd, os.path.join(out_dir, f"predict_{size}.log"), timeout)
     rec["command"] = _show(cmd, python)
     rec["size"] = size
@@ -353,15 +357,17 @@ def evaluate(python: str, pred: str, truth: str) -> dict | None:
                        cwd=REPO, env=_env(), capture_output=True, text=True)
     if p.returncode != 0:
         return {"error": (p.stderr or p.stdout)[-800:]}
-    for line in reversed(p.stdout.strip().splitlines()):
+    text = p.stdout
+    start = text.find("{")
+    while start >= 0:
         try:
-            return json.loads(line)
+            obj = json.loads(text[start:])
+            if isinstance(obj, dict):
+                return obj
         except ValueError:
-            continue
-    try:
-        return json.loads(p.stdout)
-    except ValueError:
-        return {"error": "no JSON from evaluate"}
+            pass
+        start = text.find("{", start + 1)
+    return {"error": "no JSON from evaluate"}
 
 
 def _show(cmd: list[str], python: str) -> str:
@@ -393,7 +399,8 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384])
-    ap.add_argument("--train-size", type=int, default=None, help="raster size to train on (default: smallest)")
+    ap.add_argument("--train-size", type=int, default=None,
+                    help="raster size to train on (default: smallest)")
     ap.add_argument("--out", default=os.path.join("bench", "results", "throughput.md"))
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--seed", type=int, default=0)
@@ -402,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retrain", action="store_true", help="train even if the model file exists")
     ap.add_argument("--train-args", default="", help="more flags for engine train (one string)")
     ap.add_argument("--predict-args", default="", help="more flags for engine predict (one string)")
-    ap.add_argument("--keep", action="store_true", help="keep prediction rasters larger than the training size")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep prediction rasters larger than the training size")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per engine child")
     args = ap.parse_args(argv)
 
@@ -427,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     train_rec = None
     if args.retrain or not os.path.exists(model):
         print("training (fast preset) ...", flush=True)
-        train_rec = train(args.python, train_size, model, args.seed, shlex.split(args.train_args), args.timeout)
+        train_rec = train(args.python, train_size, model, args.seed, shlex.split(args.train_args),
+                          args.timeout)
         print(f"  train: rc={train_rec['rc']} wall {train_rec['wall_s']:.1f}s "
               f"steps/s {train_rec.get('steps_per_s', float('nan')):.3f} "
               f"peak RSS {train_rec['peak_rss_mib']:.0f} MiB", flush=True)
@@ -443,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                 train_rec = json.load(f).get("train")
 
     base = baseline_rss(args.python, model)
-    print(f"  baseline (engine info): peak RSS {base['peak_rss_mib']:.0f} MiB, {base['wall_s']:.1f}s", flush=True)
+    print(f"  baseline (engine info): peak RSS {base['peak_rss_mib']:.0f} MiB, {base['wall_s']:.1f}s",
+          flush=True)
     preds = []
     for s in sizes:
         print(f"predict {s}x{s} ...", flush=True)
@@ -456,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
             ev = evaluate(args.python, rec["pred"], truth_path(s))
             rec["evaluate_vs_truth"] = ev
             if ev and "error" not in ev:
-                print(f"  sanity: OA {ev.get('oa', float('nan')):.3f} mIoU {ev.get('miou', float('nan')):.3f} "
+                print(f"  sanity: OA {ev.get('oa', float('nan')):.3f} "
+                      f"mIoU {ev.get('miou', float('nan')):.3f} "
                       "against the synthetic truth", flush=True)
         if rec["rc"] == 0 and s > train_size and not args.keep:
             for p in (rec["pred"], os.path.join(WORK, f"conf_{s}.tif")):
@@ -479,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Run {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}, CPU only. Synthetic "
         f"{N_BANDS}-band uint16 rasters ({N_CLASSES} classes), tiled {TILE} px, deflate. One model trained "
         f"once on the {train_size}² raster (`engine train --preset fast`), then `engine predict`"
-        f"{'' if args.no_confidence else ' --confidence'} in a fresh child process per size. Predict s = wall "
+        f"{'' if args.no_confidence else ' --confidence'} in a fresh child process per size. "
+        "Predict s = wall "
         "time of that child (interpreter start-up, torch import and model load included); peak RSS = "
         "`ru_maxrss` of that child from `os.wait4`.",
         "",
@@ -513,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     if ev and "error" not in ev:
         lines.append(f"Sanity: the {train_size}² prediction scores OA {ev.get('oa', float('nan')):.3f} / "
                      f"mIoU {ev.get('miou', float('nan')):.3f} against the synthetic truth.")
+    loads = [r[k] for r in preds + [base] + ([train_rec] if train_rec else [])
+             for k in ("loadavg_before", "loadavg_after") if k in r]
+    if loads:
+        lines.append(f"1-min load average around the runs: {min(loads):.1f} to {max(loads):.1f} on "
+                     f"{os.cpu_count()} "
+                     "cores (above the core count, other processes shared the CPU and times are inflated).")
     lines += ["", "Raster generation (once, window by window): " + ", ".join(
         f"{s}² {g['file_mib']:.0f} MiB on disk" + (f" in {g['seconds']:.0f} s" if g["seconds"] else "")
         for s, g in gen.items()) + ".", "",

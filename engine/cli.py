@@ -26,7 +26,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="label raster (uint8, 0 = unlabeled) or vector file (points/lines/polygons)")
     p.add_argument("--label-field", default=None, help="class field of vector labels (default: class)")
     p.add_argument("--unlabeled", nargs="*", default=[], help="more rasters (same bands) to learn from")
-    p.add_argument("--method", default="supervised", help="supervised (more methods as they land)")
+    p.add_argument("--method", default="supervised", help="supervised, icnet, inpaint or inpaint+icnet")
     p.add_argument("--preset", default="balanced", choices=sorted(PRESETS))
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--val-fraction", type=float, default=None,
@@ -38,6 +38,72 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--arch", default=None, choices=["unet", "resnet18", "resnet34", "resnet50"])
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
+    _add_icnet_options(p)
+    _add_inpaint_options(p)
+
+
+def _add_icnet_options(p: argparse.ArgumentParser) -> None:
+    """ICNet switches (config.ICNetConfig); each ``--no-X`` turns one improved-mode addition off."""
+    g = p.add_argument_group("icnet")
+    g.add_argument("--icnet-mode", default=None, choices=["reference", "improved"],
+                   help="reference: the released code's behaviour; improved (default): with the additions")
+    g.add_argument("--unlabeled-batch-size", type=int, default=None, help="unlabeled tiles per step")
+    g.add_argument("--conf-threshold", type=float, default=None, help="pseudo-label confidence threshold")
+    g.add_argument("--contrastive-weight", type=float, default=None)
+    g.add_argument("--rounds", type=int, default=None, help="iterative rounds (1 = no rounds)")
+    g.add_argument("--unsup-weight", type=float, default=None)
+    for flag, what in (("conf-mask", "confidence-masked pseudo-labels (plain argmax instead)"),
+                       ("class-adaptive", "per-class thresholds (one threshold for all classes)"),
+                       ("cutmix", "CutMix between unlabeled tiles"),
+                       ("contrastive", "the pixel contrastive loss"),
+                       ("rounds", "iterative rounds"),
+                       ("ensemble", "prediction from both teachers (teacher B alone)")):
+        g.add_argument(f"--no-{flag}", action="store_true", help=f"no {what}")
+
+
+def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
+    ic = cfg.icnet
+    if a.unlabeled_batch_size is not None:
+        cfg.unlabeled_batch_size = a.unlabeled_batch_size
+    for name in ("icnet_mode", "conf_threshold", "contrastive_weight", "rounds", "unsup_weight"):
+        if getattr(a, name) is not None:
+            setattr(ic, "mode" if name == "icnet_mode" else name, getattr(a, name))
+    ic.conf_mask &= not a.no_conf_mask
+    ic.class_adaptive &= not a.no_class_adaptive
+    ic.cutmix &= not a.no_cutmix
+    ic.ensemble &= not a.no_ensemble
+    if a.no_contrastive:
+        ic.contrastive_weight = 0.0
+    if a.no_rounds:
+        ic.rounds = 1
+
+
+def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> None:
+    """Inpainting switches (config.InpaintConfig) for train/run (``fine_tune``) and pretrain."""
+    g = p.add_argument_group("inpaint")
+    if fine_tune:
+        g.add_argument("--init", default=None,
+                       help="encoder file from `pretrain`: start from it instead of pretraining in this run")
+        g.add_argument("--ssim-weight", type=float, default=None,
+                       help="weight of the SSIM loss next to cross-entropy (0 = cross-entropy only)")
+    g.add_argument("--pretrain-steps", type=int, default=None, help="inpainter steps of the pretraining")
+    g.add_argument("--no-instructor", action="store_true",
+                   help="erase random cells in every round (ablation of the adversarial instructor)")
+    g.add_argument("--debug-dir", default=None,
+                   help="write inpainting_rounds.png there: tiles | erasure masks | restorations per round")
+
+
+def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
+    ip = cfg.inpaint
+    if getattr(a, "init", None):
+        ip.init = a.init
+    if getattr(a, "ssim_weight", None) is not None:
+        ip.ssim_weight = a.ssim_weight
+    if a.pretrain_steps is not None:
+        ip.steps = a.pretrain_steps
+    if a.debug_dir:
+        ip.debug_dir = a.debug_dir
+    ip.instructor &= not a.no_instructor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from an image and sparse labels")
     _add_train_options(p)
     p.add_argument("--out", default="model.semiseg", help="model file to write")
+
+    p = sub.add_parser("pretrain", help="inpainting pretraining without labels: image(s) -> encoder file")
+    p.add_argument("--image", required=True, help="raster to learn from (any GDAL format, any band count)")
+    p.add_argument("--unlabeled", nargs="*", default=[], help="more rasters (same bands) to learn from")
+    p.add_argument("--out", required=True, help="encoder file to write (give it to train/run --init)")
+    p.add_argument("--preset", default="balanced", choices=sorted(PRESETS))
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arch", default=None, choices=["unet", "resnet18", "resnet34", "resnet50"])
+    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
+    _add_inpaint_options(p, fine_tune=False)
 
     p = sub.add_parser("predict", help="segment a raster with a trained model")
     p.add_argument("--model", required=True)
@@ -66,17 +143,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a prediction against a truth raster (JSON)")
     p.add_argument("--prediction", required=True)
     p.add_argument("--truth", required=True)
+    p.add_argument("--progress", default="none", choices=["jsonl", "none"],
+                   help="jsonl: the scores arrive in the `done` event instead of as printed JSON")
 
     p = sub.add_parser("info", help="describe a model file (JSON)")
     p.add_argument("--model", required=True)
+
+    p = sub.add_parser("export", help="write a model as ONNX for the Deepness QGIS plugin and ONNX runtimes")
+    p.add_argument("--model", required=True)
+    p.add_argument("--onnx", required=True, help="ONNX file to write")
+    p.add_argument("--tile-size", type=int, default=512, help="tile side Deepness uses (px; default 512)")
+    p.add_argument("--resolution", type=float, default=None,
+                   help="pixel size of the imagery the model expects, in cm/px (Deepness resamples to it)")
+    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
 
     sub.add_parser("devices", help="list usable devices (JSON)")
     return ap
 
 
 def _config(a: argparse.Namespace):
-    return make_config(a.preset, method=a.method, seed=a.seed, val_fraction=a.val_fraction,
-                       steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch)
+    cfg = make_config(a.preset, method=a.method, seed=a.seed, val_fraction=a.val_fraction,
+                      steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch)
+    _apply_icnet_options(cfg, a)
+    _apply_inpaint_options(cfg, a)
+    return cfg
 
 
 def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
@@ -85,6 +175,8 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
 
     if a.command == "evaluate":
         result = pipeline.evaluate(a.prediction, a.truth)
+        if rep.mode == "jsonl":
+            return result
         print(json.dumps(result, indent=2))
         return None
     if a.command == "info":
@@ -95,8 +187,21 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
 
         print(json.dumps(list_devices()))
         return None
+    if a.command == "export":
+        from engine.export import export_onnx  # noqa: PLC0415  (needs onnx; only loaded for export)
+
+        rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
+        result = export_onnx(modelfile.load(a.model), a.onnx, a.tile_size, a.resolution)
+        rep.emit("artifact", kind="onnx", path=result["onnx"])
+        return result
     device = choose_device(a.device)
     rep.emit("start", command=a.command, device=str(device), engine_version=__version__, pid=os.getpid())
+    if a.command == "pretrain":
+        cfg = make_config(a.preset, seed=a.seed, arch=a.arch)
+        _apply_inpaint_options(cfg, a)
+        metrics = pipeline.pretrain(a.image, a.out, cfg, device, rep, a.unlabeled, cancel)
+        rep.emit("artifact", kind="encoder", path=os.path.abspath(a.out))
+        return {"encoder": os.path.abspath(a.out), "metrics": metrics}
     if a.command == "train":
         from engine.io_out import check_writable  # noqa: PLC0415
 

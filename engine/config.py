@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Method = Literal["supervised", "icnet", "inpaint", "inpaint+icnet"]
-METHODS: tuple[str, ...] = ("supervised",)  # methods this engine build can train
+METHODS: tuple[str, ...] = ("supervised", "icnet", "inpaint", "inpaint+icnet")  # methods this engine build can train
 
 
 @dataclass
@@ -32,6 +32,73 @@ class ModelConfig:
 
 
 @dataclass
+class InpaintConfig:
+    """Self-supervised inpainting pretraining (stage 1) and its fine-tuning (stage 2); METHODS.md §2."""
+
+    # --- stage 1: adversarial inpainting on unlabeled tiles
+    steps: int = 1200  # inpainter optimisation steps (round 0 + all adversarial rounds)
+    rounds: int = 3  # adversarial rounds after round 0 (each: instructor phase, then inpainter phase)
+    warmup_fraction: float = 0.4  # share of the inpainter steps spent in round 0 (random cell masks)
+    instructor_steps: int = 40  # instructor steps per adversarial round (inpainter frozen)
+    tile_size: int = 64  # pretraining crop side, px (multiple of ``cell``)
+    batch_size: int = 8
+    cell: int = 16  # side of an erasable grid cell, px
+    erase_fraction: float = 0.25  # share of the tile area erased
+    margin: int = 1  # cells along the tile border never erased (context on every side)
+    erased_weight: float = 0.99  # L2 weight of erased pixels (visible pixels get 1 - this)
+    lr: float = 0.05  # inpainter SGD learning rate; halves at each adversarial round
+    momentum: float = 0.9
+    instructor_lr: float = 1e-3  # Adam; the reference's 1e-5 is for far longer schedules
+    instructor_width: int = 32  # channels of the instructor's first stage
+    latent: int = 100  # per-cell latent size of the instructor's variational head
+    kl_weight: float = 1e-6
+    soft_temperature: float = 0.1  # sigmoid temperature on standardised cell scores (instructor phase)
+    instructor: bool = True  # False: every round uses random cell masks (ablation)
+    # --- stage 2: fine-tuning
+    ssim_weight: float = 1.0  # weight of the patch SSIM loss next to cross-entropy (see methods/inpaint.py)
+    transfer_decoder: bool = True  # also start the segmentation decoder from the inpainting decoder
+    init: str = ""  # encoder file from `python -m engine pretrain`; empty: pretrain within the run
+    debug_dir: str = ""  # folder for the rounds picture (tiles | erasure masks | restorations)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InpaintConfig:
+        return cls(**{k: v for k, v in dict(d).items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+@dataclass
+class ICNetConfig:
+    """ICNet: two students, cross EMA teachers (METHODS.md §1). ``reference`` reproduces the released
+    code and ignores the switches below; ``improved`` (default) turns each addition on or off."""
+
+    mode: Literal["reference", "improved"] = "improved"
+    unsup_weight: float = 1.0  # weight of the pseudo-label loss next to the supervised loss
+    ema_cap: float = 0.999  # teacher decay: min(1 - 1/(t+1), ema_cap)
+    clip_value: float = 0.1  # gradient value clipping (0 = off)
+    # --- improved-mode switches
+    conf_mask: bool = True  # use only pseudo-labels whose teacher confidence passes the threshold
+    conf_threshold: float = 0.9  # confidence threshold (the base one when class_adaptive)
+    class_adaptive: bool = True  # per-class thresholds following the teacher's confidence per class
+    cutmix: bool = True  # CutMix between unlabeled tiles (image and pseudo-labels alike)
+    cutmix_p: float = 0.5  # probability that a tile gets a pasted box
+    contrastive_weight: float = 0.1  # pixel-to-prototype InfoNCE on a projection head (0 = off)
+    temperature: float = 0.1  # InfoNCE temperature
+    proj_dim: int = 32  # projection-head embedding size
+    rounds: int = 2  # iterative rounds: pseudo-label pool refreshed, weaker student re-seeded (1 = off)
+    ensemble: bool = True  # predict with both teachers' mean softmax (else teacher B alone)
+
+    def resolved(self) -> ICNetConfig:
+        """The settings a run actually uses: reference mode switches every addition off."""
+        if self.mode == "improved":
+            return self
+        return dataclasses.replace(self, conf_mask=False, class_adaptive=False, cutmix=False,
+                                   contrastive_weight=0.0, rounds=1, ensemble=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ICNetConfig:
+        return cls(**{k: v for k, v in dict(d).items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+@dataclass
 class TrainConfig:
     """Everything that decides how a model is trained. Defaults are the ``balanced`` preset."""
 
@@ -49,6 +116,8 @@ class TrainConfig:
     seed: int = 0
     memory_budget_mb: int = 1024  # image pixels held in RAM for training tiles
     unlabeled_batch_size: int = 8  # used by semi-supervised methods
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)  # inpaint, inpaint+icnet
+    icnet: ICNetConfig = field(default_factory=ICNetConfig)  # icnet, inpaint+icnet
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -59,6 +128,8 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         model = ModelConfig.from_dict(d.pop("model", {}))
+        d["inpaint"] = InpaintConfig.from_dict(d.get("inpaint", {}))
+        d["icnet"] = ICNetConfig.from_dict(d.get("icnet", {}))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(model=model, **{k: v for k, v in d.items() if k in known})
 

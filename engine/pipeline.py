@@ -22,6 +22,8 @@ from engine.methods import method_class
 from engine.metrics import confusion, scores
 from engine.modelfile import SavedModel
 from engine.predict import predict_file
+from engine.pretrain import load_encoder, pretrain_chips
+from engine.pretrain import pretrain as pretrain_job
 from engine.progress import Reporter
 from engine.raster import compute_band_stats, open_image
 from engine.runtime import NEVER_CANCELLED, CancelToken
@@ -34,10 +36,16 @@ def train(image: str, labels: str, cfg: TrainConfig, device: torch.device, repor
     method_cls = method_class(cfg.method)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
     with open_image(image) as ds:
         reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
                        f"{ds.count} band(s)")
-        stats = compute_band_stats(ds, image, seed=cfg.seed)
+        if enc is not None and enc.bands != ds.count:
+            raise InputError(f"Encoder {cfg.inpaint.init} was pretrained on {enc.bands} band(s) but {image} "
+                             f"has {ds.count}; pretrain on this image (python -m engine pretrain).",
+                             "band_mismatch")
+        # fine-tuning normalises with the statistics the encoder was pretrained with
+        stats = enc.band_stats if enc is not None else compute_band_stats(ds, image, seed=cfg.seed)
         lab = load_labels(labels, ds, label_field)
         counts = lab.counts()
         for i, n in enumerate(counts):
@@ -71,14 +79,46 @@ def train(image: str, labels: str, cfg: TrainConfig, device: torch.device, repor
     from engine.training import TrainData, fit  # noqa: PLC0415
 
     data = TrainData(chips, sampler, lab.num_classes, cfg.model.in_channels, lab.classes.names)
+    pretrain_seconds = None
+    if enc is None and hasattr(method_cls, "initialise"):  # stage 1 within the run, on the same chips
+        t0 = time.monotonic()
+        enc = pretrain_chips(chips, stats, cfg, device, reporter, cancel)
+        pretrain_seconds = round(time.monotonic() - t0, 2)
     method = method_cls(cfg, data, device)
+    if enc is not None:
+        method.initialise(enc)
     members, metrics = fit(method, reporter, cancel)
+    if enc is not None:
+        metrics["pretrain"] = {**enc.metrics, "seconds": pretrain_seconds,
+                               "from_file": os.path.basename(cfg.inpaint.init) or None}
     metrics["labeled_pixels"] = {n: int(c) for n, c in zip(lab.classes.names, counts, strict=False)}
     provenance = {"image": os.path.basename(image), "labels": os.path.basename(labels),
                   "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                  "engine_version": __version__, "torch": torch.__version__, "device": str(device),
+                  "engine_version": __version__, "torch": str(torch.__version__), "device": str(device),
                   "python": platform.python_version()}
     return SavedModel(cfg, lab.classes, stats, members, metrics, provenance)
+
+
+def _load_init(method_cls, cfg: TrainConfig):
+    """The encoder file named by ``cfg.inpaint.init`` (its architecture adopted), or None."""
+    if not cfg.inpaint.init:
+        return None
+    if not hasattr(method_cls, "initialise"):
+        raise InputError(f"--init needs a method that starts from a pretrained encoder (inpaint, "
+                         f"inpaint+icnet), not '{cfg.method}'.", "init_unsupported")
+    enc = load_encoder(cfg.inpaint.init)
+    cfg.model.arch, cfg.model.widths = enc.model.arch, tuple(enc.model.widths)
+    return enc
+
+
+def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, reporter: Reporter,
+             unlabeled: list[str] | None = None, cancel: CancelToken = NEVER_CANCELLED) -> dict:
+    """Inpainting pretraining on ``image`` (+ ``unlabeled``) without labels; writes the encoder file."""
+    check_writable(out)
+    t0 = time.monotonic()
+    metrics = pretrain_job(image, out, cfg, device, reporter, unlabeled, cancel)
+    metrics["seconds"] = round(time.monotonic() - t0, 2)
+    return metrics
 
 
 def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.device,

@@ -167,7 +167,7 @@ def make_preview(image: str | os.PathLike, labels: str | os.PathLike | None, pre
     title_h = 30 if title else 0
     swatch = 16
     # lay the legend out in as many lines as it needs
-    legend_items = [(n, c) for n, c in zip(table.names, table.colours)]
+    legend_items = list(zip(table.names, table.colours, strict=True))
     canvas_w = MARGIN + len(panels) * (cols + MARGIN)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     lines: list[list[tuple[str, tuple[int, int, int], int]]] = [[]]
@@ -268,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:15s} {p.stat().st_size / 1024:8.0f} KiB")
     print_metrics(metrics_path)
     if not a.preview_only:
-        print(f"demo took {wall:.0f} s. Look at {preview}, or open prediction.tif and confidence.tif in QGIS.")
+        print(f"demo took {wall:.0f} s. Look at {preview}, or open prediction.tif and confidence.tif "
+              "in QGIS.")
     else:
         print(f"preview redrawn: {preview}")
     return 0

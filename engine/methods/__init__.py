@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from engine.methods.icnet import ICNet
+from engine.methods.inpaint import Inpaint
+from engine.methods.inpaint_icnet import InpaintICNet
 from engine.methods.supervised import Supervised
 
-REGISTRY = {"supervised": Supervised}
+REGISTRY = {"supervised": Supervised, "icnet": ICNet, "inpaint": Inpaint, "inpaint+icnet": InpaintICNet}
 
 
 def method_class(name: str):

@@ -37,7 +37,7 @@ OUT_VECTOR = HERE / "landsat_rgb_labels.gpkg"
 CLASSES = [
     ("water", (31, 120, 180)),
     ("forest", (0, 100, 0)),
-    ("cropland", (150, 220, 60)),
+    ("crops/grass", (150, 220, 60)),
     ("bare soil", (200, 120, 60)),
     ("built-up", (230, 30, 140)),
 ]
@@ -48,24 +48,34 @@ STROKES: dict[str, list[tuple[int, list[tuple[int, int]]]]] = {
         (5, [(445, 200), (545, 150), (600, 100)]),  # open reservoir
         (5, [(470, 230), (500, 280)]),
         (5, [(480, 340), (520, 360)]),  # reservoir by the dam
-        (5, [(295, 20), (305, 80)]),  # reservoir arm, top
-        (3, [(262, 470), (266, 520), (268, 570)]),  # river below the dam
-        (3, [(120, 445), (148, 440)]),  # turbid lake, west
-        (3, [(82, 450), (77, 474)]),
+        (5, [(305, 58), (315, 80)]),  # reservoir arm, top
+        (3, [(254, 478), (253, 500), (253, 530), (258, 545), (264, 555)]),  # river below the dam
+        (3, [(32, 398), (46, 401)]),  # turbid lake, west (another colour of water)
+        (3, [(80, 434), (84, 444)]),
+        (3, [(52, 487), (55, 500)]),
+        (3, [(75, 530), (92, 532)]),
+        (3, [(134, 458), (130, 478)]),
+        (3, [(152, 444), (172, 446)]),
+        (5, [(190, 500), (210, 505)]),
+        (3, [(18, 283), (32, 292), (40, 308), (52, 324), (70, 333)]),  # lake, west (grey-green water)
     ],
     "forest": [
-        (5, [(420, 60), (465, 80)]),
+        (5, [(428, 64), (465, 80)]),
         (5, [(330, 150), (360, 180)]),
         (5, [(215, 135), (245, 160)]),
         (5, [(520, 410), (560, 420)]),
         (5, [(210, 370), (215, 420)]),
         (5, [(410, 380), (430, 410)]),
+        (5, [(190, 170), (215, 185)]),
+        (5, [(310, 185), (318, 205)]),
+        (3, [(358, 372), (368, 398)]),
     ],
-    "cropland": [
+    "crops/grass": [
         (5, [(20, 72), (42, 80)]),
         (5, [(555, 525), (590, 530)]),
         (5, [(385, 540), (410, 560)]),
         (3, [(526, 503), (542, 503)]),
+        (3, [(420, 22), (448, 46)]),
     ],
     "bare soil": [
         (5, [(130, 118), (155, 137)]),
@@ -73,6 +83,7 @@ STROKES: dict[str, list[tuple[int, list[tuple[int, int]]]]] = {
         (5, [(60, 88), (80, 100)]),
         (5, [(25, 165), (45, 172)]),
         (3, [(536, 545), (535, 565)]),
+        (3, [(5, 322), (20, 330)]),
     ],
     "built-up": [
         (5, [(125, 200), (150, 280)]),
@@ -80,14 +91,19 @@ STROKES: dict[str, list[tuple[int, list[tuple[int, int]]]]] = {
         (5, [(400, 460), (410, 485)]),
         (5, [(440, 460), (455, 480)]),
         (5, [(160, 410), (180, 420)]),
+        (5, [(8, 585), (35, 592)]),
+        (5, [(60, 588), (88, 590)]),
+        (5, [(5, 515), (20, 530)]),
+        (5, [(384, 575), (388, 620)]),
     ],
 }
 
 # Small blobs: class name -> list of (col, row, radius in pixels).
 BLOBS: dict[str, list[tuple[int, int, int]]] = {
-    "water": [],
+    "water": [(212, 57, 3)],  # a small pond
     "forest": [],
-    "cropland": [(30, 75, 5)],
+    "crops/grass": [(30, 75, 5), (25, 310, 4), (208, 211, 4), (82, 139, 3), (142, 89, 3), (291, 389, 4),
+                    (194, 45, 3)],
     "bare soil": [(140, 127, 6), (597, 500, 4), (548, 602, 5)],
     "built-up": [],
 }
@@ -157,15 +173,18 @@ def write_vector(profile: dict) -> None:
     srs = osr.SpatialReference()
     srs.ImportFromWkt(profile["crs"].to_wkt())
     ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(OUT_VECTOR))
-    layer = ds.CreateLayer("labels", srs, ogr.wkbUnknown)
+    layer = ds.CreateLayer("labels", srs, ogr.wkbUnknown, options=["SPATIAL_INDEX=NO"])
     layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
-    for name, _ in CLASSES:
+    layer.CreateField(ogr.FieldDefn("colour", ogr.OFTString))  # "#rrggbb", read by the engine
+    for name, colour in CLASSES:
+        hex_colour = "#{:02x}{:02x}{:02x}".format(*colour)
         for _, points in STROKES.get(name, []):
             geom = ogr.Geometry(ogr.wkbLineString)
             for c, r in points:
                 geom.AddPoint_2D(*xy(c, r))
             feat = ogr.Feature(layer.GetLayerDefn())
             feat.SetField("class", name)
+            feat.SetField("colour", hex_colour)
             feat.SetGeometry(geom)
             layer.CreateFeature(feat)
         for c, r, rad in BLOBS.get(name, []):
@@ -177,6 +196,7 @@ def write_vector(profile: dict) -> None:
             geom.AddGeometry(ring)
             feat = ogr.Feature(layer.GetLayerDefn())
             feat.SetField("class", name)
+            feat.SetField("colour", hex_colour)
             feat.SetGeometry(geom)
             layer.CreateFeature(feat)
     ds = None  # flush and close
@@ -190,7 +210,7 @@ def main() -> int:
     write_vector(profile)
     ids = _class_ids()
     for name, cid in ids.items():
-        print(f"{cid} {name:10s} {len(STROKES.get(name, []))} strokes, {len(BLOBS.get(name, []))} blobs, "
+        print(f"{cid} {name:11s} {len(STROKES.get(name, []))} strokes, {len(BLOBS.get(name, []))} blobs, "
               f"{int((labels == cid).sum())} px")
     print(f"labeled {int((labels > 0).sum())} of {labels.size} px; wrote {OUT_RASTER.name}, "
           f"{OUT_RASTER.name}.aux.xml, {OUT_VECTOR.name} ({os.path.getsize(OUT_VECTOR)} bytes)")

@@ -1,4 +1,4 @@
-"""The plugin loads in real QGIS (pytest-qgis): one "SemiSeg" action in, everything out on unload.
+"""The plugin loads in real QGIS (pytest-qgis): one "SemiSeg" action in, a dock on demand, all out on unload.
 
 The plugin folder is imported under the name it has once installed, ``semiseg``, exactly as QGIS does
 (a package whose ``classFactory`` is called with the interface).
@@ -6,7 +6,6 @@ The plugin folder is imported under the name it has once installed, ``semiseg``,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,31 +14,19 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from qgis.core import Qgis
+from plugin_helpers import REPO_ROOT, import_plugin_package
+from qgis.core import QgsApplication
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HEAVY_MODULES = ("torch", "torchvision", "rasterio", "numpy")
 
 
-def import_plugin_package(name: str = "semiseg"):
-    """Import the repo root as the package ``name`` (what QGIS does with the installed folder)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-    )
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[name] = package
-    spec.loader.exec_module(package)
-    return package
-
-
 class PluginsMenu:
-    """Stands in for QGIS's Plugins menu: pytest-qgis's interface stub keeps no menu entries."""
+    """Stands in for QGIS's Plugins menu and dock areas: pytest-qgis's interface stub tracks neither."""
 
     def __init__(self) -> None:
         self.entries: dict[str, list] = {}
         self.toolbar: list = []
+        self.docks: list = []
 
     def add(self, menu: str, action) -> None:
         self.entries.setdefault(menu, []).append(action)
@@ -53,12 +40,14 @@ class PluginsMenu:
 @pytest.fixture()
 def plugins_menu(qgis_iface):
     menu = PluginsMenu()
-    # The stub has no removePluginMenu at all (QGIS's real interface does), hence create=True.
+    # The stub has no removePluginMenu / removeDockWidget at all (QGIS's real interface does).
     with (
         mock.patch.object(qgis_iface, "addPluginToMenu", menu.add),
         mock.patch.object(qgis_iface, "removePluginMenu", menu.remove, create=True),
         mock.patch.object(qgis_iface, "addToolBarIcon", menu.toolbar.append),
         mock.patch.object(qgis_iface, "removeToolBarIcon", menu.toolbar.remove),
+        mock.patch.object(qgis_iface, "addDockWidget", lambda _area, dock: menu.docks.append(dock)),
+        mock.patch.object(qgis_iface, "removeDockWidget", menu.docks.remove, create=True),
     ):
         yield menu
 
@@ -88,10 +77,28 @@ def test_unload_removes_everything(qgis_iface, plugins_menu):
     plugin.unload()  # a second unload (QGIS reloading a half-loaded plugin) must not raise
 
 
-def test_action_tells_user_the_dock_is_coming(plugin, plugins_menu, qgis_iface):
-    plugins_menu.entries["&SemiSeg"][0].trigger()
-    messages = qgis_iface.messageBar().get_messages(Qgis.Info)
-    assert any("python -m engine run" in message for message in messages)
+def test_action_opens_one_dock(plugin, plugins_menu):
+    action = plugins_menu.entries["&SemiSeg"][0]
+    action.trigger()
+    action.trigger()  # a second click shows the same dock
+    assert len(plugins_menu.docks) == 1
+    dock = plugins_menu.docks[0]
+    assert dock.objectName() == "SemiSegDock" and not dock.isHidden()
+
+
+def test_unload_after_painting_leaves_no_dock_or_map_tool(qgis_iface, plugins_menu):
+    plugin = import_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.action.trigger()
+    dock = plugins_menu.docks[0]
+    canvas = qgis_iface.mapCanvas()
+    canvas.setMapTool(dock.tool)
+    items_with_tool = len(canvas.scene().items())
+    plugin.unload()
+    QgsApplication.processEvents()
+    assert plugins_menu.docks == [] and plugins_menu.entries == {}
+    assert canvas.mapTool() is None
+    assert len(canvas.scene().items()) == items_with_tool - 1  # the brush circle is gone
 
 
 # Run in a fresh interpreter: other tests in this session import torch and numpy, which would hide
@@ -100,6 +107,7 @@ LOAD_SCRIPT = r"""
 import importlib.util, json, sys
 from unittest import mock
 from qgis.core import QgsApplication
+from qgis.gui import QgsMapCanvas
 from qgis.PyQt.QtWidgets import QMainWindow
 
 app = QgsApplication([], True)
@@ -117,9 +125,10 @@ spec.loader.exec_module(package)
 iface = mock.MagicMock()
 window = QMainWindow()
 iface.mainWindow.return_value = window
+iface.mapCanvas.return_value = QgsMapCanvas(window)
 plugin = package.classFactory(iface)
 plugin.initGui()
-plugin.action.trigger()
+plugin.action.trigger()  # builds the dock: every widget module, the paint tool, the task module
 plugin.unload()
 after = {name: name in sys.modules for name in HEAVY_MODULES}
 print(json.dumps({"before": before, "after": after}))

@@ -1,0 +1,169 @@
+"""The ``pretrain`` job and the encoder file it writes.
+
+Pretrain an image once (inpainting, no labels), then fine-tune from the saved encoder each time the
+analyst adds labels: ``python -m engine pretrain --image IMG --out ENC`` then
+``python -m engine train --method inpaint --init ENC ...``.
+
+The encoder file, like the ``.semiseg`` model file, is one torch file of tensors and plain values
+that loads with ``torch.load(weights_only=True)``: the inpainter's encoder (and decoder) weights, the
+band count and normalisation they were trained with, the model architecture and the pretraining
+config. Fine-tuning normalises its image with these band statistics, so the encoder sees the values
+it learnt from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine import __version__
+from engine.config import InpaintConfig, ModelConfig, TrainConfig
+from engine.data import Chip, TileSampler, build_chips
+from engine.errors import InputError
+from engine.inpainting import InpaintingPretrainer
+from engine.progress import Reporter
+from engine.raster import BandStats, compute_band_stats, open_image
+from engine.runtime import NEVER_CANCELLED, CancelToken
+
+FORMAT = "semiseg-encoder"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class EncoderFile:
+    """Pretrained weights for the segmentation network's encoder (and decoder)."""
+
+    model: ModelConfig  # architecture; in_channels = band count
+    band_stats: BandStats
+    encoder: dict  # state dict of SegNet.encoder
+    decoder: dict = field(default_factory=dict)  # state dict of SegNet.decoder (may be empty)
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)
+    metrics: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def bands(self) -> int:
+        return self.model.in_channels
+
+
+def save_encoder(enc: EncoderFile, path: str) -> None:
+    """Write atomically (a reader never sees half a file)."""
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
+               "model": enc.model.to_dict(), "bands": enc.bands, "band_stats": enc.band_stats.to_dict(),
+               "encoder": {k: v.detach().cpu() for k, v in enc.encoder.items()},
+               "decoder": {k: v.detach().cpu() for k, v in enc.decoder.items()},
+               "inpaint": dataclasses.asdict(enc.inpaint),
+               "metrics": enc.metrics, "provenance": enc.provenance}
+    tmp = f"{path}.part"
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_encoder(path: str) -> EncoderFile:
+    """Read an encoder file; anything else (a model file, a foreign or damaged file) is refused."""
+    if not os.path.exists(path):
+        raise InputError(f"Encoder {path} does not exist; make one with `python -m engine pretrain`.",
+                         "encoder_not_found")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            AttributeError, TypeError, KeyError, OSError) as e:
+        raise InputError(f"Encoder {path} is not a SemiSeg encoder file (damaged, or not made by SemiSeg) "
+                         "and was refused without running it; make one with `python -m engine pretrain`.",
+                         "encoder_invalid") from e
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        hint = (" (it is a trained model; give it to `predict`)" if isinstance(d, dict)
+                and d.get("format") == "semiseg-model" else "")
+        raise InputError(f"{path} is not a SemiSeg encoder file{hint}; make one with "
+                         "`python -m engine pretrain`.", "encoder_invalid")
+    if int(d.get("format_version", 0)) > FORMAT_VERSION:
+        raise InputError(f"Encoder {path} was made by a newer SemiSeg; update SemiSeg to use it.",
+                         "encoder_version")
+    try:
+        return EncoderFile(ModelConfig.from_dict(d["model"]), BandStats.from_dict(d["band_stats"]),
+                           dict(d["encoder"]), dict(d.get("decoder", {})),
+                           InpaintConfig.from_dict(d.get("inpaint", {})), dict(d.get("metrics", {})),
+                           dict(d.get("provenance", {})))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"Encoder {path} is incomplete or damaged; pretrain again.",
+                         "encoder_invalid") from e
+
+
+def pretrain_chips(chips: list[Chip], stats: BandStats, cfg: TrainConfig, device: torch.device,
+                   reporter: Reporter, cancel: CancelToken = NEVER_CANCELLED) -> EncoderFile:
+    """Run stage 1 on tiles drawn anywhere in ``chips``; ``cfg.model.in_channels`` must be set."""
+    sampler = TileSampler(chips, cfg.inpaint.tile_size, cfg.seed + 7919)  # its own tile stream
+    trainer = InpaintingPretrainer(cfg.model, cfg.inpaint, sampler, device, cfg.seed)
+    result = trainer.run(reporter, cancel)
+    model = ModelConfig.from_dict(cfg.model.to_dict())
+    return EncoderFile(model, stats, result.encoder, result.decoder, cfg.inpaint, result.metrics)
+
+
+def unlabeled_chips(paths: list[str], stats: BandStats | None, bands: int | None, budget_mb: int,
+                    seed: int) -> tuple[list[Chip], BandStats, int]:
+    """Label-free chips from rasters with the same bands; band stats from the first when not given."""
+    chips: list[Chip] = []
+    for i, path in enumerate(paths):
+        with open_image(path) as ds:
+            if bands is not None and ds.count != bands:
+                raise InputError(f"Image {path} has {ds.count} band(s) but {paths[0]} has {bands}; give "
+                                 "rasters with the same bands.", "band_mismatch")
+            if stats is None:
+                stats = compute_band_stats(ds, path, seed=seed)
+            bands = ds.count
+            z = np.zeros((ds.height, ds.width), np.uint8)
+            chips += build_chips(ds, stats, z, z, budget_mb if i == 0 else budget_mb // 2, seed)
+    return chips, stats, bands
+
+
+def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, reporter: Reporter,
+             unlabeled: list[str] | None = None, cancel: CancelToken = NEVER_CANCELLED) -> dict:
+    """The ``pretrain`` job: image(s) -> encoder file at ``out``; returns its metrics."""
+    reporter.stage("prepare", message=f"reading {os.path.basename(image)} (+{len(unlabeled or [])} more)")
+    torch.manual_seed(cfg.seed)
+    chips, stats, bands = unlabeled_chips([image, *(unlabeled or [])], None, None, cfg.memory_budget_mb,
+                                          cfg.seed)
+    if not chips:
+        raise InputError(f"Image {image} has no valid pixels to learn from; check its nodata value.",
+                         "image_all_nodata")
+    cfg.model.in_channels = bands
+    enc = pretrain_chips(chips, stats, cfg, device, reporter, cancel)
+    enc.provenance = {"image": os.path.basename(image),
+                      "unlabeled": [os.path.basename(p) for p in unlabeled or []],
+                      "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                      "engine_version": __version__, "torch": torch.__version__, "device": str(device)}
+    save_encoder(enc, out)
+    return enc.metrics
+
+
+def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True) -> list[str]:
+    """Copy ``enc``'s encoder (and decoder) weights into a SegNet ``net``; return the loaded parts.
+
+    Shapes must match exactly: a silent partial load would train from random weights while claiming
+    otherwise, so any mismatch is an error with the reason.
+    """
+    parts = [("encoder", net.encoder, enc.encoder)]
+    if decoder and enc.decoder:
+        parts.append(("decoder", net.decoder, enc.decoder))
+    for name, module, state in parts:
+        own = module.state_dict()
+        bad = sorted(set(own) ^ set(state)) + sorted(k for k in own if k in state
+                                                     and own[k].shape != state[k].shape)
+        if bad:
+            raise InputError(f"The pretrained {name} does not fit this network ({len(bad)} tensor(s) differ, "
+                             f"e.g. {bad[0]}); fine-tune with the architecture it was pretrained with.",
+                             "encoder_mismatch")
+        module.load_state_dict(state)
+    return [name for name, _, _ in parts]

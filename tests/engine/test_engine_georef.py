@@ -1,0 +1,88 @@
+"""Outputs sit exactly on the input grid and carry classes, colours and nodata as promised."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import TINY_TRAIN, run_cli
+from osgeo import gdal
+
+from engine.synthetic import write_scene
+
+
+def _grid(path):
+    with rasterio.open(path) as ds:
+        return ds.crs, ds.transform, ds.width, ds.height
+
+
+def check_outputs(image: Path, prediction: Path, confidence: Path, model_classes: dict) -> None:
+    """Every promise of the prediction/confidence contract, against the input ``image``."""
+    crs, transform, width, height = _grid(image)
+    assert crs is not None
+    for out in (prediction, confidence):
+        ocrs, otransform, owidth, oheight = _grid(out)
+        assert ocrs == crs, out
+        assert otransform == transform, out  # exact, not approximately
+        assert (owidth, oheight) == (width, height), out
+
+    with rasterio.open(image) as ds:
+        img_valid = np.all(ds.read_masks() > 0, axis=0)
+    k = len(model_classes["names"])
+    with rasterio.open(prediction) as ds:
+        assert ds.count == 1
+        assert ds.dtypes[0] == "uint8"
+        assert ds.nodata == 0
+        assert ds.profile.get("tiled") is True
+        assert ds.block_shapes[0][0] < ds.height or ds.height <= 256  # real internal tiles
+        assert ds.compression is not None
+        pred = ds.read(1)
+        cmap = ds.colormap(1)
+    for i, colour in enumerate(model_classes["colours"], start=1):
+        assert tuple(cmap[i][:3]) == tuple(colour)
+        assert cmap[i][3] == 255
+    names = gdal.Open(str(prediction)).GetRasterBand(1).GetCategoryNames()
+    assert names is not None and list(names[1:k + 1]) == model_classes["names"]
+    # nodata exactly where the input had nodata; a valid class everywhere else
+    assert np.all(pred[~img_valid] == 0)
+    assert np.all((pred[img_valid] >= 1) & (pred[img_valid] <= k))
+
+    with rasterio.open(confidence) as ds:
+        assert ds.dtypes[0] == "float32"
+        conf = ds.read(1)
+        cnodata = ds.nodata
+    assert np.all(conf[~img_valid] == cnodata)
+    valid_conf = conf[img_valid]
+    assert np.all((valid_conf >= 1.0 / k - 1e-5) & (valid_conf <= 1.0 + 1e-5))
+
+
+def test_projected_outputs_on_input_grid(learned, capsys):
+    rc, out, err = run_cli(capsys, ["info", "--model", learned["model"]])
+    assert rc == 0, err
+    classes = json.loads(out)["classes"]
+    with rasterio.open(learned["image"]) as ds:
+        assert ds.crs.to_epsg() == 32633
+    check_outputs(learned["image"], learned["prediction"], learned["confidence"], classes)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_degrees_crs_and_nodata_simply_work(tmp_path, capsys, dtype):
+    scene = write_scene(str(tmp_path), 128, 160, bands=3, classes=3, seed=5, dtype=dtype,
+                        nodata_corner=True, crs="EPSG:4326")
+    with rasterio.open(scene["image"]) as ds:
+        assert ds.crs.to_epsg() == 4326 and ds.nodata == 0
+        assert not np.all(ds.read_masks(1) > 0)  # the corner really is nodata
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", scene["labels"],
+                                  "--out-dir", out, "--progress", "none", *TINY_TRAIN])
+    assert rc == 0, err
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".aux.xml")) == [
+        "confidence.tif", "metrics.json", "model.semiseg", "prediction.tif"]
+    rc, info, err = run_cli(capsys, ["info", "--model", out / "model.semiseg"])
+    assert rc == 0, err
+    info = json.loads(info)
+    assert info["bands"] == 3
+    check_outputs(Path(scene["image"]), out / "prediction.tif", out / "confidence.tif", info["classes"])

@@ -1,0 +1,77 @@
+"""Pseudo-label masks, masked cross-entropy, adaptive thresholds, pixel contrastive loss."""
+
+import torch
+import torch.nn.functional as F
+
+from engine.losses import (ClassAdaptiveThresholds, PrototypeBank, masked_ce, prototype_infonce,
+                           pseudo_labels)
+
+
+def _probs(rows):
+    return torch.tensor(rows, dtype=torch.float32).T.reshape(1, len(rows[0]), 1, len(rows))
+
+
+def test_pseudo_label_mask_scalar_and_per_class():
+    # four pixels, three classes: confidences 0.95 (c0), 0.6 (c1), 0.8 (c2), 0.5 (c0)
+    probs = _probs([[0.95, 0.05, 0.0], [0.3, 0.6, 0.1], [0.1, 0.1, 0.8], [0.5, 0.25, 0.25]])
+    label, mask = pseudo_labels(probs, 0.0)
+    assert label.flatten().tolist() == [0, 1, 2, 0]
+    assert mask.all()  # threshold 0: plain argmax, the reference behaviour
+    _, mask = pseudo_labels(probs, 0.9)
+    assert mask.flatten().tolist() == [True, False, False, False]
+    _, mask = pseudo_labels(probs, torch.tensor([0.9, 0.55, 0.85]))
+    assert mask.flatten().tolist() == [True, True, False, False]
+
+
+def test_masked_ce_is_normalised_by_valid_pixels():
+    logits = torch.zeros(1, 2, 2, 2)  # uniform: CE = log 2 everywhere
+    target = torch.zeros(1, 2, 2, dtype=torch.long)
+    mask = torch.tensor([[[True, False], [False, False]]])
+    valid = torch.tensor([[[True, True], [False, False]]])
+    loss = masked_ce(logits, target, mask, valid)
+    assert torch.isclose(loss, torch.log(torch.tensor(2.0)) / 2)
+
+
+def test_class_adaptive_thresholds_lower_for_unsure_classes():
+    t = ClassAdaptiveThresholds(3, base=0.9, floor=0.5, momentum=0.0)
+    assert torch.allclose(t.thresholds(), torch.full((3,), 0.9))  # nothing seen yet: the base
+    t.update(_probs([[0.96, 0.02, 0.02], [0.2, 0.72, 0.08]]))
+    thr = t.thresholds()
+    assert torch.isclose(thr[0], torch.tensor(0.9))  # the surest class keeps the base threshold
+    assert torch.isclose(thr[1], torch.tensor(0.9 * 0.72 / 0.96))
+    assert thr[2] == 0.9  # never predicted: base
+
+
+def _clustered(n_per_class=64, classes=4, dim=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = F.normalize(torch.randn(classes, dim, generator=g), dim=1)
+    target = torch.arange(classes).repeat_interleave(n_per_class)
+    emb = F.normalize(centres[target] + 0.3 * torch.randn(len(target), dim, generator=g), dim=1)
+    # as (N=1, D, H=1, W=P) maps
+    return emb.T.reshape(1, dim, 1, -1), target.reshape(1, 1, -1)
+
+
+def test_contrastive_loss_lower_for_aligned_than_shuffled():
+    emb, target = _clustered()
+    bank = PrototypeBank(4, emb.shape[1], momentum=0.0)
+    mask = torch.ones_like(target, dtype=torch.bool)
+    bank.update(emb, target, mask)
+    assert bank.seen.all()
+    assert torch.allclose(bank.protos.norm(dim=1), torch.ones(4))
+    aligned = prototype_infonce(emb, target, mask, bank, temperature=0.1)
+    shuffled = target.flatten()[torch.randperm(target.numel(), generator=torch.Generator().manual_seed(1))]
+    mixed = prototype_infonce(emb, shuffled.reshape(target.shape), mask, bank, temperature=0.1)
+    assert aligned < 0.5 * mixed
+
+
+def test_contrastive_loss_ignores_unmasked_and_unseen_classes():
+    emb, target = _clustered(classes=3)
+    bank = PrototypeBank(5, emb.shape[1])
+    assert prototype_infonce(emb, target, torch.ones_like(target, dtype=torch.bool), bank) == 0  # empty bank
+    bank.update(emb, target, torch.ones_like(target, dtype=torch.bool))
+    assert bank.seen.tolist() == [True, True, True, False, False]
+    none = torch.zeros_like(target, dtype=torch.bool)
+    assert prototype_infonce(emb, target, none, bank) == 0
+    loss = prototype_infonce(emb.requires_grad_(), target, ~none, bank, max_pixels=10)
+    loss.backward()
+    assert torch.isfinite(loss) and emb.grad is not None

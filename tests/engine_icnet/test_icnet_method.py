@@ -1,0 +1,105 @@
+"""The ICNet method: step-parity alternation, reference vs improved, rounds, CLI mapping."""
+
+import numpy as np
+import pytest
+import torch
+
+from engine.cli import _config, build_parser
+from engine.config import METHODS, TrainConfig, make_config
+from engine.data import Chip, TileSampler
+from engine.methods import method_class
+from engine.methods.icnet import ICNet
+from engine.synthetic import scene, scribbles
+from engine.training import TrainData
+
+
+def _data(bands=3, size=32, tile=16):
+    img, truth = scene(size, size, bands=bands, classes=3, seed=0)
+    lab = scribbles(truth, 1, length=6, seed=1)
+    chip = Chip(0, 0, img.astype(np.float32), np.ones(truth.shape, bool), lab, np.zeros_like(lab))
+    chip.index()
+    return TrainData([chip], TileSampler([chip], tile, 0), 3, bands, ["a", "b", "c"])
+
+
+def _method(mode="improved", bands=3, steps=4, **switches):
+    cfg = make_config("fast", method="icnet", steps=steps, tile_size=16, batch_size=2, val_fraction=0)
+    cfg.unlabeled_batch_size = 2
+    cfg.model.widths = (4, 8)
+    cfg.model.in_channels, cfg.model.num_classes = bands, 3
+    cfg.icnet.mode = mode
+    for k, v in switches.items():
+        setattr(cfg.icnet, k, v)
+    return ICNet(cfg, _data(bands), torch.device("cpu"))
+
+
+def test_registered_and_listed():
+    assert method_class("icnet") is ICNet
+    assert "icnet" in METHODS
+
+
+def test_alternation_by_step_parity():
+    """Even steps: A learns from B's teacher; odd steps: B learns from A's teacher."""
+    m = _method("reference")
+    called = []
+    for idx, teacher in enumerate(m.teachers):
+        orig = teacher.model.forward
+        teacher.model.forward = lambda x, _i=idx, _f=orig: (called.append(_i), _f(x))[1]
+    for step in (1, 2, 3, 4):
+        m.train_step(step, 4)
+    assert called == [0, 1, 0, 1]  # step 1 (odd): teacher A teaches B; step 2: teacher B teaches A
+
+
+def test_students_differ_and_teachers_follow():
+    m = _method("reference")
+    a, b = (dict(s.net.named_parameters()) for s in m.students)
+    assert not torch.equal(a["head.weight"], b["head.weight"])  # different random initialisations
+    before = m.teachers[0].model.net.head.weight.clone()
+    logs = m.train_step(1, 4)
+    assert np.isfinite(logs["loss"])
+    assert not torch.equal(before, m.teachers[0].model.net.head.weight)  # EMA step taken
+
+
+def test_reference_turns_every_addition_off():
+    m = _method("reference")
+    ic = m.ic
+    assert (ic.conf_mask, ic.cutmix, ic.contrastive_weight, ic.rounds, ic.ensemble) == (False, False, 0.0, 1, False)
+    assert len(m.ensemble()) == 1 and m.ensemble()[0] is m.teachers[1].model.net  # teacher B predicts
+    assert m.students[0].proj is None
+    assert len(_method("improved").ensemble()) == 2
+
+
+@pytest.mark.parametrize("bands", [1, 4])
+def test_improved_step_runs_for_any_band_count(bands):
+    m = _method("improved", bands=bands)
+    for step in (1, 2):
+        logs = m.train_step(step, 4)
+    assert {"sup", "unsup", "contrast", "mask", "loss"} <= set(logs)
+    assert all(np.isfinite(v) for v in logs.values())
+
+
+def test_rounds_refresh_pool_and_reseed_one_student():
+    m = _method("improved", steps=4, rounds=2, conf_threshold=0.0)
+    for step in (1, 2):
+        m.train_step(step, 4)
+    params = [s.net.head.weight.clone() for s in m.students]
+    m.train_step(3, 4)  # first step of round 2
+    assert m.round == 1 and m.pool is not None
+    changed = [not torch.allclose(p, s.net.head.weight, atol=1e-2) for p, s in zip(params, m.students)]
+    assert sum(changed) >= 1
+    assert m.pool.chips[0].train.any()
+
+
+def test_cli_maps_icnet_switches():
+    ap = build_parser()
+    base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]
+    cfg = _config(ap.parse_args(base))
+    assert cfg.icnet.mode == "improved" and cfg.icnet.cutmix and cfg.icnet.rounds > 1
+    cfg = _config(ap.parse_args(base + ["--icnet-mode", "reference"]))
+    assert cfg.icnet.mode == "reference"
+    cfg = _config(ap.parse_args(base + ["--no-cutmix", "--no-contrastive", "--no-rounds", "--no-conf-mask",
+                                        "--no-ensemble", "--unlabeled-batch-size", "3"]))
+    ic = cfg.icnet
+    assert (ic.cutmix, ic.contrastive_weight, ic.rounds, ic.conf_mask, ic.ensemble) == (False, 0.0, 1, False, False)
+    assert cfg.unlabeled_batch_size == 3
+    again = TrainConfig.from_dict(cfg.to_dict())  # stored in the model file and read back
+    assert again.icnet == cfg.icnet

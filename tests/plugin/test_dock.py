@@ -1,0 +1,208 @@
+"""The dock end to end: label layer, classes, engine discovery, Train and segment, Cancel, errors.
+
+Tests named ``..._real_engine`` start ``python -m engine`` (with torch) on a 96 x 96 px scene and keep
+the training tiny (20 steps of 64 px tiles).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from osgeo import gdal
+from plugin_helpers import plugin_module, wait_until
+from qgis.core import (
+    Qgis,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSingleBandGrayRenderer,
+)
+from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtWidgets import QMessageBox
+
+dock_module = plugin_module("ui.dock")
+label_raster = plugin_module("ui.label_raster")
+result_layers = plugin_module("ui.result_layers")
+settings = plugin_module("ui.settings")
+engine_process = plugin_module("ui.engine_process")
+
+
+@pytest.fixture()
+def scene(tiny_scene, tmp_path) -> dict:
+    """A private copy of the tiny scene (runs write beside the labels)."""
+    copied = {}
+    for key, path in tiny_scene.items():
+        for suffix in ("", ".aux.xml"):
+            if os.path.exists(path + suffix):
+                shutil.copy(path + suffix, tmp_path / (Path(path).name + suffix))
+        copied[key] = str(tmp_path / Path(path).name)
+    return copied
+
+
+@pytest.fixture()
+def image_layer(scene, clean_project) -> QgsRasterLayer:
+    layer = QgsRasterLayer(scene["image"], "image", "gdal")
+    assert layer.isValid()
+    clean_project.addMapLayer(layer)
+    return layer
+
+
+def make_dock(qgis_iface, engine_python: str):
+    settings.set_engine_python(engine_python)
+    dock = dock_module.SemiSegDock(qgis_iface)
+    dock.detect_engine()
+    wait_until(lambda: dock.engine is not None, timeout_s=120, what="the engine probe")
+    return dock
+
+
+@pytest.fixture()
+def dock(qgis_iface, image_layer):
+    dock = make_dock(qgis_iface, sys.executable)
+    dock.layers.set_image_layer(image_layer)
+    yield dock
+    dock.close_down()
+    dock.deleteLater()
+
+
+def messages(qgis_iface, level) -> list[str]:
+    return qgis_iface.messageBar().get_messages(level)
+
+
+def wait_for_task(dock, timeout_s: float = 300.0):
+    results = []
+    dock.task.completed.connect(results.append)
+    wait_until(lambda: results, timeout_s=timeout_s, what="the engine task")
+    return results[0]
+
+
+def test_new_label_layer_is_a_geotiff_on_the_image_grid(dock, scene, tmp_path):
+    layer = dock.create_label_layer(tmp_path / "my_labels")
+    path = tmp_path / "my_labels.tif"
+    assert layer.isValid() and layer.source() == str(path)
+    assert QgsProject.instance().mapLayer(layer.id()) is layer
+    assert dock.layers.label_layer() is layer and dock.tool.layer is layer
+    image, labels = gdal.Open(scene["image"]), gdal.Open(str(path))
+    assert labels.GetDriver().ShortName == "GTiff"
+    assert (labels.RasterXSize, labels.RasterYSize, labels.GetGeoTransform()) == (
+        image.RasterXSize, image.RasterYSize, image.GetGeoTransform())
+    assert labels.GetSpatialRef().IsSame(image.GetSpatialRef())
+    assert isinstance(layer.renderer(), QgsPalettedRasterRenderer)
+    assert [c.value for c in layer.renderer().classes()] == [1, 2]  # 0 stays transparent
+    assert [c.name for c in dock.classes.classes()] == ["class 1", "class 2"]
+
+
+def test_class_edits_are_stored_in_the_label_file(dock, tmp_path, monkeypatch):
+    layer = dock.create_label_layer(tmp_path / "labels.tif")
+    dock.classes.add_class()
+    dock.classes.table.item(0, 1).setText("water")
+    dock.classes.table.cellWidget(2, 0).setColor(QColor(10, 20, 30))
+    stored = label_raster.read_classes(tmp_path / "labels.tif")
+    assert [c.name for c in stored] == ["water", "class 2", "class 3"]
+    assert stored[2].colour == (10, 20, 30)
+    assert [c.label for c in layer.renderer().classes()] == ["water", "class 2", "class 3"]
+
+    writer = label_raster.LabelRasterWriter(tmp_path / "labels.tif")
+    writer.write(label_raster.Window(0, 0, 3, 1), bytes([1, 2, 3]))
+    writer.close()
+    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.Yes)
+    dock.classes.select_value(2)
+    dock.classes.remove_button.click()
+    assert [c.name for c in label_raster.read_classes(tmp_path / "labels.tif")] == ["water", "class 3"]
+    assert list(gdal.Open(str(tmp_path / "labels.tif")).ReadRaster(0, 0, 3, 1)) == [1, 0, 2]
+
+
+def test_missing_torch_is_explained_in_the_dock(qgis_iface, image_layer, fake_python):
+    engine_process.forget_torch_checks()
+    python = fake_python("no_torch")
+    dock = make_dock(qgis_iface, python)
+    try:
+        assert "cannot import torch" in dock.train.engine_label.text()
+        assert not dock.train.train_button.isEnabled()
+        assert dock.start_training() is None
+        assert any("cannot import torch" in m for m in messages(qgis_iface, Qgis.Warning))
+    finally:
+        dock.close_down()
+        settings.set_engine_python("")
+
+
+def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, scene, image_layer):
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
+    QgsProject.instance().addMapLayer(labels)
+    dock.layers.set_label_layer(labels)
+    assert [c.name for c in dock.classes.classes()] == ["class 1", "class 2", "class 3"]
+    dock.train.steps_spin.setValue(20)
+    dock.train.tile_spin.setValue(64)
+    dock.train.device_combo.setCurrentIndex(dock.train.device_combo.findData("cpu"))
+    task = dock.start_training()
+    assert task is not None and dock.train.cancel_button.isEnabled()
+    result = wait_for_task(dock)
+    assert result.ok, result.user_message() + result.stderr_tail
+
+    group = QgsProject.instance().layerTreeRoot().findGroup("SemiSeg")
+    assert group is not None
+    found = [node.layer() for node in group.findLayers()]
+    assert [layer.customProperty("semiseg/role") for layer in found] == ["prediction", "confidence"]
+    prediction, confidence = found
+    assert isinstance(prediction.renderer(), QgsPalettedRasterRenderer)
+    assert [(c.value, c.label) for c in prediction.renderer().classes()] == [
+        (1, "class 1"), (2, "class 2"), (3, "class 3")]
+    assert isinstance(confidence.renderer(), QgsSingleBandGrayRenderer)
+    for layer in found:
+        assert layer.crs() == image_layer.crs()
+        assert layer.extent() == image_layer.extent()
+        assert (layer.width(), layer.height()) == (image_layer.width(), image_layer.height())
+    run_folder = Path(prediction.source()).parent
+    assert run_folder.parent == Path(scene["labels"]).parent / "semiseg_runs"
+    assert (run_folder / "model.semiseg").is_file()
+    assert "mIoU" in dock.results.metrics_label.text()
+    assert dock.results.apply_button.isEnabled() and dock.results.model_path
+
+    # Running again replaces the layers of that image; the files of the first run stay.
+    again = result_layers.add_results(QgsProject.instance(), prediction.source(), confidence.source(),
+                                      scene["image"], "image")
+    assert len(result_layers.result_layers(QgsProject.instance())) == 2
+    assert set(result_layers.result_layers(QgsProject.instance())) == set(again)
+    assert Path(prediction.source()).is_file()
+
+    dock.save_model(Path(scene["image"]).parent / "kept")
+    assert (Path(scene["image"]).parent / "kept.semiseg").is_file()
+
+
+def test_cancel_real_engine_stops_the_child_and_adds_no_layer(dock, scene):
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
+    QgsProject.instance().addMapLayer(labels)
+    dock.layers.set_label_layer(labels)
+    dock.train.steps_spin.setValue(2000)
+    dock.train.tile_spin.setValue(64)
+    task = dock.start_training()
+    started = []
+    task.event_received.connect(lambda e: started.append(e) if e.get("event") == "progress" else None)
+    pid = []
+    task.event_received.connect(lambda e: pid.append(e["pid"]) if e.get("event") == "start" else None)
+    wait_until(lambda: started, timeout_s=120, what="training to start")
+    t0 = time.monotonic()
+    dock.train.cancel_button.click()
+    result = wait_for_task(dock, timeout_s=15)
+    assert time.monotonic() - t0 < 10
+    assert result.cancelled
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid[0], 0)
+    assert result_layers.result_layers(QgsProject.instance()) == []
+    assert not list((Path(scene["labels"]).parent / "semiseg_runs").iterdir())
+    assert dock.train.train_button.isEnabled() and not dock.train.cancel_button.isEnabled()
+
+
+def test_engine_error_real_engine_becomes_a_message(dock, qgis_iface, tmp_path):
+    dock.create_label_layer(tmp_path / "empty_labels.tif")  # nothing painted: the engine refuses
+    dock.start_training()
+    result = wait_for_task(dock, timeout_s=120)
+    assert not result.ok and result.returncode == 2
+    sentence = result.error["message"]
+    assert sentence in messages(qgis_iface, Qgis.Critical)[-1]
+    assert dock.train.status_label.text() == sentence
+    assert result_layers.result_layers(QgsProject.instance()) == []

@@ -1,0 +1,171 @@
+"""Painting through simulated mouse events on the canvas writes the class into the label GeoTIFF."""
+
+from __future__ import annotations
+
+import pytest
+from osgeo import gdal
+from plugin_helpers import plugin_module
+from qgis.core import QgsApplication, QgsPointXY, QgsRasterLayer
+from qgis.gui import QgsMapMouseEvent
+from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+
+label_raster = plugin_module("ui.label_raster")
+brush = plugin_module("ui.brush")
+paint_tool = plugin_module("ui.paint_tool")
+
+# The tiny scene is 96 x 96 px of 1 m with its top-left corner at (500000, 5000000).
+ORIGIN_X, ORIGIN_Y = 500000.0, 5000000.0
+
+
+def pixel_centre(col: float, row: float) -> QgsPointXY:
+    return QgsPointXY(ORIGIN_X + col + 0.5, ORIGIN_Y - row - 0.5)
+
+
+def pixels(path) -> list[list[int]]:
+    dataset = gdal.Open(str(path))
+    data = dataset.GetRasterBand(1).ReadRaster()
+    width = dataset.RasterXSize
+    return [list(data[r * width:(r + 1) * width]) for r in range(dataset.RasterYSize)]
+
+
+class Mouse:
+    """Sends press / move / release events to a map tool at map coordinates."""
+
+    def __init__(self, canvas, tool) -> None:
+        self.canvas, self.tool = canvas, tool
+
+    def _event(self, kind, point: QgsPointXY, buttons):
+        screen = self.canvas.getCoordinateTransform().transform(point)
+        button = Qt.LeftButton if kind != QEvent.MouseMove else Qt.NoButton
+        return QgsMapMouseEvent(self.canvas, kind, QPoint(round(screen.x()), round(screen.y())), button,
+                                buttons, Qt.NoModifier)
+
+    def stroke(self, points: list[QgsPointXY]) -> None:
+        self.tool.canvasPressEvent(self._event(QEvent.MouseButtonPress, points[0], Qt.LeftButton))
+        for point in points[1:]:
+            self.tool.canvasMoveEvent(self._event(QEvent.MouseMove, point, Qt.LeftButton))
+        self.tool.canvasReleaseEvent(self._event(QEvent.MouseButtonRelease, points[-1], Qt.NoButton))
+
+
+@pytest.fixture()
+def shown_canvas(qgis_canvas, qgis_parent):
+    """The canvas on screen (offscreen): only a shown canvas gets its real size for map <-> screen."""
+    qgis_parent.show()
+    QgsApplication.processEvents()
+    return qgis_canvas
+
+
+@pytest.fixture()
+def label_layer(tiny_scene, tmp_path, clean_project, shown_canvas):
+    path = tmp_path / "labels.tif"
+    label_raster.create_label_raster(tiny_scene["image"], path, label_raster.default_classes(3))
+    layer = QgsRasterLayer(str(path), "labels", "gdal")
+    assert layer.isValid()
+    clean_project.addMapLayer(layer)
+    shown_canvas.setDestinationCrs(layer.crs())
+    shown_canvas.setExtent(layer.extent())  # 600 px canvas over 96 px: ~6 screen px per image px
+    return layer
+
+
+@pytest.fixture()
+def tool(qgis_canvas, label_layer):
+    tool = paint_tool.LabelPaintTool(qgis_canvas)
+    tool.set_layer(label_layer)
+    qgis_canvas.setMapTool(tool)
+    yield tool
+    qgis_canvas.unsetMapTool(tool)
+    tool.remove_from_canvas()
+
+
+def test_new_label_raster_is_on_the_image_grid(tiny_scene, tmp_path):
+    path = tmp_path / "new.tif"
+    classes = [label_raster.LabelClass("water", (0, 0, 255)), label_raster.LabelClass("forest", (0, 128, 0))]
+    label_raster.create_label_raster(tiny_scene["image"], path, classes)
+    image, labels = gdal.Open(tiny_scene["image"]), gdal.Open(str(path))
+    assert (labels.RasterXSize, labels.RasterYSize) == (image.RasterXSize, image.RasterYSize)
+    assert labels.GetGeoTransform() == image.GetGeoTransform()
+    assert labels.GetSpatialRef().IsSame(image.GetSpatialRef())
+    assert labels.RasterCount == 1 and labels.GetRasterBand(1).DataType == gdal.GDT_Byte
+    assert labels.GetDriver().ShortName == "GTiff"
+    assert label_raster.read_classes(path) == classes
+    assert set(sum(pixels(path), [])) == {0}
+
+
+def test_classes_round_trip_through_the_file_in_the_engines_format(tiny_scene, tmp_path):
+    from engine.categories import read_class_table  # the engine must read what the plugin writes
+
+    path = tmp_path / "labels.tif"
+    label_raster.create_label_raster(tiny_scene["image"], path, label_raster.default_classes(2))
+    renamed = [label_raster.LabelClass("water", (10, 20, 30)), label_raster.LabelClass("built-up", (1, 2, 3)),
+               label_raster.LabelClass("forest", (0, 99, 0))]
+    label_raster.write_classes(path, renamed)
+    assert label_raster.read_classes(path) == renamed
+    table = read_class_table(str(path), 3)
+    assert table.names == ["water", "built-up", "forest"]
+    assert [tuple(c) for c in table.colours] == [(10, 20, 30), (1, 2, 3), (0, 99, 0)]
+
+
+def test_removing_a_class_erases_it_and_renumbers_the_rest(tmp_path, tiny_scene):
+    path = tmp_path / "labels.tif"
+    label_raster.create_label_raster(tiny_scene["image"], path, label_raster.default_classes(3))
+    writer = label_raster.LabelRasterWriter(path)
+    writer.write(label_raster.Window(0, 0, 3, 1), bytes([1, 2, 3]))
+    writer.close()
+    label_raster.remove_class(path, 2)
+    assert pixels(path)[0][:4] == [1, 0, 2, 0]
+
+
+def test_brush_covers_a_disc_and_the_segment_between_points():
+    window = brush.segment_window((10.5, 10.5), (20.5, 10.5), 3, 96, 96)
+    data = bytearray(window.width * window.height)
+    changed = brush.paint_segment(data, window, (10.5, 10.5), (20.5, 10.5), 3, 7)
+    painted = {(window.col + i % window.width, window.row + i // window.width)
+               for i, v in enumerate(data) if v == 7}
+    assert changed == len(painted)
+    assert {(c, 10) for c in range(9, 22)} <= painted  # the whole line, one radius past both ends
+    assert (22, 10) not in painted
+    assert (10, 9) in painted and (10, 11) in painted and (10, 12) not in painted
+    assert brush.segment_window((-50, -50), (-40, -40), 3, 96, 96) is None
+
+
+def test_painting_writes_the_class_into_the_expected_pixels_and_undo_reverts(tool, label_layer, qgis_canvas):
+    path = label_layer.source()
+    tool.value, tool.diameter = 2, 3
+    Mouse(qgis_canvas, tool).stroke([pixel_centre(10, 20), pixel_centre(15, 20), pixel_centre(20, 20)])
+    grid = pixels(path)
+    assert all(grid[20][c] == 2 for c in range(9, 22)), grid[20][5:25]
+    assert grid[19][15] == 2 and grid[21][15] == 2  # a 3-px brush: one pixel either side
+    assert grid[18][15] == 0 and grid[22][15] == 0 and grid[20][23] == 0
+    assert sum(v == 2 for row in grid for v in row) == 3 * 13  # 13 columns x 3 rows, nothing else
+    # QGIS sees the new pixels at once (the provider was reloaded)
+    value, ok = label_layer.dataProvider().sample(pixel_centre(15, 20), 1)
+    assert ok and value == 2
+
+    tool.value, tool.diameter = 3, 1
+    Mouse(qgis_canvas, tool).stroke([pixel_centre(15, 10), pixel_centre(15, 30)])
+    assert pixels(path)[10][15] == 3 and pixels(path)[20][15] == 3  # over the first stroke
+
+    assert tool.undo()
+    grid = pixels(path)
+    assert grid[10][15] == 0 and grid[20][15] == 2, "undo restores what the second stroke covered"
+    assert tool.undo()
+    assert set(sum(pixels(path), [])) == {0}
+    assert not tool.undo() and not tool.can_undo
+
+
+def test_eraser_clears_pixels(tool, label_layer, qgis_canvas):
+    tool.value, tool.diameter = 1, 5
+    mouse = Mouse(qgis_canvas, tool)
+    mouse.stroke([pixel_centre(40, 40)])
+    assert pixels(label_layer.source())[40][40] == 1
+    tool.eraser, tool.diameter = True, 1
+    mouse.stroke([pixel_centre(40, 40)])
+    grid = pixels(label_layer.source())
+    assert grid[40][40] == 0 and grid[40][41] == 1
+
+
+def test_strokes_outside_the_raster_are_ignored(tool, label_layer, qgis_canvas):
+    qgis_canvas.setExtent(label_layer.extent().buffered(50))
+    Mouse(qgis_canvas, tool).stroke([pixel_centre(-20, -20), pixel_centre(-10, -10)])
+    assert set(sum(pixels(label_layer.source()), [])) == {0}
+    assert not tool.can_undo

@@ -1,0 +1,90 @@
+"""The QgsTask around the engine: progress, events on the main thread, cancel from the task manager."""
+
+from __future__ import annotations
+
+import threading
+
+from plugin_helpers import plugin_module, wait_until
+from qgis.core import QgsApplication
+
+task_module = plugin_module("ui.task")
+jobs = plugin_module("ui.jobs")
+
+
+def start(task):
+    done = []
+    task.completed.connect(done.append)
+    QgsApplication.taskManager().addTask(task)
+    return done
+
+
+def make_task(fake_python, scenario, tmp_path, **kwargs):
+    job = jobs.TrainJob(image="image.tif", labels="labels.tif", out_dir=str(tmp_path / "run"))
+    return task_module.EngineTask(job, fake_python(scenario), **kwargs)
+
+
+def test_progress_maps_stages_onto_one_bar():
+    progress = task_module.overall_progress
+    assert progress({"event": "metric"}) is None
+    assert progress({"event": "progress", "stage": "supervised", "step": 50, "total_steps": 100}) == 45.0
+    assert progress({"event": "progress", "stage": "predict", "step": 1, "total_steps": 2}) == 95.0
+    assert progress({"event": "progress", "stage": "predict", "step": 1, "total_steps": 2}, True) == 50.0
+
+
+def test_task_reports_progress_and_events_on_the_main_thread(fake_python, tmp_path):
+    task = make_task(fake_python, "ok", tmp_path)
+    seen, threads = [], set()
+
+    def on_event(event):
+        seen.append(event["event"])
+        threads.add(threading.current_thread() is threading.main_thread())
+
+    task.event_received.connect(on_event)
+    progress = []
+    task.progressChanged.connect(progress.append)
+    done = start(task)
+    wait_until(lambda: done, what="the task to finish")
+    assert done[0].ok
+    assert seen[-1] == "done" and seen.count("progress") == 4
+    assert threads == {True}
+    assert progress[:4] == [22.5, 45.0, 67.5, 90.0]  # training is 90 % of the bar
+
+
+def test_cancel_from_the_task_manager_stops_the_child(fake_python, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    task = make_task(fake_python, "slow", tmp_path, cleanup_dir=str(run_dir))
+    events = []
+    task.event_received.connect(events.append)
+    done = start(task)
+    wait_until(lambda: len(events) > 3, what="the child to start")
+    QgsApplication.taskManager().cancelAll()
+    wait_until(lambda: done, timeout_s=10, what="the cancelled task to end")
+    assert done[0].cancelled and not done[0].ok
+    assert not run_dir.exists(), "a cancelled run leaves no folder behind"
+
+
+def test_engine_error_is_a_result_not_an_exception(fake_python, tmp_path):
+    task = make_task(fake_python, "user_error", tmp_path)
+    done = start(task)
+    wait_until(lambda: done, what="the task to finish")
+    assert not done[0].ok
+    assert "do not overlap" in done[0].user_message()
+
+
+def test_train_job_maps_onto_engine_flags():
+    job = jobs.TrainJob(image="i.tif", labels="l.gpkg", out_dir="o", label_field="class", preset="fast",
+                        steps=20, tile_size=64)
+    args = job.engine_args()
+    assert args[:7] == ["run", "--image", "i.tif", "--labels", "l.gpkg", "--out-dir", "o"]
+    assert args[args.index("--label-field") + 1] == "class"
+    assert args[args.index("--steps") + 1] == "20" and "--seed" not in args
+    predict = jobs.PredictJob(model="m.semiseg", image="i.tif", out_dir="o").engine_args()
+    assert predict[predict.index("--out") + 1].endswith("prediction.tif")
+
+
+def test_run_folders_are_fresh_and_kept(tmp_path):
+    first = jobs.new_run_folder(tmp_path, "image")
+    second = jobs.new_run_folder(tmp_path, "image")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.parent == tmp_path / "semiseg_runs"

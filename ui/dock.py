@@ -1,0 +1,386 @@
+"""The SemiSeg dock: wires the small panels, the brush and the engine tasks together.
+
+Each panel is its own widget (layers, classes, brush, train, results); this class only connects
+their signals to the label file, the map tool and the engine tasks, and reports to the message bar.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.gui import QgsDockWidget
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QInputDialog,
+    QMessageBox,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import settings
+from .brush_panel import BrushPanel
+from .class_table import ClassTable
+from .engine_process import EngineResult, EngineSetup, forget_torch_checks
+from .jobs import PredictJob, TrainJob, new_run_folder
+from .label_raster import (
+    LabelClass,
+    create_label_raster,
+    default_classes,
+    read_classes,
+    remove_class,
+    write_classes,
+)
+from .layer_files import is_label_raster, layer_file, output_base
+from .layer_panel import LayerPanel
+from .paint_tool import LabelPaintTool
+from .result_layers import add_results
+from .results_panel import ResultsPanel
+from .styles import style_class_layer
+from .task import EngineProbeTask, EngineTask
+from .train_panel import TrainPanel
+
+TITLE = "SemiSeg"
+
+
+class SemiSegDock(QgsDockWidget):
+    """Paint labels, train and segment, see the results; one engine task at a time."""
+
+    def __init__(self, iface, parent: QWidget | None = None) -> None:
+        super().__init__(TITLE, parent)
+        self.setObjectName("SemiSegDock")
+        self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.layers = LayerPanel()
+        self.classes = ClassTable()
+        self.brush = BrushPanel()
+        self.train = TrainPanel()
+        self.results = ResultsPanel()
+        self.tool = LabelPaintTool(self.canvas)
+        self.task: EngineTask | None = None  # the engine run in progress
+        self.probe_task: EngineProbeTask | None = None
+        self.engine: EngineSetup | None = None
+        self._closed = False  # set by close_down(): no new background work after that
+        self._build()
+        self._connect()
+        self.train.set_preset(settings.last_choice("preset", "fast"))
+        self.train.python_widget.setFilePath(settings.engine_python())
+        self._on_labels_changed(self.layers.label_layer())
+        QTimer.singleShot(0, self.detect_engine)  # only once an event loop runs
+
+    def _build(self) -> None:
+        paint_box = QGroupBox("Classes and brush")
+        paint_layout = QVBoxLayout(paint_box)
+        paint_layout.addWidget(self.classes)
+        paint_layout.addWidget(self.brush)
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        for widget in (self.layers, paint_box, self.train, self.results):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        self.setWidget(scroll)
+
+    def _connect(self) -> None:
+        self.layers.labels_changed.connect(self._on_labels_changed)
+        self.layers.image_changed.connect(lambda _layer: self._update_ready())
+        self.layers.new_label_layer_requested.connect(self._on_new_label_layer)
+        self.classes.classes_edited.connect(self._on_classes_edited)
+        self.classes.remove_requested.connect(self._on_remove_requested)
+        self.classes.current_changed.connect(lambda _value: self._sync_tool())
+        self.brush.paint_toggled.connect(self.set_painting)
+        self.brush.size_changed.connect(lambda _size: self._sync_tool())
+        self.brush.eraser_toggled.connect(lambda _on: self._sync_tool())
+        self.brush.undo_requested.connect(self.tool.undo)
+        self.tool.painted.connect(lambda: self.brush.set_undo_enabled(self.tool.can_undo))
+        self.tool.problem.connect(lambda text: self._message(text, Qgis.Warning))
+        self.canvas.mapToolSet.connect(self._on_map_tool_set)
+        self.train.train_requested.connect(self.start_training)
+        self.train.cancel_requested.connect(self.cancel)
+        self.train.engine_python_changed.connect(self._on_engine_python_changed)
+        self.results.apply_requested.connect(self._on_apply_requested)
+        self.results.save_requested.connect(self._on_save_requested)
+
+    # --- engine discovery ---------------------------------------------------------------------------
+
+    def detect_engine(self) -> None:
+        """Look for the engine interpreter in the background; training is offered once it is found."""
+        if self._closed:
+            return
+        self.engine = None
+        self.train.set_engine_setup(None)
+        self.probe_task = EngineProbeTask(settings.engine_python())
+        self.probe_task.probed.connect(self._on_engine_probed)
+        QgsApplication.taskManager().addTask(self.probe_task)
+
+    def _on_engine_probed(self, setup: EngineSetup) -> None:
+        self.probe_task = None
+        self.engine = setup
+        self.train.set_engine_setup(setup)
+        self.train.set_methods(setup.methods, settings.last_choice("method", "supervised"))
+        self.train.set_devices(setup.devices, settings.last_choice("device", "auto"))
+
+    def _on_engine_python_changed(self, path: str) -> None:
+        settings.set_engine_python(path)
+        forget_torch_checks()
+        self.detect_engine()
+
+    # --- labels and classes -------------------------------------------------------------------------
+
+    def label_raster_layer(self) -> QgsRasterLayer | None:
+        layer = self.layers.label_layer()
+        return layer if is_label_raster(layer) else None
+
+    def _on_labels_changed(self, layer) -> None:
+        paintable = is_label_raster(layer)
+        self.tool.set_layer(layer if paintable else None)
+        self.classes.setEnabled(paintable)
+        self.brush.setEnabled(paintable)
+        self.brush.set_undo_enabled(False)
+        if paintable:
+            classes = read_classes(layer_file(layer))
+            if not classes:  # a blank label raster: start with two classes, stored in the file
+                classes = default_classes(2)
+                write_classes(layer_file(layer), classes)
+            self.classes.set_classes(classes)
+            style_class_layer(layer, classes)
+        else:
+            self.classes.set_classes([])
+            self.set_painting(False)
+        self._sync_tool()
+        self._update_ready()
+
+    def _on_new_label_layer(self) -> None:
+        image_file = layer_file(self.layers.image_layer())
+        if image_file is None:
+            self._message("Pick an image stored in a file (e.g. a GeoTIFF) first.", Qgis.Warning)
+            return
+        default = str(self._default_label_path(image_file))
+        path, _ = QFileDialog.getSaveFileName(self, "New label layer", default, "GeoTIFF (*.tif *.tiff)")
+        if path:
+            self.create_label_layer(path)
+
+    def _default_label_path(self, image_file: str) -> Path:
+        folder = output_base(image_file) or Path(image_file).parent
+        stem = Path(image_file).stem
+        path, n = folder / f"{stem}_labels.tif", 1
+        while path.exists():
+            n += 1
+            path = folder / f"{stem}_labels_{n}.tif"
+        return path
+
+    def create_label_layer(self, path: str | Path) -> QgsRasterLayer | None:
+        """Write an empty label GeoTIFF on the image's grid at ``path``, add it and select it."""
+        image_file = layer_file(self.layers.image_layer())
+        if image_file is None:
+            self._message("Pick an image stored in a file (e.g. a GeoTIFF) first.", Qgis.Warning)
+            return None
+        path = Path(path) if Path(path).suffix.lower() in (".tif", ".tiff") else Path(f"{path}.tif")
+        classes = self.classes.classes() or default_classes(2)
+        try:
+            create_label_raster(image_file, path, classes)
+        except (OSError, RuntimeError) as e:
+            self._message(f"Cannot create {path}: {e}", Qgis.Critical)
+            return None
+        layer = QgsRasterLayer(str(path), path.stem, "gdal")
+        style_class_layer(layer, classes)
+        QgsProject.instance().addMapLayer(layer)
+        self.layers.set_label_layer(layer)
+        return layer
+
+    def _on_classes_edited(self, classes: list[LabelClass]) -> None:
+        layer = self.label_raster_layer()
+        if layer is None:
+            return
+        write_classes(layer_file(layer), classes)
+        layer.dataProvider().reloadData()
+        style_class_layer(layer, classes)
+        self._sync_tool()
+
+    def _on_remove_requested(self, value: int) -> None:
+        layer = self.label_raster_layer()
+        if layer is None:
+            return
+        classes = self.classes.classes()
+        question = (f"Remove class '{classes[value - 1].name}' and erase its painted pixels? The classes "
+                    "after it move up by one. This cannot be undone.")
+        if QMessageBox.question(self, TITLE, question) != QMessageBox.Yes:
+            return
+        remove_class(layer_file(layer), value)
+        del classes[value - 1]
+        write_classes(layer_file(layer), classes)
+        layer.dataProvider().reloadData()
+        self.tool.clear_undo()
+        self.brush.set_undo_enabled(False)
+        self.classes.set_classes(classes)
+        style_class_layer(layer, classes)
+        self._sync_tool()
+
+    # --- brush --------------------------------------------------------------------------------------
+
+    def set_painting(self, on: bool) -> None:
+        """Make the brush the canvas's map tool (or put it away)."""
+        if on and (self.tool.layer is None or not self.classes.current_value()):
+            self._message("Create or pick a label raster and select a class to paint.", Qgis.Info)
+            on = False
+        if on:
+            self._sync_tool()
+            self.canvas.setMapTool(self.tool)
+        elif self.canvas.mapTool() is self.tool:
+            self.canvas.unsetMapTool(self.tool)
+        self.brush.set_painting(on)
+
+    def _on_map_tool_set(self, new_tool, _old_tool=None) -> None:
+        self.brush.set_painting(new_tool is self.tool)
+
+    def _sync_tool(self) -> None:
+        self.tool.value = self.classes.current_value() or 1
+        self.tool.colour = self.classes.current_colour()
+        self.tool.diameter = self.brush.size_spin.value()
+        self.tool.eraser = self.brush.eraser_check.isChecked()
+
+    # --- train and segment --------------------------------------------------------------------------
+
+    def _update_ready(self) -> None:
+        self.train.train_button.setToolTip("" if self.layers.image_layer() else "Pick an image first.")
+
+    def start_training(self) -> EngineTask | None:
+        """Check the inputs, make a run folder and start "Train and segment" in the background."""
+        image_file = layer_file(self.layers.image_layer())
+        labels = self.layers.label_layer()
+        labels_file = layer_file(labels)
+        problem = self._input_problem(image_file, labels, labels_file)
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return None
+        options = self.train.options()
+        for name in ("method", "preset", "device"):
+            settings.remember_choice(name, getattr(options, name))
+        folder = new_run_folder(output_base(labels_file), Path(image_file).stem)
+        job = TrainJob(image=image_file, labels=labels_file, out_dir=str(folder),
+                       label_field=self.layers.label_field(), method=options.method, preset=options.preset,
+                       device=options.device, steps=options.steps, tile_size=options.tile_size,
+                       val_fraction=options.val_fraction, seed=options.seed)
+        return self._start_task(job, folder)
+
+    def _input_problem(self, image_file, labels, labels_file) -> str:
+        if self.task is not None:
+            return "SemiSeg is already running; wait for it or cancel it."
+        if self.engine is None or not self.engine.python:
+            return self.engine.problem if self.engine else "Still looking for a Python with torch; try again."
+        if image_file is None:
+            return "Pick an image stored in a file (e.g. a GeoTIFF)."
+        if labels_file is None:
+            return "Create or pick a label layer (stored in a file) and paint a few strokes per class."
+        if isinstance(labels, QgsVectorLayer) and not self.layers.label_field():
+            return "Pick the class field of the vector labels."
+        return ""
+
+    def apply_model(self, layer: QgsRasterLayer) -> EngineTask | None:
+        """Segment ``layer`` with the last trained model, in the background."""
+        image_file = layer_file(layer)
+        problem = self._input_problem(image_file, None, self.results.model_path or None)
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return None
+        folder = new_run_folder(output_base(image_file), f"{Path(image_file).stem}-applied")
+        device = self.train.options().device
+        return self._start_task(PredictJob(self.results.model_path, image_file, str(folder), device), folder)
+
+    def _start_task(self, job, folder: Path) -> EngineTask:
+        task = EngineTask(job, self.engine.python, cleanup_dir=str(folder))
+        task.event_received.connect(self.train.show_event)
+        task.progressChanged.connect(self.train.show_progress)
+        task.completed.connect(self._on_task_completed)
+        self.task = task
+        self.train.set_running(True)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.train.show_status("Cancelling…")
+            self.task.cancel()
+
+    def _on_task_completed(self, result: EngineResult) -> None:
+        task, self.task = self.task, None
+        self.train.set_running(False)
+        if result.ok:
+            self._show_results(task.job, result)
+        elif result.cancelled:
+            self.train.show_status("Cancelled.")
+            self._message("Cancelled; nothing was added to the project.", Qgis.Info)
+        else:
+            self.train.show_status(result.user_message())
+            self._message(result.user_message(), Qgis.Critical)
+
+    def _show_results(self, job, result: EngineResult) -> None:
+        done, found = result.done, result.artifacts()
+        prediction = done.get("prediction") or found.get("prediction")
+        confidence = done.get("confidence") or found.get("confidence")
+        if isinstance(job, PredictJob):
+            confidence = confidence or job.confidence
+        try:
+            add_results(QgsProject.instance(), prediction, confidence, job.image, Path(job.image).stem)
+        except OSError as e:
+            self._message(f"The engine finished but its output cannot be shown: {e}", Qgis.Critical)
+            return
+        if isinstance(job, TrainJob):
+            self.results.show_run(done.get("metrics") or {}, done.get("model") or found.get("model", ""))
+        self.train.show_progress(100)
+        self.train.show_status(f"Done in {done.get('seconds', 0):.0f} s.")
+        self._message("Prediction and confidence layers are in the SemiSeg group.", Qgis.Success)
+
+    # --- model --------------------------------------------------------------------------------------
+
+    def _on_apply_requested(self) -> None:
+        rasters = [layer for layer in QgsProject.instance().mapLayers().values()
+                   if isinstance(layer, QgsRasterLayer) and layer_file(layer)
+                   and not layer.customProperty("semiseg/role")]
+        names = [layer.name() for layer in rasters]
+        name, ok = QInputDialog.getItem(self, "Apply model", "Raster to segment:", names, 0, False)
+        if ok and name in names:
+            self.apply_model(rasters[names.index(name)])
+
+    def _on_save_requested(self) -> None:
+        model = self.results.model_path
+        default = str(Path(output_base(model) or Path(model).parent) / "model.semiseg")
+        path, _ = QFileDialog.getSaveFileName(self, "Save model as", default, "SemiSeg model (*.semiseg)")
+        if path:
+            self.save_model(path)
+
+    def save_model(self, path: str | Path) -> None:
+        path = Path(path) if str(path).endswith(".semiseg") else Path(f"{path}.semiseg")
+        try:
+            shutil.copy2(self.results.model_path, path)
+        except OSError as e:
+            self._message(f"Cannot save the model to {path}: {e.strerror or e}", Qgis.Critical)
+            return
+        self._message(f"Model saved to {path}.", Qgis.Success)
+
+    # --- lifetime -----------------------------------------------------------------------------------
+
+    def _message(self, text: str, level) -> None:
+        self.iface.messageBar().pushMessage(TITLE, text, level, 10)
+
+    def close_down(self) -> None:
+        """Stop the running engine and put the brush away (the plugin is being unloaded)."""
+        self._closed = True
+        if self.task is not None:
+            for signal in (self.task.completed, self.task.event_received, self.task.progressChanged):
+                signal.disconnect()
+            self.task.cancel()  # the task's run() terminates the child
+        if self.probe_task is not None:
+            self.probe_task.probed.disconnect()
+        self.task = self.probe_task = None
+        self.canvas.mapToolSet.disconnect(self._on_map_tool_set)
+        if self.canvas.mapTool() is self.tool:
+            self.canvas.unsetMapTool(self.tool)
+        self.tool.remove_from_canvas()
+

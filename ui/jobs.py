@@ -1,0 +1,87 @@
+"""One dataclass per engine job: every parameter of a run, and the engine arguments it maps to.
+
+The dock builds a job from its widgets; the task only runs ``job.engine_args()``. Output folders are
+made beside the project (or the label file when the project is not saved yet), never in a temporary
+folder, so the model and the rasters stay with the analyst's work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+RUNS_FOLDER = "semiseg_runs"  # made beside the project or the label file
+
+
+@dataclass
+class TrainJob:
+    """Train on painted labels, then segment the whole image (``python -m engine run``)."""
+
+    image: str  # raster file to learn from and to segment
+    labels: str  # label raster (uint8, 0 = unlabeled) or vector file
+    out_dir: str  # receives model.semiseg, prediction.tif, confidence.tif, metrics.json
+    label_field: str = ""  # class field of vector labels; empty for a label raster
+    method: str = "supervised"
+    preset: str = "fast"  # fast | balanced | best
+    device: str = "auto"  # auto | cpu | cuda:N | mps
+    steps: int | None = None  # None: the preset's
+    tile_size: int | None = None  # None: the preset's
+    val_fraction: float | None = None  # None: the engine's default
+    seed: int | None = None  # None: the engine's default
+
+    def engine_args(self) -> list[str]:
+        args = ["run", "--image", self.image, "--labels", self.labels, "--out-dir", self.out_dir,
+                "--method", self.method, "--preset", self.preset, "--device", self.device,
+                "--progress", "jsonl"]
+        if self.label_field:
+            args += ["--label-field", self.label_field]
+        optional = {"--steps": self.steps, "--tile-size": self.tile_size,
+                    "--val-fraction": self.val_fraction, "--seed": self.seed}
+        for flag, value in optional.items():
+            if value is not None:
+                args += [flag, str(value)]
+        return args
+
+    @property
+    def description(self) -> str:
+        return f"SemiSeg: train and segment {Path(self.image).name}"
+
+
+@dataclass
+class PredictJob:
+    """Segment a raster with a trained model (``python -m engine predict``)."""
+
+    model: str  # a .semiseg file
+    image: str  # raster to segment (same bands as the model was trained on)
+    out_dir: str  # receives prediction.tif and confidence.tif
+    device: str = "auto"
+
+    @property
+    def prediction(self) -> str:
+        return str(Path(self.out_dir) / "prediction.tif")
+
+    @property
+    def confidence(self) -> str:
+        return str(Path(self.out_dir) / "confidence.tif")
+
+    def engine_args(self) -> list[str]:
+        return ["predict", "--model", self.model, "--image", self.image, "--out", self.prediction,
+                "--confidence", self.confidence, "--device", self.device, "--progress", "jsonl"]
+
+    @property
+    def description(self) -> str:
+        return f"SemiSeg: segment {Path(self.image).name}"
+
+
+def new_run_folder(base: str | Path, name: str) -> Path:
+    """A fresh folder ``<base>/semiseg_runs/<name>-<date>-<time>[-n]`` (created)."""
+    root = Path(base) / RUNS_FOLDER
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = root / f"{name}-{stamp}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = root / f"{name}-{stamp}-{n}"
+    folder.mkdir(parents=True)
+    return folder

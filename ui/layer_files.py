@@ -1,0 +1,33 @@
+"""The file behind a layer: the engine reads files, not QGIS layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import Qgis, QgsMapLayer, QgsProject, QgsProviderRegistry, QgsRasterLayer, QgsVectorLayer
+
+
+def layer_file(layer: QgsMapLayer | None) -> str | None:
+    """The local file a GDAL raster or OGR vector layer reads, or None (web service, memory layer...)."""
+    if layer is None or layer.providerType() not in ("gdal", "ogr"):
+        return None
+    path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path")
+    return path if path and Path(path).is_file() else None
+
+
+def is_label_raster(layer: QgsMapLayer | None) -> bool:
+    """A single-band byte raster in a file: something the brush can paint into."""
+    return (isinstance(layer, QgsRasterLayer) and layer_file(layer) is not None
+            and layer.bandCount() == 1 and layer.dataProvider().dataType(1) == Qgis.Byte)
+
+
+def is_vector_labels(layer: QgsMapLayer | None) -> bool:
+    return isinstance(layer, QgsVectorLayer) and layer_file(layer) is not None
+
+
+def output_base(label_file: str | None) -> Path | None:
+    """Where SemiSeg puts its files: beside the saved project, else beside the label file."""
+    home = QgsProject.instance().absolutePath()
+    if home:
+        return Path(home)
+    return Path(label_file).parent if label_file else None

@@ -1,0 +1,78 @@
+"""Pick the image, and the labels: a label raster to paint into, or a vector layer and its class field."""
+
+from __future__ import annotations
+
+from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
+from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QPushButton, QWidget
+
+
+class LayerPanel(QGroupBox):
+    """Image and label pickers plus "New label layer..."."""
+
+    image_changed = pyqtSignal(object)  # QgsRasterLayer or None
+    labels_changed = pyqtSignal(object)  # QgsRasterLayer, QgsVectorLayer or None
+    new_label_layer_requested = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Layers", parent)
+        self.image_combo = QgsMapLayerComboBox()
+        self.image_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.image_combo.setToolTip("The raster to segment (any band count).")
+        self.labels_combo = QgsMapLayerComboBox()
+        self.labels_combo.setFilters(QgsMapLayerProxyModel.RasterLayer | QgsMapLayerProxyModel.VectorLayer)
+        self.labels_combo.setAllowEmptyLayer(True)
+        self.labels_combo.setToolTip("A label raster to paint into (0 = unlabeled), or a vector layer "
+                                     "whose features carry a class field.")
+        self.new_button = QPushButton("New…")
+        self.new_button.setToolTip("Create an empty label raster on the image's grid, saved as a "
+                                   "GeoTIFF beside the project.")
+        self.field_combo = QgsFieldComboBox()
+        self.field_combo.setToolTip("The field of the vector labels that holds the class.")
+
+        labels_row = QHBoxLayout()
+        labels_row.addWidget(self.labels_combo, 1)
+        labels_row.addWidget(self.new_button)
+        form = QFormLayout(self)
+        form.addRow("Image", self.image_combo)
+        form.addRow("Labels", labels_row)
+        form.addRow("Class field", self.field_combo)
+        self._form = form
+        self._show_field_row(False)
+
+        self.image_combo.layerChanged.connect(self._on_image_changed)
+        self.labels_combo.layerChanged.connect(self._on_labels_changed)
+        self.new_button.clicked.connect(self.new_label_layer_requested)
+
+    def image_layer(self) -> QgsRasterLayer | None:
+        return self.image_combo.currentLayer()
+
+    def label_layer(self) -> QgsMapLayer | None:
+        return self.labels_combo.currentLayer()
+
+    def label_field(self) -> str:
+        """The class field for vector labels; empty for a label raster."""
+        return self.field_combo.currentField() if isinstance(self.label_layer(), QgsVectorLayer) else ""
+
+    def set_image_layer(self, layer: QgsRasterLayer) -> None:
+        self.image_combo.setLayer(layer)
+
+    def set_label_layer(self, layer: QgsMapLayer) -> None:
+        self.labels_combo.setLayer(layer)
+
+    def _on_image_changed(self, layer) -> None:
+        self.labels_combo.setExceptedLayerList([layer] if layer is not None else [])
+        self.image_changed.emit(layer)
+
+    def _on_labels_changed(self, layer) -> None:
+        is_vector = isinstance(layer, QgsVectorLayer)
+        self.field_combo.setLayer(layer if is_vector else None)
+        if is_vector and self.field_combo.fields().indexOf("class") >= 0:
+            self.field_combo.setField("class")
+        self._show_field_row(is_vector)
+        self.labels_changed.emit(layer)
+
+    def _show_field_row(self, visible: bool) -> None:
+        self.field_combo.setVisible(visible)
+        self._form.labelForField(self.field_combo).setVisible(visible)

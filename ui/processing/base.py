@@ -1,0 +1,206 @@
+"""What every SemiSeg algorithm shares: parameters that mirror the engine's flags, and one way to run it.
+
+``SemiSegAlgorithm.run_engine`` starts ``python -m engine <command> ... --progress jsonl`` through
+``ui.engine_process`` (the module the dock uses too), turns its events into Processing feedback
+(progress bar, stage text, metrics in the log), terminates the child when the user cancels, and raises
+``QgsProcessingException`` carrying the engine's own one-sentence error. Nothing here touches the project
+or any widget, so the algorithms run in Processing's background thread and in ``qgis_process``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProviderRegistry,
+    QgsRasterLayer,
+    QgsSettings,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from ..engine_process import EngineProcess, EngineResult, EngineSetup, find_engine_python
+
+ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "semiseg.svg"
+
+# Enum options, in a fixed order: Processing stores the index (qgis_process takes --PRESET=0 for fast).
+METHODS = ("supervised", "icnet", "inpaint", "inpaint+icnet")
+PRESETS = ("fast", "balanced", "best")
+ARCHITECTURES = ("unet", "resnet18", "resnet34", "resnet50")
+
+# The engine interpreter: this environment variable (handy for qgis_process on a server), else the
+# dock's setting, else the first Python that can import torch (see ui.engine_process).
+ENGINE_PYTHON_ENV = "SEMISEG_ENGINE_PYTHON"
+ENGINE_PYTHON_SETTING = "SemiSeg/engine_python"
+
+PREDICT_SHARE = 10.0  # percent of the bar left for the prediction stage after training
+
+
+def engine_python() -> str:
+    """The interpreter that runs the engine, or QgsProcessingException saying how to get one."""
+    configured = os.environ.get(ENGINE_PYTHON_ENV, "") or str(QgsSettings().value(ENGINE_PYTHON_SETTING, ""))
+    python = find_engine_python(configured)
+    if python is None:
+        raise QgsProcessingException(EngineSetup(None, configured=configured).problem)
+    return python
+
+
+def event_progress(event: dict, trains_then_predicts: bool) -> float | None:
+    """Percent done after a ``progress`` event (None for other events).
+
+    A job that trains and then predicts gives training the first 90 % of the bar; a job with one stage
+    kind fills the bar once per stage.
+    """
+    if event.get("event") != "progress" or not event.get("total_steps"):
+        return None
+    fraction = min(max(float(event.get("step", 0)) / float(event["total_steps"]), 0.0), 1.0)
+    if not trains_then_predicts:
+        return 100.0 * fraction
+    if event.get("stage") == "predict":
+        return 100.0 - PREDICT_SHARE + PREDICT_SHARE * fraction
+    return (100.0 - PREDICT_SHARE) * fraction
+
+
+def report_event(event: dict, feedback) -> None:
+    """Put one engine event in the Processing log (progress itself goes to the bar)."""
+    kind = event.get("event")
+    if kind == "start":
+        feedback.pushInfo(f"SemiSeg engine {event.get('engine_version', '')} on {event.get('device', '?')}")
+    elif kind == "stage":
+        text = f"{event.get('stage')}: {event.get('message', '')}".rstrip(": ")
+        feedback.setProgressText(text)
+        feedback.pushInfo(text)
+    elif kind == "metric":
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in event.items() if isinstance(v, float))
+        feedback.pushInfo(f"step {event.get('step', '?')}: {scores}")
+    elif kind == "warning":
+        feedback.pushWarning(str(event.get("message", "")))
+    elif kind == "artifact":
+        feedback.pushInfo(f"wrote {event.get('kind')}: {event.get('path')}")
+
+
+def raster_file(layer: QgsRasterLayer | None, what: str) -> str:
+    """The file behind a raster layer; the engine reads files, not QGIS layers."""
+    if layer is None:
+        raise QgsProcessingException(f"No {what} raster was given; choose a raster layer or file.")
+    path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path", "")
+    if layer.providerType() != "gdal" or not path or not os.path.isfile(path):
+        raise QgsProcessingException(f"The {what} layer '{layer.name()}' is not a raster file; save it as a "
+                                     "GeoTIFF (Export → Save As…) and use that.")
+    return path
+
+
+class SemiSegAlgorithm(QgsProcessingAlgorithm):
+    """Base of the SemiSeg algorithms: naming, parameter builders, running the engine."""
+
+    NAME = ""  # algorithm id inside the provider: semiseg:<NAME>
+    DISPLAY_NAME = ""
+    HELP = ""
+
+    # Parameter names shared by several algorithms (they mirror the engine's flags).
+    INPUT = "INPUT"
+    DEVICE = "DEVICE"
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:
+        return self.DISPLAY_NAME
+
+    def shortHelpString(self) -> str:
+        return self.HELP
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON_PATH))
+
+    def createInstance(self):
+        return type(self)()
+
+    # --- parameter builders ---------------------------------------------------------------------------
+
+    def add_advanced(self, parameter: QgsProcessingParameterDefinition) -> None:
+        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+
+    def add_image_parameter(self, description: str = "Image") -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, description))
+
+    def add_device_parameter(self) -> None:
+        self.add_advanced(QgsProcessingParameterString(
+            self.DEVICE, "Device (auto, cpu, cuda, cuda:N or mps)", defaultValue="auto"))
+
+    def add_enum(self, name: str, description: str, options: tuple[str, ...], default: int | None,
+                 advanced: bool = False) -> None:
+        parameter = QgsProcessingParameterEnum(name, description, options=list(options),
+                                               defaultValue=default, optional=default is None)
+        if advanced:
+            self.add_advanced(parameter)
+        else:
+            self.addParameter(parameter)
+
+    def add_number(self, name: str, description: str, integer: bool = True, minimum: float | None = None,
+                   maximum: float | None = None) -> None:
+        """An optional advanced number: left empty, the engine (its preset) decides."""
+        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
+        parameter = QgsProcessingParameterNumber(name, description, type=kind, optional=True)
+        if minimum is not None:
+            parameter.setMinimum(minimum)
+        if maximum is not None:
+            parameter.setMaximum(maximum)
+        self.add_advanced(parameter)
+
+    # --- parameter values → engine flags ---------------------------------------------------------------
+
+    @staticmethod
+    def is_set(parameters: dict, name: str) -> bool:
+        return parameters.get(name) not in (None, "")
+
+    def device_args(self, parameters: dict, context) -> list[str]:
+        return ["--device", self.parameterAsString(parameters, self.DEVICE, context).strip() or "auto"]
+
+    def enum_value(self, parameters: dict, name: str, context, options: tuple[str, ...]) -> str | None:
+        if not self.is_set(parameters, name):
+            return None
+        return options[self.parameterAsEnum(parameters, name, context)]
+
+    def number_args(self, parameters: dict, context, flags: dict[str, tuple[str, bool]]) -> list[str]:
+        """``--flag value`` for each optional number the user set; ``flags``: name -> (flag, integer)."""
+        args: list[str] = []
+        for name, (flag, integer) in flags.items():
+            if self.is_set(parameters, name):
+                value = (self.parameterAsInt(parameters, name, context) if integer
+                         else self.parameterAsDouble(parameters, name, context))
+                args += [flag, str(value)]
+        return args
+
+    # --- running the engine -----------------------------------------------------------------------------
+
+    def run_engine(self, args: list[str], feedback, trains_then_predicts: bool = False) -> EngineResult:
+        """Run ``python -m engine <args> --progress jsonl``; the result, or QgsProcessingException."""
+        python = engine_python()
+        args = [*args, "--progress", "jsonl"]
+        feedback.pushCommandInfo(shlex.join([python, "-m", "engine", *args]))
+
+        def on_event(event: dict) -> None:
+            report_event(event, feedback)
+            progress = event_progress(event, trains_then_predicts)
+            if progress is not None:
+                feedback.setProgress(progress)
+
+        result = EngineProcess(python, args, on_event=on_event).run(should_cancel=feedback.isCanceled)
+        if result.cancelled:
+            raise QgsProcessingException("Cancelled; the engine was stopped and no output was written.")
+        if not result.ok:
+            if result.stderr_tail.strip():
+                feedback.pushDebugInfo(result.stderr_tail)
+            raise QgsProcessingException(result.user_message())
+        feedback.setProgress(100)
+        return result

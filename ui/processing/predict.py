@@ -1,0 +1,45 @@
+"""Predict: segment a raster with a trained model (``python -m engine predict``)."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingParameterFile, QgsProcessingParameterRasterDestination
+
+from .base import SemiSegAlgorithm, raster_file
+from .styling import CONFIDENCE, PREDICTION, style_output
+
+
+class PredictAlgorithm(SemiSegAlgorithm):
+    NAME = "predict"
+    DISPLAY_NAME = "Segment with a model"
+    HELP = ("Segments a whole raster with a .semiseg model (from Train, or Train and segment). The image "
+            "needs the bands the model was trained on. Writes a class GeoTIFF with the classes' colours "
+            "and names and, optionally, the model's confidence (0..1): low confidence shows where more "
+            "labels would help most.")
+
+    MODEL = "MODEL"
+    OUTPUT = "OUTPUT"
+    CONFIDENCE = "CONFIDENCE"
+
+    def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", extension="semiseg"))
+        self.add_image_parameter("Image to segment")
+        self.add_device_parameter()
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prediction"))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.CONFIDENCE, "Confidence", optional=True, createByDefault=True))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        image = raster_file(self.parameterAsRasterLayer(parameters, self.INPUT, context), "image")
+        prediction = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context)
+        args = ["predict", "--model", self.parameterAsFile(parameters, self.MODEL, context), "--image", image,
+                "--out", prediction, *self.device_args(parameters, context)]
+        if confidence:
+            args += ["--confidence", confidence]
+        self.run_engine(args, feedback)
+        style_output(context, prediction, PREDICTION, feedback)
+        results = {self.OUTPUT: prediction}
+        if confidence:
+            style_output(context, confidence, CONFIDENCE, feedback)
+            results[self.CONFIDENCE] = confidence
+        return results

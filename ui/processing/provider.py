@@ -1,0 +1,39 @@
+"""The SemiSeg Processing provider: ``semiseg:<algorithm>`` in the toolbox, the modeler and qgis_process."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base import ICON_PATH
+from .evaluate import EvaluateAlgorithm
+from .predict import PredictAlgorithm
+from .train import TrainAlgorithm
+from .train_and_segment import TrainAndSegmentAlgorithm
+
+ALGORITHMS = (TrainAndSegmentAlgorithm, TrainAlgorithm, PredictAlgorithm, EvaluateAlgorithm)
+
+
+class SemiSegProvider(QgsProcessingProvider):
+    """Holds one instance of each SemiSeg algorithm."""
+
+    ID = "semiseg"
+
+    def id(self) -> str:
+        return self.ID
+
+    def name(self) -> str:
+        return "SemiSeg"
+
+    def longName(self) -> str:
+        return "SemiSeg: segment rasters from a few painted labels"
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON_PATH))
+
+    def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS API)
+        for algorithm in ALGORITHMS:
+            self.addAlgorithm(algorithm())
+
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 (QGIS API)
+        return ["tif"]  # the engine writes GeoTIFF

@@ -1,0 +1,122 @@
+"""Styles for the rasters the algorithms write: class colours and names, and a confidence ramp.
+
+The engine already stores colours (a colour table) and class names (GDAL category names) inside the
+prediction GeoTIFF. Here they become a paletted renderer whose legend shows the names, written as a
+``.qml`` beside the raster (QGIS loads it with the file, from Processing, ``qgis_process`` or a drag and
+drop) and applied again when Processing loads the output into the project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from osgeo import gdal
+from qgis.core import (
+    QgsColorRampShader,
+    QgsPalettedRasterRenderer,
+    QgsProcessingContext,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+)
+from qgis.PyQt.QtGui import QColor
+
+PREDICTION = "prediction"
+CONFIDENCE = "confidence"
+
+# Confidence (max softmax, 0..1): red where the model is unsure, which is where to paint next.
+CONFIDENCE_RAMP = ((0.0, QColor(215, 25, 28), "unsure"), (0.5, QColor(253, 174, 97), ""),
+                   (0.75, QColor(255, 255, 191), ""), (1.0, QColor(26, 150, 65), "sure"))
+
+
+def class_entries(path: str) -> list[tuple[int, QColor, str]]:
+    """(value, colour, name) of classes 1..K in a SemiSeg class raster; value 0 is nodata."""
+    ds = gdal.Open(path)
+    if ds is None:
+        return []
+    band = ds.GetRasterBand(1)
+    names = list(band.GetCategoryNames() or [])
+    table = band.GetColorTable()
+    count = len(names) if names else (table.GetCount() if table is not None else 0)
+    entries = []
+    for value in range(1, count):
+        rgba = table.GetColorEntry(value) if table is not None and value < table.GetCount() else (128,) * 4
+        name = names[value] if value < len(names) and names[value] else f"class {value}"
+        entries.append((value, QColor(*rgba[:3]), name))
+    return entries
+
+
+def style_prediction(layer: QgsRasterLayer) -> bool:
+    """A paletted renderer with the classes' colours and names; False when the file has no classes."""
+    entries = class_entries(layer.source())
+    if not entries:
+        return False
+    classes = [QgsPalettedRasterRenderer.Class(value, colour, name) for value, colour, name in entries]
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
+    return True
+
+
+def style_confidence(layer: QgsRasterLayer) -> bool:
+    """A red (unsure) to green (sure) ramp over 0..1."""
+    ramp = QgsColorRampShader(0.0, 1.0)
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, colour, label)
+                               for value, colour, label in CONFIDENCE_RAMP])
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(1.0)
+    layer.setRenderer(renderer)
+    return True
+
+
+STYLERS = {PREDICTION: style_prediction, CONFIDENCE: style_confidence}
+
+
+def write_style_file(path: str, kind: str) -> str | None:
+    """Write ``<raster>.qml`` (QGIS's default style location) for the raster at ``path``."""
+    layer = QgsRasterLayer(path, Path(path).stem, "gdal")
+    if not layer.isValid() or not STYLERS[kind](layer):
+        return None
+    qml = str(Path(path).with_suffix(".qml"))
+    _message, ok = layer.saveNamedStyle(qml)
+    return qml if ok else None
+
+
+class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
+    """Styles an output when Processing adds it to the project (on the main thread)."""
+
+    _instances: dict[str, StyleOnLoad] = {}  # Processing holds a raw pointer: keep them alive
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    @classmethod
+    def of(cls, kind: str) -> StyleOnLoad:
+        if kind not in cls._instances:
+            cls._instances[kind] = cls(kind)
+        return cls._instances[kind]
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: ARG002, N802 (QGIS API)
+        if isinstance(layer, QgsRasterLayer):
+            STYLERS[self.kind](layer)
+            layer.triggerRepaint()
+
+
+def style_output(context: QgsProcessingContext, path: str, kind: str, feedback,
+                 load_as: tuple[str, str] | None = None) -> None:
+    """Write ``path``'s style file and style it when loaded.
+
+    ``load_as`` = (layer name, output name) asks Processing to load a file that is not the value of a
+    destination parameter (destination parameters are loaded by Processing itself when asked to).
+    """
+    if write_style_file(path, kind) is None:
+        feedback.pushWarning(f"Could not write a style for {path}; it keeps GDAL's default look.")
+    if load_as is not None:
+        details = QgsProcessingContext.LayerDetails(load_as[0], context.project(), load_as[1])
+        context.addLayerToLoadOnCompletion(path, details)
+    if context.willLoadLayerOnCompletion(path):
+        context.layerToLoadOnCompletionDetails(path).setPostProcessor(StyleOnLoad.of(kind))

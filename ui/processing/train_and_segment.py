@@ -1,0 +1,52 @@
+"""Train and segment: the one-click path, train then predict (``python -m engine run``)."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingParameterFolderDestination,
+)
+
+from .styling import CONFIDENCE, PREDICTION, style_output
+from .training import TrainingAlgorithm
+
+
+class TrainAndSegmentAlgorithm(TrainingAlgorithm):
+    NAME = "train_and_segment"
+    DISPLAY_NAME = "Train and segment"
+    HELP = ("The one-click path: learns from a few labels on an image, then segments the whole image. "
+            "Writes model.semiseg, prediction.tif (classes, with their colours and names), confidence.tif "
+            "and metrics.json into the output folder, and adds the prediction and confidence to the "
+            "project. Preset: 0 fast, 1 balanced, 2 best.")
+
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    MODEL = "MODEL"
+    PREDICTION = "PREDICTION"
+    CONFIDENCE = "CONFIDENCE"
+    METRICS = "METRICS"
+    VAL_MIOU = "VAL_MIOU"
+
+    def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
+        self.add_training_parameters()
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
+        self.addOutput(QgsProcessingOutputFile(self.MODEL, "Model file"))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.PREDICTION, "Prediction"))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE, "Confidence"))
+        self.addOutput(QgsProcessingOutputFile(self.METRICS, "Metrics (JSON)"))
+        self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, "Validation mIoU"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
+        args = ["run", *self.training_args(parameters, context, feedback), "--out-dir", folder]
+        result = self.run_engine(args, feedback, trains_then_predicts=True)
+        done, files = result.done, result.artifacts()
+        style_output(context, done["prediction"], PREDICTION, feedback,
+                     load_as=("SemiSeg prediction", self.PREDICTION))
+        if done.get("confidence"):
+            style_output(context, done["confidence"], CONFIDENCE, feedback,
+                         load_as=("SemiSeg confidence", self.CONFIDENCE))
+        return {self.OUTPUT_FOLDER: folder, self.MODEL: done["model"], self.PREDICTION: done["prediction"],
+                self.CONFIDENCE: done.get("confidence"), self.METRICS: files.get("metrics"),
+                self.VAL_MIOU: (done.get("metrics") or {}).get("val_miou")}

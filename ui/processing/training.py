@@ -1,0 +1,88 @@
+"""The training parameters Train and Train-and-segment share, mirroring ``python -m engine train``."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterField,
+    QgsProcessingParameterMapLayer,
+    QgsProcessingParameterMultipleLayers,
+    QgsRasterLayer,
+)
+
+from .base import ARCHITECTURES, METHODS, PRESETS, SemiSegAlgorithm, raster_file
+
+VECTOR_FORMATS = ["gpkg", "shp", "geojson"]  # the engine reads any of these through OGR
+
+
+class TrainingAlgorithm(SemiSegAlgorithm):
+    """An algorithm that trains: image, labels (raster or vector + class field), method, preset..."""
+
+    LABELS = "LABELS"
+    LABEL_FIELD = "LABEL_FIELD"
+    UNLABELED = "UNLABELED"
+    METHOD = "METHOD"
+    PRESET = "PRESET"
+    STEPS = "STEPS"
+    TILE_SIZE = "TILE_SIZE"
+    BATCH_SIZE = "BATCH_SIZE"
+    LEARNING_RATE = "LEARNING_RATE"
+    VAL_FRACTION = "VAL_FRACTION"
+    SEED = "SEED"
+    ARCH = "ARCH"
+
+    # optional numbers: parameter -> (engine flag, integer?)
+    NUMBER_FLAGS = {STEPS: ("--steps", True), TILE_SIZE: ("--tile-size", True),
+                    BATCH_SIZE: ("--batch-size", True), LEARNING_RATE: ("--lr", False),
+                    VAL_FRACTION: ("--val-fraction", False), SEED: ("--seed", True)}
+
+    def add_training_parameters(self) -> None:
+        self.add_image_parameter("Image to learn from")
+        self.addParameter(QgsProcessingParameterMapLayer(
+            self.LABELS, "Labels (label raster: 0 = unlabeled, 1..K = classes; or points/lines/polygons)",
+            types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorAnyGeometry]))
+        self.addParameter(QgsProcessingParameterField(
+            self.LABEL_FIELD, "Class field of vector labels (default: class)",
+            parentLayerParameterName=self.LABELS, optional=True))
+        self.add_enum(self.METHOD, "Method", METHODS, default=0)
+        self.add_enum(self.PRESET, "Preset", PRESETS, default=1)
+        self.add_device_parameter()
+        self.add_advanced(QgsProcessingParameterMultipleLayers(
+            self.UNLABELED, "More unlabeled images to learn from (same bands)", QgsProcessing.TypeRaster,
+            optional=True))
+        self.add_number(self.STEPS, "Training steps (empty: the preset's)", minimum=1)
+        self.add_number(self.TILE_SIZE, "Training tile side, px (empty: the preset's)", minimum=16)
+        self.add_number(self.BATCH_SIZE, "Batch size (empty: the preset's)", minimum=1)
+        self.add_number(self.LEARNING_RATE, "Learning rate (empty: the preset's)", integer=False, minimum=0)
+        self.add_number(self.VAL_FRACTION, "Share of labeled pixels held out for validation (empty: 0.2)",
+                        integer=False, minimum=0, maximum=0.9)
+        self.add_number(self.SEED, "Random seed (empty: 0)", minimum=0)
+        self.add_enum(self.ARCH, "Network (empty: the preset's)", ARCHITECTURES, default=None, advanced=True)
+
+    def training_args(self, parameters: dict, context, feedback) -> list[str]:
+        """``--image ... --labels ... --method ...`` for ``train`` and ``run``."""
+        image = raster_file(self.parameterAsRasterLayer(parameters, self.INPUT, context), "image")
+        args = ["--image", image, *self.labels_args(parameters, context, feedback)]
+        unlabeled = self.parameterAsLayerList(parameters, self.UNLABELED, context)
+        if unlabeled:
+            args += ["--unlabeled", *[raster_file(layer, "unlabeled image") for layer in unlabeled]]
+        args += ["--method", self.enum_value(parameters, self.METHOD, context, METHODS) or METHODS[0],
+                 "--preset", self.enum_value(parameters, self.PRESET, context, PRESETS) or "balanced",
+                 *self.device_args(parameters, context),
+                 *self.number_args(parameters, context, self.NUMBER_FLAGS)]
+        arch = self.enum_value(parameters, self.ARCH, context, ARCHITECTURES)
+        return args + (["--arch", arch] if arch else [])
+
+    def labels_args(self, parameters: dict, context, feedback) -> list[str]:
+        """A label raster is passed as its file; a vector layer as a file the engine can read (a layer in a
+        multi-layer GeoPackage, a memory layer or a filtered layer is written to a temporary file)."""
+        layer = self.parameterAsLayer(parameters, self.LABELS, context)
+        if layer is None:
+            raise QgsProcessingException("No labels were given; choose a label raster or a vector layer.")
+        if isinstance(layer, QgsRasterLayer):
+            return ["--labels", raster_file(layer, "labels")]
+        path = self.parameterAsCompatibleSourceLayerPath(parameters, self.LABELS, context, VECTOR_FORMATS,
+                                                         "gpkg", feedback)
+        fields = self.parameterAsFields(parameters, self.LABEL_FIELD, context)
+        return ["--labels", path] + (["--label-field", fields[0]] if fields else [])

@@ -1,0 +1,55 @@
+"""Put a run's prediction and confidence layers into the project's "SemiSeg" group.
+
+Results are tagged with the image they segment, so a new run replaces the previous layers for that
+image (the files stay on disk, in their run folder) instead of piling up.
+"""
+
+from __future__ import annotations
+
+from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer
+
+from .label_raster import read_classes
+from .styles import style_class_layer, style_confidence_layer
+
+GROUP_NAME = "SemiSeg"
+ROLE_PROPERTY = "semiseg/role"  # "prediction" or "confidence"
+SOURCE_PROPERTY = "semiseg/source"  # the image the result segments (its file path)
+
+
+def semiseg_group(project: QgsProject) -> QgsLayerTreeGroup:
+    """The "SemiSeg" group at the top of the layer tree (made on first use)."""
+    root = project.layerTreeRoot()
+    group = root.findGroup(GROUP_NAME)
+    return group if group is not None else root.insertGroup(0, GROUP_NAME)
+
+
+def result_layers(project: QgsProject, source: str | None = None) -> list[QgsRasterLayer]:
+    """SemiSeg result layers in the project, optionally only those of the image ``source``."""
+    return [layer for layer in project.mapLayers().values()
+            if layer.customProperty(ROLE_PROPERTY) and (
+                source is None or layer.customProperty(SOURCE_PROPERTY) == source)]
+
+
+def add_results(project: QgsProject, prediction: str, confidence: str | None, source: str,
+                title: str) -> list[QgsRasterLayer]:
+    """Add the styled result layers (prediction on top), replacing earlier ones of ``source``."""
+    classes = read_classes(prediction)
+    layers = []
+    pred = QgsRasterLayer(prediction, f"{title} prediction", "gdal")
+    style_class_layer(pred, classes)
+    layers.append((pred, "prediction"))
+    if confidence:
+        conf = QgsRasterLayer(confidence, f"{title} confidence", "gdal")
+        style_confidence_layer(conf, len(classes))
+        layers.append((conf, "confidence"))
+    for layer, _ in layers:
+        if not layer.isValid():
+            raise OSError(f"QGIS cannot open {layer.source()}")
+    project.removeMapLayers([layer.id() for layer in result_layers(project, source)])
+    group = semiseg_group(project)
+    for position, (layer, role) in enumerate(layers):
+        layer.setCustomProperty(ROLE_PROPERTY, role)
+        layer.setCustomProperty(SOURCE_PROPERTY, source)
+        project.addMapLayer(layer, False)
+        group.insertLayer(position, layer)
+    return [layer for layer, _ in layers]

@@ -1,0 +1,62 @@
+"""The last run: validation metrics, its folder, "Apply model to another raster..." and "Save model as..."."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.PyQt.QtCore import QUrl, pyqtSignal
+from qgis.PyQt.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+
+def metrics_html(metrics: dict) -> str:
+    """Validation scores as a few lines of rich text (empty when the run had no validation)."""
+    if not isinstance(metrics.get("val_miou"), int | float):
+        return "No validation score: paint more strokes per class to hold some out."
+    lines = [f"<b>Validation</b> mIoU {metrics['val_miou']:.2f}"]
+    if isinstance(metrics.get("val_oa"), int | float):
+        lines[0] += f" · overall accuracy {metrics['val_oa']:.2f}"
+    if isinstance(metrics.get("val_kappa"), int | float):
+        lines[0] += f" · kappa {metrics['val_kappa']:.2f}"
+    per_class = metrics.get("val_per_class_iou") or {}
+    if per_class:
+        lines.append("IoU: " + ", ".join(f"{name} {iou:.2f}" for name, iou in per_class.items()
+                                         if isinstance(iou, int | float)))
+    return "<br>".join(lines)
+
+
+class ResultsPanel(QGroupBox):
+    """Filled after each successful run; its buttons act on that run's model."""
+
+    apply_requested = pyqtSignal()
+    save_requested = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Results", parent)
+        self.metrics_label = QLabel("Train a model to see its validation scores here.")
+        self.metrics_label.setWordWrap(True)
+        self.folder_label = QLabel("")
+        self.folder_label.setOpenExternalLinks(True)
+        self.folder_label.setWordWrap(True)
+        self.apply_button = QPushButton("Apply model to another raster…")
+        self.save_button = QPushButton("Save model as…")
+        for button in (self.apply_button, self.save_button):
+            button.setEnabled(False)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.metrics_label)
+        layout.addWidget(self.folder_label)
+        layout.addLayout(buttons)
+        self.model_path = ""
+        self.apply_button.clicked.connect(self.apply_requested)
+        self.save_button.clicked.connect(self.save_requested)
+
+    def show_run(self, metrics: dict, model_path: str) -> None:
+        self.metrics_label.setText(metrics_html(metrics))
+        self.model_path = model_path
+        folder = Path(model_path).parent
+        self.folder_label.setText(f'Files: <a href="{QUrl.fromLocalFile(str(folder)).toString()}">'
+                                  f"{folder.name}</a>")
+        for button in (self.apply_button, self.save_button):
+            button.setEnabled(bool(model_path))

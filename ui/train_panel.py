@@ -1,0 +1,225 @@
+"""Train and segment: method, preset, device, Advanced options, the button, progress and Cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .engine_process import FALLBACK_METHODS, EngineSetup
+
+PRESETS = {
+    "fast": "Small network, few steps: a map in minutes on a laptop CPU.",
+    "balanced": "The default: better maps, several times longer than fast.",
+    "best": "Largest network and longest training: for a GPU, or patience.",
+}
+METHOD_HINTS = {
+    "supervised": "Learns from the painted pixels only.",
+    "icnet": "Iterative contrastive network: two networks teach each other on unlabeled pixels.",
+    "inpaint": "Self-supervised inpainting pretraining on the whole image, then fine-tuning.",
+    "inpaint+icnet": "Inpainting pretraining, then the iterative contrastive network.",
+}
+
+
+@dataclass
+class TrainOptions:
+    """What the panel's controls say; None means "the preset's value"."""
+
+    method: str
+    preset: str
+    device: str
+    steps: int | None
+    tile_size: int | None
+    val_fraction: float | None
+    seed: int | None
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds} s" if seconds < 90 else f"{round(seconds / 60)} min"
+
+
+def progress_text(event: dict) -> str | None:
+    """One line for the dock about an engine event, or None when the event says nothing new."""
+    kind = event.get("event")
+    if kind == "start":
+        return f"Started on {event.get('device', '?')}…"
+    if kind == "stage":
+        return f"{event.get('stage', '')}: {event.get('message', '')}".strip(": ")
+    if kind == "progress":
+        text = f"{event.get('stage', '')}: step {event.get('step')}/{event.get('total_steps')}"
+        if isinstance(event.get("loss"), int | float):
+            text += f", loss {event['loss']:.3f}"
+        if isinstance(event.get("eta_s"), int | float) and event["eta_s"] > 0:
+            text += f", about {format_seconds(event['eta_s'])} left"
+        return text
+    if kind == "metric" and isinstance(event.get("val_miou"), int | float):
+        return f"validation mIoU {event['val_miou']:.2f} at step {event.get('step')}"
+    if kind == "warning":
+        return f"Warning: {event.get('message', '')}"
+    return None
+
+
+class TrainPanel(QGroupBox):
+    """Emits ``train_requested`` / ``cancel_requested``; shows progress events it is given."""
+
+    train_requested = pyqtSignal()
+    cancel_requested = pyqtSignal()
+    engine_python_changed = pyqtSignal(str)  # the Advanced setting was edited ("" = auto-detect)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Train and segment", parent)
+        self.method_combo = QComboBox()
+        self.preset_combo = QComboBox()
+        for name, hint in PRESETS.items():
+            self.preset_combo.addItem(name, name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, hint, 3)  # Qt.ToolTipRole
+        self.device_combo = QComboBox()
+        self.set_methods(list(FALLBACK_METHODS))
+        self.set_devices([])
+
+        self.advanced = QgsCollapsibleGroupBox("Advanced")
+        self.advanced.setCollapsed(True)
+        self.steps_spin = self._spin(0, 100000, 0, "preset's", "Training steps.")
+        self.tile_spin = self._spin(0, 1024, 0, "preset's", "Training tile side in pixels (multiple of 16).")
+        self.tile_spin.setSingleStep(16)
+        self.val_spin = QDoubleSpinBox()
+        self.val_spin.setRange(0.0, 0.5)
+        self.val_spin.setSingleStep(0.05)
+        self.val_spin.setValue(0.2)
+        self.val_spin.setToolTip("Share of the painted strokes held out to measure the model.")
+        self.seed_spin = self._spin(0, 2**31 - 1, 0, "", "Random seed: the same seed gives the same model.")
+        self.python_widget = QgsFileWidget()
+        self.python_widget.setToolTip("A Python interpreter with torch installed. Empty: the first one "
+                                      "found (the plugin folder's .venv, then python3 on PATH).")
+        self.python_widget.lineEdit().setPlaceholderText("auto-detect")
+        advanced_form = QFormLayout(self.advanced)
+        advanced_form.addRow("Steps", self.steps_spin)
+        advanced_form.addRow("Tile size", self.tile_spin)
+        advanced_form.addRow("Validation share", self.val_spin)
+        advanced_form.addRow("Seed", self.seed_spin)
+        advanced_form.addRow("Engine Python", self.python_widget)
+
+        self.engine_label = QLabel("Looking for a Python with torch…")
+        self.engine_label.setWordWrap(True)
+        self.train_button = QPushButton("Train and segment")
+        self.train_button.setEnabled(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Method", self.method_combo)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow("Device", self.device_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button, 1)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.advanced)
+        layout.addWidget(self.engine_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status_label)
+
+        self.train_button.clicked.connect(self.train_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.python_widget.fileChanged.connect(lambda path: self.engine_python_changed.emit(path.strip()))
+        self._ready = False
+
+    @staticmethod
+    def _spin(low: int, high: int, value: int, special: str, tip: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(low, high)
+        spin.setValue(value)
+        if special:
+            spin.setSpecialValueText(special)
+        spin.setToolTip(tip)
+        return spin
+
+    def options(self) -> TrainOptions:
+        return TrainOptions(
+            method=self.method_combo.currentData() or "supervised",
+            preset=self.preset_combo.currentData() or "fast",
+            device=self.device_combo.currentData() or "auto",
+            steps=self.steps_spin.value() or None,
+            tile_size=self.tile_spin.value() or None,
+            val_fraction=round(self.val_spin.value(), 3),
+            seed=self.seed_spin.value(),
+        )
+
+    def set_methods(self, methods: list[str], current: str = "") -> None:
+        self.method_combo.clear()
+        for method in methods:
+            self.method_combo.addItem(method, method)
+            self.method_combo.setItemData(self.method_combo.count() - 1, METHOD_HINTS.get(method, ""), 3)
+        self._select(self.method_combo, current)
+
+    def set_devices(self, devices: list[dict], current: str = "") -> None:
+        self.device_combo.clear()
+        self.device_combo.addItem("Auto (GPU if there is one)", "auto")
+        for device in devices:
+            name = device.get("name", device["id"])
+            label = "CPU" if device["id"] == "cpu" else f"{device['id']}: {name}"
+            self.device_combo.addItem(label, device["id"])
+        self._select(self.device_combo, current)
+
+    def set_preset(self, preset: str) -> None:
+        self._select(self.preset_combo, preset)
+
+    @staticmethod
+    def _select(combo: QComboBox, value: str) -> None:
+        index = combo.findData(value) if value else -1
+        combo.setCurrentIndex(index if index >= 0 else 0)
+
+    def set_engine_setup(self, setup: EngineSetup | None) -> None:
+        """Show whether the engine can run (``None``: still looking) and offer what it offers."""
+        if setup is None:
+            self.engine_label.setText("Looking for a Python with torch…")
+            self._ready = False
+        elif setup.problem:
+            self.engine_label.setText(f"<b>Cannot train yet.</b> {setup.problem}")
+            self._ready = False
+        else:
+            self.set_methods(setup.methods, self.method_combo.currentData() or "")
+            self.set_devices(setup.devices, self.device_combo.currentData() or "")
+            self.engine_label.setText(f"Engine Python: {setup.python}")
+            self._ready = True
+        self.train_button.setEnabled(self._ready and not self.cancel_button.isEnabled())
+
+    def set_running(self, running: bool) -> None:
+        self.train_button.setEnabled(self._ready and not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress_bar.setValue(0)
+            self.status_label.setText("Starting the engine…")
+
+    def show_event(self, event: dict) -> None:
+        text = progress_text(event)
+        if text:
+            self.status_label.setText(text)
+
+    def show_progress(self, percent: float) -> None:
+        self.progress_bar.setValue(int(round(percent)))
+
+    def show_status(self, text: str) -> None:
+        self.status_label.setText(text)

@@ -36,3 +36,8 @@ zip:
 clean:
 	rm -rf dist .ruff_cache .pytest_cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Real QGIS under xvfb-run with a throwaway profile: paints, trains, screenshots into out/gui-check/.
+.PHONY: gui-check
+gui-check:
+	$(VENV_PY) scripts/gui_check.py

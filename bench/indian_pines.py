@@ -185,6 +185,7 @@ def run_rf(image: np.ndarray, labels: np.ndarray, seed: int, out_dir: str) -> di
     from sklearn.ensemble import RandomForestClassifier
 
     t0 = time.perf_counter()
+    c0 = time.process_time()
     x = image.reshape(-1, image.shape[2]).astype(np.float32)
     y = labels.ravel()
     m = y > 0
@@ -193,7 +194,8 @@ def run_rf(image: np.ndarray, labels: np.ndarray, seed: int, out_dir: str) -> di
     pred = rf.predict(x).astype(np.uint8).reshape(labels.shape)
     write_class_raster(os.path.join(out_dir, "prediction.tif"), pred, named=False)
     wall = time.perf_counter() - t0
-    return {"ok": True, "wall_s": wall, "pred_path": os.path.join(out_dir, "prediction.tif")}
+    cpu = time.process_time() - c0  # all threads of this process (joblib threads included)
+    return {"ok": True, "wall_s": wall, "cpu_s": cpu, "pred_path": os.path.join(out_dir, "prediction.tif")}
 
 
 def engine_cmd(python: str, method: str, preset: str, seed: int, image: str, labels: str,
@@ -204,19 +206,29 @@ def engine_cmd(python: str, method: str, preset: str, seed: int, image: str, lab
 
 
 def run_engine(cmd: list[str], out_dir: str, timeout: float | None) -> dict:
+    """Run one engine child; wall seconds and the CPU seconds (user + sys) of exactly that child."""
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     log_path = os.path.join(out_dir, "engine.log")
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
-        try:
-            proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=timeout)
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid == proc.pid:
+                rc = os.waitstatus_to_exitcode(status)
+                break
+            if timeout is not None and time.perf_counter() - t0 > timeout:
+                proc.kill()
+                _, status, ru = os.wait4(proc.pid, 0)
+                rc = "timeout"
+                break
+            time.sleep(0.1)
+        proc.returncode = rc if isinstance(rc, int) else -9  # keep Popen from waiting again
     wall = time.perf_counter() - t0
-    rec = {"ok": rc == 0, "rc": rc, "wall_s": wall, "pred_path": os.path.join(out_dir, "prediction.tif")}
+    rec = {"ok": rc == 0, "rc": rc, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
+           "peak_rss_mib": ru.ru_maxrss / 1024.0,
+           "pred_path": os.path.join(out_dir, "prediction.tif")}
     if rc != 0:
         with open(log_path, errors="replace") as f:
             rec["error_tail"] = f.read()[-2000:]
@@ -290,7 +302,8 @@ def summarise(records: list[dict]) -> list[dict]:
 
         out.append({"label": key[0], "k": key[1], "n_ok": len(ok), "n": len(rs),
                     "seeds": [r["seed"] for r in ok],
-                    "oa": ms("oa"), "miou": ms("miou"), "wall_s": ms("wall_s")})
+                    "oa": ms("oa"), "miou": ms("miou"), "wall_s": ms("wall_s"),
+                    "cpu_s": [r["cpu_s"] for r in ok if r.get("cpu_s") is not None]})
     return out
 
 
@@ -305,17 +318,21 @@ def markdown(summary: list[dict], meta: dict) -> str:
         "all remaining ground-truth pixels (10,249 - 16k). Mean ± sample standard deviation (ddof=1) "
         "over seeds. Wall s = time from start to a finished prediction raster (engine methods: the whole "
         "`python -m engine run` child process, interpreter start-up included; rf: fit + predict of all "
-        "pixels in-process).",
+        "pixels in-process). CPU s = user + system CPU seconds of that work (engine: of the child "
+        "process), which other load on the machine does not inflate; both are means over seeds.",
         "",
-        "| method | k | OA | mIoU | wall s | runs ok |",
-        "|---|---:|---|---|---:|---:|",
+        "| method | k | OA | mIoU | wall s | CPU s | runs ok |",
+        "|---|---:|---|---|---:|---:|---:|",
     ]
     for s in summary:
         def f(pair, nd=3):
             m, sd = pair
             return "failed" if np.isnan(m) else f"{m:.{nd}f} ± {sd:.{nd}f}"
         wall = "-" if np.isnan(s["wall_s"][0]) else f"{s['wall_s'][0]:.1f}"
-        lines.append(f"| {s['label']} | {s['k']} | {f(s['oa'])} | {f(s['miou'])} | {wall} | "
+        cpu = "-" if not s["cpu_s"] else f"{np.mean(s['cpu_s']):.1f}"
+        if s["cpu_s"] and len(s["cpu_s"]) < s["n_ok"]:
+            cpu += f" ({len(s['cpu_s'])} runs)"
+        lines.append(f"| {s['label']} | {s['k']} | {f(s['oa'])} | {f(s['miou'])} | {wall} | {cpu} | "
                      f"{s['n_ok']}/{s['n']} |")
     lines += ["", f"Command: `{meta['command']}`", ""]
     if meta.get("notes"):

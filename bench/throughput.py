@@ -265,6 +265,7 @@ def run_measured(cmd: list[str], log_path: str, timeout: float | None = None,
             for line in proc.stdout:
                 on_line(line, time.perf_counter())
                 log.write(line)
+                log.flush()
             proc.stdout.close()
         status, rusage = None, None
         while True:
@@ -322,9 +323,12 @@ def train(python: str, size: int, model: str, seed: int, extra: list[str], timeo
     if done:
         d = done[-1]
         rec["done_event"] = {k: v for k, v in d.items() if k not in ("model",)}
-        for key in ("steps_per_s", "train_steps_per_s"):
-            if key in d:
-                rec["steps_per_s_reported"] = d[key]
+        for src in (d, d.get("metrics") or {}):
+            for key in ("steps_per_s", "train_steps_per_s"):
+                if isinstance(src, dict) and key in src:
+                    rec["steps_per_s_reported"] = src[key]
+        if isinstance(d.get("metrics"), dict) and "train_seconds" in d["metrics"]:
+            rec["train_seconds_reported"] = d["metrics"]["train_seconds"]
     rec["events"] = len(events)
     return rec
 
@@ -519,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"{sps:.3f} train steps/s (from progress-event arrival times, steps "
                      f"{train_rec['steps_measured'][0]}→{train_rec['steps_measured'][1]}), "
                      if sps else f"steps/s not measured ({train_rec.get('note', 'no progress events')}), ")
+                  + (f"engine-reported {train_rec['steps_per_s_reported']} steps/s; "
+                     if train_rec.get("steps_per_s_reported") is not None else "")
                   + f"peak RSS {train_rec['peak_rss_mib']:.0f} MiB; "
                   f"{lab['labeled_px']} scribbled px."]
     ev = next((r.get("evaluate_vs_truth") for r in preds if r.get("evaluate_vs_truth")), None)

@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-size", type=int, default=512, help="tile side Deepness uses (px; default 512)")
     p.add_argument("--resolution", type=float, default=None,
                    help="pixel size of the imagery the model expects, in cm/px (Deepness resamples to it)")
+    p.add_argument("--fixed-size", action="store_true",
+                   help="declare a fixed 1 x bands x tile x tile input instead of dynamic axes")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
 
     sub.add_parser("devices", help="list usable devices (JSON)")
@@ -191,7 +193,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         from engine.export import export_onnx  # noqa: PLC0415  (needs onnx; only loaded for export)
 
         rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
-        result = export_onnx(modelfile.load(a.model), a.onnx, a.tile_size, a.resolution)
+        result = export_onnx(modelfile.load(a.model), a.onnx, a.tile_size, a.resolution, a.fixed_size)
         rep.emit("artifact", kind="onnx", path=result["onnx"])
         return result
     device = choose_device(a.device)

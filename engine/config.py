@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Method = Literal["supervised", "icnet", "inpaint", "inpaint+icnet"]
-METHODS: tuple[str, ...] = ("supervised", "icnet", "inpaint", "inpaint+icnet")  # methods this engine build can train
+# methods this engine build can train
+METHODS: tuple[str, ...] = ("supervised", "icnet", "inpaint", "inpaint+icnet")
 
 
 @dataclass
@@ -36,11 +37,11 @@ class InpaintConfig:
     """Self-supervised inpainting pretraining (stage 1) and its fine-tuning (stage 2); METHODS.md §2."""
 
     # --- stage 1: adversarial inpainting on unlabeled tiles
-    steps: int = 1200  # inpainter optimisation steps (round 0 + all adversarial rounds)
+    steps: int = 3000  # inpainter steps (round 0 + all adversarial rounds); scales the whole schedule
     rounds: int = 3  # adversarial rounds after round 0 (each: instructor phase, then inpainter phase)
     warmup_fraction: float = 0.4  # share of the inpainter steps spent in round 0 (random cell masks)
-    instructor_steps: int = 40  # instructor steps per adversarial round (inpainter frozen)
-    tile_size: int = 64  # pretraining crop side, px (multiple of ``cell``)
+    instructor_share: float = 0.15  # instructor steps, all rounds together, per inpainter step
+    tile_size: int = 128  # pretraining crop side, px (multiple of ``cell``; the reference's 128)
     batch_size: int = 8
     cell: int = 16  # side of an erasable grid cell, px
     erase_fraction: float = 0.25  # share of the tile area erased
@@ -138,10 +139,12 @@ class TrainConfig:
 # 2 CPU cores; `best` assumes a GPU or patience.
 PRESETS: dict[str, TrainConfig] = {
     "fast": TrainConfig(preset="fast", model=ModelConfig(widths=(16, 32, 64, 128)), tile_size=96,
-                        batch_size=8, steps=400, val_every=50),
+                        batch_size=8, steps=400, val_every=50,
+                        inpaint=InpaintConfig(steps=1200, tile_size=64, cell=8)),
     "balanced": TrainConfig(preset="balanced"),
     "best": TrainConfig(preset="best", model=ModelConfig(widths=(32, 64, 128, 256, 256)), tile_size=192,
-                        batch_size=8, steps=4000, val_every=200, memory_budget_mb=2048),
+                        batch_size=8, steps=4000, val_every=200, memory_budget_mb=2048,
+                        inpaint=InpaintConfig(steps=8000, rounds=4)),
 }
 
 

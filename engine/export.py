@@ -6,9 +6,10 @@ What the ONNX graph expects and returns — the contract Deepness users and scri
   each value being the **raw pixel value divided by 255** — exactly what Deepness feeds a model: it reads
   the raster's band values, divides them by 255 and then standardises with the model's
   ``standardization_mean``/``standardization_std`` metadata, which this export sets to 0 and 1 so that
-  Deepness leaves the values alone. ``N`` and ``S`` are dynamic; ``S`` must be a multiple of the
-  network stride (stored as the ``stride`` metadata key; 8 or 16 for U-Nets, 32 for ResNet encoders).
-  H and W share one symbolic name (``tile``): Deepness only accepts square tiles and checks it.
+  Deepness leaves the values alone. ``N`` and ``S`` are dynamic (``--fixed-size``: 1 and the tile
+  size); ``S`` must be a multiple of the network stride (the ``semiseg_stride`` metadata key: 8 or 16
+  for U-Nets, 32 for ResNet encoders). H and W share one symbolic name (``tile``) because Deepness only
+  accepts square tiles and checks it; onnxruntime also runs rectangles (both sides multiples of it).
 - **inside**: SemiSeg's own band normalisation (``BandStats``: ``(raw - low) / (high - low)`` clipped to
   [-1, 2]) is baked into the graph as a per-band affine map and a clip — Deepness's mean/std
   standardisation cannot express the clip, and baking it in keeps Deepness at its defaults.
@@ -122,8 +123,12 @@ def _onnx_modules():
 
 
 def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_SIZE,
-                resolution_cm: float | None = None, opset: int = OPSET) -> dict:
-    """Write ``model`` as an ONNX file at ``out_path``; return its description (shapes and metadata)."""
+                resolution_cm: float | None = None, fixed_size: bool = False, opset: int = OPSET) -> dict:
+    """Write ``model`` as an ONNX file at ``out_path``; return its input and output shapes.
+
+    ``fixed_size`` declares a 1 × bands × tile_size × tile_size input instead of dynamic axes, for
+    consumers (older Deepness releases among them) that read the tile size from a fixed input shape.
+    """
     onnx = _onnx_modules()
     check_writable(out_path)
     nets = model.networks(torch.device("cpu"))
@@ -144,7 +149,7 @@ def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_
                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                         opset_version=opset, external_data=False, verbose=False)
         proto = program.model_proto
-        _name_dynamic_axes(proto)
+        batch, side = declare_io_shape(proto, tile_size if fixed_size else None)
         del proto.metadata_props[:]
         for key, value in deepness_metadata(model, stride, tile_size, resolution_cm).items():
             entry = proto.metadata_props.add()
@@ -157,8 +162,8 @@ def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_
         if os.path.exists(part):
             os.remove(part)
     return {"onnx": os.path.abspath(out_path),
-            "input": [INPUT_NAME, "batch", model.bands, TILE_DIM, TILE_DIM],
-            "output": [OUTPUT_NAME, "batch", model.classes.num_classes, TILE_DIM, TILE_DIM],
+            "input": [INPUT_NAME, batch, model.bands, side, side],
+            "output": [OUTPUT_NAME, batch, model.classes.num_classes, side, side],
             "stride": stride, "opset": opset}
 
 
@@ -176,16 +181,23 @@ def _quiet_exporter_logs():
             log.setLevel(level)
 
 
-def _name_dynamic_axes(proto) -> None:
-    """Name the dynamic axes ``batch`` and ``tile`` on the graph's input and output.
+def declare_io_shape(proto, fixed_side: int | None = None) -> tuple[int | str, int | str]:
+    """Declare the batch, height and width axes of the graph's input and output; return (batch, side).
 
-    torch.export names them after its symbols (``s0``, ``8*s1``...); Deepness reads the input side from
-    the input shape and refuses outputs whose last two axes differ, so H and W get the same name.
-    Intermediate shape annotations carry the old symbols, so they are dropped (runtimes re-infer them).
+    Dynamic (the default): named ``batch`` and ``tile``. torch.export names them after its symbols
+    (``s0``, ``8*s1``...), but Deepness refuses outputs whose last two axes differ, so H and W get one
+    name. Fixed: batch 1 and ``fixed_side`` px. Either way the graph itself stays size-independent;
+    intermediate shape annotations carry the exporter's symbols, so they are dropped (runtimes re-infer
+    them).
     """
+    batch, side = ("batch", TILE_DIM) if fixed_side is None else (1, int(fixed_side))
     for value in list(proto.graph.input) + list(proto.graph.output):
         dims = value.type.tensor_type.shape.dim
-        for i, name in ((0, "batch"), (2, TILE_DIM), (3, TILE_DIM)):
+        for i, size in ((0, batch), (2, side), (3, side)):
             dims[i].Clear()
-            dims[i].dim_param = name
+            if isinstance(size, str):
+                dims[i].dim_param = size
+            else:
+                dims[i].dim_value = size
     del proto.graph.value_info[:]
+    return batch, side

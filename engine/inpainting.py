@@ -99,6 +99,8 @@ class Instructor(nn.Module):
             cin = cout
         self.trunk = nn.Sequential(*layers)
         self.to_latent = nn.Conv2d(cin, 2 * latent, 1)
+        with torch.no_grad():  # start with little sampling noise (std ~0.1) so early scores carry signal
+            self.to_latent.bias[latent:].fill_(-4.0)
         self.to_score = nn.Sequential(nn.Conv2d(latent, width, 1), nn.ReLU(inplace=True),
                                       nn.Conv2d(width, 1, 1))
         self.kl = torch.zeros(())
@@ -296,10 +298,11 @@ class InpaintingPretrainer:
         c = self.cfg
         n0 = max(1, round(c.steps * c.warmup_fraction)) if c.rounds else c.steps
         rest = c.steps - n0
+        n_ins = max(1, round(c.instructor_share * c.steps / c.rounds)) if c.instructor and c.rounds else 0
         plan = [(0, n0)]
         for r in range(c.rounds):
             n = rest // c.rounds + (1 if r < rest % c.rounds else 0)
-            plan.append((c.instructor_steps if c.instructor else 0, n))
+            plan.append((n_ins, n))
         return plan
 
     def run(self, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLED) -> PretrainResult:

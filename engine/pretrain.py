@@ -143,7 +143,7 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
     enc.provenance = {"image": os.path.basename(image),
                       "unlabeled": [os.path.basename(p) for p in unlabeled or []],
                       "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                      "engine_version": __version__, "torch": torch.__version__, "device": str(device)}
+                      "engine_version": __version__, "torch": str(torch.__version__), "device": str(device)}
     save_encoder(enc, out)
     return enc.metrics
 

@@ -68,7 +68,7 @@ class SemiSegDock(QgsDockWidget):
         self._build()
         self._connect()
         self.train.set_preset(settings.last_choice("preset", "fast"))
-        self.train.python_widget.setFilePath(settings.engine_python())
+        self.train.set_engine_python(settings.engine_python())
         self._on_labels_changed(self.layers.label_layer())
         QTimer.singleShot(0, self.detect_engine)  # only once an event loop runs
 
@@ -111,15 +111,18 @@ class SemiSegDock(QgsDockWidget):
 
     def detect_engine(self) -> None:
         """Look for the engine interpreter in the background; training is offered once it is found."""
-        if self._closed:
-            return
+        configured = settings.engine_python()
+        if self._closed or (self.probe_task is not None and self.probe_task.configured == configured):
+            return  # closed, or the same question is already being asked
         self.engine = None
         self.train.set_engine_setup(None)
-        self.probe_task = EngineProbeTask(settings.engine_python())
+        self.probe_task = EngineProbeTask(configured)
         self.probe_task.probed.connect(self._on_engine_probed)
         QgsApplication.taskManager().addTask(self.probe_task)
 
     def _on_engine_probed(self, setup: EngineSetup) -> None:
+        if setup.configured != settings.engine_python():
+            return  # the answer to an older question: the setting changed meanwhile
         self.probe_task = None
         self.engine = setup
         self.train.set_engine_setup(setup)

@@ -195,6 +195,7 @@ def parse_event(line: str) -> dict | None:
 _torch_checks: dict[str, bool] = {}  # interpreter -> can import torch (asked once per session)
 _torch_checks_lock = threading.Lock()
 _setups: dict[str, EngineSetup] = {}  # configured interpreter ("" = auto) -> what the probe found
+_probe_lock = threading.Lock()
 
 
 def candidate_pythons() -> list[str]:
@@ -296,16 +297,18 @@ class EngineSetup:
 def probe_engine(configured: str = "") -> EngineSetup:
     """Find the engine interpreter and ask it for devices and methods (slow: run it in a task).
 
-    A found setup is remembered for the session; a failed search is repeated next time.
+    A found setup is remembered for the session; a failed search is repeated next time. Probes run
+    one at a time, so a second caller waits for the first one's answer instead of asking again.
     """
-    with _torch_checks_lock:
-        if configured in _setups:
-            return _setups[configured]
-    python = find_engine_python(configured)
-    if python is None:
-        return EngineSetup(None, configured=configured)
-    setup = EngineSetup(python, query_devices(python), query_methods(python), configured)
-    with _torch_checks_lock:
-        _setups[configured] = setup
-    return setup
+    with _probe_lock:
+        with _torch_checks_lock:
+            if configured in _setups:
+                return _setups[configured]
+        python = find_engine_python(configured)
+        if python is None:
+            return EngineSetup(None, configured=configured)
+        setup = EngineSetup(python, query_devices(python), query_methods(python), configured)
+        with _torch_checks_lock:
+            _setups[configured] = setup
+        return setup
 

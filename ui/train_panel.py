@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtCore import QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -143,7 +143,13 @@ class TrainPanel(QGroupBox):
 
         self.train_button.clicked.connect(self.train_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
-        self.python_widget.fileChanged.connect(lambda path: self.engine_python_changed.emit(path.strip()))
+        # Typing a path changes it at every key: ask for a new probe once the typing stops.
+        self._python_timer = QTimer(self)
+        self._python_timer.setSingleShot(True)
+        self._python_timer.setInterval(800)
+        self._python_timer.timeout.connect(
+            lambda: self.engine_python_changed.emit(self.python_widget.filePath().strip()))
+        self.python_widget.fileChanged.connect(lambda _path: self._python_timer.start())
         self._ready = False
 
     @staticmethod
@@ -182,6 +188,12 @@ class TrainPanel(QGroupBox):
             label = "CPU" if device["id"] == "cpu" else f"{device['id']}: {name}"
             self.device_combo.addItem(label, device["id"])
         self._select(self.device_combo, current)
+
+    def set_engine_python(self, path: str) -> None:
+        """Show the configured interpreter without asking for a new probe."""
+        self.python_widget.blockSignals(True)
+        self.python_widget.setFilePath(path)
+        self.python_widget.blockSignals(False)
 
     def set_preset(self, preset: str) -> None:
         self._select(self.preset_combo, preset)

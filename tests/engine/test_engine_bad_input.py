@@ -8,14 +8,16 @@ where the real process matters (stray GDAL/torch messages on stderr, code runnin
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import TINY_TRAIN, leftovers, run_cli, run_engine, write_raster
+from engine_helpers import TINY_TRAIN, leftovers, run_cli, run_engine, write_raster
 from rasterio.transform import from_origin
 
 from engine.categories import ClassTable, write_class_table
@@ -158,16 +160,18 @@ def test_predict_output_folder_not_writable(capsys, learned, tmp_path):
     assert_one_sentence(rc, err, blocker)
 
 
-@pytest.mark.parametrize("damage", ["random", "empty", "truncated", "text"])
-def test_corrupt_model_file(capsys, learned, scene, damage):
+@pytest.mark.parametrize("damage", ["random", "empty", "truncated", "text", "stack_underflow"])
+def test_corrupt_model_file(capsys, request, scene, damage):
     bad = scene["image"].parent / "model.semiseg"
     if damage == "random":
         bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     elif damage == "empty":
         bad.write_bytes(b"")
     elif damage == "truncated":
-        data = learned["model"].read_bytes()
+        data = request.getfixturevalue("learned")["model"].read_bytes()
         bad.write_bytes(data[: len(data) // 2])
+    elif damage == "stack_underflow":
+        bad.write_bytes(b"R")  # one byte: a pickle REDUCE with nothing on the stack
     else:
         bad.write_text("model = 'definitely a model'\n")
     rc, err = predict_fails(capsys, bad, scene["image"], scene["out"])
@@ -218,6 +222,36 @@ def test_foreign_model_refused_in_a_real_process(scene, tmp_path):
                        scene["out"] / "pred.tif", "--device", "cpu", "--progress", "none"])
     assert_one_sentence(proc.returncode, proc.stderr, evil)
     assert not marker.exists()
+    assert leftovers(scene["out"]) == []
+
+
+def test_plain_pickle_as_model_real_process(scene):
+    """A Python pickle (say a scikit-learn model) handed over as a model: refused in one sentence,
+    without torch's own warnings about the pickle protocol on stderr."""
+    other = scene["image"].parent / "classifier.pkl"
+    with open(other, "wb") as f:
+        pickle.dump({"coef": [0.5, -1.0], "classes": ["water", "land"]}, f)  # default protocol
+    for args in (["info", "--model", other],
+                 ["predict", "--model", other, "--image", scene["image"], "--out", scene["out"] / "p.tif",
+                  "--device", "cpu", "--progress", "none"]):
+        proc = run_engine(args)
+        assert_one_sentence(proc.returncode, proc.stderr, other)
+    assert leftovers(scene["out"]) == []
+
+
+def test_labels_without_georeferencing_real_process(scene):
+    """Labels saved as a plain image (no CRS, no transform): one sentence, no library warnings."""
+    arr = np.zeros((64, 64), np.uint8)
+    arr[5:10, 5:30] = 1
+    arr[30:35, 5:30] = 2
+    plain = scene["image"].parent / "plain_labels.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(plain, "w", driver="GTiff", height=64, width=64, count=1, dtype="uint8") as ds:
+            ds.write(arr, 1)
+    proc = run_engine(["run", "--image", scene["image"], "--labels", plain, "--out-dir", scene["out"],
+                       "--progress", "none", *TINY_TRAIN])
+    assert_one_sentence(proc.returncode, proc.stderr, plain)
     assert leftovers(scene["out"]) == []
 
 

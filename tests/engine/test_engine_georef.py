@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import TINY_TRAIN, run_cli
+from engine_helpers import TINY_TRAIN, run_cli
 from osgeo import gdal
 
 from engine.synthetic import write_scene
@@ -44,7 +44,15 @@ def check_outputs(image: Path, prediction: Path, confidence: Path, model_classes
     for i, colour in enumerate(model_classes["colours"], start=1):
         assert tuple(cmap[i][:3]) == tuple(colour)
         assert cmap[i][3] == 255
-    names = gdal.Open(str(prediction)).GetRasterBand(1).GetCategoryNames()
+    gds = gdal.Open(str(prediction))  # keep the dataset referenced while its band is used
+    band = gds.GetRasterBand(1)
+    # GDAL 3.6's GeoTIFF driver reads the .aux.xml side-car lazily, and GetCategoryNames alone does not
+    # trigger it: read the colour table through GDAL first (as QGIS does when it opens the layer).
+    gdal_colours = band.GetColorTable()
+    assert gdal_colours is not None
+    assert gdal_colours.GetColorEntry(1)[:3] == tuple(model_classes["colours"][0])
+    names = band.GetCategoryNames()
+    band = gds = None
     assert names is not None and list(names[1:k + 1]) == model_classes["names"]
     # nodata exactly where the input had nodata; a valid class everywhere else
     assert np.all(pred[~img_valid] == 0)
@@ -73,7 +81,7 @@ def test_degrees_crs_and_nodata_simply_work(tmp_path, capsys, dtype):
     scene = write_scene(str(tmp_path), 128, 160, bands=3, classes=3, seed=5, dtype=dtype,
                         nodata_corner=True, crs="EPSG:4326")
     with rasterio.open(scene["image"]) as ds:
-        assert ds.crs.to_epsg() == 4326 and ds.nodata == 0
+        assert ds.crs.to_epsg() == 4326 and ds.nodata == (0 if dtype == "uint16" else -9999.0)
         assert not np.all(ds.read_masks(1) > 0)  # the corner really is nodata
     out = tmp_path / "out"
     rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", scene["labels"],

@@ -6,7 +6,7 @@ import numbers
 from pathlib import Path
 
 import numpy as np
-from conftest import TINY_TRAIN, jsonl_events, leftovers, run_engine, write_raster
+from engine_helpers import TINY_TRAIN, jsonl_events, leftovers, run_engine, write_raster
 
 from engine.synthetic import write_scene
 

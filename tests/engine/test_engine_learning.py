@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import rasterio
-from conftest import LEARN_STEPS, run_cli
+from engine_helpers import LEARN_STEPS, run_cli
 
 from engine import pipeline
 

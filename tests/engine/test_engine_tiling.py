@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import write_raster
+from engine_helpers import write_raster
 
 from engine import modelfile
 from engine.predict import predict_file

@@ -1,6 +1,6 @@
 """``python -m engine export``: the ONNX file runs in onnxruntime like the torch model, as Deepness runs it.
 
-One tiny model is trained (20 steps, 64 px tiles) and exported once for the whole module through the
+One tiny model is trained (10 steps, 64 px tiles) and exported once for the whole module through the
 real command line; the tests then read the file.
 """
 
@@ -17,6 +17,7 @@ import rasterio
 import torch
 
 from engine import modelfile
+from engine.export import declare_io_shape
 from engine.predict import ensemble_probs
 from engine.synthetic import write_scene
 
@@ -38,7 +39,7 @@ def exported(tmp_path_factory) -> dict:
     scene = write_scene(str(folder), height=128, width=128, bands=4, classes=3)
     model = folder / "tiny.semiseg"
     train = engine("train", "--image", scene["image"], "--labels", scene["labels"], "--preset", "fast",
-                   "--steps", "20", "--tile-size", "64", "--device", "cpu", "--progress", "none",
+                   "--steps", "10", "--tile-size", "64", "--device", "cpu", "--progress", "none",
                    "--out", str(model))
     assert train.returncode == 0, train.stderr
     onnx_path = folder / "tiny.onnx"
@@ -98,6 +99,15 @@ def test_tile_size_and_batch_are_dynamic(exported):
         x = rng.uniform(0, 40, shape).astype(np.float32)
         (probs,) = sess.run(None, {inp.name: x})
         assert probs.shape == (shape[0], 3, shape[2], shape[3])
+
+
+def test_fixed_size_declares_one_tile(exported):
+    proto = onnx.load(exported["onnx"])
+    assert declare_io_shape(proto, 64) == (1, 64)  # what `export --fixed-size --tile-size 64` writes
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == [1, 4, 64, 64] and sess.get_outputs()[0].shape == [1, 3, 64, 64]
+    (probs,) = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 4, 64, 64), np.float32)})
+    assert probs.shape == (1, 3, 64, 64)
 
 
 def test_metadata_is_what_deepness_reads(exported):

@@ -135,7 +135,7 @@ def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, s
     QgsProject.instance().addMapLayer(labels)
     dock.layers.set_label_layer(labels)
     assert [c.name for c in dock.classes.classes()] == ["class 1", "class 2", "class 3"]
-    dock.train.steps_spin.setValue(20)
+    dock.train.steps_spin.setValue(10)
     dock.train.tile_spin.setValue(64)
     dock.train.device_combo.setCurrentIndex(dock.train.device_combo.findData("cpu"))
     task = dock.start_training()
@@ -163,11 +163,11 @@ def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, s
     assert dock.results.apply_button.isEnabled() and dock.results.model_path
 
     # Running again replaces the layers of that image; the files of the first run stay.
-    again = result_layers.add_results(QgsProject.instance(), prediction.source(), confidence.source(),
-                                      scene["image"], "image")
+    first_files = [prediction.source(), confidence.source()]
+    again = result_layers.add_results(QgsProject.instance(), *first_files, scene["image"], "image")
     assert len(result_layers.result_layers(QgsProject.instance())) == 2
     assert set(result_layers.result_layers(QgsProject.instance())) == set(again)
-    assert Path(prediction.source()).is_file()
+    assert all(Path(path).is_file() for path in first_files)
 
     dock.save_model(Path(scene["image"]).parent / "kept")
     assert (Path(scene["image"]).parent / "kept.semiseg").is_file()
@@ -180,11 +180,11 @@ def test_cancel_real_engine_stops_the_child_and_adds_no_layer(dock, scene):
     dock.train.steps_spin.setValue(2000)
     dock.train.tile_spin.setValue(64)
     task = dock.start_training()
-    started = []
-    task.event_received.connect(lambda e: started.append(e) if e.get("event") == "progress" else None)
-    pid = []
+    training, pid = [], []
+    task.event_received.connect(
+        lambda e: training.append(e) if e.get("event") == "stage" and e.get("stage") != "prepare" else None)
     task.event_received.connect(lambda e: pid.append(e["pid"]) if e.get("event") == "start" else None)
-    wait_until(lambda: started, timeout_s=120, what="training to start")
+    wait_until(lambda: training, timeout_s=120, what="training to start")
     t0 = time.monotonic()
     dock.train.cancel_button.click()
     result = wait_for_task(dock, timeout_s=15)

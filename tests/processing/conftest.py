@@ -1,31 +1,10 @@
-"""Fixtures for the Processing tests: the framework, the SemiSeg provider (registered the way QGIS does it,
-through the plugin's ``initProcessing``), a tiny scene, and one trained model shared by the module.
-
-Every engine run is real (a child ``python -m engine``) and tiny: a 64 × 64 px scene, 10 steps.
-"""
+"""Fixtures for the Processing tests: the SemiSeg provider, registered the way QGIS does it (through the
+plugin's ``initProcessing``), and a tiny scene. Engine runs are real child processes, and tiny."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TINY_TRAINING = {"PRESET": 0, "STEPS": 10, "TILE_SIZE": 64, "DEVICE": "cpu"}
-
-
-def import_plugin_package(name: str = "semiseg"):
-    """Import the repo root as the package ``name``, as QGIS does with the installed folder."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[name] = package
-    spec.loader.exec_module(package)
-    return package
+from processing_helpers import import_plugin_package
 
 
 @pytest.fixture(scope="module")

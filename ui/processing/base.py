@@ -23,10 +23,10 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProviderRegistry,
     QgsRasterLayer,
-    QgsSettings,
 )
 from qgis.PyQt.QtGui import QIcon
 
+from .. import settings
 from ..engine_process import EngineProcess, EngineResult, EngineSetup, find_engine_python
 
 ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "semiseg.svg"
@@ -39,14 +39,13 @@ ARCHITECTURES = ("unet", "resnet18", "resnet34", "resnet50")
 # The engine interpreter: this environment variable (handy for qgis_process on a server), else the
 # dock's setting, else the first Python that can import torch (see ui.engine_process).
 ENGINE_PYTHON_ENV = "SEMISEG_ENGINE_PYTHON"
-ENGINE_PYTHON_SETTING = "SemiSeg/engine_python"
 
 PREDICT_SHARE = 10.0  # percent of the bar left for the prediction stage after training
 
 
 def engine_python() -> str:
     """The interpreter that runs the engine, or QgsProcessingException saying how to get one."""
-    configured = os.environ.get(ENGINE_PYTHON_ENV, "") or str(QgsSettings().value(ENGINE_PYTHON_SETTING, ""))
+    configured = os.environ.get(ENGINE_PYTHON_ENV, "") or settings.engine_python()
     python = find_engine_python(configured)
     if python is None:
         raise QgsProcessingException(EngineSetup(None, configured=configured).problem)
@@ -75,9 +74,7 @@ def report_event(event: dict, feedback) -> None:
     if kind == "start":
         feedback.pushInfo(f"SemiSeg engine {event.get('engine_version', '')} on {event.get('device', '?')}")
     elif kind == "stage":
-        text = f"{event.get('stage')}: {event.get('message', '')}".rstrip(": ")
-        feedback.setProgressText(text)
-        feedback.pushInfo(text)
+        feedback.setProgressText(f"{event.get('stage')}: {event.get('message', '')}".rstrip(": "))
     elif kind == "metric":
         scores = ", ".join(f"{k} {v:.3f}" for k, v in event.items() if isinstance(v, float))
         feedback.pushInfo(f"step {event.get('step', '?')}: {scores}")

@@ -8,10 +8,12 @@ from qgis.PyQt.QtGui import QIcon
 from .base import ICON_PATH
 from .evaluate import EvaluateAlgorithm
 from .predict import PredictAlgorithm
+from .pretrain import PretrainAlgorithm
 from .train import TrainAlgorithm
 from .train_and_segment import TrainAndSegmentAlgorithm
 
-ALGORITHMS = (TrainAndSegmentAlgorithm, TrainAlgorithm, PredictAlgorithm, EvaluateAlgorithm)
+ALGORITHMS = (TrainAndSegmentAlgorithm, TrainAlgorithm, PredictAlgorithm, EvaluateAlgorithm,
+              PretrainAlgorithm)
 
 
 class SemiSegProvider(QgsProcessingProvider):

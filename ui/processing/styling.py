@@ -35,16 +35,25 @@ def class_entries(path: str) -> list[tuple[int, QColor, str]]:
     ds = gdal.Open(path)
     if ds is None:
         return []
+    ds.GetMetadata()  # GDAL 3.6 reads the .aux.xml (category names) lazily; this makes it read it
     band = ds.GetRasterBand(1)
     names = list(band.GetCategoryNames() or [])
     table = band.GetColorTable()
-    count = len(names) if names else (table.GetCount() if table is not None else 0)
+    count = len(names) if names else _last_coloured_entry(table) + 1
     entries = []
     for value in range(1, count):
         rgba = table.GetColorEntry(value) if table is not None and value < table.GetCount() else (128,) * 4
         name = names[value] if value < len(names) and names[value] else f"class {value}"
         entries.append((value, QColor(*rgba[:3]), name))
     return entries
+
+
+def _last_coloured_entry(table) -> int:
+    """GeoTIFF colour tables have 256 entries; unused ones are opaque black."""
+    if table is None:
+        return 0
+    used = [i for i in range(table.GetCount()) if table.GetColorEntry(i)[:3] != (0, 0, 0)]
+    return max(used, default=0)
 
 
 def style_prediction(layer: QgsRasterLayer) -> bool:

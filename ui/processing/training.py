@@ -6,6 +6,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterField,
+    QgsProcessingParameterFile,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterMultipleLayers,
     QgsRasterLayer,
@@ -31,11 +32,14 @@ class TrainingAlgorithm(SemiSegAlgorithm):
     VAL_FRACTION = "VAL_FRACTION"
     SEED = "SEED"
     ARCH = "ARCH"
+    INIT = "INIT"
+    PRETRAIN_STEPS = "PRETRAIN_STEPS"
 
     # optional numbers: parameter -> (engine flag, integer?)
     NUMBER_FLAGS = {STEPS: ("--steps", True), TILE_SIZE: ("--tile-size", True),
                     BATCH_SIZE: ("--batch-size", True), LEARNING_RATE: ("--lr", False),
-                    VAL_FRACTION: ("--val-fraction", False), SEED: ("--seed", True)}
+                    VAL_FRACTION: ("--val-fraction", False), SEED: ("--seed", True),
+                    PRETRAIN_STEPS: ("--pretrain-steps", True)}
 
     def add_training_parameters(self) -> None:
         self.add_image_parameter("Image to learn from")
@@ -59,6 +63,11 @@ class TrainingAlgorithm(SemiSegAlgorithm):
                         integer=False, minimum=0, maximum=0.9)
         self.add_number(self.SEED, "Random seed (empty: 0)", minimum=0)
         self.add_enum(self.ARCH, "Network (empty: the preset's)", ARCHITECTURES, default=None, advanced=True)
+        self.add_advanced(QgsProcessingParameterFile(
+            self.INIT, "Pretrained encoder (method inpaint; from Pretrain)", extension="semienc",
+            optional=True))
+        self.add_number(self.PRETRAIN_STEPS, "Inpainting steps when pretraining in this run (method inpaint)",
+                        minimum=1)
 
     def training_args(self, parameters: dict, context, feedback) -> list[str]:
         """``--image ... --labels ... --method ...`` for ``train`` and ``run``."""
@@ -72,7 +81,8 @@ class TrainingAlgorithm(SemiSegAlgorithm):
                  *self.device_args(parameters, context),
                  *self.number_args(parameters, context, self.NUMBER_FLAGS)]
         arch = self.enum_value(parameters, self.ARCH, context, ARCHITECTURES)
-        return args + (["--arch", arch] if arch else [])
+        init = self.parameterAsFile(parameters, self.INIT, context)
+        return args + (["--arch", arch] if arch else []) + (["--init", init] if init else [])
 
     def labels_args(self, parameters: dict, context, feedback) -> list[str]:
         """A label raster is passed as its file; a vector layer as a file the engine can read (a layer in a

@@ -1,0 +1,348 @@
+"""The real-window check (``make gui-check``): SemiSeg in a real QGIS, driven like an analyst would.
+
+Run with the venv's Python, this script is the *launcher*: it installs the plugin into a throwaway QGIS
+profile under ``out/gui-check/``, starts QGIS under ``xvfb-run`` with ``--code`` pointing back at this
+file, waits, and prints the checks. Inside QGIS the same file is the *driver*: it opens the SemiSeg
+dock, loads the bundled sample, creates a label layer, paints the sample's strokes (read from
+``resources/sample/make_labels.py`` without importing it) through real mouse events on the canvas,
+runs Train and segment, and saves three screenshots: the dock ready, training in progress, results.
+
+Everything lands in ``out/gui-check/``: ``1-ready.png``, ``2-training.png``, ``3-results.png``,
+``result.json`` (the checks) and ``qgis.log``. Environment: ``GUI_CHECK_STEPS`` (training steps, default
+60) and ``GUI_CHECK_TIMEOUT_S`` (default 1200).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# QGIS runs ``--code`` files with exec(), without ``__file__``: the driver gets its paths from the
+# environment the launcher sets, and only the launcher looks at where this file is.
+REPO_ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else None
+OUT = REPO_ROOT / "out" / "gui-check" if REPO_ROOT else None
+SAMPLE = REPO_ROOT / "resources" / "sample" if REPO_ROOT else None
+# What the installed plugin folder holds (as in the Makefile's zip target).
+PLUGIN_FILES = ["metadata.txt", "__init__.py", "plugin.py", "ui", "engine", "resources", "README.md",
+                "LICENSE"]
+SCREEN = (1600, 1000)
+
+
+# --- launcher (outside QGIS) --------------------------------------------------------------------------
+
+def install_profile(profiles: Path, engine_python: str) -> Path:
+    """A fresh QGIS profile with only SemiSeg installed and enabled; returns the plugin folder."""
+    profile = profiles / "profiles" / "default"
+    plugin = profile / "python" / "plugins" / "semiseg"
+    plugin.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in PLUGIN_FILES:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, plugin / name, ignore=ignore)
+        else:
+            shutil.copy2(source, plugin / name)
+    ini = profile / "QGIS" / "QGIS3.ini"
+    ini.parent.mkdir(parents=True)
+    ini.write_text("[PythonPlugins]\nsemiseg=true\n\n"
+                   f"[SemiSeg]\nengine_python={engine_python}\n\n"
+                   "[qgis]\ncheckVersion=false\n", encoding="utf-8")
+    return plugin
+
+
+def launch() -> int:
+    if shutil.which("xvfb-run") is None or shutil.which("qgis") is None:
+        print("gui-check needs qgis and xvfb-run (Debian packages qgis and xvfb).", file=sys.stderr)
+        return 2
+    shutil.rmtree(OUT, ignore_errors=True)
+    (OUT / "work").mkdir(parents=True)
+    install_profile(OUT / "profiles", sys.executable)  # the venv's Python has torch: it runs the engine
+    env = dict(os.environ, GUI_CHECK_OUT=str(OUT), GUI_CHECK_SAMPLE=str(SAMPLE), PYTHONFAULTHANDLER="1")
+    env.pop("QT_QPA_PLATFORM", None)  # a real (virtual) display this time
+    timeout_s = int(os.environ.get("GUI_CHECK_TIMEOUT_S", "1200"))
+    command = ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN[0]}x{SCREEN[1]}x24",
+               "qgis", "--nologo", "--noversioncheck", "--profiles-path", str(OUT / "profiles"),
+               "--code", str(Path(__file__).resolve())]
+    print("starting QGIS under xvfb-run (a few minutes: it trains a model on the sample)…", flush=True)
+    t0 = time.monotonic()
+    with open(OUT / "qgis.log", "w", encoding="utf-8") as log:
+        try:
+            subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s + 120,
+                           cwd=OUT / "work")
+        except subprocess.TimeoutExpired:
+            print(f"QGIS did not quit within {timeout_s + 120} s", file=sys.stderr)
+    result_file = OUT / "result.json"
+    if not result_file.exists():
+        print(f"no result: see {OUT / 'qgis.log'}", file=sys.stderr)
+        return 1
+    result = json.loads(result_file.read_text(encoding="utf-8"))
+    for name, (ok, detail) in result["checks"].items():
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    shots = ", ".join(sorted(p.name for p in OUT.glob("*.png")))
+    print(f"{time.monotonic() - t0:.0f} s; screenshots in {OUT.relative_to(REPO_ROOT)}: {shots}")
+    return 0 if all(ok for ok, _ in result["checks"].values()) else 1
+
+
+# --- driver (inside QGIS) -----------------------------------------------------------------------------
+
+def sample_strokes(path: Path) -> tuple[list, dict, dict]:
+    """CLASSES, STROKES and BLOBS of make_labels.py, read as literals (importing it needs numpy)."""
+    found = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id in ("CLASSES", "STROKES", "BLOBS"):
+            found[target.id] = ast.literal_eval(node.value)
+    return found["CLASSES"], found["STROKES"], found.get("BLOBS", {})
+
+
+class Driver:
+    """Drives QGIS step by step on timers, so QGIS's event loop keeps running throughout."""
+
+    def __init__(self, iface) -> None:
+        from qgis.core import QgsApplication
+
+        self.iface = iface
+        self.app = QgsApplication.instance()
+        self.out = Path(os.environ["GUI_CHECK_OUT"])
+        self.sample = Path(os.environ["GUI_CHECK_SAMPLE"])
+        self.steps = int(os.environ.get("GUI_CHECK_STEPS", "60"))
+        self.checks: dict[str, tuple[bool, str]] = {}
+        self.dock = None
+        self.training_shot = False
+        self.t0 = time.monotonic()
+
+    def check(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.checks[name] = (bool(ok), detail)
+        self.log(f"{'ok' if ok else 'FAIL'} {name}: {detail}")
+        return bool(ok)
+
+    def log(self, text: str) -> None:
+        with open(self.out / "driver.log", "a", encoding="utf-8") as log:
+            log.write(f"{time.monotonic() - self.t0:7.1f} s  {text}\n")
+
+    def later(self, seconds: float, step) -> None:
+        from qgis.PyQt.QtCore import QTimer
+
+        QTimer.singleShot(int(seconds * 1000), lambda: self.guarded(step))
+
+    def guarded(self, step) -> None:
+        self.log(step.__name__)
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001  (record it and quit: never leave QGIS hanging)
+            import traceback
+
+            self.check(f"no exception in {step.__name__}", False, f"{type(e).__name__}: {e}")
+            traceback.print_exc()
+            self.finish()
+
+    def start(self) -> None:
+        from qgis.utils import plugins
+
+        window = self.iface.mainWindow()
+        window.resize(*SCREEN)
+        window.showMaximized()
+        plugin = plugins.get("semiseg")
+        if not self.check("plugin loaded", plugin is not None, ", ".join(sorted(plugins))):
+            return self.finish()
+        plugin.action.trigger()
+        self.dock = plugin.dock
+        self.check("dock opened", self.dock is not None and self.dock.isVisible())
+        self.later(1, self.load_sample)
+        timeout_s = int(os.environ.get("GUI_CHECK_TIMEOUT_S", "1200"))
+        self.later(timeout_s, self.time_out)
+
+    def load_sample(self) -> None:
+        from qgis.core import QgsProject, QgsRasterLayer
+
+        work = self.out / "work"
+        image = work / "landsat_rgb.tif"
+        shutil.copy(self.sample / "landsat_rgb.tif", image)
+        self.image = QgsRasterLayer(str(image), "landsat_rgb", "gdal")
+        self.check("sample opened", self.image.isValid(), str(image.name))
+        QgsProject.instance().addMapLayer(self.image)
+        self.dock.layers.set_image_layer(self.image)
+        canvas = self.iface.mapCanvas()
+        canvas.setDestinationCrs(self.image.crs())
+        canvas.setExtent(self.image.extent())
+        canvas.refresh()
+
+        labels = self.dock.create_label_layer(work / "landsat_rgb_labels.tif")
+        self.check("label layer created", labels is not None and labels.isValid(),
+                   labels.source() if labels else "")
+        classes, self.strokes, self.blobs = sample_strokes(self.sample / "make_labels.py")
+        from semiseg.ui.label_raster import LabelClass
+
+        self.class_names = [name for name, _ in classes]
+        self.dock.classes.set_classes([LabelClass(name, tuple(colour)) for name, colour in classes])
+        self.dock.classes.classes_edited.emit(self.dock.classes.classes())  # store them in the file
+        self.wait_for_engine()
+
+    def wait_for_engine(self) -> None:
+        if self.dock.engine is None and time.monotonic() - self.t0 < 300:
+            return self.later(1, self.wait_for_engine)
+        engine = self.dock.engine
+        self.check("engine found", engine is not None and bool(engine.python),
+                   engine.problem if engine and engine.problem else (engine.python if engine else "timeout"))
+        self.paint()
+
+    def paint(self) -> None:
+        from osgeo import gdal
+
+        self.dock.brush.paint_button.click()
+        canvas = self.iface.mapCanvas()
+        self.check("brush is the map tool", canvas.mapTool() is self.dock.tool)
+        geo = gdal.Open(self.image.source()).GetGeoTransform()
+        for value, name in enumerate(self.class_names, start=1):
+            self.dock.classes.select_value(value)
+            for width, points in self.strokes.get(name, []):
+                self.dock.brush.size_spin.setValue(width)
+                self.drag(canvas, geo, points)
+            for col, row, radius in self.blobs.get(name, []):
+                self.dock.brush.size_spin.setValue(2 * radius)
+                self.drag(canvas, geo, [(col, row)])
+        counts = painted_counts(self.dock.tool.layer.source(), len(self.class_names))
+        self.check("every class painted", all(counts[1:]), f"pixels per class {counts[1:]}")
+        self.check("undo available", self.dock.brush.undo_button.isEnabled())
+        self.dock.brush.paint_button.click()  # put the brush away for the screenshots
+        self.later(3, self.shoot_ready)
+
+    def drag(self, canvas, geo, points) -> None:
+        """Press, move along the points (a screen event every few pixels), release: real Qt events."""
+        from qgis.core import QgsPointXY
+        from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+        from qgis.PyQt.QtGui import QMouseEvent
+        from qgis.PyQt.QtWidgets import QApplication
+
+        transform = canvas.getCoordinateTransform()
+
+        def screen(col: float, row: float) -> QPoint:
+            x = geo[0] + (col + 0.5) * geo[1] + (row + 0.5) * geo[2]
+            y = geo[3] + (col + 0.5) * geo[4] + (row + 0.5) * geo[5]
+            p = transform.transform(QgsPointXY(x, y))
+            return QPoint(round(p.x()), round(p.y()))
+
+        path = [screen(*points[0])]
+        for (c0, r0), (c1, r1) in zip(points, points[1:], strict=False):
+            n = max(int(max(abs(c1 - c0), abs(r1 - r0)) / 3), 1)
+            path += [screen(c0 + (c1 - c0) * k / n, r0 + (r1 - r0) * k / n) for k in range(1, n + 1)]
+        viewport = canvas.viewport()
+
+        def send(kind, pos, button, buttons) -> None:
+            QApplication.sendEvent(viewport, QMouseEvent(kind, pos, button, buttons, Qt.NoModifier))
+
+        send(QEvent.MouseButtonPress, path[0], Qt.LeftButton, Qt.LeftButton)
+        for pos in path[1:]:
+            send(QEvent.MouseMove, pos, Qt.NoButton, Qt.LeftButton)
+        send(QEvent.MouseButtonRelease, path[-1], Qt.LeftButton, Qt.NoButton)
+
+    def shoot(self, name: str) -> None:
+        canvas = self.iface.mapCanvas()
+        canvas.waitWhileRendering()
+        self.app.processEvents()
+        self.iface.mainWindow().grab().save(str(self.out / name))
+
+    def shoot_ready(self) -> None:
+        self.shoot("1-ready.png")
+        train = self.dock.train
+        train.set_preset("fast")
+        train.steps_spin.setValue(self.steps)
+        task = self.dock.start_training()
+        if not self.check("training started", task is not None):
+            return self.finish()
+        task.event_received.connect(self.on_event)
+        task.completed.connect(lambda result: self.later(1, lambda: self.on_done(result)))
+
+    def on_event(self, event: dict) -> None:
+        if event.get("event") == "progress" and not self.training_shot:
+            self.training_shot = True
+            self.later(2, lambda: self.shoot("2-training.png"))
+
+    def on_done(self, result) -> None:
+        from qgis.core import QgsPalettedRasterRenderer, QgsProject
+
+        self.check("training finished", result.ok, result.user_message())
+        group = QgsProject.instance().layerTreeRoot().findGroup("SemiSeg")
+        layers = [node.layer() for node in group.findLayers()] if group else []
+        roles = [layer.customProperty("semiseg/role") for layer in layers]
+        self.check("prediction and confidence in the SemiSeg group", roles == ["prediction", "confidence"],
+                   str(roles))
+        if layers:
+            prediction = layers[0]
+            names = [c.label for c in prediction.renderer().classes()] if isinstance(
+                prediction.renderer(), QgsPalettedRasterRenderer) else []
+            self.check("prediction styled with the class names", names == self.class_names, str(names))
+            on_grid = [layer.extent() == self.image.extent() and layer.crs() == self.image.crs()
+                       for layer in layers]
+            self.check("results on the image grid", all(on_grid))
+            self.arrange_results_view(layers)
+        self.check("metrics shown in the dock", "mIoU" in self.dock.results.metrics_label.text(),
+                   self.dock.results.metrics_label.text())
+        self.later(3, self.shoot_results)
+
+    def arrange_results_view(self, layers) -> None:
+        """Show the prediction half-transparent over the image, the confidence layer switched off."""
+        from qgis.core import QgsProject
+
+        root = QgsProject.instance().layerTreeRoot()
+        layers[0].setOpacity(0.85)
+        root.findLayer(layers[1].id()).setItemVisibilityChecked(False)
+        label_node = root.findLayer(self.dock.tool.layer.id())
+        if label_node is not None:
+            label_node.setItemVisibilityChecked(False)
+        self.iface.mapCanvas().refreshAllLayers()
+
+    def shoot_results(self) -> None:
+        self.shoot("3-results.png")
+        self.finish()
+
+    def time_out(self) -> None:
+        self.check("finished in time", False, "timed out")
+        self.shoot("timeout.png")
+        self.finish()
+
+    def finish(self) -> None:
+        from qgis.core import QgsProject
+        from qgis.PyQt.QtCore import QTimer
+
+        heavy = sorted(name for name in ("torch", "torchvision", "rasterio") if name in sys.modules)
+        self.check("no torch or rasterio in QGIS's process", not heavy, ", ".join(heavy) or "none")
+        (self.out / "result.json").write_text(json.dumps({"checks": self.checks}, indent=2), encoding="utf-8")
+        QgsProject.instance().setDirty(False)  # no "save the project?" question on quit
+        QTimer.singleShot(0, self.app.quit)  # app.exit() alone leaves QGIS hanging
+
+
+def painted_counts(path: str, num_classes: int) -> list[int]:
+    from osgeo import gdal
+
+    dataset = gdal.Open(path)  # keep the dataset referenced while its band is read
+    data = dataset.GetRasterBand(1).ReadRaster()
+    return [data.count(bytes([value])) for value in range(num_classes + 1)]
+
+
+def drive() -> None:
+    from qgis.utils import iface
+
+    driver = Driver(iface)
+    globals()["_gui_check_driver"] = driver  # keep it alive after this script returns
+    driver.later(2, driver.start)
+
+
+def inside_qgis() -> bool:
+    try:
+        from qgis.utils import iface
+    except ImportError:
+        return False
+    return iface is not None
+
+
+if inside_qgis():
+    drive()
+elif __name__ == "__main__":
+    sys.exit(launch())

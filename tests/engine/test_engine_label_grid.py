@@ -1,0 +1,94 @@
+"""Label rasters on another grid (coarser pixels, another CRS) are warped with nearest neighbour."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from engine_helpers import run_cli, write_raster
+from rasterio.enums import Resampling
+from rasterio.transform import from_origin
+from rasterio.warp import calculate_default_transform, reproject
+
+from engine.categories import ClassTable, read_category_names, write_class_table
+from engine.labels import load_labels
+
+H = W = 96
+ORIGIN = (500000.0, 5000000.0)
+
+
+@pytest.fixture
+def image(tmp_path):
+    rng = np.random.default_rng(0)
+    return write_raster(tmp_path / "image.tif", rng.integers(0, 255, (3, H, W), dtype=np.uint8),
+                        transform=from_origin(*ORIGIN, 1.0, 1.0))
+
+
+def blocky_classes() -> np.ndarray:
+    """Classes on 2×2-px blocks: 1 and 3 meet directly (so blending would invent a 2 between them)."""
+    coarse = np.zeros((H // 2, W // 2), np.uint8)
+    coarse[:, :16] = 1
+    coarse[:, 16:32] = 3
+    coarse[10:30, 34:46] = 2
+    coarse[35:45, 5:40] = 1
+    return coarse
+
+
+def test_coarser_label_raster_is_warped_nearest(tmp_path, image):
+    coarse = blocky_classes()
+    path = write_raster(tmp_path / "coarse.tif", coarse, transform=from_origin(*ORIGIN, 2.0, 2.0))
+    write_class_table(str(path), ClassTable(["water", "forest", "urban"], [(0, 0, 255), (0, 128, 0),
+                                                                             (200, 0, 0)]))
+    expected = np.repeat(np.repeat(coarse, 2, 0), 2, 1)
+    with rasterio.open(image) as img:
+        lab = load_labels(str(path), img)
+    assert lab.array.shape == (H, W)
+    assert np.array_equal(lab.array, expected)
+    assert lab.classes.names == ["water", "forest", "urban"]
+    assert lab.classes.colours[1] == (0, 128, 0)
+
+
+def test_coarse_truth_in_evaluate(tmp_path, image, capsys):
+    """``engine evaluate`` warps a truth on another grid too: a perfect prediction scores 1."""
+    coarse = blocky_classes()
+    truth = write_raster(tmp_path / "truth_2m.tif", coarse, transform=from_origin(*ORIGIN, 2.0, 2.0))
+    fine = np.repeat(np.repeat(coarse, 2, 0), 2, 1)
+    pred = fine.copy()
+    pred[pred == 0] = 2  # the prediction covers everything; unlabeled truth is not scored
+    pred_path = write_raster(tmp_path / "pred.tif", pred, transform=from_origin(*ORIGIN, 1.0, 1.0))
+    rc, out, err = run_cli(capsys, ["evaluate", "--prediction", pred_path, "--truth", truth])
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["oa"] == 1.0 and r["miou"] == 1.0
+    assert r["pixels"] == int((fine > 0).sum())
+
+
+def test_label_raster_in_another_crs_is_warped_nearest(tmp_path, image):
+    fine = np.repeat(np.repeat(blocky_classes(), 2, 0), 2, 1)
+    src_transform = from_origin(*ORIGIN, 1.0, 1.0)
+    # the same labels, reprojected (nearest) to Web Mercator at ~1.4 m pixels
+    dst_crs = "EPSG:3857"
+    transform, w, h = calculate_default_transform("EPSG:32633", dst_crs, W, H,
+                                                  *rasterio.transform.array_bounds(H, W, src_transform))
+    merc = np.zeros((h, w), np.uint8)
+    reproject(fine, merc, src_transform=src_transform, src_crs="EPSG:32633", dst_transform=transform,
+              dst_crs=dst_crs, resampling=Resampling.nearest, src_nodata=0, dst_nodata=0)
+    path = write_raster(tmp_path / "labels_3857.tif", merc, crs=dst_crs, transform=transform)
+    write_class_table(str(path), ClassTable.numbered(3))
+    assert read_category_names(str(path))[1:] == ["class 1", "class 2", "class 3"]
+
+    with rasterio.open(image) as img:
+        lab = load_labels(str(path), img)
+    got = lab.array
+    labeled = fine > 0
+    agree = (got[labeled] == fine[labeled]).mean()
+    assert agree >= 0.95, agree
+    assert (got > 0).sum() >= 0.95 * labeled.sum()
+    # nearest neighbour only: no value is invented where classes 1 and 3 meet
+    assert set(np.unique(got)) <= {0, 1, 2, 3}
+    band = np.zeros_like(fine, bool)
+    band[:, 28:36] = True  # the 1|3 border at column 32, away from the class-2 block
+    band[60:, :] = False
+    assert not np.any(got[band & (fine > 0)] == 2)

@@ -1,0 +1,170 @@
+"""Vector labels (GeoPackage polygons/lines/points with a class field) rasterized onto the image grid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from engine_helpers import TINY_TRAIN, leftovers, run_cli
+from osgeo import ogr, osr
+
+from engine.labels import load_labels
+from engine.synthetic import write_scene
+
+X0, Y0 = 500000.0, 5000000.0  # write_scene's projected origin (EPSG:32633, 1 m pixels)
+
+
+def px_to_xy(row: float, col: float) -> tuple[float, float]:
+    return X0 + col, Y0 - row
+
+
+def write_gpkg(path: Path, features: list[tuple[str, dict, str | None]], epsg: int = 32633,
+               field: str = "landcover", to_epsg: int | None = None) -> Path:
+    """features: (wkt in image pixel units as 'row col' pairs → map coords, attrs, colour)."""
+    drv = ogr.GetDriverByName("GPKG")
+    ds = drv.CreateDataSource(str(path))
+    src = osr.SpatialReference()
+    src.ImportFromEPSG(epsg)
+    src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    layer_srs = src
+    ct = None
+    if to_epsg is not None:
+        dst = osr.SpatialReference()
+        dst.ImportFromEPSG(to_epsg)
+        dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        ct = osr.CoordinateTransformation(src, dst)
+        layer_srs = dst
+    layer = ds.CreateLayer("labels", layer_srs, ogr.wkbUnknown)
+    layer.CreateField(ogr.FieldDefn(field, ogr.OFTString))
+    layer.CreateField(ogr.FieldDefn("colour", ogr.OFTString))
+    for wkt, value, colour in features:
+        f = ogr.Feature(layer.GetLayerDefn())
+        g = ogr.CreateGeometryFromWkt(wkt)
+        if ct is not None:
+            g.Transform(ct)
+        f.SetGeometry(g)
+        f.SetField(field, value)
+        if colour:
+            f.SetField("colour", colour)
+        layer.CreateFeature(f)
+    ds = None  # noqa: F841  (flush and close)
+    return path
+
+
+def box_wkt(r0, c0, r1, c1) -> str:
+    pts = [px_to_xy(r0, c0), px_to_xy(r0, c1), px_to_xy(r1, c1), px_to_xy(r1, c0), px_to_xy(r0, c0)]
+    return "POLYGON((" + ", ".join(f"{x} {y}" for x, y in pts) + "))"
+
+
+def line_wkt(r0, c0, r1, c1) -> str:
+    (x0, y0), (x1, y1) = px_to_xy(r0, c0), px_to_xy(r1, c1)
+    return f"LINESTRING({x0} {y0}, {x1} {y1})"
+
+
+def interior_box(truth: np.ndarray, k: int, size: int = 6) -> tuple[int, int, int, int]:
+    """A size×size box of pixels all of class k (first found, scanning)."""
+    h, w = truth.shape
+    for r in range(2, h - size - 2, 2):
+        for c in range(2, w - size - 2, 2):
+            if np.all(truth[r - 1:r + size + 1, c - 1:c + size + 1] == k):
+                return r, c, r + size, c + size
+    raise AssertionError(f"class {k} has no {size}px interior box")
+
+
+@pytest.fixture
+def scene(tmp_path):
+    paths = write_scene(str(tmp_path), 96, 96, bands=3, classes=3, seed=4)
+    with rasterio.open(paths["truth"]) as ds:
+        truth = ds.read(1)
+    return {k: Path(v) for k, v in paths.items()} | {"truth_array": truth}
+
+
+NAMES = {1: "water", 2: "forest", 3: "urban"}
+
+
+def named_features(truth):
+    feats = []
+    for k, name in NAMES.items():
+        r0, c0, r1, c1 = interior_box(truth, k)
+        feats.append((box_wkt(r0, c0, r1, c1), name, None))
+    # a line inside the forest box region's rows (a stroke), painted over nothing else
+    r0, c0, r1, c1 = interior_box(truth, 2, size=8)
+    feats.append((line_wkt(r0 + 4, c0 + 1, r0 + 4, c1 - 1), "forest", None))
+    return feats
+
+
+def test_vector_names_become_classes_and_train(scene, tmp_path, capsys):
+    feats = named_features(scene["truth_array"])
+    feats[0] = (feats[0][0], feats[0][1], "#123456")  # a colour field sets the class colour
+    gpkg = write_gpkg(tmp_path / "labels.gpkg", feats)
+
+    with rasterio.open(scene["image"]) as img:
+        lab = load_labels(str(gpkg), img, "landcover")
+    # names are sorted into class ids: forest=1, urban=2, water=3
+    assert lab.classes.names == ["forest", "urban", "water"]
+    assert lab.classes.colours[2] == (0x12, 0x34, 0x56)
+    ids = {"forest": 1, "urban": 2, "water": 3}
+    truth = scene["truth_array"]
+    for k, name in NAMES.items():
+        r0, c0, r1, c1 = interior_box(truth, k)
+        assert np.all(lab.array[r0 + 1:r1 - 1, c0 + 1:c1 - 1] == ids[name]), name
+        # labels fall only on pixels of the right truth class (placement is on the image grid)
+    for name, i in ids.items():
+        k = {v: kk for kk, v in NAMES.items()}[name]
+        assert np.all(truth[lab.array == i] == k), name
+    assert (lab.array == 0).mean() > 0.8
+
+    model = tmp_path / "out" / "model.semiseg"
+    rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", gpkg,
+                                  "--label-field", "landcover", "--out", model, "--progress", "none",
+                                  *TINY_TRAIN])
+    assert rc == 0, err
+    rc, out, err = run_cli(capsys, ["info", "--model", model])
+    assert rc == 0, err
+    info = json.loads(out)
+    assert info["classes"]["names"] == ["forest", "urban", "water"]
+    assert info["classes"]["colours"][2] == [0x12, 0x34, 0x56]
+    assert info["bands"] == 3 and info["method"] == "supervised"
+
+
+def test_vector_in_another_crs_is_reprojected(scene, tmp_path):
+    feats = named_features(scene["truth_array"])
+    same = write_gpkg(tmp_path / "utm.gpkg", feats)
+    degrees = write_gpkg(tmp_path / "wgs84.gpkg", feats, to_epsg=4326)
+    with rasterio.open(scene["image"]) as img:
+        assert img.crs.to_epsg() == 32633
+        a = load_labels(str(same), img, "landcover").array
+        b = load_labels(str(degrees), img, "landcover").array
+    assert a.any()
+    # same pixels (up to a pixel of edge rounding along the polygon borders)
+    both = (a > 0) & (b > 0)
+    assert np.all(a[both] == b[both])
+    iou = both.sum() / ((a > 0) | (b > 0)).sum()
+    assert iou >= 0.85, iou
+    # a vector left in degrees and read as metres would land far outside: not what happened
+    assert (b > 0).sum() >= 0.85 * (a > 0).sum()
+
+
+def test_vector_missing_field(scene, tmp_path, capsys):
+    gpkg = write_gpkg(tmp_path / "labels.gpkg", named_features(scene["truth_array"]), field="landcover")
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", gpkg, "--out-dir", out,
+                                  "--label-field", "klass", "--progress", "none", *TINY_TRAIN])
+    assert rc != 0
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    assert str(gpkg) in lines[0] and "klass" in lines[0] and "landcover" in lines[0]
+    assert leftovers(out) == []
+
+
+def test_vector_default_field_is_class(scene, tmp_path, capsys):
+    """Without --label-field the field is 'class'; a file without it says which fields it has."""
+    gpkg = write_gpkg(tmp_path / "labels.gpkg", named_features(scene["truth_array"]), field="landcover")
+    rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", gpkg,
+                                  "--out", tmp_path / "m.semiseg", "--progress", "none", *TINY_TRAIN])
+    assert rc != 0 and "'class'" in err and "landcover" in err
+    assert not (tmp_path / "m.semiseg").exists()

@@ -1,0 +1,60 @@
+"""End to end through the CLI: pretrain an image once, then train/run from the saved encoder."""
+
+import json
+import os
+
+import torch
+
+from engine import modelfile
+from engine.cli import main
+from engine.synthetic import write_scene
+
+TINY = ["--preset", "fast", "--device", "cpu", "--progress", "none"]
+
+
+def test_pretrain_then_train_from_the_encoder(tmp_path):
+    paths = write_scene(str(tmp_path), 64, 64, bands=3, classes=3, seed=3)
+    enc, dbg = str(tmp_path / "scene.enc"), str(tmp_path / "debug")
+    assert main(["pretrain", "--image", paths["image"], "--out", enc, "--pretrain-steps", "4",
+                 "--debug-dir", dbg, *TINY]) == 0
+    assert os.path.exists(enc) and os.path.exists(os.path.join(dbg, "inpainting_rounds.png"))
+
+    # zero fine-tuning steps: the saved model must hold the encoder file's weights exactly
+    model_path = str(tmp_path / "m0.semiseg")
+    assert main(["train", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
+                 "--init", enc, "--steps", "0", "--out", model_path, *TINY]) == 0
+    saved = modelfile.load(model_path).members[0]
+    pretrained = torch.load(enc, map_location="cpu", weights_only=True)["encoder"]
+    assert all(torch.equal(saved[f"encoder.{k}"], v) for k, v in pretrained.items())
+
+    out_dir = str(tmp_path / "run")
+    assert main(["run", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
+                 "--init", enc, "--steps", "3", "--tile-size", "32", "--ssim-weight", "0.5",
+                 "--out-dir", out_dir, *TINY]) == 0
+    with open(os.path.join(out_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["pretrain"]["from_file"] == "scene.enc"
+    assert os.path.exists(os.path.join(out_dir, "prediction.tif"))
+
+
+def test_inpaint_without_init_pretrains_within_the_run(tmp_path):
+    paths = write_scene(str(tmp_path), 64, 64, bands=3, classes=3, seed=4)
+    out_dir = str(tmp_path / "run")
+    assert main(["run", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
+                 "--pretrain-steps", "3", "--no-instructor", "--steps", "2", "--tile-size", "32",
+                 "--out-dir", out_dir, *TINY]) == 0
+    with open(os.path.join(out_dir, "metrics.json")) as f:
+        pre = json.load(f)["pretrain"]
+    assert pre["pretrain_instructor"] is False and pre["seconds"] > 0
+
+
+def test_init_errors_are_one_sentence(tmp_path, capsys):
+    paths = write_scene(str(tmp_path), 64, 64, bands=3, classes=3, seed=5)
+    args = ["train", "--image", paths["image"], "--labels", paths["labels"], "--steps", "1",
+            "--out", str(tmp_path / "m.semiseg"), *TINY]
+    assert main([*args, "--method", "inpaint", "--init", str(tmp_path / "missing.enc")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main([*args, "--method", "supervised", "--init", paths["image"]]) == 2
+    assert "--init needs a method" in capsys.readouterr().err
+    assert main([*args, "--method", "inpaint", "--init", paths["image"]]) == 2
+    assert "not a SemiSeg encoder file" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""Pretrained weights really reach the segmentation network (not silently random), via the file too."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from engine.config import make_config
+from engine.data import TileSampler, build_chips
+from engine.errors import InputError
+from engine.methods.inpaint import Inpaint
+from engine.methods.inpaint_icnet import InpaintICNet
+from engine.models import build_model
+from engine.pretrain import load_encoder, load_pretrained, pretrain_chips, save_encoder
+from engine.progress import Reporter
+from engine.raster import compute_band_stats, open_image
+from engine.synthetic import write_scene
+from engine.training import TrainData
+
+CPU = torch.device("cpu")
+
+
+def tiny_cfg(method="inpaint"):
+    cfg = make_config("fast", method=method, tile_size=32, batch_size=2, widths=(8, 16), steps=2)
+    cfg.inpaint = dataclasses.replace(cfg.inpaint, steps=3, rounds=1, tile_size=32, cell=8, batch_size=2,
+                                      instructor_width=8, latent=8)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scene")
+    paths = write_scene(str(folder), 64, 64, bands=3, classes=3, seed=2)
+    cfg = tiny_cfg()
+    with rasterio.open(paths["labels"]) as ds:
+        lab = ds.read(1)
+    with open_image(paths["image"]) as ds:
+        stats = compute_band_stats(ds)
+        chips = build_chips(ds, stats, lab, np.zeros_like(lab), 64, 0)
+    cfg.model.in_channels, cfg.model.num_classes = 3, 3
+    enc = pretrain_chips(chips, stats, cfg, CPU, Reporter("none"))
+    path = str(folder / "enc.pt")
+    save_encoder(enc, path)
+    data = TrainData(chips, TileSampler(chips, 32, 0), 3, 3, ["a", "b", "c"])
+    return {"paths": paths, "enc_path": path, "data": data, "cfg": cfg}
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+def test_encoder_file_loads_safely_and_carries_what_fine_tuning_needs(scene):
+    raw = torch.load(scene["enc_path"], map_location="cpu", weights_only=True)
+    assert raw["format"] == "semiseg-encoder" and raw["bands"] == 3
+    assert len(raw["band_stats"]["low"]) == 3 and raw["model"]["widths"] == [8, 16]
+    enc = load_encoder(scene["enc_path"])
+    assert same(enc.encoder, raw["encoder"]) and same(enc.decoder, raw["decoder"])
+
+
+def test_inpaint_method_starts_from_the_file_weights(scene):
+    enc = load_encoder(scene["enc_path"])
+    method = Inpaint(scene["cfg"], scene["data"], CPU)
+    fresh = {k: v.clone() for k, v in method.net.encoder.state_dict().items()}
+    assert not same(fresh, enc.encoder)  # a random init would not pass the checks below
+    method.initialise(enc)
+    assert same(method.net.encoder.state_dict(), enc.encoder)
+    assert same(method.net.decoder.state_dict(), enc.decoder)
+    # the optimiser trains exactly those tensors
+    opt_params = {id(p) for g in method.opt.param_groups for p in g["params"]}
+    assert all(id(p) in opt_params for p in method.net.encoder.parameters())
+
+
+def test_inpaint_icnet_students_share_the_encoder_but_not_their_decoders(scene):
+    enc = load_encoder(scene["enc_path"])
+    cfg = tiny_cfg("inpaint+icnet")
+    cfg.model.in_channels, cfg.model.num_classes = 3, 3
+    method = InpaintICNet(cfg, scene["data"], CPU)
+    method.initialise(enc)
+    for student, teacher in zip(method.students, method.teachers, strict=True):
+        assert same(student.net.encoder.state_dict(), enc.encoder)
+        assert same(teacher.model.net.encoder.state_dict(), enc.encoder)
+    a, b = (s.net.decoder.state_dict() for s in method.students)
+    assert not same(a, b)
+    reseeded = method._new_student(123)  # a student re-seeded between rounds gets it again
+    assert same(reseeded.net.encoder.state_dict(), enc.encoder)
+
+
+def test_a_mismatching_encoder_is_refused(scene):
+    enc = load_encoder(scene["enc_path"])
+    cfg = tiny_cfg()
+    cfg.model.in_channels, cfg.model.widths = 3, (8, 16, 32)
+    with pytest.raises(InputError, match="does not fit"):
+        load_pretrained(build_model(cfg.model), enc)

@@ -1,0 +1,146 @@
+"""Every SemiSeg algorithm is registered and runs through ``processing.run`` on a tiny scene, with the real
+engine as a child process: progress, outputs, styling, the engine's error sentence, and cancel."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import rasterio
+from processing_helpers import TINY_TRAINING, RecordingFeedback, processing
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProject,
+)
+
+from engine.cli import build_parser
+from engine.synthetic import write_scene
+
+ALGORITHMS = {"semiseg:train", "semiseg:predict", "semiseg:train_and_segment", "semiseg:evaluate",
+              "semiseg:pretrain"}
+
+
+@pytest.fixture(scope="module")
+def trained(semiseg_plugin, scene, tmp_path_factory) -> dict:  # noqa: ARG001
+    """semiseg:train once for the module: its results and feedback."""
+    feedback = RecordingFeedback()
+    model = str(tmp_path_factory.mktemp("train") / "tiny.semiseg")
+    results = processing().run("semiseg:train", {"INPUT": scene["image"], "LABELS": scene["labels"],
+                                               **TINY_TRAINING, "OUTPUT": model}, feedback=feedback)
+    return {"results": results, "feedback": feedback, "model": model}
+
+
+@pytest.fixture()
+def clean_project():
+    QgsProject.instance().clear()
+    yield QgsProject.instance()
+    QgsProject.instance().clear()
+
+
+def test_provider_registers_every_algorithm(semiseg_plugin):
+    provider = QgsApplication.processingRegistry().providerById("semiseg")
+    assert provider is semiseg_plugin.provider
+    assert {alg.id() for alg in provider.algorithms()} == ALGORITHMS
+    for alg in provider.algorithms():
+        assert alg.shortHelpString() and alg.displayName()
+        assert QgsApplication.processingRegistry().algorithmById(alg.id()) is not None
+
+
+def test_train_writes_a_model_and_reports_progress(trained):
+    results, feedback = trained["results"], trained["feedback"]
+    assert results["OUTPUT"] == trained["model"] and Path(trained["model"]).stat().st_size > 0
+    assert 0.0 <= results["VAL_MIOU"] <= 1.0
+    assert feedback.progress[-1] == 100 and feedback.progress == sorted(feedback.progress)
+    assert len(set(feedback.progress)) > 3  # the bar moved with the training steps
+    assert any(line.startswith("step 10:") and "val_miou" in line for line in feedback.log)
+
+
+def test_predict_writes_a_styled_class_raster_and_confidence(trained, scene, tmp_path):
+    out, conf = tmp_path / "pred.tif", tmp_path / "conf.tif"
+    results = processing().run("semiseg:predict", {
+        "MODEL": trained["model"], "INPUT": scene["image"], "DEVICE": "cpu", "OUTPUT": str(out),
+        "CONFIDENCE": str(conf)})
+    assert results == {"OUTPUT": str(out), "CONFIDENCE": str(conf)}
+    with rasterio.open(out) as ds:
+        assert (ds.width, ds.height, ds.dtypes[0]) == (64, 64, "uint8")
+        assert set(ds.read(1).ravel()) <= {1, 2, 3}
+        assert ds.colormap(1)[1][:3] != (0, 0, 0)
+    qml = (tmp_path / "pred.qml").read_text(encoding="utf-8")  # QGIS loads it with the raster
+    assert 'type="paletted"' in qml and 'label="class 2"' in qml and 'value="4"' not in qml
+    assert (tmp_path / "conf.qml").exists()
+
+
+def test_evaluate_scores_a_prediction(trained, scene, tmp_path):
+    pred = processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": scene["image"],
+                                              "OUTPUT": str(tmp_path / "pred.tif")})["OUTPUT"]
+    scores_file = tmp_path / "scores.json"
+    results = processing().run("semiseg:evaluate", {"PREDICTION": pred, "TRUTH": scene["truth"],
+                                                  "OUTPUT": str(scores_file)})
+    assert 0.0 <= results["MIOU"] <= 1.0 and 0.0 <= results["OA"] <= 1.0
+    scores = json.loads(scores_file.read_text(encoding="utf-8"))
+    assert scores == json.loads(results["SCORES"])
+    assert set(scores["per_class_iou"]) == {"class 1", "class 2", "class 3"}
+    assert sum(map(sum, scores["confusion"])) == scores["pixels"] == 64 * 64
+
+
+def test_train_and_segment_loads_styled_layers(semiseg_plugin, scene, tmp_path, clean_project):  # noqa: ARG001
+    results = processing().runAndLoadResults("semiseg:train_and_segment", {
+        "INPUT": scene["image"], "LABELS": scene["labels"], **TINY_TRAINING,
+        "OUTPUT_FOLDER": str(tmp_path / "run")})
+    for key, name in (("MODEL", "model.semiseg"), ("PREDICTION", "prediction.tif"),
+                      ("CONFIDENCE", "confidence.tif"), ("METRICS", "metrics.json")):
+        assert results[key] == str(tmp_path / "run" / name) and Path(results[key]).exists()
+    (prediction,) = clean_project.mapLayersByName("SemiSeg prediction")
+    assert prediction.renderer().type() == "paletted"
+    assert [c.label for c in prediction.renderer().classes()] == ["class 1", "class 2", "class 3"]
+    (confidence,) = clean_project.mapLayersByName("SemiSeg confidence")
+    assert confidence.renderer().type() == "singlebandpseudocolor"
+
+
+def test_engine_error_becomes_a_processing_exception_with_its_sentence(trained, tmp_path):
+    other = write_scene(str(tmp_path), height=32, width=32, bands=4, classes=2)  # 4 bands, model has 3
+    with pytest.raises(QgsProcessingException, match=r"has 4 band\(s\) but the model was trained on 3"):
+        processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": other["image"],
+                                           "OUTPUT": str(tmp_path / "pred.tif")})
+    assert not (tmp_path / "pred.tif").exists()
+
+
+def test_cancel_terminates_the_engine(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
+    feedback = RecordingFeedback(cancel_at_stage="supervised")  # cancel once training starts
+    model = tmp_path / "never.semiseg"
+    started = time.monotonic()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing().run("semiseg:train", {"INPUT": scene["image"], "LABELS": scene["labels"],
+                                         **TINY_TRAINING, "STEPS": 100_000, "OUTPUT": str(model)},
+                       feedback=feedback)
+    assert time.monotonic() - started < 120  # 100 000 steps would take hours
+    assert not model.exists()
+    assert feedback.stages[-1].startswith("supervised")
+
+
+def test_pretrain_writes_an_encoder(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
+    encoder = tmp_path / "scene.semienc"
+    results = processing().run("semiseg:pretrain", {"INPUT": scene["image"], "PRESET": 0,
+                                                    "PRETRAIN_STEPS": 4, "DEVICE": "cpu",
+                                                    "OUTPUT": str(encoder)})
+    assert results["OUTPUT"] == str(encoder) and encoder.stat().st_size > 0
+
+
+def test_every_training_parameter_maps_to_a_flag_the_engine_accepts(semiseg_plugin, scene, tmp_path):
+    alg = QgsApplication.processingRegistry().createAlgorithmById("semiseg:train_and_segment")
+    parameters = {"INPUT": scene["image"], "LABELS": scene["labels"], "METHOD": 2, "PRESET": 2,
+                  "DEVICE": "cuda:1", "UNLABELED": [scene["image"]], "STEPS": 7, "TILE_SIZE": 96,
+                  "BATCH_SIZE": 3, "LEARNING_RATE": 0.02, "VAL_FRACTION": 0.3, "SEED": 5, "ARCH": 1,
+                  "INIT": str(tmp_path / "enc.semienc"), "PRETRAIN_STEPS": 9}
+    args = alg.training_args(parameters, QgsProcessingContext(), QgsProcessingFeedback())
+    parsed = build_parser().parse_args(["run", *args, "--out-dir", str(tmp_path)])
+    assert (parsed.method, parsed.preset, parsed.device) == ("inpaint", "best", "cuda:1")
+    assert (parsed.steps, parsed.tile_size, parsed.batch_size, parsed.seed) == (7, 96, 3, 5)
+    assert (parsed.lr, parsed.val_fraction, parsed.arch, parsed.pretrain_steps) == (0.02, 0.3, "resnet18", 9)
+    assert parsed.unlabeled == [scene["image"]] and parsed.init == str(tmp_path / "enc.semienc")
+    assert parsed.image == scene["image"] and parsed.labels == scene["labels"]

@@ -11,11 +11,9 @@ from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsDockWidget
-from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
-    QFileDialog,
     QGroupBox,
-    QInputDialog,
     QMessageBox,
     QScrollArea,
     QVBoxLayout,
@@ -41,7 +39,7 @@ from .paint_tool import LabelPaintTool
 from .result_layers import add_results
 from .results_panel import ResultsPanel
 from .styles import style_class_layer
-from .task import EngineProbeTask, EngineTask
+from .task import EngineProbe, EngineTask
 from .train_panel import TrainPanel
 
 TITLE = "SemiSeg"
@@ -62,7 +60,7 @@ class SemiSegDock(QgsDockWidget):
         self.results = ResultsPanel()
         self.tool = LabelPaintTool(self.canvas)
         self.task: EngineTask | None = None  # the engine run in progress
-        self.probe_task: EngineProbeTask | None = None
+        self.probe: EngineProbe | None = None  # the engine search in progress
         self.engine: EngineSetup | None = None
         self._closed = False  # set by close_down(): no new background work after that
         self._build()
@@ -84,13 +82,16 @@ class SemiSegDock(QgsDockWidget):
         layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         scroll.setWidget(content)
+        # Never narrower than the panels: scroll down, never sideways.
+        scrollbar = scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(content.minimumSizeHint().width() + scrollbar)
         self.setWidget(scroll)
 
     def _connect(self) -> None:
         self.layers.labels_changed.connect(self._on_labels_changed)
-        self.layers.image_changed.connect(lambda _layer: self._update_ready())
-        self.layers.new_label_layer_requested.connect(self._on_new_label_layer)
+        self.layers.new_label_layer_requested.connect(self.create_label_layer)
         self.classes.classes_edited.connect(self._on_classes_edited)
         self.classes.remove_requested.connect(self._on_remove_requested)
         self.classes.current_changed.connect(lambda _value: self._sync_tool())
@@ -104,30 +105,29 @@ class SemiSegDock(QgsDockWidget):
         self.train.train_requested.connect(self.start_training)
         self.train.cancel_requested.connect(self.cancel)
         self.train.engine_python_changed.connect(self._on_engine_python_changed)
-        self.results.apply_requested.connect(self._on_apply_requested)
-        self.results.save_requested.connect(self._on_save_requested)
+        self.results.apply_requested.connect(self.apply_model)
+        self.results.save_requested.connect(self.save_model)
 
     # --- engine discovery ---------------------------------------------------------------------------
 
     def detect_engine(self) -> None:
         """Look for the engine interpreter in the background; training is offered once it is found."""
         configured = settings.engine_python()
-        if self._closed or (self.probe_task is not None and self.probe_task.configured == configured):
+        if self._closed or (self.probe is not None and self.probe.configured == configured):
             return  # closed, or the same question is already being asked
         self.engine = None
         self.train.set_engine_setup(None)
-        self.probe_task = EngineProbeTask(configured)
-        self.probe_task.probed.connect(self._on_engine_probed)
-        QgsApplication.taskManager().addTask(self.probe_task)
+        self.probe = EngineProbe(configured, self)
+        self.probe.probed.connect(self._on_engine_probed)
+        self.probe.start()
 
     def _on_engine_probed(self, setup: EngineSetup) -> None:
         if setup.configured != settings.engine_python():
             return  # the answer to an older question: the setting changed meanwhile
-        self.probe_task = None
+        self.probe = None
         self.engine = setup
-        self.train.set_engine_setup(setup)
-        self.train.set_methods(setup.methods, settings.last_choice("method", "supervised"))
-        self.train.set_devices(setup.devices, settings.last_choice("device", "auto"))
+        self.train.set_engine_setup(setup, settings.last_choice("method", "supervised"),
+                                    settings.last_choice("device", "auto"))
 
     def _on_engine_python_changed(self, path: str) -> None:
         settings.set_engine_python(path)
@@ -150,33 +150,13 @@ class SemiSegDock(QgsDockWidget):
             classes = read_classes(layer_file(layer))
             if not classes:  # a blank label raster: start with two classes, stored in the file
                 classes = default_classes(2)
-                write_classes(layer_file(layer), classes)
+                self._change_label_file(write_classes, layer, classes)
             self.classes.set_classes(classes)
             style_class_layer(layer, classes)
         else:
             self.classes.set_classes([])
             self.set_painting(False)
         self._sync_tool()
-        self._update_ready()
-
-    def _on_new_label_layer(self) -> None:
-        image_file = layer_file(self.layers.image_layer())
-        if image_file is None:
-            self._message("Pick an image stored in a file (e.g. a GeoTIFF) first.", Qgis.Warning)
-            return
-        default = str(self._default_label_path(image_file))
-        path, _ = QFileDialog.getSaveFileName(self, "New label layer", default, "GeoTIFF (*.tif *.tiff)")
-        if path:
-            self.create_label_layer(path)
-
-    def _default_label_path(self, image_file: str) -> Path:
-        folder = output_base(image_file) or Path(image_file).parent
-        stem = Path(image_file).stem
-        path, n = folder / f"{stem}_labels.tif", 1
-        while path.exists():
-            n += 1
-            path = folder / f"{stem}_labels_{n}.tif"
-        return path
 
     def create_label_layer(self, path: str | Path) -> QgsRasterLayer | None:
         """Write an empty label GeoTIFF on the image's grid at ``path``, add it and select it."""
@@ -201,10 +181,19 @@ class SemiSegDock(QgsDockWidget):
         layer = self.label_raster_layer()
         if layer is None:
             return
-        write_classes(layer_file(layer), classes)
-        layer.dataProvider().reloadData()
+        self._change_label_file(write_classes, layer, classes)
         style_class_layer(layer, classes)
         self._sync_tool()
+
+    def _change_label_file(self, change, layer: QgsRasterLayer, *args) -> bool:
+        """Run ``change(path, *args)`` on the label file, then let QGIS see the new file; False on failure."""
+        try:
+            change(layer_file(layer), *args)
+        except (OSError, RuntimeError) as e:  # RuntimeError: GDAL with exceptions on (a global switch)
+            self._message(f"Cannot write the label file {layer_file(layer)}: {e}", Qgis.Critical)
+            return False
+        layer.dataProvider().reloadData()
+        return True
 
     def _on_remove_requested(self, value: int) -> None:
         layer = self.label_raster_layer()
@@ -215,10 +204,10 @@ class SemiSegDock(QgsDockWidget):
                     "after it move up by one. This cannot be undone.")
         if QMessageBox.question(self, TITLE, question) != QMessageBox.Yes:
             return
-        remove_class(layer_file(layer), value)
         del classes[value - 1]
-        write_classes(layer_file(layer), classes)
-        layer.dataProvider().reloadData()
+        if not (self._change_label_file(remove_class, layer, value)
+                and self._change_label_file(write_classes, layer, classes)):
+            return
         self.tool.clear_undo()
         self.brush.set_undo_enabled(False)
         self.classes.set_classes(classes)
@@ -249,9 +238,6 @@ class SemiSegDock(QgsDockWidget):
         self.tool.eraser = self.brush.eraser_check.isChecked()
 
     # --- train and segment --------------------------------------------------------------------------
-
-    def _update_ready(self) -> None:
-        self.train.train_button.setToolTip("" if self.layers.image_layer() else "Pick an image first.")
 
     def start_training(self) -> EngineTask | None:
         """Check the inputs, make a run folder and start "Train and segment" in the background."""
@@ -342,22 +328,6 @@ class SemiSegDock(QgsDockWidget):
 
     # --- model --------------------------------------------------------------------------------------
 
-    def _on_apply_requested(self) -> None:
-        rasters = [layer for layer in QgsProject.instance().mapLayers().values()
-                   if isinstance(layer, QgsRasterLayer) and layer_file(layer)
-                   and not layer.customProperty("semiseg/role")]
-        names = [layer.name() for layer in rasters]
-        name, ok = QInputDialog.getItem(self, "Apply model", "Raster to segment:", names, 0, False)
-        if ok and name in names:
-            self.apply_model(rasters[names.index(name)])
-
-    def _on_save_requested(self) -> None:
-        model = self.results.model_path
-        default = str(Path(output_base(model) or Path(model).parent) / "model.semiseg")
-        path, _ = QFileDialog.getSaveFileName(self, "Save model as", default, "SemiSeg model (*.semiseg)")
-        if path:
-            self.save_model(path)
-
     def save_model(self, path: str | Path) -> None:
         path = Path(path) if str(path).endswith(".semiseg") else Path(f"{path}.semiseg")
         try:
@@ -379,9 +349,9 @@ class SemiSegDock(QgsDockWidget):
             for signal in (self.task.completed, self.task.event_received, self.task.progressChanged):
                 signal.disconnect()
             self.task.cancel()  # the task's run() terminates the child
-        if self.probe_task is not None:
-            self.probe_task.probed.disconnect()
-        self.task = self.probe_task = None
+        if self.probe is not None:
+            self.probe.probed.disconnect()
+        self.task = self.probe = None
         self.canvas.mapToolSet.disconnect(self._on_map_tool_set)
         if self.canvas.mapTool() is self.tool:
             self.canvas.unsetMapTool(self.tool)

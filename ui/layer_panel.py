@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import pyqtSignal
-from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QPushButton, QWidget
+from qgis.PyQt.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QPushButton, QWidget
+
+from .layer_files import layer_file, output_base
 
 
 class LayerPanel(QGroupBox):
@@ -13,7 +17,7 @@ class LayerPanel(QGroupBox):
 
     image_changed = pyqtSignal(object)  # QgsRasterLayer or None
     labels_changed = pyqtSignal(object)  # QgsRasterLayer, QgsVectorLayer or None
-    new_label_layer_requested = pyqtSignal()
+    new_label_layer_requested = pyqtSignal(str)  # the path the user chose for a new label raster
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Layers", parent)
@@ -43,7 +47,7 @@ class LayerPanel(QGroupBox):
 
         self.image_combo.layerChanged.connect(self._on_image_changed)
         self.labels_combo.layerChanged.connect(self._on_labels_changed)
-        self.new_button.clicked.connect(self.new_label_layer_requested)
+        self.new_button.clicked.connect(self._ask_new_label_path)
 
     def image_layer(self) -> QgsRasterLayer | None:
         return self.image_combo.currentLayer()
@@ -63,7 +67,17 @@ class LayerPanel(QGroupBox):
 
     def _on_image_changed(self, layer) -> None:
         self.labels_combo.setExceptedLayerList([layer] if layer is not None else [])
+        self.new_button.setEnabled(layer_file(layer) is not None)  # the new raster copies its grid
         self.image_changed.emit(layer)
+
+    def _ask_new_label_path(self) -> None:
+        image = layer_file(self.image_layer())
+        if image is None:
+            return
+        default = str(default_label_path(image))
+        path, _ = QFileDialog.getSaveFileName(self, "New label layer", default, "GeoTIFF (*.tif *.tiff)")
+        if path:
+            self.new_label_layer_requested.emit(path)
 
     def _on_labels_changed(self, layer) -> None:
         is_vector = isinstance(layer, QgsVectorLayer)
@@ -76,3 +90,14 @@ class LayerPanel(QGroupBox):
     def _show_field_row(self, visible: bool) -> None:
         self.field_combo.setVisible(visible)
         self._form.labelForField(self.field_combo).setVisible(visible)
+
+
+def default_label_path(image: str) -> Path:
+    """``<image>_labels.tif`` beside the project (or the image), not overwriting an existing file."""
+    folder = output_base(image) or Path(image).parent
+    stem = Path(image).stem
+    path, n = folder / f"{stem}_labels.tif", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}_labels_{n}.tif"
+    return path

@@ -117,7 +117,11 @@ class LabelPaintTool(QgsMapTool):
         if not self._undo or self.layer is None:
             return False
         stroke = self._undo.pop()
-        writer = LabelRasterWriter(layer_file(self.layer))
+        try:
+            writer = LabelRasterWriter(layer_file(self.layer))
+        except (OSError, RuntimeError) as e:
+            self.problem.emit(f"Cannot undo: {e}")
+            return False
         for window, old in reversed(stroke):
             writer.write(window, old)
         writer.close()

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qgis.core import QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QUrl, pyqtSignal
-from qgis.PyQt.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .layer_files import layer_file, output_base
+from .result_layers import ROLE_PROPERTY
 
 
 def metrics_html(metrics: dict) -> str:
@@ -27,8 +39,8 @@ def metrics_html(metrics: dict) -> str:
 class ResultsPanel(QGroupBox):
     """Filled after each successful run; its buttons act on that run's model."""
 
-    apply_requested = pyqtSignal()
-    save_requested = pyqtSignal()
+    apply_requested = pyqtSignal(object)  # the QgsRasterLayer to segment with the model
+    save_requested = pyqtSignal(str)  # where to copy the model file
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Results", parent)
@@ -41,16 +53,14 @@ class ResultsPanel(QGroupBox):
         self.save_button = QPushButton("Save model as…")
         for button in (self.apply_button, self.save_button):
             button.setEnabled(False)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.apply_button)
-        buttons.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.metrics_label)
         layout.addWidget(self.folder_label)
-        layout.addLayout(buttons)
+        layout.addWidget(self.apply_button)
+        layout.addWidget(self.save_button)
         self.model_path = ""
-        self.apply_button.clicked.connect(self.apply_requested)
-        self.save_button.clicked.connect(self.save_requested)
+        self.apply_button.clicked.connect(self._ask_raster)
+        self.save_button.clicked.connect(self._ask_model_path)
 
     def show_run(self, metrics: dict, model_path: str) -> None:
         self.metrics_label.setText(metrics_html(metrics))
@@ -60,3 +70,19 @@ class ResultsPanel(QGroupBox):
                                   f"{folder.name}</a>")
         for button in (self.apply_button, self.save_button):
             button.setEnabled(bool(model_path))
+
+    def _ask_raster(self) -> None:
+        rasters = [layer for layer in QgsProject.instance().mapLayers().values()
+                   if isinstance(layer, QgsRasterLayer) and layer_file(layer)
+                   and not layer.customProperty(ROLE_PROPERTY)]
+        names = [layer.name() for layer in rasters]
+        name, ok = QInputDialog.getItem(self, "Apply model", "Raster to segment (same bands):", names, 0,
+                                        False)
+        if ok and name in names:
+            self.apply_requested.emit(rasters[names.index(name)])
+
+    def _ask_model_path(self) -> None:
+        default = str(Path(output_base(self.model_path) or Path(self.model_path).parent) / "model.semiseg")
+        path, _ = QFileDialog.getSaveFileName(self, "Save model as", default, "SemiSeg model (*.semiseg)")
+        if path:
+            self.save_requested.emit(path)

@@ -1,4 +1,6 @@
-"""A ``QgsTask`` that runs one engine job as a child process, off QGIS's main thread.
+"""Background work for the dock: the ``QgsTask`` that runs an engine job, and the engine probe.
+
+A ``QgsTask`` runs one engine job as a child process, off QGIS's main thread.
 
 ``run()`` (worker thread) starts the child, turns its events into task progress and re-emits them
 through ``event_received`` (delivered on the main thread), and never raises and never touches the
@@ -10,10 +12,11 @@ dock or from QGIS's task manager) terminates the child within seconds.
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 from qgis.core import QgsMessageLog, QgsTask
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from .engine_process import EngineProcess, EngineResult, EngineSetup, probe_engine
 
@@ -38,6 +41,11 @@ def overall_progress(event: dict, predict_only: bool = False) -> float | None:
     return TRAINING_SHARE * fraction
 
 
+# Tasks between start and finish. QGIS's task manager owns them, but a Python subclass must also stay
+# referenced from Python until it finishes, even when whoever started it (the dock) is gone.
+_live_tasks: set[EngineTask] = set()
+
+
 class EngineTask(QgsTask):
     """Runs ``python -m engine <args>``; ``job`` is kept for whoever handles ``completed``."""
 
@@ -51,6 +59,7 @@ class EngineTask(QgsTask):
         self.cleanup_dir = cleanup_dir  # removed when the run fails or is cancelled (it is ours)
         self.result: EngineResult | None = None
         self._predict_only = job.engine_args()[0] == "predict"
+        _live_tasks.add(self)
 
     def run(self) -> bool:
         try:
@@ -63,6 +72,7 @@ class EngineTask(QgsTask):
         return self.result.ok
 
     def finished(self, ok: bool) -> None:  # noqa: ARG002  (the result says more than ok)
+        _live_tasks.discard(self)
         if self.result is None:  # cancelled before it started
             self.result = EngineResult(None, cancelled=True)
         if not self.result.ok and not self.result.cancelled:
@@ -81,23 +91,30 @@ class EngineTask(QgsTask):
             shutil.rmtree(self.cleanup_dir, ignore_errors=True)
 
 
-class EngineProbeTask(QgsTask):
-    """Finds the engine interpreter and asks it for devices and methods (each a child process)."""
 
-    probed = pyqtSignal(object)  # the EngineSetup, on the main thread
+class EngineProbe(QObject):
+    """Finds the engine interpreter and asks it for devices and methods, on a Python thread.
 
-    def __init__(self, configured: str = "") -> None:
-        super().__init__("SemiSeg: look for a Python with torch", QgsTask.Flags())
+    Not a ``QgsTask``: a quick check at start-up should not announce itself in the task manager and
+    the message bar. ``probed`` is delivered on the main thread (queued across threads).
+    """
+
+    probed = pyqtSignal(object)  # the EngineSetup
+
+    def __init__(self, configured: str = "", parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.configured = configured
-        self.setup: EngineSetup | None = None
 
-    def run(self) -> bool:
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="semiseg-engine-probe", daemon=True).start()
+
+    def _run(self) -> None:
         try:
-            self.setup = probe_engine(self.configured)
-        except Exception as e:  # noqa: BLE001  (run() must never raise)
+            setup = probe_engine(self.configured)
+        except Exception as e:  # noqa: BLE001  (a thread has no one to raise to)
             QgsMessageLog.logMessage(f"Looking for the engine failed: {e}", LOG_TAG)
-            self.setup = EngineSetup(None, configured=self.configured)
-        return self.setup.python is not None
-
-    def finished(self, ok: bool) -> None:  # noqa: ARG002
-        self.probed.emit(self.setup or EngineSetup(None, configured=self.configured))
+            setup = EngineSetup(None, configured=self.configured)
+        try:
+            self.probed.emit(setup)
+        except RuntimeError:  # the dock, and this object with it, was deleted meanwhile
+            pass

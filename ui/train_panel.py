@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget
 from qgis.PyQt.QtCore import QTimer, pyqtSignal
@@ -51,6 +52,12 @@ class TrainOptions:
 def format_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds} s" if seconds < 90 else f"{round(seconds / 60)} min"
+
+
+def short_path(path: str, parts: int = 3) -> str:
+    """The last few parts of a path, enough to recognise it (the full path goes in a tooltip)."""
+    pieces = Path(path).parts
+    return path if len(pieces) <= parts + 1 else "…/" + "/".join(pieces[-parts:])
 
 
 def progress_text(event: dict) -> str | None:
@@ -203,8 +210,11 @@ class TrainPanel(QGroupBox):
         index = combo.findData(value) if value else -1
         combo.setCurrentIndex(index if index >= 0 else 0)
 
-    def set_engine_setup(self, setup: EngineSetup | None) -> None:
-        """Show whether the engine can run (``None``: still looking) and offer what it offers."""
+    def set_engine_setup(self, setup: EngineSetup | None, method: str = "", device: str = "") -> None:
+        """Show whether the engine can run (``None``: still looking) and offer what it offers.
+
+        ``method`` and ``device`` are selected when the engine offers them.
+        """
         if setup is None:
             self.engine_label.setText("Looking for a Python with torch…")
             self._ready = False
@@ -212,9 +222,10 @@ class TrainPanel(QGroupBox):
             self.engine_label.setText(f"<b>Cannot train yet.</b> {setup.problem}")
             self._ready = False
         else:
-            self.set_methods(setup.methods, self.method_combo.currentData() or "")
-            self.set_devices(setup.devices, self.device_combo.currentData() or "")
-            self.engine_label.setText(f"Engine Python: {setup.python}")
+            self.set_methods(setup.methods, method or self.method_combo.currentData() or "")
+            self.set_devices(setup.devices, device or self.device_combo.currentData() or "")
+            self.engine_label.setText(f"Engine ready: torch found in {short_path(setup.python)}")
+            self.engine_label.setToolTip(setup.python)
             self._ready = True
         self.train_button.setEnabled(self._ready and not self.cancel_button.isEnabled())
 

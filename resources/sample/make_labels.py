@@ -14,9 +14,10 @@ Writes, next to this file:
   landsat_rgb_labels.tif       uint8, 0 = unlabeled, 1..5 = classes, on the image's grid, with the
                                class colours (colour table) and names (``.aux.xml`` category names)
   landsat_rgb_labels.tif.aux.xml
-  landsat_rgb_labels.gpkg      the same scribbles as vector features (strokes as lines, blobs as
-                               polygons) with the class name in the text field ``class``;
-                               use it with ``--labels landsat_rgb_labels.gpkg --label-field class``
+  landsat_rgb_labels.gpkg      the same scribbles as vector features (strokes as centre lines,
+                               blobs as polygons) with the class name in the text field ``class``
+                               and its colour (``#rrggbb``) in ``colour``; use it with
+                               ``--labels landsat_rgb_labels.gpkg --label-field class``
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ STROKES: dict[str, list[tuple[int, list[tuple[int, int]]]]] = {
         (5, [(445, 200), (545, 150), (600, 100)]),  # open reservoir
         (5, [(470, 230), (500, 280)]),
         (5, [(480, 340), (520, 360)]),  # reservoir by the dam
+        (3, [(272, 172), (287, 190), (292, 202)]),  # narrow inlets between forests
+        (3, [(500, 428), (500, 444), (496, 460)]),
+        (3, [(540, 440), (547, 456), (552, 472)]),
         (5, [(305, 58), (315, 80)]),  # reservoir arm, top
         (3, [(254, 478), (253, 500), (253, 530), (258, 545), (264, 555)]),  # river below the dam
         (3, [(32, 398), (46, 401)]),  # turbid lake, west (another colour of water)
@@ -72,6 +76,7 @@ STROKES: dict[str, list[tuple[int, list[tuple[int, int]]]]] = {
         (5, [(520, 410), (560, 420)]),
         (5, [(210, 370), (215, 420)]),
         (5, [(410, 380), (430, 410)]),
+        (3, [(515, 465), (528, 482)]),
         (5, [(190, 170), (215, 185)]),
         (5, [(310, 185), (318, 205)]),
         (3, [(358, 372), (368, 398)]),

@@ -20,7 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Small, fixed training settings shared by the tests (speed matters more than quality except in the
 # learning test, which sets its own step count).
-TINY_TRAIN = ["--preset", "fast", "--tile-size", "64", "--batch-size", "4", "--steps", "8", "--device", "cpu"]
+TINY_STEPS = 3
+TINY_TRAIN = ["--preset", "fast", "--tile-size", "32", "--batch-size", "2", "--steps", str(TINY_STEPS),
+              "--device", "cpu"]
 
 # The scene the learning test trains on and the other tests reuse (one training for many checks).
 LEARN_SIZE = 256

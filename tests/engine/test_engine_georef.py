@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rasterio
 from engine_helpers import TINY_TRAIN, run_cli
 from osgeo import gdal
@@ -76,12 +75,12 @@ def test_projected_outputs_on_input_grid(learned, capsys):
     check_outputs(learned["image"], learned["prediction"], learned["confidence"], classes)
 
 
-@pytest.mark.parametrize("dtype", ["uint16", "float32"])
-def test_degrees_crs_and_nodata_simply_work(tmp_path, capsys, dtype):
-    scene = write_scene(str(tmp_path), 128, 160, bands=3, classes=3, seed=5, dtype=dtype,
+def test_degrees_crs_and_nodata_simply_work(tmp_path, capsys):
+    """Train and predict (``engine run``) an EPSG:4326 image with a nodata corner: exit 0, right grid."""
+    scene = write_scene(str(tmp_path), 128, 160, bands=3, classes=3, seed=5, dtype="uint16",
                         nodata_corner=True, crs="EPSG:4326")
     with rasterio.open(scene["image"]) as ds:
-        assert ds.crs.to_epsg() == 4326 and ds.nodata == (0 if dtype == "uint16" else -9999.0)
+        assert ds.crs.to_epsg() == 4326 and ds.nodata == 0
         assert not np.all(ds.read_masks(1) > 0)  # the corner really is nodata
     out = tmp_path / "out"
     rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", scene["labels"],
@@ -94,3 +93,18 @@ def test_degrees_crs_and_nodata_simply_work(tmp_path, capsys, dtype):
     info = json.loads(info)
     assert info["bands"] == 3
     check_outputs(Path(scene["image"]), out / "prediction.tif", out / "confidence.tif", info["classes"])
+
+
+def test_float_image_with_nodata_value_in_degrees(learned, tmp_path, capsys):
+    """``engine predict`` on a float32 EPSG:4326 raster whose nodata value is -9999."""
+    scene = write_scene(str(tmp_path), 100, 140, bands=4, classes=4, seed=6, dtype="float32",
+                        nodata_corner=True, crs="EPSG:4326")
+    with rasterio.open(scene["image"]) as ds:
+        assert ds.nodata == -9999.0 and (ds.read(1) == -9999.0).any()
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, ["predict", "--model", learned["model"], "--image", scene["image"],
+                                  "--out", out / "pred.tif", "--confidence", out / "conf.tif",
+                                  "--device", "cpu", "--progress", "none"])
+    assert rc == 0, err
+    rc, info, err = run_cli(capsys, ["info", "--model", learned["model"]])
+    check_outputs(Path(scene["image"]), out / "pred.tif", out / "conf.tif", json.loads(info)["classes"])

@@ -6,7 +6,7 @@ import numbers
 from pathlib import Path
 
 import numpy as np
-from engine_helpers import TINY_TRAIN, jsonl_events, leftovers, run_engine, write_raster
+from engine_helpers import TINY_STEPS, TINY_TRAIN, jsonl_events, leftovers, run_engine, write_raster
 
 from engine.synthetic import write_scene
 
@@ -34,8 +34,8 @@ def test_jsonl_stream_of_a_successful_run(tmp_path):
         assert isinstance(e["eta_s"], numbers.Real) and e["eta_s"] >= 0
         assert isinstance(e["stage"], str)
     train_steps = [e["step"] for e in progress if e["stage"] == "supervised"]
-    assert train_steps == sorted(train_steps) and train_steps[-1] == 8
-    assert all(e["total_steps"] == 8 for e in progress if e["stage"] == "supervised")
+    assert train_steps == sorted(train_steps) and train_steps[-1] == TINY_STEPS
+    assert all(e["total_steps"] == TINY_STEPS for e in progress if e["stage"] == "supervised")
 
     artifacts = {e["kind"]: Path(e["path"]) for e in events if e["event"] == "artifact"}
     assert set(artifacts) >= {"model", "prediction", "confidence", "metrics"}
@@ -44,7 +44,7 @@ def test_jsonl_stream_of_a_successful_run(tmp_path):
         assert path.parent == out.resolve()
     done = events[-1]
     assert Path(done["model"]) == artifacts["model"]
-    assert isinstance(done["metrics"], dict) and done["metrics"]["steps"] == 8
+    assert isinstance(done["metrics"], dict) and done["metrics"]["steps"] == TINY_STEPS
     # a progress bar is for people: none of it on stderr in jsonl mode
     assert "[###" not in proc.stderr and "Traceback" not in proc.stderr
 

@@ -23,6 +23,7 @@ from engine.synthetic import write_scene
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # every test uses the module's trained and exported model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

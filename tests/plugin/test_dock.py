@@ -21,6 +21,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsSingleBandGrayRenderer,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import QMessageBox
@@ -172,6 +173,50 @@ def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, s
     dock.save_model(Path(scene["image"]).parent / "kept")
     assert (Path(scene["image"]).parent / "kept.semiseg").is_file()
 
+    # "Apply model to another raster": here the same image, so its layers are replaced once more.
+    task = dock.apply_model(image_layer)
+    assert task is not None
+    applied = wait_for_task(dock, timeout_s=120)
+    assert applied.ok, applied.user_message() + applied.stderr_tail
+    now = result_layers.result_layers(QgsProject.instance())
+    assert sorted(layer.customProperty("semiseg/role") for layer in now) == ["confidence", "prediction"]
+    assert all("-applied-" in layer.source() for layer in now)
+
+
+def test_vector_labels_need_a_class_field_and_cannot_be_painted(dock, clean_project):
+    sample = Path(__file__).resolve().parents[2] / "resources" / "sample" / "landsat_rgb_labels.gpkg"
+    vector = QgsVectorLayer(str(sample), "scribbles", "ogr")
+    assert vector.isValid()
+    clean_project.addMapLayer(vector)
+    dock.layers.set_label_layer(vector)
+    assert dock.layers.label_field() == "class"
+    assert dock.tool.layer is None and not dock.brush.isEnabled() and not dock.classes.isEnabled()
+    dock.set_painting(True)
+    assert dock.canvas.mapTool() is not dock.tool
+
+
+def test_closing_the_dock_while_training_stops_the_engine(qgis_iface, image_layer, fake_python, tmp_path):
+    engine_process.forget_torch_checks()
+    dock = make_dock(qgis_iface, fake_python("slow"))
+    dock.layers.set_image_layer(image_layer)
+    dock.create_label_layer(tmp_path / "labels.tif")
+    task = dock.start_training()
+    pid = []
+    task.event_received.connect(lambda e: pid.append(e["pid"]) if e.get("event") == "start" else None)
+    wait_until(lambda: pid, what="the fake engine to start")
+    dock.close_down()  # what unloading the plugin does
+    settings.set_engine_python("")
+
+    def gone() -> bool:
+        try:
+            os.kill(pid[0], 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_until(gone, timeout_s=10, what="the engine child to end")
+    assert result_layers.result_layers(QgsProject.instance()) == []
+
 
 def test_cancel_real_engine_stops_the_child_and_adds_no_layer(dock, scene):
     labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
@@ -206,3 +251,11 @@ def test_engine_error_real_engine_becomes_a_message(dock, qgis_iface, tmp_path):
     assert sentence in messages(qgis_iface, Qgis.Critical)[-1]
     assert dock.train.status_label.text() == sentence
     assert result_layers.result_layers(QgsProject.instance()) == []
+
+
+def test_new_label_files_never_overwrite(scene, clean_project):
+    default_label_path = plugin_module("ui.layer_panel").default_label_path
+    first = default_label_path(scene["image"])
+    assert first == Path(scene["image"]).parent / "image_labels.tif"
+    first.write_bytes(b"")
+    assert default_label_path(scene["image"]).name == "image_labels_2.tif"

@@ -51,6 +51,7 @@ def test_provider_registers_every_algorithm(semiseg_plugin):
         assert QgsApplication.processingRegistry().algorithmById(alg.id()) is not None
 
 
+@pytest.mark.slow
 def test_train_writes_a_model_and_reports_progress(trained):
     results, feedback = trained["results"], trained["feedback"]
     assert results["OUTPUT"] == trained["model"] and Path(trained["model"]).stat().st_size > 0
@@ -60,6 +61,7 @@ def test_train_writes_a_model_and_reports_progress(trained):
     assert any(line.startswith("step 10:") and "val_miou" in line for line in feedback.log)
 
 
+@pytest.mark.slow
 def test_predict_writes_a_styled_class_raster_and_confidence(trained, scene, tmp_path):
     out, conf = tmp_path / "pred.tif", tmp_path / "conf.tif"
     results = processing().run("semiseg:predict", {
@@ -75,6 +77,7 @@ def test_predict_writes_a_styled_class_raster_and_confidence(trained, scene, tmp
     assert (tmp_path / "conf.qml").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_scores_a_prediction(trained, scene, tmp_path):
     pred = processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": scene["image"],
                                               "OUTPUT": str(tmp_path / "pred.tif")})["OUTPUT"]
@@ -88,6 +91,7 @@ def test_evaluate_scores_a_prediction(trained, scene, tmp_path):
     assert sum(map(sum, scores["confusion"])) == scores["pixels"] == 64 * 64
 
 
+@pytest.mark.slow
 def test_train_and_segment_loads_styled_layers(semiseg_plugin, scene, tmp_path, clean_project):  # noqa: ARG001
     results = processing().runAndLoadResults("semiseg:train_and_segment", {
         "INPUT": scene["image"], "LABELS": scene["labels"], **TINY_TRAINING,
@@ -102,6 +106,7 @@ def test_train_and_segment_loads_styled_layers(semiseg_plugin, scene, tmp_path, 
     assert confidence.renderer().type() == "singlebandpseudocolor"
 
 
+@pytest.mark.slow
 def test_engine_error_becomes_a_processing_exception_with_its_sentence(trained, tmp_path):
     other = write_scene(str(tmp_path), height=32, width=32, bands=4, classes=2)  # 4 bands, model has 3
     with pytest.raises(QgsProcessingException, match=r"has 4 band\(s\) but the model was trained on 3"):
@@ -110,6 +115,7 @@ def test_engine_error_becomes_a_processing_exception_with_its_sentence(trained, 
     assert not (tmp_path / "pred.tif").exists()
 
 
+@pytest.mark.slow
 def test_cancel_terminates_the_engine(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
     feedback = RecordingFeedback(cancel_at_stage="supervised")  # cancel once training starts
     model = tmp_path / "never.semiseg"
@@ -123,6 +129,7 @@ def test_cancel_terminates_the_engine(semiseg_plugin, scene, tmp_path):  # noqa:
     assert feedback.stages[-1].startswith("supervised")
 
 
+@pytest.mark.slow
 def test_pretrain_writes_an_encoder(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
     encoder = tmp_path / "scene.semienc"
     results = processing().run("semiseg:pretrain", {"INPUT": scene["image"], "PRESET": 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import rasterio
 from processing_helpers import TINY_TRAINING, processing
 from qgis.core import (
@@ -48,6 +49,7 @@ def train_then_predict_model() -> QgsProcessingModelAlgorithm:
     return model
 
 
+@pytest.mark.slow
 def test_model_chains_train_into_predict(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
     model = train_then_predict_model()
     assert model.dependsOnChildAlgorithms("predict") == {"train"}

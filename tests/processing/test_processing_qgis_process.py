@@ -48,6 +48,7 @@ def test_qgis_process_lists_the_algorithms(qgis_process):
         assert f"semiseg:{alg}\t" in listed.stdout
 
 
+@pytest.mark.slow
 def test_qgis_process_trains_and_segments_the_sample(qgis_process, tmp_path):
     done = qgis_process("run", "semiseg:train_and_segment", "--",
                         f"INPUT={SAMPLE / 'landsat_rgb.tif'}", f"LABELS={SAMPLE / 'landsat_rgb_labels.gpkg'}",

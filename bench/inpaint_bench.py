@@ -1,0 +1,237 @@
+"""Indian Pines benchmark of the inpainting method, pretraining once per seed (METHODS.md §2, §3).
+
+Stage 1 uses no labels, so the image is pretrained once per seed — with the adversarial instructor
+and, for the ablation, with random cell masks only — and every labeled draw (k, seed) fine-tunes from
+the saved encoder file, exactly the ``pretrain`` → ``train --init`` flow an analyst uses. Same protocol
+and scoring as bench/indian_pines.py (k labeled pixels per class drawn with ``RandomState(seed)``,
+OA/mIoU on all remaining ground-truth pixels, ``--val-fraction 0``); the draw with seed s fine-tunes
+from the encoder pretrained with seed s.
+
+Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instructor encoder,
+CE + SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [CE only]``
+(``--ssim-weight 0``) and ``inpaint+icnet``. Each job runs the engine's own pipeline functions
+in a worker process with ONE torch thread; ``--jobs`` workers run side by side. On a shared, loaded
+CPU that is far faster than one two-thread process, and it is the same for every row. Wall seconds:
+pretraining = the ``pretrain`` job; fine-tuning rows = ``pipeline.run`` (read, train, predict,
+write), in-process (no interpreter start-up, unlike bench/indian_pines.py).
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/inpaint_bench.py --k 5 --seeds 0 1 2 --jobs 2 \
+        --rows supervised,inpaint,inpaint-random,inpaint+icnet --out bench/results/inpaint_indian_pines.md
+
+``--resume`` (default on) reuses finished jobs from the JSON next to ``--out``; encoders are kept in
+``bench/data/indian_pines/encoders/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+import indian_pines as ip  # noqa: E402  (the shared protocol: data, label draws, scores)
+
+ENCODERS = os.path.join(ip.WORK, "encoders")
+ROWS = {  # label: (method, encoder variant or None, extra config)
+    "supervised": ("supervised", None, {}),
+    "inpaint": ("inpaint", "instructor", {}),
+    "inpaint-random": ("inpaint", "random", {}),
+    "inpaint-ce": ("inpaint", "instructor", {"ssim_weight": 0.0}),
+    "inpaint-enc": ("inpaint", "instructor", {"transfer_decoder": False}),
+    "inpaint+icnet": ("inpaint+icnet", "instructor", {}),
+}
+LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "inpaint [random masks]",
+          "inpaint-ce": "inpaint [CE only]", "inpaint-enc": "inpaint [encoder only]",
+          "inpaint+icnet": "inpaint+icnet"}
+
+
+def encoder_path(variant: str, seed: int, preset: str) -> str:
+    return os.path.join(ENCODERS, f"ip_{variant}_{preset}_s{seed}.enc")
+
+
+# ----------------------------------------------------------------------------------------- jobs
+def _setup_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def job_pretrain(variant: str, seed: int, preset: str, debug_dir: str | None) -> dict:
+    import torch
+
+    from engine.config import make_config
+    from engine.pretrain import pretrain
+    from engine.progress import Reporter
+
+    cfg = make_config(preset, seed=seed)
+    cfg.inpaint.instructor = variant == "instructor"
+    cfg.inpaint.debug_dir = debug_dir or ""
+    out = encoder_path(variant, seed, preset)
+    t0 = time.perf_counter()
+    metrics = pretrain(os.path.join(ip.WORK, "image.tif"), out, cfg, torch.device("cpu"), Reporter("none"))
+    return {"ok": True, "wall_s": time.perf_counter() - t0, "metrics": metrics, "encoder": out}
+
+
+def job_finetune(row: str, k: int, seed: int, preset: str) -> dict:
+    import torch
+
+    from engine import pipeline
+    from engine.config import make_config
+    from engine.progress import Reporter
+
+    method, variant, extra = ROWS[row]
+    cfg = make_config(preset, method=method, seed=seed, val_fraction=0.0)
+    if variant:
+        cfg.inpaint.init = encoder_path(variant, seed, preset)
+    for key, v in extra.items():
+        setattr(cfg.inpaint, key, v)
+    tag = f"k{k}_s{seed}"
+    out_dir = os.path.join(ip.WORK, "runs", f"ib_{row}_{preset}_{tag}")
+    t0 = time.perf_counter()
+    labels = os.path.join(ip.WORK, f"labels_{tag}.tif")
+    res = pipeline.run(os.path.join(ip.WORK, "image.tif"), labels, out_dir, cfg, torch.device("cpu"),
+                       Reporter("none"), confidence=False)
+    wall = time.perf_counter() - t0
+    pred = ip.read_prediction(res["paths"]["prediction"])
+    truth = ip.read_prediction(os.path.join(ip.WORK, f"truth_eval_{tag}.tif"))
+    rec = {"ok": True, "wall_s": wall, "train_seconds": res["metrics"].get("train_seconds")}
+    rec.update(ip.scores(pred, truth, 16))
+    return rec
+
+
+def run_job(job: dict) -> dict:
+    try:
+        if job["kind"] == "pretrain":
+            out = job_pretrain(job["variant"], job["seed"], job["preset"], job.get("debug_dir"))
+        else:
+            out = job_finetune(job["row"], job["k"], job["seed"], job["preset"])
+    except Exception as e:  # noqa: BLE001  (record the failure, keep the other jobs going)
+        import traceback
+
+        out = {"ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
+    return {**job, **out}
+
+
+def job_key(job: dict) -> str:
+    if job["kind"] == "pretrain":
+        return f"pretrain/{job['variant']}/{job['preset']}/s{job['seed']}"
+    return f"run/{job['row']}/{job['preset']}/k{job['k']}/s{job['seed']}"
+
+
+# ----------------------------------------------------------------------------------------- report
+def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[str]:
+    def ms(vals):
+        v = np.array(vals, float)
+        if not len(v):
+            return "-"
+        return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+
+    lines = ["| method | k | OA | mIoU | fine-tune wall s | runs |", "|---|---:|---|---|---:|---:|"]
+    for k in ks:
+        for row in rows:
+            rs = [r for r in records if r["kind"] == "run" and r["row"] == row and r["k"] == k
+                  and r.get("ok")]
+            wall = f"{np.mean([r['wall_s'] for r in rs]):.0f}" if rs else "-"
+            oa, miou = ms([r["oa"] for r in rs]), ms([r["miou"] for r in rs])
+            lines.append(f"| {LABELS[row]} | {k} | {oa} | {miou} | {wall} | {len(rs)} |")
+    pre = [r for r in records if r["kind"] == "pretrain" and r.get("ok")]
+    if pre:
+        lines += ["", "| pretraining | seeds | wall s (mean) | erased-structure ratio per round (seed 0) |",
+                  "|---|---:|---:|---|"]
+        for variant in ("instructor", "random"):
+            rs = [r for r in pre if r["variant"] == variant]
+            if rs:
+                ratio = next((r["metrics"].get("erased_structure_ratio") for r in rs if r["seed"] == 0), None)
+                lines.append(f"| {variant} masks | {len(rs)} | {np.mean([r['wall_s'] for r in rs]):.0f} | "
+                             f"{ratio if ratio else '-'} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", default="supervised,inpaint,inpaint-random,inpaint+icnet",
+                    help=f"comma-separated, from {', '.join(ROWS)}")
+    ap.add_argument("--k", type=int, nargs="+", default=[5])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
+    ap.add_argument("--out", default=os.path.join("bench", "results", "inpaint_indian_pines.md"))
+    ap.add_argument("--debug-dir", default=os.path.join(ip.WORK, "debug"),
+                    help="rounds picture of the seed-0 instructor pretraining")
+    ap.add_argument("--fresh", action="store_true", help="ignore finished jobs in the JSON")
+    args = ap.parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise SystemExit(f"unknown row(s) {unknown}; choose from {list(ROWS)}")
+
+    image, gt = ip.load_data()
+    os.makedirs(ip.WORK, exist_ok=True)
+    os.makedirs(ENCODERS, exist_ok=True)
+    ip.write_image(image, os.path.join(ip.WORK, "image.tif"))
+    for k in args.k:
+        for seed in args.seeds:
+            labels = ip.draw_labels(gt, k, seed)
+            tag = f"k{k}_s{seed}"
+            ip.write_class_raster(os.path.join(ip.WORK, f"labels_{tag}.tif"), labels)
+            ip.write_class_raster(os.path.join(ip.WORK, f"truth_eval_{tag}.tif"),
+                                  np.where(labels > 0, 0, gt).astype(np.uint8))
+
+    out_json = os.path.splitext(args.out)[0] + ".json"
+    done: dict[str, dict] = {}
+    if os.path.exists(out_json) and not args.fresh:
+        with open(out_json) as f:
+            done = {job_key(r): r for r in json.load(f)["records"] if r.get("ok")}
+
+    variants = sorted({ROWS[r][1] for r in rows if ROWS[r][1]})
+    pretrain_jobs = [{"kind": "pretrain", "variant": v, "seed": s, "preset": args.preset,
+                      "debug_dir": args.debug_dir if (v == "instructor" and s == 0) else None}
+                     for s in args.seeds for v in variants]
+    run_jobs = [{"kind": "run", "row": r, "k": k, "seed": s, "preset": args.preset}
+                for s in args.seeds for k in args.k for r in rows]
+    records = list(done.values())
+
+    command = " ".join(["python bench/inpaint_bench.py", *(sys.argv[1:] if argv is None else argv)])
+
+    def save():
+        meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": ip.machine(),
+                "preset": args.preset, "jobs": args.jobs, "torch_threads_per_job": 1, "command": command}
+        with open(out_json, "w") as f:
+            json.dump({"meta": meta, "records": records}, f, indent=1)
+        md = ["# Indian Pines: inpainting pretraining (pretrain once per seed, then fine-tune)", "",
+              f"Run {meta['date']} on {meta['machine']}; preset `{args.preset}`; {args.jobs} jobs in "
+              "parallel, one torch thread each, on a CPU shared with other work (wall seconds are noisy).",
+              "",
+              *summary_table(records, rows, args.k), "", f"Command: `{meta['command']}`", ""]
+        with open(args.out, "w") as f:
+            f.write("\n".join(md))
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.jobs, initializer=_setup_worker) as pool:
+        for phase in (pretrain_jobs, run_jobs):  # fine-tuning needs the encoders
+            todo = [j for j in phase if job_key(j) not in done]
+            for rec in pool.imap_unordered(run_job, todo):
+                records.append(rec)
+                msg = (f"OA {rec['oa']:.3f} mIoU {rec['miou']:.3f}" if rec.get("oa") is not None
+                       else ("ok" if rec.get("ok") else f"FAILED {rec.get('error')}"))
+                print(f"[{job_key(rec)}] {msg}  wall {rec.get('wall_s', 0):.0f}s", flush=True)
+                save()
+    save()
+    with open(args.out) as f:
+        print(f.read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

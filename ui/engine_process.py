@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ PLUGIN_DIR = Path(__file__).resolve().parent.parent
 # Seconds between the polite stop (SIGTERM: the engine stops within a step and removes partial
 # outputs) and the hard one (SIGKILL), for a child stuck somewhere that does not check for cancel.
 TERMINATE_GRACE_S = 5.0
+
+# Seconds to keep reading stdout after the child exited (the last events may still be in the pipe).
+_STDOUT_DRAIN_S = 2.0
 
 # Methods offered when the engine cannot be asked (it is asked through its own config in a child
 # process: see ``query_methods``). The engine rejects a method it does not know with a clear sentence.
@@ -132,10 +136,15 @@ class EngineProcess:
         events: list[dict] = []
         cancelled = False
         stdout_open = True
+        exited_at: float | None = None
         while stdout_open or self._proc.poll() is None:
             if not cancelled and should_cancel():
                 cancelled = True
                 threading.Thread(target=self.terminate, daemon=True).start()
+            if self._proc.poll() is not None:
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > _STDOUT_DRAIN_S:
+                    break  # a grandchild still holds stdout open: do not wait for it
             try:
                 event = self._events.get(timeout=poll_s)
             except queue.Empty:

@@ -73,6 +73,13 @@ def test_image_that_is_not_a_raster_real_process(scene):
     assert leftovers(scene["out"]) == []
 
 
+def test_labels_file_missing(capsys, scene):
+    missing = scene["image"].parent / "labels_not_painted_yet.tif"
+    rc, err = run_fails(capsys, scene, labels=missing)
+    assert_one_sentence(rc, err, missing)
+    assert leftovers(scene["out"]) == []
+
+
 def test_labels_outside_the_image(capsys, scene):
     with rasterio.open(scene["labels"]) as ds:
         labels, crs = ds.read(1), ds.crs
@@ -231,7 +238,8 @@ def test_plain_pickle_as_model_real_process(scene):
     other = scene["image"].parent / "classifier.pkl"
     with open(other, "wb") as f:
         pickle.dump({"coef": [0.5, -1.0], "classes": ["water", "land"]}, f)  # default protocol
-    proc = run_engine(["predict", "--model", other, "--image", scene["image"], "--out", scene["out"] / "p.tif",
+    proc = run_engine(["predict", "--model", other, "--image", scene["image"],
+                       "--out", scene["out"] / "p.tif",
                        "--device", "cpu", "--progress", "none"])
     assert_one_sentence(proc.returncode, proc.stderr, other)
     assert leftovers(scene["out"]) == []

@@ -168,3 +168,25 @@ def test_vector_default_field_is_class(scene, tmp_path, capsys):
                                   "--out", tmp_path / "m.semiseg", "--progress", "none", *TINY_TRAIN])
     assert rc != 0 and "'class'" in err and "landcover" in err
     assert not (tmp_path / "m.semiseg").exists()
+
+
+def test_vector_integer_class_field(scene, tmp_path):
+    """A numeric class field gives class numbers directly (names 'class 1'..'class K')."""
+    truth = scene["truth_array"]
+    path = tmp_path / "numbers.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    layer = ds.CreateLayer("labels", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("class", ogr.OFTInteger))
+    for k in (1, 3):  # class 2 is never drawn: it still exists, with no pixels
+        f = ogr.Feature(layer.GetLayerDefn())
+        f.SetGeometry(ogr.CreateGeometryFromWkt(box_wkt(*interior_box(truth, k))))
+        f.SetField("class", k)
+        layer.CreateFeature(f)
+    ds = layer = None  # noqa: F841  (flush and close)
+    with rasterio.open(scene["image"]) as img:
+        lab = load_labels(str(path), img)  # default field: class
+    assert lab.classes.names == ["class 1", "class 2", "class 3"]
+    assert set(np.unique(lab.array)) == {0, 1, 3}
+    assert np.all(truth[lab.array == 1] == 1) and np.all(truth[lab.array == 3] == 3)

@@ -83,6 +83,10 @@ elif scenario == "user_error":
          "paint on the image.")
     print("Error: Labels labels.tif do not overlap image.tif; paint on the image.", file=sys.stderr)
     sys.exit(2)
+elif scenario == "orphan":  # leaves a grandchild holding stdout open, then exits
+    import subprocess
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    emit("done", seconds=0.1)
 elif scenario == "crash":
     print("Traceback: something deep broke", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -48,6 +48,12 @@ def test_killed_child_is_reported_not_raised(fake_python):
     assert "something deep broke" in result.stderr_tail
 
 
+def test_a_grandchild_holding_stdout_does_not_hang_the_run(fake_python):
+    t0 = time.monotonic()
+    result = run_fake(fake_python, "orphan")[0].run()
+    assert result.ok and time.monotonic() - t0 < 10
+
+
 @pytest.mark.parametrize("scenario", ["slow", "stubborn"])
 def test_cancel_ends_the_child_within_seconds(fake_python, scenario):
     process, events = run_fake(fake_python, scenario, grace_s=1.0)

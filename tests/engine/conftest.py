@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from engine_helpers import LEARN_CONFIG, LEARN_SEED, LEARN_SIZE, LEARN_STROKES
+from engine_helpers import LEARN_CLASSES, LEARN_CONFIG, LEARN_SEED, LEARN_SIZE, LEARN_STROKES
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +48,7 @@ def learned(tmp_path_factory):
     from engine.synthetic import write_scene
 
     folder = tmp_path_factory.mktemp("learned")
-    scene = write_scene(str(folder), LEARN_SIZE, LEARN_SIZE, bands=4, classes=4, seed=LEARN_SEED,
+    scene = write_scene(str(folder), LEARN_SIZE, LEARN_SIZE, bands=4, classes=LEARN_CLASSES, seed=LEARN_SEED,
                         strokes_per_class=LEARN_STROKES)
     out = folder / "run"
     cfg = make_config("fast", seed=0, **LEARN_CONFIG)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import rasterio
-from engine_helpers import LEARN_CONFIG, run_cli
+from engine_helpers import LEARN_CLASSES, LEARN_CONFIG, run_cli
 
 from engine import pipeline
 
@@ -38,5 +38,5 @@ def test_supervised_learns_synthetic_scene_from_scribbles(learned, capsys):
 
     metrics = json.loads(learned["metrics"].read_text())
     assert metrics["steps"] == LEARN_CONFIG["steps"]
-    assert set(metrics["labeled_pixels"]) == {"class 1", "class 2", "class 3", "class 4"}
+    assert set(metrics["labeled_pixels"]) == {f"class {k}" for k in range(1, LEARN_CLASSES + 1)}
     assert all(n > 0 for n in metrics["labeled_pixels"].values())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from engine_helpers import write_raster
+from engine_helpers import LEARN_CLASSES, write_raster
 
 from engine import modelfile
 from engine.predict import predict_file
@@ -42,8 +42,8 @@ def test_blockwise_prediction_matches_whole_image(learned, big_image, tmp_path, 
     with rasterio.open(big_image) as ds:
         valid = np.all(ds.read_masks() > 0, axis=0)
     # a real segmentation (not one class everywhere), so agreement is not trivial
-    assert len(np.unique(whole[valid])) >= 3
-    assert np.all((whole[valid] >= 1) & (whole[valid] <= 4))
+    assert len(np.unique(whole[valid])) == LEARN_CLASSES
+    assert np.all((whole[valid] >= 1) & (whole[valid] <= LEARN_CLASSES))
     assert np.all(whole[~valid] == 0) and np.all(tiled[~valid] == 0)
 
     differ = whole != tiled

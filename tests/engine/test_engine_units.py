@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from engine_helpers import run_cli, write_raster
+from engine_helpers import LEARN_CLASSES, run_cli, write_raster
 from scipy import ndimage
 
 from engine import modelfile
@@ -144,7 +144,7 @@ def test_model_file_loads_weights_only_and_info(learned, capsys):
     raw = torch.load(learned["model"], map_location="cpu", weights_only=True)
     assert isinstance(raw, dict)
     assert raw["format"] == "semiseg-model"
-    assert raw["classes"]["names"] == ["class 1", "class 2", "class 3", "class 4"]
+    assert raw["classes"]["names"] == [f"class {k}" for k in range(1, LEARN_CLASSES + 1)]
     assert raw["config"]["model"]["in_channels"] == 4
     assert len(raw["band_stats"]["low"]) == 4 and len(raw["band_stats"]["high"]) == 4
     assert raw["members"] and all(isinstance(v, torch.Tensor) for v in raw["members"][0].values())
@@ -156,15 +156,19 @@ def test_model_file_loads_weights_only_and_info(learned, capsys):
     assert info["method"] == "supervised"
     assert info["bands"] == 4
     assert info["classes"]["names"] == raw["classes"]["names"]
-    assert len(info["classes"]["colours"]) == 4
+    assert len(info["classes"]["colours"]) == LEARN_CLASSES
     assert info["metrics"]["steps"] == raw["metrics"]["steps"]
     assert info["provenance"]["image"] == "image.tif"
 
-    # the loaded model rebuilds networks that give the same output as the saved weights
+    # the loaded model rebuilds a network holding exactly the saved weights
     m = modelfile.load(str(learned["model"]))
     net = m.networks(torch.device("cpu"))[0]
-    x = torch.zeros(1, 4, 32, 32)
-    assert net(x).shape == (1, 4, 32, 32)
+    saved = raw["members"][0]
+    assert set(net.state_dict()) == set(saved)
+    assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        logits = net(torch.zeros(1, 4, 32, 32))  # 4 bands in, one logit per class out
+    assert logits.shape == (1, LEARN_CLASSES, 32, 32)
 
 
 # --- band statistics -----------------------------------------------------------------------------

@@ -131,6 +131,7 @@ def test_missing_torch_is_explained_in_the_dock(qgis_iface, image_layer, fake_py
         settings.set_engine_python("")
 
 
+@pytest.mark.slow
 def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, scene, image_layer):
     labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
     QgsProject.instance().addMapLayer(labels)
@@ -218,6 +219,7 @@ def test_closing_the_dock_while_training_stops_the_engine(qgis_iface, image_laye
     assert result_layers.result_layers(QgsProject.instance()) == []
 
 
+@pytest.mark.slow
 def test_cancel_real_engine_stops_the_child_and_adds_no_layer(dock, scene):
     labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
     QgsProject.instance().addMapLayer(labels)
@@ -242,6 +244,7 @@ def test_cancel_real_engine_stops_the_child_and_adds_no_layer(dock, scene):
     assert dock.train.train_button.isEnabled() and not dock.train.cancel_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_engine_error_real_engine_becomes_a_message(dock, qgis_iface, tmp_path):
     dock.create_label_layer(tmp_path / "empty_labels.tif")  # nothing painted: the engine refuses
     dock.start_training()

@@ -102,6 +102,7 @@ def test_probe_without_torch_says_how_to_fix_it(fake_python):
     assert "pip install torch" in engine_process.EngineSetup(None).problem
 
 
+@pytest.mark.slow
 def test_real_engine_lists_devices_and_methods():
     engine_process.forget_torch_checks()
     assert engine_process.can_import_torch(sys.executable)

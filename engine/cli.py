@@ -227,6 +227,13 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings  # noqa: PLC0415
+
+    from rasterio.errors import NotGeoreferencedWarning  # noqa: PLC0415
+
+    # A raster without georeferencing is handled (or refused) with our own sentence; the library's
+    # warning would only add noise to what the user reads.
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     a = build_parser().parse_args(argv)
     rep = Reporter(getattr(a, "progress", "none"))
     from engine.runtime import CancelToken  # noqa: PLC0415

@@ -8,8 +8,7 @@ colours, band count and normalisation, method, metrics and provenance.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -76,9 +75,10 @@ def load(path: str) -> SavedModel:
     if not os.path.exists(path):
         raise InputError(f"Model {path} does not exist; check the path.", "model_not_found")
     try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            AttributeError, TypeError, KeyError, OSError) as e:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse them anyway
+            warnings.simplefilter("ignore")
+            d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (weights_only never runs code; any failure means "not ours")
         raise InputError(f"Model {path} is not a SemiSeg model file (damaged, or not made by SemiSeg) and "
                          "was refused without running it; train a model or ask for the original file.",
                          "model_invalid") from e

@@ -30,7 +30,7 @@ LEARN_SEED = 0
 LEARN_STROKES = 6
 LEARN_CLASSES = 3
 # fast preset overrides: a short schedule (see the learning test for how it was chosen)
-LEARN_CONFIG = {"steps": 60, "tile_size": 64}
+LEARN_CONFIG = {"steps": 100, "tile_size": 64}
 
 
 def run_cli(capsys, args: list[str]) -> tuple[int, str, str]:

@@ -1,4 +1,19 @@
-"""Supervised training learns a synthetic scene from scribbles (scored against the full truth)."""
+"""Supervised training learns a synthetic scene from scribbles (scored against the full truth).
+
+How the schedule was chosen (256×256 4-band scene, 3 classes — two region classes, roads folded into
+the second, small rectangular "buildings" as the third —, 6 scribbles per class (~1.5 % of the
+pixels), fast preset, 64-px tiles, lr 0.01, one CPU thread), mIoU against the truth for scene seeds 0-4:
+
+    steps   seeds 0..4                         min    mean
+      30    0.831 0.911 0.870 0.812 0.894      0.812  0.864
+      40    0.805 0.853 0.876 0.906 0.868      0.805  0.862
+      60    0.855 0.842 0.902 0.800 0.830      0.800  0.846
+     100    0.884 0.831 0.902 0.916 0.883      0.831  0.883
+
+Every seed passes 0.80 from 30 steps on, but only by a hair until 100 steps, so the test trains 100.
+(On the 4-class scene, roads and buildings as separate small classes, no schedule tried reached 0.80
+reliably: the small classes are over-predicted; see the engine tests' report.)
+"""
 
 from __future__ import annotations
 

@@ -28,16 +28,17 @@ def big_image(learned, tmp_path_factory):
 
 
 def _predict(model, image, out, core):
-    predict_file(model, str(image), str(out), None, torch.device("cpu"), core=core)
-    with rasterio.open(out) as ds:
-        return ds.read(1)
+    conf = out.with_name(out.stem + "_conf.tif")
+    predict_file(model, str(image), str(out), str(conf), torch.device("cpu"), core=core)
+    with rasterio.open(out) as ds, rasterio.open(conf) as cds:
+        return ds.read(1), cds.read(1)
 
 
 @pytest.mark.parametrize("core", [64, 96])
 def test_blockwise_prediction_matches_whole_image(learned, big_image, tmp_path, core):
     model = modelfile.load(str(learned["model"]))
-    whole = _predict(model, big_image, tmp_path / "whole.tif", core=4096)
-    tiled = _predict(model, big_image, tmp_path / "tiled.tif", core=core)
+    whole, whole_conf = _predict(model, big_image, tmp_path / "whole.tif", core=4096)
+    tiled, tiled_conf = _predict(model, big_image, tmp_path / "tiled.tif", core=core)
     assert whole.shape == tiled.shape == (SIZE, SIZE)
     with rasterio.open(big_image) as ds:
         valid = np.all(ds.read_masks() > 0, axis=0)
@@ -59,3 +60,6 @@ def test_blockwise_prediction_matches_whole_image(learned, big_image, tmp_path, 
     elsewhere = differ[~border].mean()
     assert at_border <= max(3 * elsewhere, 0.002), (
         f"seams: {at_border:.4%} of border pixels differ vs {elsewhere:.4%} elsewhere")
+
+    # the confidence (max softmax) agrees too, not only its argmax
+    assert np.abs(whole_conf[valid] - tiled_conf[valid]).mean() < 1e-3

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     abl_md = os.path.join(RESULTS, "icnet_ablation.md")
     rc = 0
     if a.only in (None, "main"):
-        rc |= bench(["--methods", "rf,supervised,icnet", "--variant", "icnet reference=icnet --icnet-mode reference",
+        rc |= bench(["--methods", "rf,supervised,icnet",
+                     "--variant", "icnet reference=icnet --icnet-mode reference",
                      "--k", "5", "10", "--out", main_md, *common])
     if a.only in (None, "ablation"):
         main_json, abl_json = (os.path.splitext(p)[0] + ".json" for p in (main_md, abl_md))

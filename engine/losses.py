@@ -87,7 +87,8 @@ class PrototypeBank:
 
     @torch.no_grad()
     def update(self, emb: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
-        """``emb`` (N, D, H, W) unit-length embeddings; ``target`` (N, H, W) classes; ``mask`` pixels to use."""
+        """``emb`` (N, D, H, W) unit-length embeddings; ``target`` (N, H, W) classes; ``mask`` pixels
+        to use."""
         e = emb.permute(0, 2, 3, 1)[mask].float().cpu()
         t = target[mask].cpu()
         if len(t) == 0:

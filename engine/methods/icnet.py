@@ -28,8 +28,7 @@ from torch import nn
 from engine.augment import band_jitter, cutmix, cutmix_boxes, random_dihedral, rgb_colour_jitter, strong_view
 from engine.data import Chip, TileSampler
 from engine.ema import EMATeacher
-from engine.losses import (ClassAdaptiveThresholds, PrototypeBank, masked_ce, prototype_infonce,
-                           pseudo_labels)
+from engine.losses import ClassAdaptiveThresholds, PrototypeBank, masked_ce, prototype_infonce, pseudo_labels
 from engine.models import build_model
 from engine.predict import predict_array
 from engine.training import Method, evaluate_chips, poly_lr, sparse_ce, to_batch
@@ -142,7 +141,8 @@ class ICNet(Method):
         sup = sparse_ce(logits_i[:n], y) + sparse_ce(logits_j, y)
         unsup = masked_ce(logits_i[n:], pl, mask, valid)
         loss = sup + ic.unsup_weight * unsup
-        logs = {"sup": sup.item(), "unsup": unsup.item(), "mask": (mask.sum() / valid.sum().clamp(min=1)).item(),
+        kept = (mask.sum() / valid.sum().clamp(min=1)).item()
+        logs = {"sup": sup.item(), "unsup": unsup.item(), "mask": kept,
                 "round": float(self.round + 1)}
         if self.bank is not None:
             target = torch.cat([y.long() - 1, pl])

@@ -3,8 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from engine.losses import (ClassAdaptiveThresholds, PrototypeBank, masked_ce, prototype_infonce,
-                           pseudo_labels)
+from engine.losses import ClassAdaptiveThresholds, PrototypeBank, masked_ce, prototype_infonce, pseudo_labels
 
 
 def _probs(rows):

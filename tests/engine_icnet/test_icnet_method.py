@@ -62,7 +62,8 @@ def test_students_differ_and_teachers_follow():
 def test_reference_turns_every_addition_off():
     m = _method("reference")
     ic = m.ic
-    assert (ic.conf_mask, ic.cutmix, ic.contrastive_weight, ic.rounds, ic.ensemble) == (False, False, 0.0, 1, False)
+    got = (ic.conf_mask, ic.cutmix, ic.contrastive_weight, ic.rounds, ic.ensemble)
+    assert got == (False, False, 0.0, 1, False)
     assert len(m.ensemble()) == 1 and m.ensemble()[0] is m.teachers[1].model.net  # teacher B predicts
     assert m.students[0].proj is None
     assert len(_method("improved").ensemble()) == 2
@@ -84,7 +85,8 @@ def test_rounds_refresh_pool_and_reseed_one_student():
     params = [s.net.head.weight.clone() for s in m.students]
     m.train_step(3, 4)  # first step of round 2
     assert m.round == 1 and m.pool is not None
-    changed = [not torch.allclose(p, s.net.head.weight, atol=1e-2) for p, s in zip(params, m.students)]
+    changed = [not torch.allclose(p, s.net.head.weight, atol=1e-2)
+               for p, s in zip(params, m.students, strict=False)]
     assert sum(changed) >= 1
     assert m.pool.chips[0].train.any()
 
@@ -99,7 +101,8 @@ def test_cli_maps_icnet_switches():
     cfg = _config(ap.parse_args(base + ["--no-cutmix", "--no-contrastive", "--no-rounds", "--no-conf-mask",
                                         "--no-ensemble", "--unlabeled-batch-size", "3"]))
     ic = cfg.icnet
-    assert (ic.cutmix, ic.contrastive_weight, ic.rounds, ic.conf_mask, ic.ensemble) == (False, 0.0, 1, False, False)
+    got = (ic.cutmix, ic.contrastive_weight, ic.rounds, ic.conf_mask, ic.ensemble)
+    assert got == (False, 0.0, 1, False, False)
     assert cfg.unlabeled_batch_size == 3
     again = TrainConfig.from_dict(cfg.to_dict())  # stored in the model file and read back
     assert again.icnet == cfg.icnet

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -203,14 +204,15 @@ def generate_labels(size: int, seed: int = 0, strokes_per_class: int = 25) -> di
     scene = Scene(size, seed)
     rng = np.random.default_rng([seed, 7])
     labels = np.zeros((size, size), np.uint8)  # 16 MiB at 4096 px: the label raster is small
-    margin, steps, step_len, radius = 32, 60, 3.0, 2
+    margin, steps, step_len, radius = min(32, size // 8), 60, 3.0, 2
     yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
     disk = (yy ** 2 + xx ** 2) <= radius ** 2
     for c in range(1, N_CLASSES + 1):
         made, tries = 0, 0
         while made < strokes_per_class and tries < 200 * strokes_per_class:
             tries += 1
-            r, col = rng.integers(margin + 100, size - margin - 100, 2)
+            border = min(margin + 100, size // 4)  # strokes start away from the edges
+            r, col = rng.integers(border, size - border, 2)
             if scene.classes(r, r + 1, col, col + 1)[0, 0] != c:
                 continue
             ang = rng.uniform(0, 2 * np.pi)
@@ -303,7 +305,7 @@ def train(python: str, size: int, model: str, seed: int, extra: list[str], timeo
 
     cmd = [python, "-m", "engine", "train", "--image", image_path(size), "--labels", labels_path(size),
            "--preset", "fast", "--seed", str(seed), "--out", model, "--progress", "jsonl", *extra]
-    rec = run_measured(cmd, os.path.join(WORK, "train.log"), timeout, on_line)
+    rec = run_measured(cmd, os.path.join(os.path.dirname(model), "train.log"), timeout, on_line)
     rec["command"] = _show(cmd, python)
     prog = [(t, e) for t, e in events
             if e.get("event") == "progress" and isinstance(e.get("step"), int | float)]
@@ -351,7 +353,7 @@ def predict(python: str, size: int, model: str, out_dir: str, confidence: bool, 
 
 def baseline_rss(python: str, model: str) -> dict:
     cmd = [python, "-m", "engine", "info", "--model", model]
-    rec = run_measured(cmd, os.path.join(WORK, "info.log"))
+    rec = run_measured(cmd, os.path.join(os.path.dirname(model), "info.log"))
     rec["command"] = _show(cmd, python)
     return rec
 
@@ -435,12 +437,18 @@ def main(argv: list[str] | None = None) -> int:
     out_md = args.out
     out_json = os.path.splitext(out_md)[0] + ".json"
     os.makedirs(os.path.dirname(os.path.abspath(out_md)), exist_ok=True)
-    model = os.path.join(WORK, f"model_fast_{train_size}_s{args.seed}.semiseg")
+    # run outputs (model, logs, predictions) live in a folder named after --out, so two runs with
+    # different --out never share files; the model name records the training flags, so a model
+    # trained with e.g. --steps 10 is never reused by a run without them.
+    run_dir = os.path.join(WORK, "runs", os.path.splitext(os.path.basename(out_md))[0])
+    os.makedirs(run_dir, exist_ok=True)
+    targs = shlex.split(args.train_args)
+    tag = hashlib.sha1(" ".join(targs).encode()).hexdigest()[:8] if targs else "default"
+    model = os.path.join(run_dir, f"model_fast_{train_size}_s{args.seed}_{tag}.semiseg")
     train_rec = None
     if args.retrain or not os.path.exists(model):
         print("training (fast preset) ...", flush=True)
-        train_rec = train(args.python, train_size, model, args.seed, shlex.split(args.train_args),
-                          args.timeout)
+        train_rec = train(args.python, train_size, model, args.seed, targs, args.timeout)
         print(f"  train: rc={train_rec['rc']} wall {train_rec['wall_s']:.1f}s "
               f"steps/s {train_rec.get('steps_per_s', float('nan')):.3f} "
               f"peak RSS {train_rec['peak_rss_mib']:.0f} MiB", flush=True)
@@ -458,10 +466,90 @@ def main(argv: list[str] | None = None) -> int:
     base = baseline_rss(args.python, model)
     print(f"  baseline (engine info): peak RSS {base['peak_rss_mib']:.0f} MiB, {base['wall_s']:.1f}s",
           flush=True)
-    preds = []
+    preds: list[dict] = []
+
+    def report() -> str:
+        ok = {r["size"]: r for r in preds if r["rc"] == 0}
+        ratio = None
+        if 16384 in ok and 4096 in ok:
+            ratio = ok[16384]["peak_rss_mib"] / ok[4096]["peak_rss_mib"]
+        lo, hi = (min(ok), max(ok)) if ok else (None, None)
+        ratio_any = ok[hi]["peak_rss_mib"] / ok[lo]["peak_rss_mib"] if ok and hi != lo else None
+
+        lines = [
+            "# Prediction throughput, fast preset",
+            "",
+            f"Run {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}, CPU only. "
+            f"Synthetic {N_BANDS}-band uint16 rasters ({N_CLASSES} classes), tiled {TILE} px, deflate. "
+            "One model trained "
+            f"once on the {train_size}² raster (`engine train --preset fast"
+            f"{' ' + args.train_args if args.train_args else ''}`), then `engine predict"
+            f"{'' if args.no_confidence else ' --confidence'}` in a fresh child process per size. "
+            "Predict s = wall "
+            "time of that child (interpreter start-up, torch import and model load included); peak RSS = "
+            "`ru_maxrss` of that child from `os.wait4`; predict CPU s = its user + system CPU seconds "
+            "(not inflated by other load on the machine).",
+            "",
+            "| size (px) | megapixels | predict s | MP/s | predict CPU s | peak RSS MiB |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in preds:
+            if r["rc"] == 0:
+                lines.append(f"| {r['size']}² | {r['mpx']:.1f} | {r['wall_s']:.1f} | {r['mpx_per_s']:.3g} | "
+                             f"{r['user_s'] + r['sys_s']:.0f} | {r['peak_rss_mib']:.0f} |")
+            else:
+                lines.append(f"| {r['size']}² | {r['mpx']:.1f} | failed (rc {r['rc']}) | - | - | - |")
+        todo = [sz for sz in sizes if sz not in {r["size"] for r in preds}]
+        if todo:
+            lines.append(f"| (still to run: {', '.join(f'{sz}²' for sz in todo)}) | | | | | |")
+        lines.append("")
+        if ratio is not None:
+            lines.append(f"Peak RSS ratio 16384² / 4096²: **{ratio:.2f}** (bar: ≤ 1.5) — "
+                         f"{'meets' if ratio <= 1.5 else 'misses'} the bar.")
+        elif ratio_any is not None:
+            lines.append(f"Peak RSS ratio {hi}² / {lo}²: {ratio_any:.2f}.")
+        lines.append(f"Baseline: `engine info` (imports + model load, no raster) peaks at "
+                     f"{base['peak_rss_mib']:.0f} MiB in {base['wall_s']:.1f} s.")
+        if train_rec:
+            sps = train_rec.get("steps_per_s")
+            lines += ["", f"Training ({train_size}², fast preset, seed {args.seed}): "
+                      f"{train_rec['wall_s']:.0f} s wall, "
+                      + (f"{sps:.3f} train steps/s (from progress-event arrival times, steps "
+                         f"{train_rec['steps_measured'][0]}→{train_rec['steps_measured'][1]}), "
+                         if sps else
+                         f"steps/s not measured ({train_rec.get('note', 'no progress events')}), ")
+                      + (f"engine-reported {train_rec['steps_per_s_reported']} steps/s; "
+                         if train_rec.get("steps_per_s_reported") is not None else "")
+                      + f"peak RSS {train_rec['peak_rss_mib']:.0f} MiB; "
+                      f"{lab['labeled_px']} scribbled px."]
+        ev = next((r.get("evaluate_vs_truth") for r in preds if r.get("evaluate_vs_truth")), None)
+        if ev and "error" not in ev:
+            lines.append(f"Sanity: the {train_size}² prediction scores OA {ev.get('oa', float('nan')):.3f} / "
+                         f"mIoU {ev.get('miou', float('nan')):.3f} against the synthetic truth.")
+        loads = [r[k] for r in preds + [base] + ([train_rec] if train_rec else [])
+                 for k in ("loadavg_before", "loadavg_after") if k in r]
+        if loads:
+            lines.append(f"1-min load average around the runs: {min(loads):.1f} to {max(loads):.1f} on "
+                         f"{os.cpu_count()} "
+                         "cores (above the core count, other processes shared the CPU and times are "
+                         "inflated).")
+        lines += ["", "Raster generation (once, window by window): " + ", ".join(
+            f"{s}² {g['file_mib']:.0f} MiB on disk" + (f" in {g['seconds']:.0f} s" if g["seconds"] else "")
+            for s, g in gen.items()) + ".", "",
+            "Command: `python bench/throughput.py " + " ".join(
+                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])) + "`"]
+        md = "\n".join(lines) + "\n"
+        with open(out_md, "w") as f:
+            f.write(md)
+        with open(out_json, "w") as f:
+            json.dump({"machine": machine(), "train": train_rec, "baseline_info": base, "predict": preds,
+                       "rss_ratio_16k_4k": ratio, "generation": {str(k): v for k, v in gen.items()},
+                       "labels": lab}, f, indent=1)
+        return md
+
     for s in sizes:
         print(f"predict {s}x{s} ...", flush=True)
-        rec = predict(args.python, s, model, WORK, not args.no_confidence, shlex.split(args.predict_args),
+        rec = predict(args.python, s, model, run_dir, not args.no_confidence, shlex.split(args.predict_args),
                       args.timeout)
         msg = (f"{rec['wall_s']:.1f}s, {rec['mpx_per_s']:.2f} MP/s, peak RSS {rec['peak_rss_mib']:.0f} MiB"
                if rec["rc"] == 0 else f"FAILED rc={rec['rc']}: {rec.get('error_tail', '')[-400:]}")
@@ -474,83 +562,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"mIoU {ev.get('miou', float('nan')):.3f} "
                       "against the synthetic truth", flush=True)
         if rec["rc"] == 0 and s > train_size and not args.keep:
-            for p in (rec["pred"], os.path.join(WORK, f"conf_{s}.tif")):
+            for p in (rec["pred"], os.path.join(run_dir, f"conf_{s}.tif")):
                 for q in (p, p + ".aux.xml"):
                     if os.path.exists(q):
                         os.remove(q)
         rec["pred"] = os.path.relpath(rec["pred"], REPO)
         preds.append(rec)
+        report()  # write what is measured so far (a long run that is stopped keeps its rows)
 
-    ok = {r["size"]: r for r in preds if r["rc"] == 0}
-    ratio = None
-    if 16384 in ok and 4096 in ok:
-        ratio = ok[16384]["peak_rss_mib"] / ok[4096]["peak_rss_mib"]
-    lo, hi = (min(ok), max(ok)) if ok else (None, None)
-    ratio_any = ok[hi]["peak_rss_mib"] / ok[lo]["peak_rss_mib"] if ok and hi != lo else None
-
-    lines = [
-        "# Prediction throughput, fast preset",
-        "",
-        f"Run {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}, CPU only. Synthetic "
-        f"{N_BANDS}-band uint16 rasters ({N_CLASSES} classes), tiled {TILE} px, deflate. One model trained "
-        f"once on the {train_size}² raster (`engine train --preset fast`), then `engine predict`"
-        f"{'' if args.no_confidence else ' --confidence'} in a fresh child process per size. "
-        "Predict s = wall "
-        "time of that child (interpreter start-up, torch import and model load included); peak RSS = "
-        "`ru_maxrss` of that child from `os.wait4`.",
-        "",
-        "| size (px) | megapixels | predict s | MP/s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in preds:
-        if r["rc"] == 0:
-            lines.append(f"| {r['size']}² | {r['mpx']:.1f} | {r['wall_s']:.1f} | {r['mpx_per_s']:.2f} | "
-                         f"{r['peak_rss_mib']:.0f} |")
-        else:
-            lines.append(f"| {r['size']}² | {r['mpx']:.1f} | failed (rc {r['rc']}) | - | - |")
-    lines.append("")
-    if ratio is not None:
-        lines.append(f"Peak RSS ratio 16384² / 4096²: **{ratio:.2f}** (bar: ≤ 1.5) — "
-                     f"{'meets' if ratio <= 1.5 else 'misses'} the bar.")
-    elif ratio_any is not None:
-        lines.append(f"Peak RSS ratio {hi}² / {lo}²: {ratio_any:.2f}.")
-    lines.append(f"Baseline: `engine info` (imports + model load, no raster) peaks at "
-                 f"{base['peak_rss_mib']:.0f} MiB in {base['wall_s']:.1f} s.")
-    if train_rec:
-        sps = train_rec.get("steps_per_s")
-        lines += ["", f"Training ({train_size}², fast preset, seed {args.seed}): "
-                  f"{train_rec['wall_s']:.0f} s wall, "
-                  + (f"{sps:.3f} train steps/s (from progress-event arrival times, steps "
-                     f"{train_rec['steps_measured'][0]}→{train_rec['steps_measured'][1]}), "
-                     if sps else f"steps/s not measured ({train_rec.get('note', 'no progress events')}), ")
-                  + (f"engine-reported {train_rec['steps_per_s_reported']} steps/s; "
-                     if train_rec.get("steps_per_s_reported") is not None else "")
-                  + f"peak RSS {train_rec['peak_rss_mib']:.0f} MiB; "
-                  f"{lab['labeled_px']} scribbled px."]
-    ev = next((r.get("evaluate_vs_truth") for r in preds if r.get("evaluate_vs_truth")), None)
-    if ev and "error" not in ev:
-        lines.append(f"Sanity: the {train_size}² prediction scores OA {ev.get('oa', float('nan')):.3f} / "
-                     f"mIoU {ev.get('miou', float('nan')):.3f} against the synthetic truth.")
-    loads = [r[k] for r in preds + [base] + ([train_rec] if train_rec else [])
-             for k in ("loadavg_before", "loadavg_after") if k in r]
-    if loads:
-        lines.append(f"1-min load average around the runs: {min(loads):.1f} to {max(loads):.1f} on "
-                     f"{os.cpu_count()} "
-                     "cores (above the core count, other processes shared the CPU and times are inflated).")
-    lines += ["", "Raster generation (once, window by window): " + ", ".join(
-        f"{s}² {g['file_mib']:.0f} MiB on disk" + (f" in {g['seconds']:.0f} s" if g["seconds"] else "")
-        for s, g in gen.items()) + ".", "",
-        "Command: `python bench/throughput.py " + " ".join(shlex.quote(a) for a in
-                                                        (argv if argv is not None else sys.argv[1:])) + "`"]
-    md = "\n".join(lines) + "\n"
-    with open(out_md, "w") as f:
-        f.write(md)
-    with open(out_json, "w") as f:
-        json.dump({"machine": machine(), "train": train_rec, "baseline_info": base, "predict": preds,
-                   "rss_ratio_16k_4k": ratio, "generation": {str(k): v for k, v in gen.items()},
-                   "labels": lab}, f, indent=1)
     print()
-    print(md)
+    print(report())
     return 0 if all(r["rc"] == 0 for r in preds) else 1
 
 

@@ -54,6 +54,9 @@ class InpaintConfig:
     latent: int = 100  # per-cell latent size of the instructor's variational head
     kl_weight: float = 1e-6
     soft_temperature: float = 0.1  # sigmoid temperature on standardised cell scores (instructor phase)
+    # what the frozen inpainter sees while the instructor trains: "random" cells (rewards content) or
+    # the instructor's "own" cells (the reference formulation); see InpaintingPretrainer.instructor_step
+    instructor_context: Literal["random", "own"] = "random"
     instructor: bool = True  # False: every round uses random cell masks (ablation)
     # --- stage 2: fine-tuning
     ssim_weight: float = 1.0  # weight of the patch SSIM loss next to cross-entropy (see methods/inpaint.py)
@@ -73,7 +76,8 @@ class ICNetConfig:
 
     mode: Literal["reference", "improved"] = "improved"
     unsup_weight: float = 1.0  # weight of the pseudo-label loss next to the supervised loss
-    ema_cap: float = 0.999  # teacher decay: min(1 - 1/(t+1), ema_cap)
+    ema_cap: float = 0.99  # teacher decay min(1 - 1/(t+1), ema_cap); the reference's 0.999 averages
+    #                        a whole short (fast-preset) schedule, so its teacher lags far behind
     clip_value: float = 0.1  # gradient value clipping (0 = off)
     # --- improved-mode switches
     conf_mask: bool = True  # use only pseudo-labels whose teacher confidence passes the threshold
@@ -91,8 +95,9 @@ class ICNetConfig:
         """The settings a run actually uses: reference mode switches every addition off."""
         if self.mode == "improved":
             return self
-        return dataclasses.replace(self, conf_mask=False, class_adaptive=False, cutmix=False,
-                                   contrastive_weight=0.0, rounds=1, ensemble=False)
+        return dataclasses.replace(self, unsup_weight=1.0, ema_cap=0.999, clip_value=0.1, conf_mask=False,
+                                   class_adaptive=False, cutmix=False, contrastive_weight=0.0, rounds=1,
+                                   ensemble=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> ICNetConfig:

@@ -274,13 +274,39 @@ class InpaintingPretrainer:
         return loss.item()
 
     def instructor_step(self) -> float:
-        """Minimise 1 − L_rec + β·KL on a soft mask; the inpainter is frozen (eval BN, no grads)."""
+        """Minimise 1 − L_rec + β·KL, L_rec weighted by the soft mask; the inpainter is frozen.
+
+        ``instructor_context`` decides what the frozen inpainter sees:
+
+        * ``own`` (the reference formulation): the tile erased by the instructor's own soft mask, the
+          gradient flowing through the inpainter into the mask. The instructor can then raise the
+          error by *where* it puts cells, not only by what they hold: clumping them into one large
+          hole far from any context always wins. On Indian Pines every mask collapsed onto one central
+          blob per tile, whatever the tile held.
+        * ``random`` (default): the tile erased by a random cell mask of the same share; each erased
+          cell's restoration error is then weighted by the instructor's soft mask. The instructor is
+          rewarded for the cells whose *content* the inpainter cannot restore from ordinary context —
+          objects, roads, edges — and one step costs no backward pass through the inpainter.
+        """
         x, valid = self.batch()
         scores = self.instructor(x)
-        mask = to_pixels(soft_cells(scores, self.cfg.erase_fraction, self.cfg.soft_temperature,
-                                    self.allowed(valid)), self.cfg.cell)
-        rec = restoration_loss(self.inpainter(erase(x, mask)), restoration_target(x), mask, valid,
-                               self.cfg.erased_weight)
+        allowed = self.allowed(valid)
+        soft = soft_cells(scores, self.cfg.erase_fraction, self.cfg.soft_temperature, allowed)
+        target = restoration_target(x)
+        if self.cfg.instructor_context == "own":
+            mask = to_pixels(soft, self.cfg.cell)
+            rec = restoration_loss(self.inpainter(erase(x, mask)), target, mask, valid,
+                                   self.cfg.erased_weight)
+        else:
+            context = random_cells(tuple(allowed.shape), self.cfg.erase_fraction, self.device, allowed,
+                                   self.gen)
+            with torch.no_grad():
+                err = ((self.inpainter(erase(x, to_pixels(context, self.cfg.cell))) - target) ** 2).mean(1)
+                v = valid.float()[:, None]
+                cell_err = (F.avg_pool2d((err * valid)[:, None], self.cfg.cell)
+                            / F.avg_pool2d(v, self.cfg.cell).clamp_min(1e-6))[:, 0]
+            w = soft * context
+            rec = (w * cell_err).sum() / w.sum().clamp_min(1e-6)
         loss = 1 - rec + self.cfg.kl_weight * self.instructor.kl
         self.opt_ins.zero_grad(set_to_none=True)
         loss.backward()

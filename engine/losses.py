@@ -43,15 +43,17 @@ class ClassAdaptiveThresholds:
     """Per-class confidence thresholds that follow how sure the teacher is about each class.
 
     For each class c, ``m_c`` is a moving average of the teacher's mean confidence on the pixels it
-    assigns to c. The thresholds are ``base * m_c / max(m)``, clipped to ``[floor, base]``: the class
-    the teacher is surest about keeps the base threshold, a harder (often rarer) class gets a lower
-    one, so it still receives pseudo-labels instead of being starved (the FlexMatch / FreeMatch idea,
-    measured per class on pixels rather than per image).
+    assigns to c, and ``g`` the same over all pixels. The thresholds are ``min(base, g) * m_c / max(m)``,
+    clipped to ``[floor, base]`` (the FreeMatch idea, measured on pixels): while the teacher is unsure
+    overall, the bar sits at its mean confidence, so pseudo-labels flow from the start instead of
+    waiting for it to pass a fixed 0.9; it rises to ``base`` as the teacher grows sure. A harder (often
+    rarer) class gets a lower bar than the surest one, so it is not starved of pseudo-labels.
     """
 
     def __init__(self, num_classes: int, base: float, floor: float = 0.5, momentum: float = 0.9):
         self.base, self.floor, self.momentum = base, floor, momentum
         self.mean_conf = torch.full((num_classes,), float("nan"))
+        self.global_conf = float("nan")
 
     @torch.no_grad()
     def update(self, probs: torch.Tensor, valid: torch.Tensor | None = None) -> None:
@@ -59,6 +61,11 @@ class ClassAdaptiveThresholds:
         if valid is not None:
             conf, label = conf[valid], label[valid]
         conf, label = conf.flatten().float().cpu(), label.flatten().cpu()
+        if len(conf) == 0:
+            return
+        g = float(conf.mean())
+        self.global_conf = g if self.global_conf != self.global_conf else (
+            self.momentum * self.global_conf + (1 - self.momentum) * g)
         k = len(self.mean_conf)
         counts = torch.bincount(label, minlength=k).float()
         sums = torch.bincount(label, weights=conf, minlength=k)
@@ -72,7 +79,7 @@ class ClassAdaptiveThresholds:
         m = torch.nan_to_num(self.mean_conf, nan=0.0)
         if m.max() <= 0:
             return torch.full_like(m, self.base)
-        t = self.base * m / m.max()
+        t = min(self.base, self.global_conf) * m / m.max()
         t[torch.isnan(self.mean_conf)] = self.base
         return t.clamp(min=min(self.floor, self.base), max=self.base)
 

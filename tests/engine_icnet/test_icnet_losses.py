@@ -36,9 +36,12 @@ def test_class_adaptive_thresholds_lower_for_unsure_classes():
     assert torch.allclose(t.thresholds(), torch.full((3,), 0.9))  # nothing seen yet: the base
     t.update(_probs([[0.96, 0.02, 0.02], [0.2, 0.72, 0.08]]))
     thr = t.thresholds()
-    assert torch.isclose(thr[0], torch.tensor(0.9))  # the surest class keeps the base threshold
-    assert torch.isclose(thr[1], torch.tensor(0.9 * 0.72 / 0.96))
+    bar = (0.96 + 0.72) / 2  # the teacher's mean confidence is below the base: the bar sits there
+    assert torch.isclose(thr[0], torch.tensor(bar))  # the surest class gets the whole bar
+    assert torch.isclose(thr[1], torch.tensor(bar * 0.72 / 0.96))  # a less sure class a lower one
     assert thr[2] == 0.9  # never predicted: base
+    t.update(_probs([[0.99, 0.005, 0.005], [0.02, 0.97, 0.01]]))
+    assert torch.allclose(t.thresholds()[:2], torch.tensor([0.9, 0.9 * 0.97 / 0.99]))  # capped at base
 
 
 def _clustered(n_per_class=64, classes=4, dim=16, seed=0):

@@ -374,6 +374,41 @@ def parse_variants(args) -> list[dict]:
     return variants
 
 
+def write_report(records: list[dict], args, argv, out_md: str, out_json: str) -> tuple[str, list]:
+    """Write the markdown table and the JSON for ``records``; returns (markdown, failed runs)."""
+    summary = summarise(records)
+    notes = []
+    for s in summary:
+        if s["label"] == "rf" and s["k"] in RF_REFERENCE and s["n_ok"]:
+            ref = RF_REFERENCE[s["k"]]
+            notes.append(f"rf k={s['k']}: OA {s['oa'][0]:.3f} / mIoU {s['miou'][0]:.3f} here vs "
+                         f"reference {ref[0]:.3f} / {ref[1]:.3f}.")
+    diffs = [r["crosscheck_max_abs_diff"] for r in records if "crosscheck_max_abs_diff" in r]
+    if diffs:
+        notes.append(f"Cross-check: `engine evaluate` on a truth raster with the training pixels zeroed "
+                     f"agrees with the benchmark's own OA/mIoU to within {max(diffs):.1e} "
+                     f"({len(diffs)} runs).")
+    loads = [r[k] for r in records for k in ("loadavg_before", "loadavg_after") if k in r]
+    if loads:
+        notes.append(f"1-min load average seen around the runs: {min(loads):.1f} to {max(loads):.1f} on "
+                     f"{os.cpu_count()} cores (a load above the core count means other processes shared the "
+                     "CPU and wall times are inflated).")
+    failed = [r for r in records if not r.get("ok")]
+    if failed:
+        notes.append(f"{len(failed)} run(s) failed; see the JSON for the command and error.")
+    meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+            "preset": args.preset, "seeds": args.seeds, "k": args.k,
+            "command": "python bench/indian_pines.py " + " ".join(
+                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+            "notes": notes, "python": platform.python_version()}
+    md = markdown(summary, meta)
+    with open(out_md, "w") as f:
+        f.write(md)
+    with open(out_json, "w") as f:
+        json.dump({"meta": meta, "summary": summary, "runs": records}, f, indent=1)
+    return md, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", default="rf,supervised",
@@ -390,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable, help="interpreter that runs the engine")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per engine run")
     ap.add_argument("--resume", action="store_true", help="reuse successful runs from the JSON at --out")
+    ap.add_argument("--merge", action="append", default=[],
+                    help="with --resume: also reuse successful runs from this JSON (repeatable)")
     ap.add_argument("--no-crosscheck", action="store_true", help="skip `engine evaluate` cross-check")
     args = ap.parse_args(argv)
 
@@ -414,14 +451,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
 
     previous: dict[tuple, dict] = {}
-    if args.resume and os.path.exists(out_json):
-        with open(out_json) as f:
-            for r in json.load(f).get("runs", []):
-                if r.get("ok"):
-                    previous[(r["label"], r["k"], r["seed"], r.get("preset"), tuple(r.get("extra", [])))] = r
+    if args.resume:
+        for src in [*args.merge, out_json]:
+            if not os.path.exists(src):
+                continue
+            with open(src) as f:
+                for r in json.load(f).get("runs", []):
+                    if r.get("ok"):
+                        previous[(r["label"], r["k"], r["seed"], r.get("preset"),
+                                  tuple(r.get("extra", [])))] = r
 
     records: list[dict] = []
-    kept_keys = set()
     for k in args.k:
         for seed in args.seeds:
             labels = draw_labels(gt, k, seed)
@@ -435,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
                 key = (v["label"], k, seed, args.preset if v["method"] != "rf" else None, tuple(v["extra"]))
                 if key in previous:
                     records.append(previous[key])
-                    kept_keys.add(key)
-                    print(f"[{v['label']} k={k} seed={seed}] reused from {os.path.basename(out_json)}")
+                    print(f"[{v['label']} k={k} seed={seed}] reused from an earlier run (--resume)")
                     continue
                 safe = v["label"].replace(" ", "_").replace("/", "_").replace("[", "").replace("]", "")
                 out_dir = os.path.join(WORK, "runs", f"{safe}_{args.preset}_{tag}")
@@ -478,37 +517,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{v['label']} k={k} seed={seed}] {msg}  wall {rec['wall_s']:.1f}s{cc_msg}",
                       flush=True)
                 records.append(rec)
+                write_report(records, args, argv, out_md, out_json)  # an interrupted run keeps its rows
 
-    summary = summarise(records)
-    notes = []
-    for s in summary:
-        if s["label"] == "rf" and s["k"] in RF_REFERENCE and s["n_ok"]:
-            ref = RF_REFERENCE[s["k"]]
-            notes.append(f"rf k={s['k']}: OA {s['oa'][0]:.3f} / mIoU {s['miou'][0]:.3f} here vs "
-                         f"reference {ref[0]:.3f} / {ref[1]:.3f}.")
-    diffs = [r["crosscheck_max_abs_diff"] for r in records if "crosscheck_max_abs_diff" in r]
-    if diffs:
-        notes.append(f"Cross-check: `engine evaluate` on a truth raster with the training pixels zeroed "
-                     f"agrees with the benchmark's own OA/mIoU to within {max(diffs):.1e} "
-                     f"({len(diffs)} runs).")
-    loads = [r[k] for r in records for k in ("loadavg_before", "loadavg_after") if k in r]
-    if loads:
-        notes.append(f"1-min load average seen around the runs: {min(loads):.1f} to {max(loads):.1f} on "
-                     f"{os.cpu_count()} cores (a load above the core count means other processes shared the "
-                     "CPU and wall times are inflated).")
-    failed = [r for r in records if not r.get("ok")]
-    if failed:
-        notes.append(f"{len(failed)} run(s) failed; see the JSON for the command and error.")
-    meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-            "preset": args.preset, "seeds": args.seeds, "k": args.k,
-            "command": "python bench/indian_pines.py " + " ".join(
-                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-            "notes": notes, "python": platform.python_version()}
-    md = markdown(summary, meta)
-    with open(out_md, "w") as f:
-        f.write(md)
-    with open(out_json, "w") as f:
-        json.dump({"meta": meta, "summary": summary, "runs": records}, f, indent=1)
+    md, failed = write_report(records, args, argv, out_md, out_json)
     print()
     print(md)
     return 0 if not failed else 1

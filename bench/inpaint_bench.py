@@ -8,8 +8,10 @@ OA/mIoU on all remaining ground-truth pixels, ``--val-fraction 0``); the draw wi
 from the encoder pretrained with seed s.
 
 Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instructor encoder,
-CE + SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [CE only]``
-(``--ssim-weight 0``) and ``inpaint+icnet``. Each job runs the engine's own pipeline functions
+CE + SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [instructor, own-mask
+context]`` (the reference form of the instructor's objective, ``instructor_context="own"``),
+``inpaint [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (no decoder transfer) and
+``inpaint+icnet``. Each job runs the engine's own pipeline functions
 in a worker process with ONE torch thread; ``--jobs`` workers run side by side. On a shared, loaded
 CPU that is far faster than one two-thread process, and it is the same for every row. Wall seconds:
 pretraining = the ``pretrain`` job; fine-tuning rows = ``pipeline.run`` (read, train, predict,
@@ -47,11 +49,13 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "supervised": ("supervised", None, {}),
     "inpaint": ("inpaint", "instructor", {}),
     "inpaint-random": ("inpaint", "random", {}),
+    "inpaint-own": ("inpaint", "own", {}),
     "inpaint-ce": ("inpaint", "instructor", {"ssim_weight": 0.0}),
     "inpaint-enc": ("inpaint", "instructor", {"transfer_decoder": False}),
     "inpaint+icnet": ("inpaint+icnet", "instructor", {}),
 }
 LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "inpaint [random masks]",
+          "inpaint-own": "inpaint [instructor, own-mask context]",
           "inpaint-ce": "inpaint [CE only]", "inpaint-enc": "inpaint [encoder only]",
           "inpaint+icnet": "inpaint+icnet"}
 
@@ -75,7 +79,9 @@ def job_pretrain(variant: str, seed: int, preset: str, debug_dir: str | None) ->
     from engine.progress import Reporter
 
     cfg = make_config(preset, seed=seed)
-    cfg.inpaint.instructor = variant == "instructor"
+    cfg.inpaint.instructor = variant != "random"
+    if variant == "own":  # the reference formulation of the instructor's objective
+        cfg.inpaint.instructor_context = "own"
     cfg.inpaint.debug_dir = debug_dir or ""
     out = encoder_path(variant, seed, preset)
     t0 = time.perf_counter()
@@ -149,7 +155,7 @@ def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[s
     if pre:
         lines += ["", "| pretraining | seeds | wall s (mean) | erased-structure ratio per round (seed 0) |",
                   "|---|---:|---:|---|"]
-        for variant in ("instructor", "random"):
+        for variant in ("instructor", "own", "random"):
             rs = [r for r in pre if r["variant"] == variant]
             if rs:
                 ratio = next((r["metrics"].get("erased_structure_ratio") for r in rs if r["seed"] == 0), None)

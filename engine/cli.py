@@ -89,6 +89,9 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
     g.add_argument("--pretrain-steps", type=int, default=None, help="inpainter steps of the pretraining")
     g.add_argument("--no-instructor", action="store_true",
                    help="erase random cells in every round (ablation of the adversarial instructor)")
+    g.add_argument("--instructor-context", default=None, choices=["random", "own"],
+                   help="what the inpainter sees while the instructor trains (default random; own: the "
+                        "reference formulation)")
     g.add_argument("--debug-dir", default=None,
                    help="write inpainting_rounds.png there: tiles | erasure masks | restorations per round")
 
@@ -104,6 +107,8 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
     if a.debug_dir:
         ip.debug_dir = a.debug_dir
     ip.instructor &= not a.no_instructor
+    if a.instructor_context:
+        ip.instructor_context = a.instructor_context
 
 
 def build_parser() -> argparse.ArgumentParser:

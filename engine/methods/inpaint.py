@@ -35,8 +35,10 @@ class Inpaint(Method):
         super().__init__(cfg, data, device)
         torch.manual_seed(cfg.seed)
         self.net = build_model(cfg.model).to(device).train()
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                   weight_decay=cfg.weight_decay)
+        encoder = list(self.net.encoder.parameters())
+        rest = [p for n, p in self.net.named_parameters() if not n.startswith("encoder.")]
+        groups = [{"params": encoder, "lr_scale": cfg.inpaint.encoder_lr_scale}, {"params": rest}]
+        self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.ssim_weight = cfg.inpaint.ssim_weight
 
     def initialise(self, enc: EncoderFile) -> None:

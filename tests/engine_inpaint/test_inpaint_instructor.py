@@ -31,13 +31,14 @@ def patchy_scene(size: int = 128, seed: int = 0) -> np.ndarray:
 N = 30  # instructor steps
 
 
-def test_instructor_steps_raise_the_inpainters_loss_on_the_cells_it_picks():
+@pytest.mark.parametrize("context", ["random", "own"])
+def test_instructor_steps_raise_the_inpainters_loss_on_the_cells_it_picks(context):
     torch.manual_seed(0)
     x = patchy_scene()
     valid = np.ones(x.shape[1:], bool)
     chip = Chip(0, 0, x, valid, np.zeros(valid.shape, np.uint8), np.zeros(valid.shape, np.uint8))
     cfg = InpaintConfig(tile_size=32, cell=8, margin=0, batch_size=8, lr=0.05, instructor_width=8, latent=16,
-                        instructor_lr=1e-2)
+                        instructor_lr=1e-2, instructor_context=context)
     trainer = InpaintingPretrainer(ModelConfig(widths=(8, 16), in_channels=3), cfg,
                                    TileSampler([chip], 32, seed=0), torch.device("cpu"), seed=0)
     for _ in range(25):  # round 0: random masks

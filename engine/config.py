@@ -19,6 +19,17 @@ class ModelConfig:
     widths: tuple[int, ...] = (24, 48, 96, 192)  # U-Net channels per level (CPU-friendly default)
     in_channels: int = 3  # set from the image's band count
     num_classes: int = 2  # set from the labels
+    # 1×1 conv-BN-ReLU that mixes the bands down to this many channels before the encoder (0 = none;
+    # -1 = auto: 32 channels when the image has more than 32 bands). On hyperspectral imagery it
+    # replaces a 3×3 first layer over hundreds of bands (cost and parameters 9× smaller, a learned
+    # PCA-like projection that few labels can fit); on RGB/multispectral images it is off.
+    spectral_stem: int = -1
+
+    def set_bands(self, bands: int) -> None:
+        """Set the input band count and resolve the automatic spectral stem for it."""
+        self.in_channels = bands
+        if self.spectral_stem < 0:
+            self.spectral_stem = 32 if bands > 32 else 0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -29,6 +40,7 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         d = dict(d)
         d["widths"] = tuple(d.get("widths", cls.widths))
+        d.setdefault("spectral_stem", 0)  # model files from before the stem existed have none
         return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
 
@@ -90,6 +102,7 @@ class ICNetConfig:
     temperature: float = 0.1  # InfoNCE temperature
     proj_dim: int = 32  # projection-head embedding size
     rounds: int = 2  # iterative rounds: pseudo-label pool refreshed, weaker student re-seeded (1 = off)
+    reseed: bool = True  # at a new round, re-initialise the weaker student (False: keep both, pool only)
     ensemble: bool = True  # predict with both teachers' mean softmax (else teacher B alone)
 
     def resolved(self) -> ICNetConfig:

@@ -110,19 +110,39 @@ class ResNetEncoder(nn.Module):
         return feats
 
 
+class SpectralStem(nn.Module):
+    """A 1×1 conv-BN-ReLU band mixer in front of an encoder (ModelConfig.spectral_stem). Part of the
+    encoder, so inpainting pretraining transfers it with the rest."""
+
+    def __init__(self, bands: int, body: nn.Module):
+        super().__init__()
+        width = body.widths[0] if isinstance(body, UNetEncoder) else None
+        out = body.stages[0][0].in_channels if width else body.stem[0].in_channels
+        self.mix = nn.Sequential(nn.Conv2d(bands, out, 1, bias=False), nn.BatchNorm2d(out),
+                                 nn.ReLU(inplace=True))
+        self.body = body
+        self.widths = body.widths
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.body(self.mix(x))
+
+
 class SegNet(nn.Module):
     """Encoder + decoder + 1×1 classifier, logits at input resolution."""
 
     def __init__(self, cfg: ModelConfig, imagenet: bool = False):
         super().__init__()
+        bands = cfg.spectral_stem if cfg.spectral_stem > 0 else cfg.in_channels
         if cfg.arch == "unet":
-            self.encoder = UNetEncoder(cfg.in_channels, cfg.widths)
+            self.encoder = UNetEncoder(bands, cfg.widths)
             dec = list(reversed(cfg.widths[:-1]))
             self.stride = 2 ** (len(cfg.widths) - 1)
         else:
-            self.encoder = ResNetEncoder(cfg.in_channels, cfg.arch, imagenet)
+            self.encoder = ResNetEncoder(bands, cfg.arch, imagenet)
             dec = [256, 128, 64, 64]
             self.stride = 32
+        if cfg.spectral_stem > 0:
+            self.encoder = SpectralStem(cfg.in_channels, self.encoder)
         self.decoder = Decoder(self.encoder.widths, dec)
         self.head = nn.Conv2d(self.decoder.out_channels, cfg.num_classes, 1)
 

@@ -56,7 +56,7 @@ def train(image: str, labels: str, cfg: TrainConfig, device: torch.device, repor
         if cfg.val_fraction > 0 and not val_lab.any():
             reporter.warning("too few separate strokes to hold any out for validation; the model is "
                              "kept at the last step and no validation score is reported", "no_validation")
-        cfg.model.in_channels = ds.count
+        cfg.model.set_bands(ds.count)
         cfg.model.num_classes = lab.num_classes
         chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
     if not any(c.class_pixels for c in chips):

@@ -138,7 +138,7 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
     if not chips:
         raise InputError(f"Image {image} has no valid pixels to learn from; check its nodata value.",
                          "image_all_nodata")
-    cfg.model.in_channels = bands
+    cfg.model.set_bands(bands)
     enc = pretrain_chips(chips, stats, cfg, device, reporter, cancel)
     enc.provenance = {"image": os.path.basename(image),
                       "unlabeled": [os.path.basename(p) for p in unlabeled or []],

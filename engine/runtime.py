@@ -35,8 +35,20 @@ def choose_device(name: str = "auto") -> torch.device:
     elif name != "cpu":
         raise InputError(f"Unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps.", "device_unknown")
     if name == "cpu":
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(cpu_threads())
     return torch.device(name)
+
+
+def cpu_threads() -> int:
+    """Threads for CPU work: every core this process may run on, or ``SEMISEG_THREADS`` when set (for
+    several engines sharing one machine, e.g. parallel benchmark jobs)."""
+    env = os.environ.get("SEMISEG_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def list_devices() -> list[dict]:

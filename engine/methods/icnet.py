@@ -200,6 +200,8 @@ class ICNet(Method):
         score = [evaluate_chips([net], checks, self.data.num_classes, self.device,
                                 self.data.class_names)["miou"] for net in nets]
         weaker = min(range(2), key=lambda m: (score[m], agree[m]))
+        if not self.ic.reseed:
+            return
         self.students[weaker] = self._new_student(self.cfg.seed + 7919 * (self.round + 1) + weaker)
         self.teachers[weaker] = EMATeacher(self.students[weaker], self.ic.ema_cap)
         self.opts[weaker] = self._sgd(self.students[weaker])

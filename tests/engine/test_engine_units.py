@@ -215,3 +215,28 @@ def test_band_stats_constant_band_does_not_blow_up(tmp_path):
     assert np.all(np.isfinite(y))
     assert st.high[0] - st.low[0] >= 1.0
     assert math.isclose(float(st.low[0]), 7.0)
+
+
+def test_spectral_stem_is_automatic_for_many_bands_and_absent_from_old_model_files():
+    from engine.config import ModelConfig
+    from engine.models import SpectralStem, build_model
+
+    hyper = ModelConfig(widths=(8, 16))
+    hyper.set_bands(200)
+    hyper.num_classes = 3
+    net = build_model(hyper)
+    assert hyper.spectral_stem == 32 and isinstance(net.encoder, SpectralStem)
+    assert net.encoder.mix[0].weight.shape == (32, 200, 1, 1)  # 1x1 band mixer
+    assert net.encoder.body.stages[0][0].weight.shape[1] == 32  # the 3x3 layers see 32 channels
+    assert net(torch.zeros(1, 200, 32, 32)).shape == (1, 3, 32, 32)
+
+    rgbn = ModelConfig(widths=(8, 16))
+    rgbn.set_bands(4)
+    assert rgbn.spectral_stem == 0 and not isinstance(build_model(rgbn).encoder, SpectralStem)
+
+    # a model file written before the stem existed has no key: it must rebuild without a stem
+    old = hyper.to_dict()
+    del old["spectral_stem"]
+    assert ModelConfig.from_dict(old).spectral_stem == 0
+    # a stored resolved value survives the round trip
+    assert ModelConfig.from_dict(hyper.to_dict()).spectral_stem == 32

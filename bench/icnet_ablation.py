@@ -3,7 +3,8 @@
 1. Main table, k = 5 and 10: rf, supervised, icnet reference, icnet improved
    -> ``bench/results/icnet_indian_pines.md`` (+ ``.json``).
 2. Ablation, k = 5: improved minus each addition (``--no-conf-mask``, ``--no-class-adaptive``,
-   ``--no-cutmix``, ``--no-contrastive``, ``--no-rounds``, ``--no-ensemble``)
+   ``--no-cutmix``, ``--no-contrastive``, ``--no-rounds``, ``--no-ensemble``, ``--pool-fraction 0``;
+   plus ``--reseed``)
    -> ``bench/results/icnet_ablation.md``. The full ``icnet`` rows (and rf / supervised) of step 1 are
    reused, not re-run: the ablation JSON starts as a copy of the main one and runs with ``--resume``.
 
@@ -24,7 +25,10 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
-ABLATIONS = ("conf-mask", "class-adaptive", "cutmix", "contrastive", "rounds", "ensemble")
+SWITCHES = ("conf-mask", "class-adaptive", "cutmix", "contrastive", "rounds", "ensemble")
+ABLATIONS = {f"-{name}": f"--no-{name}" for name in SWITCHES}
+ABLATIONS["-rank-pool"] = "--pool-fraction 0"  # the pool keeps only pixels over the confidence thresholds
+ABLATIONS["+reseed"] = "--reseed"  # the weaker student re-initialised at the second round
 
 
 def bench(args: list[str]) -> int:
@@ -40,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-args", default="", help="flags for every engine run (all rows alike)")
     ap.add_argument("--only", choices=["main", "ablation"], default=None)
     ap.add_argument("--timeout", type=float, default=None, help="seconds per engine run")
+    ap.add_argument("--jobs", type=int, default=1, help="engine runs at a time (one torch thread share each)")
     a = ap.parse_args(argv)
     common = ["--preset", a.preset, "--seeds", *map(str, a.seeds), "--resume"]
     if a.extra_args:
         common += ["--extra-args", a.extra_args]
+    if a.jobs > 1:
+        common += ["--jobs", str(a.jobs)]
     if a.timeout:
         common += ["--timeout", str(a.timeout)]
     main_md = os.path.join(RESULTS, "icnet_indian_pines.md")
@@ -66,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                     json.dump(merged, f)
             else:
                 shutil.copyfile(main_json, abl_json)
-        variants = [arg for name in ABLATIONS for arg in ("--variant", f"icnet -{name}=icnet --no-{name}")]
+        variants = [arg for name, flags in ABLATIONS.items()
+                    for arg in ("--variant", f"icnet {name}=icnet {flags}")]
         rc |= bench(["--methods", "icnet", *variants, "--k", "5", "--out", abl_md, *common])
     return rc
 

@@ -539,6 +539,10 @@ def main(argv: list[str] | None = None) -> int:
                                                       and c != args.python else c) for c in cmd)
                 tasks.append((rec, cmd))
 
+    # the supervised baseline first (cheapest, and every other row is compared with it); the other
+    # rows stay paired by k and seed, so an interrupted benchmark still compares like with like
+    tasks.sort(key=lambda t: t[0]["method"] != "supervised")
+
     def one(task):
         rec, cmd = task
         rec["loadavg_before"] = os.getloadavg()[0]

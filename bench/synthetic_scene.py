@@ -28,16 +28,21 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--preset", default="fast")
+    ap.add_argument("--method", default="supervised", help="supervised, icnet, inpaint or inpaint+icnet")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "data", "synthetic_scene"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     paths = write_scene(a.out, a.size, a.size, bands=4, classes=4, seed=a.seed)
-    run_dir = os.path.join(a.out, "run")
+    run_dir = os.path.join(a.out, "run" if a.method == "supervised" else f"run_{a.method}")
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "engine", "run", "--image", paths["image"], "--labels",
-                    paths["labels"], "--out-dir", run_dir, "--preset", a.preset, "--device", "cpu",
-                    "--seed", str(a.seed), "--progress", "none"], cwd=ROOT, check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--image", paths["image"], "--labels",
+                             paths["labels"], "--out-dir", run_dir, "--preset", a.preset, "--device", "cpu",
+                             "--method", a.method, "--seed", str(a.seed), "--progress", "none"], cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
+    if proc.returncode:
+        return proc.returncode
     pred = os.path.join(run_dir, "prediction.tif")
     res = subprocess.run([sys.executable, "-m", "engine", "evaluate", "--prediction", pred, "--truth",
                           paths["truth"]], cwd=ROOT, check=True, capture_output=True, text=True)
@@ -46,7 +51,9 @@ def main() -> int:
         same_grid = (src.crs == dst.crs and src.transform == dst.transform and src.shape == dst.shape)
         has_colours = len(dst.colormap(1)) > 0
     names = read_category_names(pred)
-    print(json.dumps({"size": a.size, "seed": a.seed, "preset": a.preset, "wall_s": round(wall, 1),
+    print(json.dumps({"size": a.size, "seed": a.seed, "preset": a.preset, "method": a.method,
+                      "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+                      "load_avg_1min": round(os.getloadavg()[0], 1),
                       "miou": round(scores["miou"], 4), "oa": round(scores["oa"], 4),
                       "same_grid": same_grid, "colour_table": has_colours, "category_names": names}))
     return 0 if same_grid and has_colours and len(names) > 1 else 1

@@ -533,6 +533,11 @@ def main(argv: list[str] | None = None) -> int:
                          f"{os.cpu_count()} "
                          "cores (above the core count, other processes shared the CPU and times are "
                          "inflated).")
+        threads = os.environ.get("SEMISEG_THREADS")
+        cores = len(os.sched_getaffinity(0))
+        if threads or cores != os.cpu_count():
+            lines.append(f"Engine children ran with SEMISEG_THREADS={threads or 'unset'} on {cores} of "
+                         f"{os.cpu_count()} cores (CPU affinity), while other work used the rest.")
         lines += ["", "Raster generation (once, window by window): " + ", ".join(
             f"{s}² {g['file_mib']:.0f} MiB on disk" + (f" in {g['seconds']:.0f} s" if g["seconds"] else "")
             for s, g in gen.items()) + ".", "",

@@ -52,6 +52,9 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--contrastive-weight", type=float, default=None)
     g.add_argument("--rounds", type=int, default=None, help="iterative rounds (1 = no rounds)")
     g.add_argument("--unsup-weight", type=float, default=None)
+    g.add_argument("--pool-fraction", type=float, default=None,
+                   help="share of each class's most confident pixels added to the pseudo-label pool per "
+                        "round (0 = confidence threshold only)")
     for flag, what in (("conf-mask", "confidence-masked pseudo-labels (plain argmax instead)"),
                        ("class-adaptive", "per-class thresholds (one threshold for all classes)"),
                        ("cutmix", "CutMix between unlabeled tiles"),
@@ -59,19 +62,23 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
                        ("rounds", "iterative rounds"),
                        ("ensemble", "prediction from both teachers (teacher B alone)")):
         g.add_argument(f"--no-{flag}", action="store_true", help=f"no {what}")
+    g.add_argument("--reseed", action="store_true",
+                   help="at each new round re-initialise the weaker student (default: keep both)")
 
 
 def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
     ic = cfg.icnet
     if a.unlabeled_batch_size is not None:
         cfg.unlabeled_batch_size = a.unlabeled_batch_size
-    for name in ("icnet_mode", "conf_threshold", "contrastive_weight", "rounds", "unsup_weight"):
+    for name in ("icnet_mode", "conf_threshold", "contrastive_weight", "rounds", "unsup_weight",
+                 "pool_fraction"):
         if getattr(a, name) is not None:
             setattr(ic, "mode" if name == "icnet_mode" else name, getattr(a, name))
     ic.conf_mask &= not a.no_conf_mask
     ic.class_adaptive &= not a.no_class_adaptive
     ic.cutmix &= not a.no_cutmix
     ic.ensemble &= not a.no_ensemble
+    ic.reseed |= a.reseed
     if a.no_contrastive:
         ic.contrastive_weight = 0.0
     if a.no_rounds:

@@ -102,7 +102,9 @@ class ICNetConfig:
     temperature: float = 0.1  # InfoNCE temperature
     proj_dim: int = 32  # projection-head embedding size
     rounds: int = 2  # iterative rounds: pseudo-label pool refreshed, weaker student re-seeded (1 = off)
-    reseed: bool = True  # at a new round, re-initialise the weaker student (False: keep both, pool only)
+    pool_fraction: float = 0.3  # pool also takes each class's most confident share (x round; 0 = off)
+    reseed: bool = False  # at a new round, re-initialise the weaker student (off: a short schedule
+    #                       leaves a re-seeded student too little time; Indian Pines k=5 seed 0 below)
     ensemble: bool = True  # predict with both teachers' mean softmax (else teacher B alone)
 
     def resolved(self) -> ICNetConfig:

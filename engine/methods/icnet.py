@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,6 +33,31 @@ from engine.losses import ClassAdaptiveThresholds, PrototypeBank, masked_ce, pro
 from engine.models import build_model
 from engine.predict import predict_array
 from engine.training import Method, evaluate_chips, poly_lr, sparse_ce, to_batch
+
+
+def pool_bars(preds, thresholds: np.ndarray, share: float) -> np.ndarray:
+    """Per-class confidence a pixel needs to join the pseudo-label pool, indexed by class value (0..K;
+    0 = invalid, never pooled).
+
+    ``preds``: (classes, confidence) arrays of the ensemble over the chips; ``thresholds``: (K,) the
+    adaptive confidence thresholds. A pixel joins if its confidence passes its class's threshold, *or*
+    ranks in the most confident ``share`` of the pixels predicted as that class (the iterative rounds
+    widen ``share`` each round: a curriculum). The rank rule does not depend on how calibrated the
+    ensemble's softmax is -- two averaged teachers are often unsure in absolute terms on an image with
+    many classes while still ranking their correct pixels first -- and every class gets pool pixels in
+    proportion to its predicted area, so rare classes are not starved.
+    """
+    k = len(thresholds)
+    bars = np.full(k + 1, np.inf, np.float32)
+    bars[1:] = thresholds
+    if share > 0:
+        cls = np.concatenate([c[c > 0] for c, _ in preds])
+        conf = np.concatenate([f[c > 0] for c, f in preds])
+        for v in range(1, k + 1):
+            mine = conf[cls == v]
+            if len(mine):
+                bars[v] = min(bars[v], float(np.quantile(mine, 1.0 - share)))
+    return bars
 
 
 class Student(nn.Module):
@@ -180,13 +206,17 @@ class ICNet(Method):
         nets = [t.model.net for t in self.teachers]
         thr = self.adaptive.thresholds() if self.adaptive is not None else torch.full(
             (self.data.num_classes,), self.ic.conf_threshold)
-        pool_chips, agree = [], torch.zeros(2)
+        preds, agree = [], torch.zeros(2)
         for chip in self.data.chips:
             cls, conf = predict_array(nets, chip.x, chip.valid, self.device)
             for m, net in enumerate(nets):
                 own, _ = predict_array([net], chip.x, chip.valid, self.device)
                 agree[m] += float(((own == cls) & chip.valid).sum())
-            keep = chip.valid & (conf >= thr.numpy()[cls.astype(int).clip(1) - 1])
+            preds.append((cls, conf))
+        bars = pool_bars(preds, thr.numpy(), min(self.ic.pool_fraction * self.round, 0.9))
+        pool_chips = []
+        for chip, (cls, conf) in zip(self.data.chips, preds, strict=True):
+            keep = chip.valid & (conf >= bars[cls.astype(int)])
             pooled = chip.train.copy()
             pooled[(pooled == 0) & keep] = cls[(pooled == 0) & keep]
             pc = Chip(chip.row, chip.col, chip.x, chip.valid, pooled, chip.val)

@@ -1,5 +1,6 @@
 """Pseudo-label masks, masked cross-entropy, adaptive thresholds, pixel contrastive loss."""
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -77,3 +78,25 @@ def test_contrastive_loss_ignores_unmasked_and_unseen_classes():
     loss = prototype_infonce(emb.requires_grad_(), target, ~none, bank, max_pixels=10)
     loss.backward()
     assert torch.isfinite(loss) and emb.grad is not None
+
+
+def test_pool_bars_rank_rule_takes_each_class_top_share():
+    from engine.methods.icnet import pool_bars
+
+    rng = np.random.default_rng(0)
+    cls = np.repeat(np.array([1, 2, 0], np.uint8), [800, 200, 50]).reshape(21, 50)
+    # class 1 confident, class 2 (rarer) unsure in absolute terms; 0 = invalid pixels
+    conf = np.where(cls == 1, rng.uniform(0.6, 1.0, cls.shape), rng.uniform(0.1, 0.3, cls.shape))
+    conf = conf.astype(np.float32)
+    thr = np.array([0.9, 0.9], np.float32)
+    only_thr = pool_bars([(cls, conf)], thr, 0.0)
+    assert only_thr[0] == np.inf and np.allclose(only_thr[1:], 0.9)
+    assert (conf[cls == 2] >= only_thr[2]).sum() == 0  # a fixed threshold starves the unsure class
+    bars = pool_bars([(cls, conf)], thr, 0.25)
+    for v in (1, 2):
+        share = (conf[cls == v] >= bars[v]).mean()
+        assert abs(share - 0.25) < 0.02, (v, share)  # the top quarter of each class, rare one too
+    assert (conf[cls == 0] >= bars[0]).sum() == 0  # invalid pixels never join
+    # a class whose threshold is already lower than its rank bar keeps the threshold
+    low = pool_bars([(cls, conf)], np.array([0.5, 0.9], np.float32), 0.25)
+    assert low[1] == np.float32(0.5)

@@ -79,7 +79,7 @@ def test_improved_step_runs_for_any_band_count(bands):
 
 
 def test_rounds_refresh_pool_and_reseed_one_student():
-    m = _method("improved", steps=4, rounds=2, conf_threshold=0.0)
+    m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, reseed=True)
     for step in (1, 2):
         m.train_step(step, 4)
     params = [s.net.head.weight.clone() for s in m.students]
@@ -104,5 +104,8 @@ def test_cli_maps_icnet_switches():
     got = (ic.cutmix, ic.contrastive_weight, ic.rounds, ic.conf_mask, ic.ensemble)
     assert got == (False, 0.0, 1, False, False)
     assert cfg.unlabeled_batch_size == 3
+    assert not cfg.icnet.reseed and cfg.icnet.pool_fraction == 0.3
+    cfg = _config(ap.parse_args(base + ["--reseed", "--pool-fraction", "0"]))
+    assert cfg.icnet.reseed and cfg.icnet.pool_fraction == 0.0
     again = TrainConfig.from_dict(cfg.to_dict())  # stored in the model file and read back
     assert again.icnet == cfg.icnet

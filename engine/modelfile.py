@@ -61,6 +61,11 @@ def save(model: SavedModel, path: str) -> None:
         "members": [{k: v.detach().cpu() for k, v in sd.items()} for sd in model.members],
         "metrics": model.metrics, "provenance": model.provenance,
     }
+    atomic_save(payload, path)
+
+
+def atomic_save(payload: dict, path: str) -> None:
+    """``torch.save`` to ``path.part``, then rename: a reader never sees a half-written file."""
     tmp = f"{path}.part"
     try:
         torch.save(payload, tmp)
@@ -70,18 +75,24 @@ def save(model: SavedModel, path: str) -> None:
             os.remove(tmp)
 
 
+def safe_load(path: str, refusal: str, code: str):
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never code. Any failure
+    (damaged, foreign, code-carrying) becomes one InputError with the sentence ``refusal``."""
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse them anyway
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (weights_only never runs code; any failure means "not ours")
+        raise InputError(refusal, code) from e
+
+
 def load(path: str) -> SavedModel:
     """Read a model file; anything else (corrupt, foreign, code-carrying) is refused."""
     if not os.path.exists(path):
         raise InputError(f"Model {path} does not exist; check the path.", "model_not_found")
-    try:
-        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse them anyway
-            warnings.simplefilter("ignore")
-            d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  (weights_only never runs code; any failure means "not ours")
-        raise InputError(f"Model {path} is not a SemiSeg model file (damaged, or not made by SemiSeg) and "
-                         "was refused without running it; train a model or ask for the original file.",
-                         "model_invalid") from e
+    d = safe_load(path, f"Model {path} is not a SemiSeg model file (damaged, or not made by SemiSeg) and "
+                  "was refused without running it; train a model or ask for the original file.",
+                  "model_invalid")
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise InputError(f"Model {path} is not a SemiSeg model file; train a model with "
                          "`python -m engine train` first.", "model_invalid")

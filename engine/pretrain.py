@@ -16,8 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +27,7 @@ from engine.config import InpaintConfig, ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips
 from engine.errors import InputError
 from engine.inpainting import InpaintingPretrainer
+from engine.modelfile import atomic_save, safe_load
 from engine.progress import Reporter
 from engine.raster import BandStats, compute_band_stats, open_image
 from engine.runtime import NEVER_CANCELLED, CancelToken
@@ -62,13 +61,7 @@ def save_encoder(enc: EncoderFile, path: str) -> None:
                "decoder": {k: v.detach().cpu() for k, v in enc.decoder.items()},
                "inpaint": dataclasses.asdict(enc.inpaint),
                "metrics": enc.metrics, "provenance": enc.provenance}
-    tmp = f"{path}.part"
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_save(payload, path)
 
 
 def load_encoder(path: str) -> EncoderFile:
@@ -76,13 +69,9 @@ def load_encoder(path: str) -> EncoderFile:
     if not os.path.exists(path):
         raise InputError(f"Encoder {path} does not exist; make one with `python -m engine pretrain`.",
                          "encoder_not_found")
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            AttributeError, TypeError, KeyError, OSError) as e:
-        raise InputError(f"Encoder {path} is not a SemiSeg encoder file (damaged, or not made by SemiSeg) "
-                         "and was refused without running it; make one with `python -m engine pretrain`.",
-                         "encoder_invalid") from e
+    d = safe_load(path, f"Encoder {path} is not a SemiSeg encoder file (damaged, or not made by SemiSeg) "
+                  "and was refused without running it; make one with `python -m engine pretrain`.",
+                  "encoder_invalid")
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         hint = (" (it is a trained model; give it to `predict`)" if isinstance(d, dict)
                 and d.get("format") == "semiseg-model" else "")

@@ -107,6 +107,7 @@ class SemiSegDock(QgsDockWidget):
         self.train.engine_python_changed.connect(self._on_engine_python_changed)
         self.results.apply_requested.connect(self.apply_model)
         self.results.save_requested.connect(self.save_model)
+        self.results.load_requested.connect(self.load_model)
 
     # --- engine discovery ---------------------------------------------------------------------------
 
@@ -336,6 +337,17 @@ class SemiSegDock(QgsDockWidget):
             self._message(f"Cannot save the model to {path}: {e.strerror or e}", Qgis.Critical)
             return
         self._message(f"Model saved to {path}.", Qgis.Success)
+
+    def load_model(self, path: str | Path) -> bool:
+        """Use a saved model file (the engine checks it, and explains a bad one, when it is applied)."""
+        path = Path(path)
+        if not path.is_file():
+            self._message(f"Model file {path} does not exist; pick a .semiseg file saved by SemiSeg.",
+                          Qgis.Critical)
+            return False
+        self.results.show_loaded(str(path))
+        self._message(f"Model {path.name} loaded: use \"Apply model to another raster…\".", Qgis.Info)
+        return True
 
     # --- lifetime -----------------------------------------------------------------------------------
 

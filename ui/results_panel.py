@@ -1,4 +1,5 @@
-"""The last run: validation metrics, its folder, "Apply model to another raster..." and "Save model as..."."""
+"""The last run: validation metrics, its folder, "Apply model to another raster...", "Save model as..." and
+"Load model..." (a model saved earlier, e.g. before QGIS was restarted)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class ResultsPanel(QGroupBox):
 
     apply_requested = pyqtSignal(object)  # the QgsRasterLayer to segment with the model
     save_requested = pyqtSignal(str)  # where to copy the model file
+    load_requested = pyqtSignal(str)  # a model file to use instead of the last run's
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Results", parent)
@@ -51,6 +53,8 @@ class ResultsPanel(QGroupBox):
         self.folder_label.setWordWrap(True)
         self.apply_button = QPushButton("Apply model to another raster…")
         self.save_button = QPushButton("Save model as…")
+        self.load_button = QPushButton("Load model…")
+        self.load_button.setToolTip("Use a .semiseg model saved earlier to segment rasters")
         for button in (self.apply_button, self.save_button):
             button.setEnabled(False)
         layout = QVBoxLayout(self)
@@ -58,12 +62,23 @@ class ResultsPanel(QGroupBox):
         layout.addWidget(self.folder_label)
         layout.addWidget(self.apply_button)
         layout.addWidget(self.save_button)
+        layout.addWidget(self.load_button)
         self.model_path = ""
         self.apply_button.clicked.connect(self._ask_raster)
         self.save_button.clicked.connect(self._ask_model_path)
+        self.load_button.clicked.connect(self._ask_model_file)
 
     def show_run(self, metrics: dict, model_path: str) -> None:
         self.metrics_label.setText(metrics_html(metrics))
+        self._use_model(model_path)
+
+    def show_loaded(self, model_path: str) -> None:
+        """A model file picked by the user: its buttons act on that file from now on."""
+        self.metrics_label.setText(f"Loaded model <b>{Path(model_path).name}</b>; apply it to a raster "
+                                   "with the same bands.")
+        self._use_model(model_path)
+
+    def _use_model(self, model_path: str) -> None:
         self.model_path = model_path
         folder = Path(model_path).parent
         self.folder_label.setText(f'Files: <a href="{QUrl.fromLocalFile(str(folder)).toString()}">'
@@ -80,6 +95,12 @@ class ResultsPanel(QGroupBox):
                                         False)
         if ok and name in names:
             self.apply_requested.emit(rasters[names.index(name)])
+
+    def _ask_model_file(self) -> None:
+        start = str(Path(self.model_path).parent) if self.model_path else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", start, "SemiSeg model (*.semiseg)")
+        if path:
+            self.load_requested.emit(path)
 
     def _ask_model_path(self) -> None:
         default = str(Path(output_base(self.model_path) or Path(self.model_path).parent) / "model.semiseg")

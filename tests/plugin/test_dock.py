@@ -172,7 +172,17 @@ def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, s
     assert all(Path(path).is_file() for path in first_files)
 
     dock.save_model(Path(scene["image"]).parent / "kept")
-    assert (Path(scene["image"]).parent / "kept.semiseg").is_file()
+    kept = Path(scene["image"]).parent / "kept.semiseg"
+    assert kept.is_file()
+
+    # "Load model..." (e.g. after a QGIS restart): a missing file is refused, a saved one is used.
+    dock.results.show_run({}, "")
+    assert not dock.results.apply_button.isEnabled()
+    assert not dock.load_model(kept.with_name("missing.semiseg"))
+    assert not dock.results.apply_button.isEnabled()
+    assert dock.load_model(kept)
+    assert dock.results.model_path == str(kept) and dock.results.apply_button.isEnabled()
+    assert "kept.semiseg" in dock.results.metrics_label.text()
 
     # "Apply model to another raster": here the same image, so its layers are replaced once more.
     task = dock.apply_model(image_layer)

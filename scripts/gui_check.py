@@ -284,6 +284,12 @@ class Driver:
             self.arrange_results_view(layers)
         self.check("metrics shown in the dock", "mIoU" in self.dock.results.metrics_label.text(),
                    self.dock.results.metrics_label.text())
+        scroll = self.dock.widget()  # the dock's scroll area: show the results panel's buttons
+        scroll.ensureWidgetVisible(self.dock.results.load_button)
+        buttons = (self.dock.results.apply_button, self.dock.results.save_button,
+                   self.dock.results.load_button)
+        self.check("results buttons enabled", all(b.isEnabled() for b in buttons),
+                   ", ".join(b.text() for b in buttons))
         self.later(3, self.shoot_results)
 
     def arrange_results_view(self, layers) -> None:

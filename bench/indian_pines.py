@@ -246,6 +246,13 @@ def run_engine(cmd: list[str], out_dir: str, timeout: float | None, threads: int
     return rec
 
 
+def repo_relative(arg: str) -> str:
+    """A path inside the repository as seen from its root (reports name no machine paths)."""
+    if os.path.isabs(arg) and (arg + os.sep).startswith(REPO + os.sep):
+        return os.path.relpath(arg, REPO)
+    return arg
+
+
 def finish_record(rec: dict, gt: np.ndarray, n_classes: int, engine_ok: bool, args) -> dict:
     """Score a finished run against its evaluation truth, cross-check with `engine evaluate`, print."""
     eval_tif, truth_eval = rec.pop("eval_tif"), rec.pop("truth_eval")
@@ -435,7 +442,7 @@ def write_report(records: list[dict], args, argv, out_md: str, out_json: str) ->
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "preset": args.preset, "seeds": args.seeds, "k": args.k,
             "command": "python bench/indian_pines.py " + " ".join(
-                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+                shlex.quote(repo_relative(a)) for a in (argv if argv is not None else sys.argv[1:])),
             "notes": notes, "python": platform.python_version()}
     md = markdown(summary, meta)
     with open(out_md, "w") as f:
@@ -535,8 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 cmd = engine_cmd(args.python, v["method"], args.preset, seed, image_tif, labels_tif,
                                  out_dir, v["extra"])
-                rec["command"] = " ".join(shlex.quote(os.path.relpath(c, REPO) if os.path.isabs(c)
-                                                      and c != args.python else c) for c in cmd)
+                rec["command"] = " ".join(shlex.quote(repo_relative(c)) for c in cmd)
                 tasks.append((rec, cmd))
 
     # the supervised baseline first (cheapest, and every other row is compared with it); the other

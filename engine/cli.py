@@ -37,6 +37,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--arch", default=None, choices=["unet", "resnet18", "resnet34", "resnet50"])
+    p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
+                   help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
+                        "image has more than 32 bands)")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_icnet_options(p)
     _add_inpaint_options(p)
@@ -136,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arch", default=None, choices=["unet", "resnet18", "resnet34", "resnet50"])
+    p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
+                   help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
+                        "image has more than 32 bands)")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_inpaint_options(p, fine_tune=False)
 
@@ -177,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config(a: argparse.Namespace):
     cfg = make_config(a.preset, method=a.method, seed=a.seed, val_fraction=a.val_fraction,
-                      steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch)
+                      steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch,
+                      spectral_stem=a.spectral_stem)
     _apply_icnet_options(cfg, a)
     _apply_inpaint_options(cfg, a)
     return cfg
@@ -211,7 +218,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
     device = choose_device(a.device)
     rep.emit("start", command=a.command, device=str(device), engine_version=__version__, pid=os.getpid())
     if a.command == "pretrain":
-        cfg = make_config(a.preset, seed=a.seed, arch=a.arch)
+        cfg = make_config(a.preset, seed=a.seed, arch=a.arch, spectral_stem=a.spectral_stem)
         _apply_inpaint_options(cfg, a)
         metrics = pipeline.pretrain(a.image, a.out, cfg, device, rep, a.unlabeled, cancel)
         rep.emit("artifact", kind="encoder", path=os.path.abspath(a.out))

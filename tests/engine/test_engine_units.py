@@ -240,3 +240,13 @@ def test_spectral_stem_is_automatic_for_many_bands_and_absent_from_old_model_fil
     assert ModelConfig.from_dict(old).spectral_stem == 0
     # a stored resolved value survives the round trip
     assert ModelConfig.from_dict(hyper.to_dict()).spectral_stem == 32
+
+
+def test_spectral_stem_flag_turns_it_off_or_sizes_it():
+    from engine.cli import _config, build_parser
+
+    base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o"]
+    for extra, want in (([], 32), (["--spectral-stem", "0"], 0), (["--spectral-stem", "16"], 16)):
+        cfg = _config(build_parser().parse_args(base + extra))
+        cfg.model.set_bands(200)
+        assert cfg.model.spectral_stem == want, extra

@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
                                   tuple(r.get("extra", [])))] = r
 
     records: list[dict] = []
-    tasks = []  # (rec, cmd) of engine runs still to do
+    tasks = []  # (rec, cmd, out_dir) of engine runs still to do
     for k in args.k:
         for seed in args.seeds:
             labels = draw_labels(gt, k, seed)
@@ -543,24 +543,22 @@ def main(argv: list[str] | None = None) -> int:
                 cmd = engine_cmd(args.python, v["method"], args.preset, seed, image_tif, labels_tif,
                                  out_dir, v["extra"])
                 rec["command"] = " ".join(shlex.quote(repo_relative(c)) for c in cmd)
-                tasks.append((rec, cmd))
+                tasks.append((rec, cmd, out_dir))
 
     # the supervised baseline first (cheapest, and every other row is compared with it); the other
     # rows stay paired by k and seed, so an interrupted benchmark still compares like with like
     tasks.sort(key=lambda t: t[0]["method"] != "supervised")
 
-    def one(task):
-        rec, cmd = task
+    def one(rec, cmd, out_dir):
         rec["loadavg_before"] = os.getloadavg()[0]
-        rec.update(run_engine(cmd, cmd[cmd.index("--out-dir") + 1], args.timeout, args.threads))
+        rec.update(run_engine(cmd, out_dir, args.timeout, args.threads))
         return finish_record(rec, gt, n_classes, engine_ok, args)
 
     # engine runs, --jobs at a time (each child gets --threads torch threads); every finished run is
     # written to the report at once, so an interrupted benchmark keeps its rows
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for rec in map(lambda f: f.result(),
-                       concurrent.futures.as_completed([pool.submit(one, t) for t in tasks])):
-            records.append(rec)
+        for done in concurrent.futures.as_completed([pool.submit(one, *t) for t in tasks]):
+            records.append(done.result())
             write_report(records, args, argv, out_md, out_json)
 
     md, failed = write_report(records, args, argv, out_md, out_json)

@@ -101,7 +101,7 @@ class ICNetConfig:
     contrastive_weight: float = 0.1  # pixel-to-prototype InfoNCE on a projection head (0 = off)
     temperature: float = 0.1  # InfoNCE temperature
     proj_dim: int = 32  # projection-head embedding size
-    rounds: int = 2  # iterative rounds: pseudo-label pool refreshed, weaker student re-seeded (1 = off)
+    rounds: int = 2  # iterative rounds: the pseudo-label pool is refreshed at each new one (1 = off)
     pool_fraction: float = 0.3  # pool also takes each class's most confident share (x round; 0 = off)
     reseed: bool = False  # at a new round, re-initialise the weaker student (off: a short schedule
     #                       leaves a re-seeded student too little time; Indian Pines k=5 seed 0 below)

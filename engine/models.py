@@ -114,10 +114,8 @@ class SpectralStem(nn.Module):
     """A 1×1 conv-BN-ReLU band mixer in front of an encoder (ModelConfig.spectral_stem). Part of the
     encoder, so inpainting pretraining transfers it with the rest."""
 
-    def __init__(self, bands: int, body: nn.Module):
+    def __init__(self, bands: int, out: int, body: nn.Module):
         super().__init__()
-        width = body.widths[0] if isinstance(body, UNetEncoder) else None
-        out = body.stages[0][0].in_channels if width else body.stem[0].in_channels
         self.mix = nn.Sequential(nn.Conv2d(bands, out, 1, bias=False), nn.BatchNorm2d(out),
                                  nn.ReLU(inplace=True))
         self.body = body
@@ -142,7 +140,7 @@ class SegNet(nn.Module):
             dec = [256, 128, 64, 64]
             self.stride = 32
         if cfg.spectral_stem > 0:
-            self.encoder = SpectralStem(cfg.in_channels, self.encoder)
+            self.encoder = SpectralStem(cfg.in_channels, cfg.spectral_stem, self.encoder)
         self.decoder = Decoder(self.encoder.widths, dec)
         self.head = nn.Conv2d(self.decoder.out_channels, cfg.num_classes, 1)
 

@@ -157,9 +157,10 @@ class EngineProcess:
                 self.on_event(event)
         for reader in readers:
             reader.join(timeout=2)
-        for pipe in (self._proc.stdout, self._proc.stderr):
-            if pipe is not None and not any(r.is_alive() for r in readers):
-                pipe.close()  # release the pipes now (a reader still blocked keeps its own open)
+        if not any(reader.is_alive() for reader in readers):  # a reader still blocked keeps its pipe
+            for pipe in (self._proc.stdout, self._proc.stderr):
+                if pipe is not None:
+                    pipe.close()
         return EngineResult(self._proc.returncode, events, cancelled, "".join(self._stderr))
 
     def terminate(self) -> None:

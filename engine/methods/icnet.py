@@ -12,9 +12,10 @@ Every step: one labeled batch for both students, one unlabeled batch seen in a w
 ``--icnet-mode reference`` is that and nothing more (hard argmax pseudo-labels, weight 1, teacher B
 predicts). ``improved`` adds, each switchable (config.ICNetConfig): confidence-masked, class-adaptive
 pseudo-labels; CutMix between unlabeled tiles; a pixel-to-prototype contrastive loss on a projection
-head; iterative rounds (the teachers' ensemble refreshes a pseudo-label pool that fills the pixels the
-current teacher is unsure of, the weaker student is re-initialised, the LR schedule restarts); and
-prediction from the mean softmax of both teachers.
+head; iterative rounds (the teachers' ensemble refreshes a pseudo-label pool -- each class's most
+confident pixels, a share that widens every round -- that fills the pixels the current teacher is unsure
+of, and the LR schedule restarts; ``--reseed`` also re-initialises the weaker student); and prediction
+from the mean softmax of both teachers.
 """
 
 from __future__ import annotations
@@ -201,18 +202,13 @@ class ICNet(Method):
 
     # ------------------------------------------------------------------ iterative rounds
     def _next_round(self) -> None:
-        """Refresh the pseudo-label pool from both teachers; re-initialise the weaker student."""
+        """Refresh the pseudo-label pool from both teachers; with ``reseed``, re-initialise the weaker
+        student."""
         self.round += 1
         nets = [t.model.net for t in self.teachers]
         thr = self.adaptive.thresholds() if self.adaptive is not None else torch.full(
             (self.data.num_classes,), self.ic.conf_threshold)
-        preds, agree = [], torch.zeros(2)
-        for chip in self.data.chips:
-            cls, conf = predict_array(nets, chip.x, chip.valid, self.device)
-            for m, net in enumerate(nets):
-                own, _ = predict_array([net], chip.x, chip.valid, self.device)
-                agree[m] += float(((own == cls) & chip.valid).sum())
-            preds.append((cls, conf))
+        preds = [predict_array(nets, chip.x, chip.valid, self.device) for chip in self.data.chips]
         bars = pool_bars(preds, thr.numpy(), min(self.ic.pool_fraction * self.round, 0.9))
         pool_chips = []
         for chip, (cls, conf) in zip(self.data.chips, preds, strict=True):
@@ -223,15 +219,22 @@ class ICNet(Method):
             pc.index()
             pool_chips.append(pc)
         self.pool = TileSampler(pool_chips, self.cfg.tile_size, self.cfg.seed + self.round)
-        # the weaker teacher: lower validation mIoU (labeled training pixels when there is no
-        # validation), ties broken by lower agreement with the ensemble
+        if self.ic.reseed:
+            self._reseed_weaker(nets, preds)
+
+    def _reseed_weaker(self, nets, preds) -> None:
+        """Re-initialise the student whose teacher is weaker: lower validation mIoU (labeled training
+        pixels when there is no validation), ties broken by lower agreement with the ensemble."""
+        agree = torch.zeros(2)
+        for chip, (cls, _) in zip(self.data.chips, preds, strict=True):
+            for m, net in enumerate(nets):
+                own, _ = predict_array([net], chip.x, chip.valid, self.device)
+                agree[m] += float(((own == cls) & chip.valid).sum())
         checks = self.data.val_chips or [Chip(c.row, c.col, c.x, c.valid, c.train, c.train)
                                          for c in self.data.chips if c.train.any()]
         score = [evaluate_chips([net], checks, self.data.num_classes, self.device,
                                 self.data.class_names)["miou"] for net in nets]
         weaker = min(range(2), key=lambda m: (score[m], agree[m]))
-        if not self.ic.reseed:
-            return
         self.students[weaker] = self._new_student(self.cfg.seed + 7919 * (self.round + 1) + weaker)
         self.teachers[weaker] = EMATeacher(self.students[weaker], self.ic.ema_cap)
         self.opts[weaker] = self._sgd(self.students[weaker])

@@ -91,6 +91,18 @@ def test_rounds_refresh_pool_and_reseed_one_student():
     assert m.pool.chips[0].train.any()
 
 
+@pytest.mark.parametrize("reseed", [False, True])
+def test_reseed_replaces_exactly_one_student_only_when_asked(reseed):
+    m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, reseed=reseed)
+    for step in (1, 2):
+        m.train_step(step, 4)
+    before = list(m.students)
+    m.train_step(3, 4)  # first step of round 2: the pool is refreshed either way
+    assert m.pool is not None
+    replaced = sum(a is not b for a, b in zip(before, m.students, strict=True))
+    assert replaced == (1 if reseed else 0)
+
+
 def test_cli_maps_icnet_switches():
     ap = build_parser()
     base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]

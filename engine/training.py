@@ -114,6 +114,7 @@ def fit(method: Method, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLE
         if not all(math.isfinite(v) for v in logs.values()):
             reporter.warning(f"non-finite loss at step {step}; skipping it", "nonfinite_loss")
         if step % report_every == 0 or step == total:
+            lr = method.optimizers()[0].param_groups[-1]["lr"]  # as used: a method may restart it
             reporter.progress(method.name, step, total, lr=round(lr, 6),
                               **{k: round(float(v), 4) for k, v in logs.items()})
         if has_val and (step % cfg.val_every == 0 or step == total):

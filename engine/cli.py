@@ -96,6 +96,10 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                        help="encoder file from `pretrain`: start from it instead of pretraining in this run")
         g.add_argument("--ssim-weight", type=float, default=None,
                        help="weight of the SSIM loss next to cross-entropy (0 = cross-entropy only)")
+        g.add_argument("--encoder-lr-scale", type=float, default=None,
+                       help="learning rate of the pretrained encoder relative to the rest (0 = frozen)")
+        g.add_argument("--no-decoder-transfer", action="store_true",
+                       help="start the decoder from random instead of the inpainting decoder")
     g.add_argument("--pretrain-steps", type=int, default=None, help="inpainter steps of the pretraining")
     g.add_argument("--no-instructor", action="store_true",
                    help="erase random cells in every round (ablation of the adversarial instructor)")
@@ -112,6 +116,9 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
         ip.init = a.init
     if getattr(a, "ssim_weight", None) is not None:
         ip.ssim_weight = a.ssim_weight
+    if getattr(a, "encoder_lr_scale", None) is not None:
+        ip.encoder_lr_scale = a.encoder_lr_scale
+    ip.transfer_decoder &= not getattr(a, "no_decoder_transfer", False)
     if a.pretrain_steps is not None:
         ip.steps = a.pretrain_steps
     if a.debug_dir:

@@ -58,3 +58,29 @@ def test_init_errors_are_one_sentence(tmp_path, capsys):
     assert "--init needs a method" in capsys.readouterr().err
     assert main([*args, "--method", "inpaint", "--init", paths["image"]]) == 2
     assert "not a SemiSeg encoder file" in capsys.readouterr().err
+
+
+def test_encoder_lr_scale_and_decoder_transfer_flags(tmp_path):
+    paths = write_scene(str(tmp_path), 64, 64, bands=3, classes=3, seed=6)
+    enc = str(tmp_path / "scene.enc")
+    assert main(["pretrain", "--image", paths["image"], "--out", enc, "--pretrain-steps", "3", *TINY]) == 0
+    pretrained = torch.load(enc, map_location="cpu", weights_only=True)
+    base = ["train", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
+            "--init", enc, "--tile-size", "32", *TINY]
+
+    # a frozen encoder (scale 0) keeps its pretrained weights through training; the rest learns
+    frozen = str(tmp_path / "frozen.semiseg")
+    assert main([*base, "--steps", "3", "--encoder-lr-scale", "0", "--out", frozen]) == 0
+    saved = modelfile.load(frozen).members[0]
+    weights = {k: v for k, v in pretrained["encoder"].items() if k.endswith("weight")}
+    assert weights and all(torch.equal(saved[f"encoder.{k}"], v) for k, v in weights.items())
+    assert not all(torch.equal(saved[f"decoder.{k}"], v) for k, v in pretrained["decoder"].items()
+                   if k.endswith("weight"))
+
+    # without decoder transfer the decoder starts from random: it differs even after zero steps
+    fresh = str(tmp_path / "fresh.semiseg")
+    assert main([*base, "--steps", "0", "--no-decoder-transfer", "--out", fresh]) == 0
+    saved = modelfile.load(fresh).members[0]
+    assert all(torch.equal(saved[f"encoder.{k}"], v) for k, v in pretrained["encoder"].items())
+    assert not any(torch.equal(saved[f"decoder.{k}"], v) for k, v in pretrained["decoder"].items()
+                   if k.endswith("weight") and v.dim() > 1)

@@ -10,12 +10,13 @@ from the encoder pretrained with seed s.
 Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instructor encoder,
 CE + SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [instructor, own-mask
 context]`` (the reference form of the instructor's objective, ``instructor_context="own"``),
-``inpaint [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (no decoder transfer) and
-``inpaint+icnet``. Each job runs the engine's own pipeline functions
-in a worker process with ONE torch thread; ``--jobs`` workers run side by side. On a shared, loaded
-CPU that is far faster than one two-thread process, and it is the same for every row. Wall seconds:
-pretraining = the ``pretrain`` job; fine-tuning rows = ``pipeline.run`` (read, train, predict,
-write), in-process (no interpreter start-up, unlike bench/indian_pines.py).
+``inpaint [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--no-decoder-transfer``),
+``inpaint [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``) and ``inpaint+icnet``. Each job runs
+the engine's own pipeline functions in a worker process with ONE torch thread; ``--jobs`` workers
+run side by side. On a shared, loaded CPU that is far faster than one two-thread process, and it is
+the same for every row. Wall seconds: pretraining = the ``pretrain`` job; fine-tuning rows =
+``pipeline.run`` (read, train, predict, write), in-process (no interpreter
+start-up, unlike bench/indian_pines.py).
 
 Usage (from the repository root)::
 
@@ -52,11 +53,13 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "inpaint-own": ("inpaint", "own", {}),
     "inpaint-ce": ("inpaint", "instructor", {"ssim_weight": 0.0}),
     "inpaint-enc": ("inpaint", "instructor", {"transfer_decoder": False}),
+    "inpaint-slow": ("inpaint", "instructor", {"encoder_lr_scale": 0.1}),
     "inpaint+icnet": ("inpaint+icnet", "instructor", {}),
 }
 LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "inpaint [random masks]",
           "inpaint-own": "inpaint [instructor, own-mask context]",
           "inpaint-ce": "inpaint [CE only]", "inpaint-enc": "inpaint [encoder only]",
+          "inpaint-slow": "inpaint [encoder LR x 0.1]",
           "inpaint+icnet": "inpaint+icnet"}
 
 

@@ -139,6 +139,15 @@ def job_key(job: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------- report
+def _relative(value):
+    """``value`` with every absolute path inside the repository made repository-relative."""
+    if isinstance(value, dict):
+        return {k: _relative(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative(v) for v in value]
+    return ip.repo_relative(value) if isinstance(value, str) else value
+
+
 def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[str]:
     def ms(vals):
         v = np.array(vals, float)
@@ -216,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     def save():
         meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": ip.machine(),
                 "preset": args.preset, "jobs": args.jobs, "torch_threads_per_job": 1, "command": command}
-        with open(out_json, "w") as f:
-            json.dump({"meta": meta, "records": records}, f, indent=1)
+        with open(out_json, "w") as f:  # the report names no machine paths
+            json.dump({"meta": meta, "records": _relative(records)}, f, indent=1)
         md = ["# Indian Pines: inpainting pretraining (pretrain once per seed, then fine-tune)", "",
               f"Run {meta['date']} on {meta['machine']}; preset `{args.preset}`; {args.jobs} jobs in "
               "parallel, one torch thread each, on a CPU shared with other work (wall seconds are noisy).",

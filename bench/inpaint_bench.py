@@ -11,7 +11,9 @@ Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instru
 CE + SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [instructor, own-mask
 context]`` (the reference form of the instructor's objective, ``instructor_context="own"``),
 ``inpaint [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--no-decoder-transfer``),
-``inpaint [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``) and ``inpaint+icnet``. Each job runs
+``inpaint [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [visible pixels weighted
+0.5]`` (pretraining loss weight 0.5 on erased and visible pixels alike, instead of 0.99 / 0.01) and
+``inpaint+icnet``. Each job runs
 the engine's own pipeline functions in a worker process with ONE torch thread; ``--jobs`` workers
 run side by side. On a shared, loaded CPU that is far faster than one two-thread process, and it is
 the same for every row. Wall seconds: pretraining = the ``pretrain`` job; fine-tuning rows =
@@ -51,6 +53,7 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "inpaint": ("inpaint", "instructor", {}),
     "inpaint-random": ("inpaint", "random", {}),
     "inpaint-own": ("inpaint", "own", {}),
+    "inpaint-visible": ("inpaint", "visible", {}),
     "inpaint-ce": ("inpaint", "instructor", {"ssim_weight": 0.0}),
     "inpaint-enc": ("inpaint", "instructor", {"transfer_decoder": False}),
     "inpaint-slow": ("inpaint", "instructor", {"encoder_lr_scale": 0.1}),
@@ -60,6 +63,7 @@ LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "i
           "inpaint-own": "inpaint [instructor, own-mask context]",
           "inpaint-ce": "inpaint [CE only]", "inpaint-enc": "inpaint [encoder only]",
           "inpaint-slow": "inpaint [encoder LR x 0.1]",
+          "inpaint-visible": "inpaint [visible pixels weighted 0.5]",
           "inpaint+icnet": "inpaint+icnet"}
 
 
@@ -85,6 +89,8 @@ def job_pretrain(variant: str, seed: int, preset: str, debug_dir: str | None) ->
     cfg.inpaint.instructor = variant != "random"
     if variant == "own":  # the reference formulation of the instructor's objective
         cfg.inpaint.instructor_context = "own"
+    if variant == "visible":  # restore the visible pixels as much as the erased ones (an autoencoder share)
+        cfg.inpaint.erased_weight = 0.5
     cfg.inpaint.debug_dir = debug_dir or ""
     out = encoder_path(variant, seed, preset)
     t0 = time.perf_counter()
@@ -167,7 +173,7 @@ def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[s
     if pre:
         lines += ["", "| pretraining | seeds | wall s (mean) | erased-structure ratio per round (seed 0) |",
                   "|---|---:|---:|---|"]
-        for variant in ("instructor", "own", "random"):
+        for variant in ("instructor", "own", "visible", "random"):
             rs = [r for r in pre if r["variant"] == variant]
             if rs:
                 ratio = next((r["metrics"].get("erased_structure_ratio") for r in rs if r["seed"] == 0), None)

@@ -13,12 +13,11 @@ context]`` (the reference form of the instructor's objective, ``instructor_conte
 ``inpaint [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--no-decoder-transfer``),
 ``inpaint [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [visible pixels weighted
 0.5]`` (pretraining loss weight 0.5 on erased and visible pixels alike, instead of 0.99 / 0.01) and
-``inpaint+icnet``. Each job runs
-the engine's own pipeline functions in a worker process with ONE torch thread; ``--jobs`` workers
-run side by side. On a shared, loaded CPU that is far faster than one two-thread process, and it is
-the same for every row. Wall seconds: pretraining = the ``pretrain`` job; fine-tuning rows =
-``pipeline.run`` (read, train, predict, write), in-process (no interpreter
-start-up, unlike bench/indian_pines.py).
+``inpaint+icnet``. Each job runs the engine's own pipeline functions in a worker process with ONE
+torch thread; ``--jobs`` workers run side by side. On a shared, loaded CPU that is far faster than
+one two-thread process, and it is the same for every row. Wall seconds: pretraining = the
+``pretrain`` job; fine-tuning rows = ``pipeline.run`` (read, train, predict, write), in-process (no
+interpreter start-up, unlike bench/indian_pines.py).
 
 Usage (from the repository root)::
 

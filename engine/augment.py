@@ -28,10 +28,16 @@ def band_jitter(x: torch.Tensor, brightness: float = 0.2, contrast: float = 0.2,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Per-sample, per-band brightness offset and contrast scale about the band's tile mean."""
     n, c = x.shape[:2]
-    b = (torch.rand(n, c, 1, 1, generator=generator) * 2 - 1).to(x) * brightness
-    k = 1 + (torch.rand(n, c, 1, 1, generator=generator) * 2 - 1).to(x) * contrast
+    b, k = (v.view(n, c, 1, 1) for v in _jitter_draws(n, c, brightness, contrast, x, generator))
     mean = x.mean(dim=(-2, -1), keepdim=True)
     return torch.addcmul(mean * (1 - k) + b, x, k)  # (x - mean) * k + mean + b in one pass
+
+
+def _jitter_draws(n: int, c: int, brightness: float, contrast: float, like: torch.Tensor, generator):
+    """(N, C) brightness offsets and contrast scales of band_jitter."""
+    b = (torch.rand(n, c, generator=generator) * 2 - 1).to(like) * brightness
+    k = 1 + (torch.rand(n, c, generator=generator) * 2 - 1).to(like) * contrast
+    return b, k
 
 
 # ---------------------------------------------------------------- strong views (semi-supervised)
@@ -78,33 +84,26 @@ def rgb_colour_jitter(x: torch.Tensor, brightness: float = 0.2, contrast: float 
     return x
 
 
-def _mixing_draws(n: int, c: int, saturation: float, mixing: float, desaturate_p: float, like, generator):
-    """Per-sample (C, C) matrices of band_mixing: (I + mixing R) (s I + (1 - s) J / C)."""
+def _mixing_matrices(n: int, c: int, like: torch.Tensor, generator, saturation: float = 0.2,
+                     mixing: float = 0.1, desaturate_p: float = 0.2) -> torch.Tensor:
+    """Per-sample (C, C) matrices: the band-generic stand-in for saturation, grayscale and hue.
+
+    Saturation: ``mean + s * (x - mean)`` about the per-pixel band mean, s in [1 - saturation,
+    1 + saturation]; with probability ``desaturate_p`` a stronger pull towards the mean (s in [0.5, 0.8]).
+    Hue: ``x + mixing * R x`` with R a random (C, C) Gaussian matrix scaled by 1/sqrt(C), a small
+    spectrum-dependent distortion of every band by the others. Both are linear in the bands, so the
+    result is one matrix per sample: (I + mixing R) (s I + (1 - s) J / C).
+    """
     s = _uniform(n, 1 - saturation, 1 + saturation, like, generator)
     weak = _uniform(n, 0.5, 0.8, like, generator)
     pick = (torch.rand(n, 1, 1, 1, generator=generator) < desaturate_p).to(like.device)
     s = torch.where(pick, weak, s).view(n, 1, 1)
     eye = torch.eye(c, dtype=like.dtype, device=like.device)
-    m = s * eye + (1 - s) / c  # saturation about the per-pixel band mean
+    m = s * eye + (1 - s) / c
     if mixing > 0 and c > 1:
         r = (torch.randn(n, c, c, generator=generator) / c ** 0.5).to(like)
         m = (eye + mixing * r) @ m
     return m
-
-
-def band_mixing(x: torch.Tensor, saturation: float = 0.2, mixing: float = 0.1, desaturate_p: float = 0.2,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """The band-generic stand-in for saturation, grayscale and hue (any band count).
-
-    Saturation: ``mean + s * (x - mean)`` about the per-pixel band mean, s in [1 - saturation,
-    1 + saturation]; with probability ``desaturate_p`` a stronger pull towards the mean (s in [0.5, 0.8]).
-    Hue: ``x + mixing * R x`` with R a random (C, C) Gaussian matrix scaled by 1/sqrt(C), a small
-    spectrum-dependent distortion of every band by the others. Both are linear in the bands, so they
-    are applied as one (C, C) matrix per sample.
-    """
-    n, c = x.shape[:2]
-    m = _mixing_draws(n, c, saturation, mixing, desaturate_p, x, generator)
-    return torch.einsum("nij,njhw->nihw", m, x)
 
 
 def fixed_norm_noise(x: torch.Tensor, norm: float = 20.0, reference: int = 3 * 256 * 256,
@@ -124,11 +123,10 @@ def strong_view(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     """ICNet's strong view of a batch: colour jitter (RGB) or its band-generic stand-in, then noise."""
     if x.shape[1] == 3:
         x = rgb_colour_jitter(x, generator=generator)
-    else:  # band_jitter then band_mixing, fused: both are affine maps of each pixel's spectrum
+    else:  # band_jitter, then the mixing matrices: both affine in each pixel's spectrum, so fused
         n, c = x.shape[:2]
-        b = (torch.rand(n, c, generator=generator) * 2 - 1).to(x) * 0.2
-        k = 1 + (torch.rand(n, c, generator=generator) * 2 - 1).to(x) * 0.2
-        m = _mixing_draws(n, c, 0.2, 0.1, 0.2, x, generator)
+        b, k = _jitter_draws(n, c, 0.2, 0.2, x, generator)
+        m = _mixing_matrices(n, c, x, generator)
         bias = m @ (x.mean(dim=(-2, -1)) * (1 - k) + b)[..., None]  # (N, C, 1)
         x = torch.baddbmm(bias, m * k[:, None, :], x.flatten(2)).view_as(x)
     return fixed_norm_noise(x, generator=generator)

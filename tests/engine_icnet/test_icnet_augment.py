@@ -15,6 +15,29 @@ def test_strong_view_any_band_count(bands):
     assert not torch.allclose(x, y)
 
 
+@pytest.mark.parametrize("bands", [4, 50])
+def test_fused_strong_view_is_jitter_then_saturation_then_mixing_then_noise(bands):
+    """The one-matrix strong view equals its definition applied step by step with the same draws."""
+    x = torch.rand(3, bands, 12, 12, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    fused = strong_view(x, generator=torch.Generator().manual_seed(7))
+
+    g = torch.Generator().manual_seed(7)
+    n = len(x)
+    b = (torch.rand(n, bands, generator=g) * 2 - 1) * 0.2  # per-band brightness and contrast
+    k = 1 + (torch.rand(n, bands, generator=g) * 2 - 1) * 0.2
+    tile_mean = x.mean(dim=(-2, -1), keepdim=True)
+    y = (x - tile_mean) * k[..., None, None] + tile_mean + b[..., None, None]
+    s = 0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=g)  # saturation about the per-pixel band mean
+    weak = 0.5 + 0.3 * torch.rand(n, 1, 1, 1, generator=g)
+    pick = torch.rand(n, 1, 1, 1, generator=g) < 0.2
+    pixel_mean = y.mean(1, keepdim=True)
+    y = pixel_mean + (y - pixel_mean) * torch.where(pick, weak, s)
+    r = torch.randn(n, bands, bands, generator=g) / bands ** 0.5  # band mixing
+    y = y + 0.1 * torch.einsum("nij,njhw->nihw", r, y)
+    y = fixed_norm_noise(y, generator=g)
+    assert torch.allclose(fused, y, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 256, 256), (2, 200, 32, 32)])
 def test_noise_has_fixed_norm_scaled_for_tile_size(shape):
     x = torch.zeros(shape)

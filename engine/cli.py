@@ -40,8 +40,6 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
                    help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
                         "image has more than 32 bands)")
-    p.add_argument("--stem-init", default=None, choices=["pca", "random"],
-                   help="how the band mixer starts: the image's principal components (default) or random")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_icnet_options(p)
     _add_inpaint_options(p)
@@ -151,8 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
                    help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
                         "image has more than 32 bands)")
-    p.add_argument("--stem-init", default=None, choices=["pca", "random"],
-                   help="how the band mixer starts: the image's principal components (default) or random")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_inpaint_options(p, fine_tune=False)
 
@@ -195,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(a: argparse.Namespace):
     cfg = make_config(a.preset, method=a.method, seed=a.seed, val_fraction=a.val_fraction,
                       steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch,
-                      spectral_stem=a.spectral_stem, stem_init=a.stem_init)
+                      spectral_stem=a.spectral_stem)
     _apply_icnet_options(cfg, a)
     _apply_inpaint_options(cfg, a)
     return cfg
@@ -229,8 +225,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
     device = choose_device(a.device)
     rep.emit("start", command=a.command, device=str(device), engine_version=__version__, pid=os.getpid())
     if a.command == "pretrain":
-        cfg = make_config(a.preset, seed=a.seed, arch=a.arch, spectral_stem=a.spectral_stem,
-                          stem_init=a.stem_init)
+        cfg = make_config(a.preset, seed=a.seed, arch=a.arch, spectral_stem=a.spectral_stem)
         _apply_inpaint_options(cfg, a)
         metrics = pipeline.pretrain(a.image, a.out, cfg, device, rep, a.unlabeled, cancel)
         rep.emit("artifact", kind="encoder", path=os.path.abspath(a.out))

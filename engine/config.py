@@ -24,8 +24,6 @@ class ModelConfig:
     # replaces a 3×3 first layer over hundreds of bands (cost and parameters 9× smaller, a learned
     # PCA-like projection that few labels can fit); on RGB/multispectral images it is off.
     spectral_stem: int = -1
-    # how the stem starts: "pca" = the image's leading principal directions (SpectralStem), "random"
-    stem_init: Literal["pca", "random"] = "pca"
 
     def set_bands(self, bands: int) -> None:
         """Set the input band count and resolve the automatic spectral stem for it."""

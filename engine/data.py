@@ -170,20 +170,3 @@ class TileSampler:
             xs.append(x)
             vs.append(valid)
         return np.stack(xs), np.stack(vs)
-
-
-def pixel_sample(chips: list[Chip], n: int = 32768, seed: int = 0) -> np.ndarray:
-    """Up to ``n`` valid pixels (N, bands) drawn uniformly from the chips, for statistics such as the
-    spectral stem's principal components."""
-    rng = np.random.default_rng(seed)
-    total = sum(int(c.valid.sum()) for c in chips)
-    if total == 0:
-        return np.zeros((0, chips[0].x.shape[0] if chips else 0), np.float32)
-    out = []
-    for c in chips:
-        idx = np.flatnonzero(c.valid.ravel())
-        take = min(len(idx), int(np.ceil(n * len(idx) / total)))
-        if take:
-            pick = rng.choice(idx, take, replace=False)
-            out.append(c.x.reshape(c.x.shape[0], -1)[:, pick].T)
-    return np.concatenate(out)[:n]

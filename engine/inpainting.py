@@ -29,7 +29,7 @@ from torch import nn
 
 from engine.augment import random_dihedral
 from engine.config import InpaintConfig, ModelConfig
-from engine.data import TileSampler, pixel_sample
+from engine.data import TileSampler
 from engine.models import build_model
 from engine.progress import Reporter
 from engine.runtime import NEVER_CANCELLED, CancelToken
@@ -45,10 +45,10 @@ class Inpainter(nn.Module):
     decoder state dicts load into the segmentation network unchanged.
     """
 
-    def __init__(self, model_cfg: ModelConfig, pixels=None):
+    def __init__(self, model_cfg: ModelConfig):
         super().__init__()
         cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "num_classes": model_cfg.in_channels})
-        self.net = build_model(cfg, imagenet=True, pixels=pixels)
+        self.net = build_model(cfg, imagenet=True)
 
     @property
     def encoder(self) -> nn.Module:
@@ -232,7 +232,7 @@ class InpaintingPretrainer:
         self.cfg, self.sampler, self.device = cfg, sampler, device
         torch.manual_seed(seed)
         self.gen = torch.Generator().manual_seed(seed)
-        self.inpainter = Inpainter(model_cfg, pixel_sample(sampler.chips)).to(device).train()
+        self.inpainter = Inpainter(model_cfg).to(device).train()
         self.instructor = Instructor(model_cfg.in_channels, cfg.cell, cfg.instructor_width,
                                      cfg.latent).to(device).train()
         self.opt_inp = torch.optim.SGD(self.inpainter.parameters(), lr=cfg.lr, momentum=cfg.momentum,

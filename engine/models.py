@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -113,14 +112,7 @@ class ResNetEncoder(nn.Module):
 
 class SpectralStem(nn.Module):
     """A 1×1 conv-BN-ReLU band mixer in front of an encoder (ModelConfig.spectral_stem). Part of the
-    encoder, so inpainting pretraining transfers it with the rest.
-
-    Initialised from the image's principal components when pixels are given (``init_principal``):
-    a random mix of hundreds of correlated bands is dominated by overall brightness, so after batch
-    norm its channels are near copies of one another and the subtle spectral differences that
-    separate similar classes reach the encoder only after many steps; principal directions hand
-    every channel a different, decorrelated component from step 1.
-    """
+    encoder, so inpainting pretraining transfers it with the rest."""
 
     def __init__(self, bands: int, out: int, body: nn.Module):
         super().__init__()
@@ -131,24 +123,6 @@ class SpectralStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.body(self.mix(x))
-
-    @torch.no_grad()
-    def init_principal(self, pixels: np.ndarray) -> None:
-        """Set the mixer's filters to the leading principal directions of ``pixels`` (N, bands), each
-        as a +/- pair (the ReLU after batch norm keeps one half of a component per channel, so the
-        pair keeps all of it): out/2 components, the rest (odd out, or too few bands) left random."""
-        conv = self.mix[0]
-        out, bands = conv.weight.shape[:2]
-        x = np.asarray(pixels, np.float64)
-        if len(x) < 2:
-            return
-        cov = np.cov(x - x.mean(0), rowvar=False).reshape(bands, bands)
-        vals, vecs = np.linalg.eigh(cov)  # ascending
-        n = min(out // 2, bands)
-        lead = np.ascontiguousarray(vecs[:, ::-1][:, :n].T)  # (n, bands), unit rows
-        w = conv.weight.data.view(out, bands)
-        w[0:2 * n:2] = torch.from_numpy(lead).to(w)
-        w[1:2 * n:2] = -torch.from_numpy(lead).to(w)
 
 
 class SegNet(nn.Module):
@@ -181,11 +155,6 @@ class SegNet(nn.Module):
         return self.head(self.features(x))
 
 
-def build_model(cfg: ModelConfig, imagenet: bool = False, pixels: np.ndarray | None = None) -> SegNet:
-    """A fresh network; ``imagenet`` asks for cached ImageNet weights (ResNet encoders only);
-    ``pixels`` (N, bands), a sample of the image, initialises a spectral stem from its principal
-    components when ``cfg.stem_init`` is "pca"."""
-    net = SegNet(cfg, imagenet)
-    if pixels is not None and cfg.stem_init == "pca" and isinstance(net.encoder, SpectralStem):
-        net.encoder.init_principal(pixels)
-    return net
+def build_model(cfg: ModelConfig, imagenet: bool = False) -> SegNet:
+    """A fresh network; ``imagenet`` asks for cached ImageNet weights (ResNet encoders only)."""
+    return SegNet(cfg, imagenet)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
 from torch import nn
 
 from engine.config import TrainConfig
-from engine.data import Chip, TileSampler, pixel_sample
+from engine.data import Chip, TileSampler
 from engine.metrics import confusion, scores
 from engine.predict import predict_array
 from engine.progress import Reporter
@@ -36,11 +35,6 @@ class TrainData:
     @property
     def val_chips(self) -> list[Chip]:
         return [c for c in self.chips if c.val.any()]
-
-    @cached_property
-    def pixels(self) -> np.ndarray:
-        """A fixed sample of the image's valid pixels (N, bands): what build_model's stem starts from."""
-        return pixel_sample(self.chips)
 
 
 def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:

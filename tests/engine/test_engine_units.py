@@ -242,31 +242,6 @@ def test_spectral_stem_is_automatic_for_many_bands_and_absent_from_old_model_fil
     assert ModelConfig.from_dict(hyper.to_dict()).spectral_stem == 32
 
 
-def test_spectral_stem_starts_from_the_principal_directions_in_signed_pairs():
-    from engine.config import ModelConfig
-    from engine.models import build_model
-
-    rng = np.random.default_rng(0)
-    basis, _ = np.linalg.qr(rng.normal(size=(200, 200)))
-    u1, u2 = basis[:, 0], basis[:, 1]
-    # pixels: a strong component along u1, a weaker one along u2, a little noise elsewhere
-    pix = (rng.normal(size=(4000, 1)) * 10 * u1 + rng.normal(size=(4000, 1)) * 2 * u2
-           + rng.normal(size=(4000, 200)) * 0.05 + 3.0)
-    cfg = ModelConfig(widths=(8, 16), num_classes=3)
-    cfg.set_bands(200)
-    w = build_model(cfg, pixels=pix).encoder.mix[0].weight.detach().view(32, 200).double().numpy()
-    assert abs(w[0] @ u1) > 0.99 and abs(w[2] @ u2) > 0.99  # leading directions, in order
-    assert np.allclose(w[1], -w[0]) and np.allclose(w[3], -w[2])  # each as a +/- pair
-    gram = w[0::2] @ w[0::2].T
-    assert np.allclose(gram, np.eye(16), atol=1e-5)  # 16 distinct orthonormal components
-
-    cfg.stem_init = "random"  # the switch keeps a random start (and no pixels means random too)
-    for net in (build_model(cfg, pixels=pix), build_model(ModelConfig.from_dict({**cfg.to_dict(),
-                                                                                "stem_init": "pca"}))):
-        r = net.encoder.mix[0].weight.detach().view(32, 200).double().numpy()
-        assert abs(r[0] @ u1) / np.linalg.norm(r[0]) < 0.5
-
-
 def test_spectral_stem_flag_turns_it_off_or_sizes_it():
     from engine.cli import _config, build_parser
 

@@ -11,7 +11,9 @@ Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instru
 CE + SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [instructor, own-mask
 context]`` (the reference form of the instructor's objective, ``instructor_context="own"``),
 ``inpaint [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--no-decoder-transfer``),
-``inpaint [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [visible pixels weighted
+``inpaint [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [classifier alone ...]``
+(``--head-warmup 0.25``: a linear probe over the frozen pretrained network before full fine-tuning,
+with the instructor's or the random-mask encoder), ``inpaint [visible pixels weighted
 0.5]`` (pretraining loss weight 0.5 on erased and visible pixels alike, instead of 0.99 / 0.01) and
 ``inpaint+icnet``. Each job runs the engine's own pipeline functions in a worker process with ONE
 torch thread; ``--jobs`` workers run side by side. On a shared, loaded CPU that is far faster than
@@ -56,12 +58,16 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "inpaint-ce": ("inpaint", "instructor", {"ssim_weight": 0.0}),
     "inpaint-enc": ("inpaint", "instructor", {"transfer_decoder": False}),
     "inpaint-slow": ("inpaint", "instructor", {"encoder_lr_scale": 0.1}),
+    "inpaint-probe": ("inpaint", "instructor", {"head_warmup": 0.25}),
+    "inpaint-random-probe": ("inpaint", "random", {"head_warmup": 0.25}),
     "inpaint+icnet": ("inpaint+icnet", "instructor", {}),
 }
 LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "inpaint [random masks]",
           "inpaint-own": "inpaint [instructor, own-mask context]",
           "inpaint-ce": "inpaint [CE only]", "inpaint-enc": "inpaint [encoder only]",
           "inpaint-slow": "inpaint [encoder LR x 0.1]",
+          "inpaint-probe": "inpaint [classifier alone for the first 25 % of steps]",
+          "inpaint-random-probe": "inpaint [random masks, classifier alone first 25 %]",
           "inpaint-visible": "inpaint [visible pixels weighted 0.5]",
           "inpaint+icnet": "inpaint+icnet"}
 

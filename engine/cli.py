@@ -100,6 +100,9 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                        help="learning rate of the pretrained encoder relative to the rest (0 = frozen)")
         g.add_argument("--no-decoder-transfer", action="store_true",
                        help="start the decoder from random instead of the inpainting decoder")
+        g.add_argument("--head-warmup", type=float, default=None, metavar="FRACTION",
+                       help="share of the fine-tuning steps that train only the classifier over the "
+                            "frozen pretrained network before everything trains")
     g.add_argument("--pretrain-steps", type=int, default=None, help="inpainter steps of the pretraining")
     g.add_argument("--no-instructor", action="store_true",
                    help="erase random cells in every round (ablation of the adversarial instructor)")
@@ -119,6 +122,8 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
     if getattr(a, "encoder_lr_scale", None) is not None:
         ip.encoder_lr_scale = a.encoder_lr_scale
     ip.transfer_decoder &= not getattr(a, "no_decoder_transfer", False)
+    if getattr(a, "head_warmup", None) is not None:
+        ip.head_warmup = a.head_warmup
     if a.pretrain_steps is not None:
         ip.steps = a.pretrain_steps
     if a.debug_dir:

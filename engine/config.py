@@ -74,6 +74,9 @@ class InpaintConfig:
     ssim_weight: float = 1.0  # weight of the patch SSIM loss next to cross-entropy (see methods/inpaint.py)
     transfer_decoder: bool = True  # also start the segmentation decoder from the inpainting decoder
     encoder_lr_scale: float = 1.0  # learning rate of the pretrained encoder relative to the rest (0: frozen)
+    head_warmup: float = 0.0  # share of fine-tuning steps that train only the classifier (linear probe
+    #                           first, then everything: a random head's first gradients do not
+    #                           scramble the pretrained features)
     init: str = ""  # encoder file from `python -m engine pretrain`; empty: pretrain within the run
     debug_dir: str = ""  # folder for the rounds picture (tiles | erasure masks | restorations)
 

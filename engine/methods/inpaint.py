@@ -40,11 +40,14 @@ class Inpaint(Method):
         groups = [{"params": encoder, "lr_scale": cfg.inpaint.encoder_lr_scale}, {"params": rest}]
         self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.ssim_weight = cfg.inpaint.ssim_weight
+        self.warmup_steps = round(cfg.inpaint.head_warmup * cfg.steps)
+        self.pretrained = False
 
     def initialise(self, enc: EncoderFile) -> None:
         """Load the pretrained encoder (and decoder) into the network (in place: the optimiser keeps
         working on the same tensors)."""
         load_pretrained(self.net, enc, decoder=self.cfg.inpaint.transfer_decoder)
+        self.pretrained = True
 
     def optimizers(self):
         return [self.opt]
@@ -53,7 +56,12 @@ class Inpaint(Method):
         x, y = to_batch(self.data.sampler.labeled(self.cfg.batch_size), self.device)
         x, y = random_dihedral(x, y)
         x = band_jitter(x)
-        logits = self.net(x)
+        if self.pretrained and step <= self.warmup_steps:  # linear probe first: the body stays frozen
+            with torch.no_grad():
+                feats = self.net.features(x)
+            logits = self.net.head(feats)
+        else:
+            logits = self.net(x)
         ce = sparse_ce(logits, y)
         loss = ce
         logs = {"ce": ce.item()}

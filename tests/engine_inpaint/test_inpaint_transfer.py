@@ -93,3 +93,21 @@ def test_a_mismatching_encoder_is_refused(scene):
     cfg.model.in_channels, cfg.model.widths = 3, (8, 16, 32)
     with pytest.raises(InputError, match="does not fit"):
         load_pretrained(build_model(cfg.model), enc)
+
+
+def test_head_warmup_trains_only_the_classifier_first_then_everything(scene):
+    enc = load_encoder(scene["enc_path"])
+    cfg = tiny_cfg()
+    cfg.model.in_channels, cfg.model.num_classes = 3, 3
+    cfg.steps, cfg.inpaint.head_warmup = 4, 0.5  # 2 probe steps, then 2 of everything
+    method = Inpaint(cfg, scene["data"], CPU)
+    method.initialise(enc)
+    head = {k: v.clone() for k, v in method.net.head.state_dict().items()}
+    weights = {k: v.clone() for k, v in method.net.named_parameters() if not k.startswith("head.")}
+    for step in (1, 2):
+        method.train_step(step, cfg.steps)
+    body = {k: v for k, v in method.net.named_parameters() if not k.startswith("head.")}
+    assert same(body, weights)  # the pretrained encoder and decoder did not move
+    assert not same(method.net.head.state_dict(), head)
+    method.train_step(3, cfg.steps)
+    assert not same(method.net.encoder.state_dict(), enc.encoder)  # now everything learns

@@ -2,9 +2,11 @@
 
 The raster is cut into ``core``×``core`` blocks; each is predicted from a window ``halo`` px larger on
 every side and only its core is kept, so every output pixel sees at least ``halo`` px of context and
-tile seams do not show. Window origins sit on multiples of the network stride, so the pooling grid is
-the same as in a whole-image pass. Files are read and written block by block (cores are multiples of
-the GeoTIFF block size), so peak memory does not grow with the raster.
+tile seams do not show; beyond the raster's edges the window is filled by mirroring the raster
+(``mirrored``), the kind of context the network was trained on. Window origins sit on multiples of the
+network stride, so the pooling grid is the same as in a whole-image pass. Files are read and written
+block by block (cores are multiples of the GeoTIFF block size), so peak memory does not grow with the
+raster.
 """
 
 from __future__ import annotations
@@ -73,6 +75,30 @@ def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch
         yield from flush()
 
 
+def mirrored(read: Reader, height: int, width: int) -> Reader:
+    """``read`` for windows that may reach beyond a ``height``×``width`` raster: the part outside is
+    filled by mirroring the raster at its edge (and stays invalid, so nothing is written there).
+
+    Training tiles lie inside the image, so a network has never seen a frame of zeros; with zeros
+    beyond the edge, every pixel within a receptive field of the raster's border is classified from
+    context unlike anything it learnt from — on a small raster that is every pixel. Mirrored context
+    looks like the imagery. Nodata pixels inside the raster are unchanged (zero, invalid).
+    """
+    def read_mirrored(r: int, c: int, h: int, w: int):
+        r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + h, height), min(c + w, width)
+        if r0 == r and c0 == c and r1 == r + h and c1 == c + w:
+            return read(r, c, h, w)
+        if r1 <= r0 or c1 <= c0:
+            return read(r, c, h, w)  # wholly outside: zeros, invalid
+        x, v = read(r0, c0, r1 - r0, c1 - c0)
+        x = np.pad(x, ((0, 0), (r0 - r, r + h - r1), (c0 - c, c + w - c1)), mode="symmetric")
+        valid = np.zeros((h, w), bool)
+        valid[r0 - r:r1 - r, c0 - c:c1 - c] = v
+        return x, valid
+
+    return read_mirrored
+
+
 def pick_halo(stride: int) -> int:
     """Context margin: enough for the U-Net's receptive field at the deepest level, stride-aligned."""
     return max(64, 2 * stride)
@@ -109,7 +135,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                 try:
                     reporter.stage("predict", len(cores), message=f"{ds.width}×{ds.height} px, "
                                    f"{len(cores)} block(s) on {device}")
-                    read = lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w)  # noqa: E731
+                    read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),
+                                    ds.height, ds.width)
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(
                             run_windows(nets, read, cores, halo, stride, device, batch, cancel), start=1):
                         win = rasterio.windows.Window(c, r, w, h)
@@ -144,13 +171,15 @@ def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, 
     stride = nets[0].stride
     halo = pick_halo(stride)
 
-    def read(r, c, hh, ww):
+    def inside(r, c, hh, ww):
         xb = np.zeros((x.shape[0], hh, ww), np.float32)
         vb = np.zeros((hh, ww), bool)
         r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + hh, h), min(c + ww, w)
         xb[:, r0 - r:r1 - r, c0 - c:c1 - c] = x[:, r0:r1, c0:c1]
         vb[r0 - r:r1 - r, c0 - c:c1 - c] = valid[r0:r1, c0:c1]
         return xb, vb
+
+    read = mirrored(inside, h, w)
 
     cls_out = np.zeros((h, w), np.uint8)
     conf_out = np.zeros((h, w), np.float32)

@@ -63,3 +63,29 @@ def test_blockwise_prediction_matches_whole_image(learned, big_image, tmp_path, 
 
     # the confidence (max softmax) agrees too, not only its argmax
     assert np.abs(whole_conf[valid] - tiled_conf[valid]).mean() < 1e-3
+
+
+def test_windows_beyond_the_raster_edge_are_filled_by_mirroring_and_stay_invalid():
+    from engine.predict import mirrored
+
+    h, w = 5, 7
+    x = np.arange(3 * h * w, dtype=np.float32).reshape(3, h, w)
+    valid = np.ones((h, w), bool)
+    valid[2, 3] = False  # a nodata pixel inside stays as it is
+
+    def inside(r, c, hh, ww):
+        assert r >= 0 and c >= 0 and r + hh <= h and c + ww <= w  # never asked beyond the raster
+        return x[:, r:r + hh, c:c + ww].copy(), valid[r:r + hh, c:c + ww].copy()
+
+    read = mirrored(inside, h, w)
+    got, v = read(-2, -3, 9, 12)  # sticks out 2 rows above, 2 below, 3 columns left, 2 right
+    assert np.array_equal(got, np.pad(x, ((0, 0), (2, 2), (3, 2)), mode="symmetric"))
+    assert got[0, 1, 2] == x[0, 0, 0]  # the pixel beyond the corner mirrors the corner
+    expected = np.zeros((9, 12), bool)
+    expected[2:7, 3:10] = valid
+    assert np.array_equal(v, expected)
+    # a window wholly inside is read as it is; one wholly outside is zero and invalid
+    assert np.array_equal(read(1, 1, 3, 3)[0], x[:, 1:4, 1:4])
+    out, v_out = mirrored(lambda r, c, hh, ww: (np.zeros((3, hh, ww), np.float32), np.zeros((hh, ww), bool)),
+                          h, w)(10, 10, 4, 4)
+    assert not out.any() and not v_out.any()

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["main", "ablation"], default=None)
     ap.add_argument("--timeout", type=float, default=None, help="seconds per engine run")
     ap.add_argument("--jobs", type=int, default=1, help="engine runs at a time (one torch thread share each)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads per engine run (default: cores / jobs)")
     a = ap.parse_args(argv)
     common = ["--preset", a.preset, "--seeds", *map(str, a.seeds), "--resume"]
     if a.extra_args:
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         common += ["--jobs", str(a.jobs)]
     if a.timeout:
         common += ["--timeout", str(a.timeout)]
+    if a.threads:
+        common += ["--threads", str(a.threads)]
     main_md = os.path.join(RESULTS, "icnet_indian_pines.md")
     abl_md = os.path.join(RESULTS, "icnet_ablation.md")
     rc = 0

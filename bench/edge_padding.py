@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(REPO, "bench"))
 import indian_pines as ip  # noqa: E402
 
 from engine import modelfile  # noqa: E402
-from engine.predict import core_windows, mirrored, pick_halo, run_windows  # noqa: E402
+from engine.predict import array_reader, core_windows, mirrored, pick_halo, run_windows  # noqa: E402
 from engine.raster import open_image, read_normalised  # noqa: E402
 
 RUN = re.compile(r"^(?P<label>.+)_fast_k(?P<k>\d+)_s(?P<seed>\d+)$")
@@ -39,15 +39,7 @@ RUN = re.compile(r"^(?P<label>.+)_fast_k(?P<k>\d+)_s(?P<seed>\d+)$")
 
 def predict(nets, x: np.ndarray, valid: np.ndarray, mirror: bool) -> np.ndarray:
     _, h, w = x.shape
-
-    def inside(r, c, hh, ww):  # zeros and invalid beyond the raster (the engine before the change)
-        xb = np.zeros((x.shape[0], hh, ww), np.float32)
-        vb = np.zeros((hh, ww), bool)
-        r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + hh, h), min(c + ww, w)
-        xb[:, r0 - r:r1 - r, c0 - c:c1 - c] = x[:, r0:r1, c0:c1]
-        vb[r0 - r:r1 - r, c0 - c:c1 - c] = valid[r0:r1, c0:c1]
-        return xb, vb
-
+    inside = array_reader(x, valid)  # zeros and invalid beyond the raster (the engine before the change)
     read = mirrored(inside, h, w) if mirror else inside
     stride = nets[0].stride
     out = np.zeros((h, w), np.uint8)

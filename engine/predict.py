@@ -99,6 +99,21 @@ def mirrored(read: Reader, height: int, width: int) -> Reader:
     return read_mirrored
 
 
+def array_reader(x: np.ndarray, valid: np.ndarray) -> Reader:
+    """Windows of an in-memory (C, H, W) block; zeros and invalid wherever a window leaves it."""
+    h, w = valid.shape
+
+    def read(r: int, c: int, hh: int, ww: int):
+        xb = np.zeros((x.shape[0], hh, ww), np.float32)
+        vb = np.zeros((hh, ww), bool)
+        r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + hh, h), min(c + ww, w)
+        xb[:, r0 - r:r1 - r, c0 - c:c1 - c] = x[:, r0:r1, c0:c1]
+        vb[r0 - r:r1 - r, c0 - c:c1 - c] = valid[r0:r1, c0:c1]
+        return xb, vb
+
+    return read
+
+
 def pick_halo(stride: int) -> int:
     """Context margin: enough for the U-Net's receptive field at the deepest level, stride-aligned."""
     return max(64, 2 * stride)
@@ -171,15 +186,7 @@ def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, 
     stride = nets[0].stride
     halo = pick_halo(stride)
 
-    def inside(r, c, hh, ww):
-        xb = np.zeros((x.shape[0], hh, ww), np.float32)
-        vb = np.zeros((hh, ww), bool)
-        r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + hh, h), min(c + ww, w)
-        xb[:, r0 - r:r1 - r, c0 - c:c1 - c] = x[:, r0:r1, c0:c1]
-        vb[r0 - r:r1 - r, c0 - c:c1 - c] = valid[r0:r1, c0:c1]
-        return xb, vb
-
-    read = mirrored(inside, h, w)
+    read = mirrored(array_reader(x, valid), h, w)
 
     cls_out = np.zeros((h, w), np.uint8)
     conf_out = np.zeros((h, w), np.float32)

@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((m["label"], k, seed, got[0], got[1]))
         print(f"{m['label']} k={k} s={seed}: zeros OA {got[0]['oa']:.3f}, mirrored OA {got[1]['oa']:.3f}",
               flush=True)
+    if not rows:
+        raise SystemExit(f"No saved run (LABEL_fast_kK_sS/model.semiseg) under {a.runs}; point --runs at "
+                         "a folder of benchmark runs (bench/data/indian_pines/runs after "
+                         "bench/indian_pines.py).")
     lines = ["# Context beyond the raster's edge: zeros vs mirrored (Indian Pines, saved models)", "",
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}, `python bench/edge_padding.py`. Each saved model "
              "predicted twice with the engine's sliding windows (512-px cores, 64-px halo); OA / mIoU on "

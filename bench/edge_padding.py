@@ -89,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         sel = [r for r in rows if r[0] == label and r[1] == k]
         lines.append(f"| {label} | {k} | {np.mean([r[3]['oa'] for r in sel]):.3f} | "
                      f"{np.mean([r[4]['oa'] for r in sel]):.3f} | {len(sel)} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
+    ip.print_report(lines, a.out)
     return 0
 
 

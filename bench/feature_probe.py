@@ -107,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         got = [v for v in vals if v is not None]
         lines.append(f"| {n} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in vals)
                      + f" | {np.mean(got):.3f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
+    ip.print_report(lines, a.out)
     return 0
 
 

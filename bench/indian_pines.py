@@ -174,6 +174,15 @@ def scores(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> dict:
             "n_eval": int(n)}
 
 
+def print_report(lines: list[str], out: str | None) -> None:
+    """Print a markdown report and, with ``out``, write it there (the diagnostics' last step)."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+
+
 def read_prediction(path: str) -> np.ndarray:
     import rasterio
 

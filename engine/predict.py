@@ -86,10 +86,9 @@ def mirrored(read: Reader, height: int, width: int) -> Reader:
     """
     def read_mirrored(r: int, c: int, h: int, w: int):
         r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + h, height), min(c + w, width)
-        if r0 == r and c0 == c and r1 == r + h and c1 == c + w:
+        inside = (r0, c0, r1, c1) == (r, c, r + h, c + w)
+        if inside or r1 <= r0 or c1 <= c0:  # wholly inside, or wholly outside (zeros, invalid)
             return read(r, c, h, w)
-        if r1 <= r0 or c1 <= c0:
-            return read(r, c, h, w)  # wholly outside: zeros, invalid
         x, v = read(r0, c0, r1 - r0, c1 - c0)
         x = np.pad(x, ((0, 0), (r0 - r, r + h - r1), (c0 - c, c + w - c1)), mode="symmetric")
         valid = np.zeros((h, w), bool)

@@ -190,6 +190,24 @@ def read_prediction(path: str) -> np.ndarray:
         return ds.read(1)
 
 
+def predict_saved(model_path: str, views: int) -> np.ndarray:
+    """A saved model's class map of the whole Indian Pines image with the engine's own windows and
+    mirrored edges, from ``views`` (1, or 8 = test-time augmentation) views per window; one thread."""
+    import torch
+
+    from engine import modelfile
+    from engine.predict import predict_array
+    from engine.raster import open_image, read_normalised
+
+    torch.set_num_threads(1)
+    model = modelfile.load(model_path)
+    with open_image(os.path.join(WORK, "image.tif")) as ds:
+        x, valid = read_normalised(ds, model.band_stats, 0, 0, ds.height, ds.width)
+    cls, _ = predict_array(model.networks(torch.device("cpu")), x, valid, torch.device("cpu"), core=512,
+                           views=views)
+    return cls
+
+
 # ----------------------------------------------------------------------------------------- methods
 def run_rf(image: np.ndarray, labels: np.ndarray, seed: int, out_dir: str) -> dict:
     from sklearn.ensemble import RandomForestClassifier
@@ -212,7 +230,7 @@ def engine_cmd(python: str, method: str, preset: str, seed: int, image: str, lab
                out_dir: str, extra: list[str]) -> list[str]:
     return [python, "-m", "engine", "run", "--image", image, "--labels", labels, "--out-dir", out_dir,
             "--method", method, "--preset", preset, "--seed", str(seed), "--val-fraction", "0",
-            "--progress", "none", *extra]
+            "--progress", "none", "--tta", "off", *extra]  # 8 views: scored from the saved model
 
 
 def run_engine(cmd: list[str], out_dir: str, timeout: float | None, threads: int = 0) -> dict:
@@ -262,6 +280,15 @@ def repo_relative(arg: str) -> str:
     return arg
 
 
+def add_tta_scores(rec: dict, truth_eval: np.ndarray, n_classes: int) -> None:
+    """OA / mIoU of the run's saved model predicted with 8 views per window (the engine's ``--tta on``);
+    the run itself predicted with one (``--tta off``), so both figures come from the same model."""
+    model = os.path.join(os.path.dirname(os.path.join(REPO, rec["pred_path"])), "model.semiseg")
+    if rec.get("method") != "rf" and os.path.exists(model):
+        tta = scores(predict_saved(model, 8), truth_eval, n_classes)
+        rec.update(oa_tta=tta["oa"], miou_tta=tta["miou"])
+
+
 def finish_record(rec: dict, gt: np.ndarray, n_classes: int, engine_ok: bool, args) -> dict:
     """Score a finished run against its evaluation truth, cross-check with `engine evaluate`, print."""
     eval_tif, truth_eval = rec.pop("eval_tif"), rec.pop("truth_eval")
@@ -271,6 +298,7 @@ def finish_record(rec: dict, gt: np.ndarray, n_classes: int, engine_ok: bool, ar
             rec.update(ok=False, error_tail=f"prediction shape {pred.shape} != {gt.shape}")
         else:
             rec.update(scores(pred, truth_eval, n_classes))
+            add_tta_scores(rec, truth_eval, n_classes)
             if engine_ok and not args.no_crosscheck:
                 ev = engine_evaluate(args.python, rec["pred_path"], eval_tif)
                 rec["engine_evaluate"] = ev
@@ -352,6 +380,8 @@ def summarise(records: list[dict]) -> list[dict]:
         out.append({"label": key[0], "k": key[1], "n_ok": len(ok), "n": len(rs),
                     "seeds": [r["seed"] for r in ok],
                     "oa": ms("oa"), "miou": ms("miou"), "wall_s": ms("wall_s"),
+                    "oa_tta": ms("oa_tta", [r for r in ok if "oa_tta" in r]),
+                    "miou_tta": ms("miou_tta", [r for r in ok if "oa_tta" in r]),
                     "cpu_s": [r["cpu_s"] for r in ok if r.get("cpu_s") is not None]})
     return out
 
@@ -368,20 +398,24 @@ def markdown(summary: list[dict], meta: dict) -> str:
         "over seeds. Wall s = time from start to a finished prediction raster (engine methods: the whole "
         "`python -m engine run` child process, interpreter start-up included; rf: fit + predict of all "
         "pixels in-process). CPU s = user + system CPU seconds of that work (engine: of the child "
-        "process), which other load on the machine does not inflate; both are means over seeds.",
+        "process), which other load on the machine does not inflate; both are means over seeds. "
+        "OA / mIoU: each run's prediction from one view per window (`--tta off`); 8 views: the same "
+        "saved model predicted with test-time augmentation (`--tta on`, the engine's default on an image "
+        "this small).",
         "",
-        "| method | k | OA | mIoU | wall s | CPU s | runs ok |",
-        "|---|---:|---|---|---:|---:|---:|",
+        "| method | k | OA | mIoU | OA, 8 views | mIoU, 8 views | wall s | CPU s | runs ok |",
+        "|---|---:|---|---|---|---|---:|---:|---:|",
     ]
     for s in summary:
-        def f(pair, nd=3):
+        def f(pair, nd=3, missing="failed"):
             m, sd = pair
-            return "failed" if np.isnan(m) else f"{m:.{nd}f} ± {sd:.{nd}f}"
+            return missing if np.isnan(m) else f"{m:.{nd}f} ± {sd:.{nd}f}"
         wall = "-" if np.isnan(s["wall_s"][0]) else f"{s['wall_s'][0]:.1f}"
         cpu = "-" if not s["cpu_s"] else f"{np.mean(s['cpu_s']):.1f}"
         if s["cpu_s"] and len(s["cpu_s"]) < s["n_ok"]:
             cpu += f" ({len(s['cpu_s'])} runs)"
-        lines.append(f"| {s['label']} | {s['k']} | {f(s['oa'])} | {f(s['miou'])} | {wall} | {cpu} | "
+        lines.append(f"| {s['label']} | {s['k']} | {f(s['oa'])} | {f(s['miou'])} | "
+                     f"{f(s['oa_tta'], missing='-')} | {f(s['miou_tta'], missing='-')} | {wall} | {cpu} | "
                      f"{s['n_ok']}/{s['n']} |")
     lines += ["", f"Command: `{meta['command']}`", ""]
     if meta.get("notes"):
@@ -532,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
             for v in variants:
                 key = (v["label"], k, seed, args.preset if v["method"] != "rf" else None, tuple(v["extra"]))
                 if key in previous:
+                    if "oa_tta" not in previous[key]:  # recorded before the 8-view column
+                        add_tta_scores(previous[key], truth_eval, n_classes)
                     records.append(previous[key])
                     print(f"[{v['label']} k={k} seed={seed}] reused from an earlier run (--resume)")
                     continue

@@ -3,10 +3,12 @@
 The raster is cut into ``core``×``core`` blocks; each is predicted from a window ``halo`` px larger on
 every side and only its core is kept, so every output pixel sees at least ``halo`` px of context and
 tile seams do not show; beyond the raster's edges the window is filled by mirroring the raster
-(``mirrored``), the kind of context the network was trained on. Window origins sit on multiples of the
-network stride, so the pooling grid is the same as in a whole-image pass. Files are read and written
-block by block (cores are multiples of the GeoTIFF block size), so peak memory does not grow with the
-raster.
+(``mirrored``), the kind of context the network was trained on. With test-time augmentation
+(``views=8``) every window is predicted in its 8 flips / 90° turns, each turned back, and the softmax
+averaged: the networks are trained on those views, and the mean of 8 predictions is steadier than one.
+Window origins sit on multiples of the network stride, so the pooling grid is the same as in a
+whole-image pass. Files are read and written block by block (cores are multiples of the GeoTIFF block
+size), so peak memory does not grow with the raster.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from engine.runtime import NEVER_CANCELLED, CancelToken
 
 Reader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
+# ``--tta auto``: 8 views up to this many pixels, one view above (8 views cost 8× the predict time).
+TTA_AUTO_PIXELS = {"cpu": 4_000_000, "accelerator": 64_000_000}
+
 
 def core_windows(height: int, width: int, core: int) -> list[tuple[int, int, int, int]]:
     """(row, col, h, w) blocks that tile the raster."""
@@ -35,18 +40,37 @@ def core_windows(height: int, width: int, core: int) -> list[tuple[int, int, int
             for r in range(0, height, core) for c in range(0, width, core)]
 
 
+def tta_views(mode: str, height: int, width: int, device: torch.device) -> int:
+    """Views per window for ``--tta`` ``on`` (8), ``off`` (1) or ``auto`` (8 while the raster is small
+    enough that 8× the predict time stays minor next to training: TTA_AUTO_PIXELS)."""
+    if mode not in ("auto", "on", "off"):
+        raise InputError(f"Test-time augmentation '{mode}' is unknown; use auto, on or off.", "bad_tta")
+    if mode != "auto":
+        return 8 if mode == "on" else 1
+    limit = TTA_AUTO_PIXELS["cpu" if device.type == "cpu" else "accelerator"]
+    return 8 if height * width <= limit else 1
+
+
 @torch.inference_mode()
-def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """Mean softmax of the ensemble members."""
+def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor, views: int = 1) -> torch.Tensor:
+    """Mean softmax of the ensemble members; with ``views=8`` also over the 8 flips / 90° turns of
+    ``x`` (each prediction turned back before averaging)."""
+    if views not in (1, 8):
+        raise ValueError(f"views must be 1 or 8, not {views}")
     p = None
-    for net in nets:
-        q = torch.softmax(net(x).float(), dim=1)
-        p = q if p is None else p + q
-    return p / len(nets)
+    for turns in range(4 if views == 8 else 1):
+        for flip in ((False, True) if views == 8 else (False,)):
+            xv = torch.rot90(x, turns, (2, 3))
+            xv = torch.flip(xv, (3,)) if flip else xv
+            for net in nets:
+                q = torch.softmax(net(xv).float(), dim=1)
+                q = torch.rot90(torch.flip(q, (3,)) if flip else q, -turns, (2, 3))
+                p = q if p is None else p + q
+    return p / (len(nets) * views)
 
 
 def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch.device,
-                batch: int = 4, cancel: CancelToken = NEVER_CANCELLED) -> Iterator:
+                batch: int = 4, cancel: CancelToken = NEVER_CANCELLED, views: int = 1) -> Iterator:
     """Yield ((row, col, h, w), class map uint8 1..K, confidence float32, valid bool) per core block."""
     pending = []
 
@@ -56,7 +80,7 @@ def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch
         xb = np.zeros((len(pending), pending[0][1].shape[0], side_h, side_w), np.float32)
         for i, (_, x, _) in enumerate(pending):
             xb[i, :, :x.shape[1], :x.shape[2]] = x
-        probs = ensemble_probs(nets, torch.from_numpy(xb).to(device)).cpu().numpy()
+        probs = ensemble_probs(nets, torch.from_numpy(xb).to(device), views).cpu().numpy()
         for i, ((r, c, h, w), _, valid) in enumerate(pending):
             p = probs[i, :, halo:halo + h, halo:halo + w]
             core_valid = valid[halo:halo + h, halo:halo + w]
@@ -120,8 +144,9 @@ def pick_halo(stride: int) -> int:
 
 def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_path: str | None,
                  device: torch.device, reporter: Reporter | None = None, core: int = 512,
-                 batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED) -> None:
-    """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF)."""
+                 batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto") -> None:
+    """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF);
+    ``tta``: test-time augmentation, ``auto``, ``on`` or ``off`` (tta_views)."""
     reporter = reporter or Reporter("none")
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
@@ -131,6 +156,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
             raise InputError(f"Image {image_path} has {ds.count} band(s) but the model was trained on "
                              f"{model.bands}; use an image with the same bands or retrain the model.",
                              "band_mismatch")
+        views = tta_views(tta, ds.height, ds.width, device)
         nets = model.networks(device)
         stride = nets[0].stride
         halo = pick_halo(stride)
@@ -148,11 +174,13 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                                       predictor=3, **profile) if confidence_path else None)
                 try:
                     reporter.stage("predict", len(cores), message=f"{ds.width}×{ds.height} px, "
-                                   f"{len(cores)} block(s) on {device}")
+                                   f"{len(cores)} block(s) on {device}"
+                                   + (", 8 views each (test-time augmentation)" if views == 8 else ""))
                     read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),
                                     ds.height, ds.width)
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(
-                            run_windows(nets, read, cores, halo, stride, device, batch, cancel), start=1):
+                            run_windows(nets, read, cores, halo, stride, device, batch, cancel, views),
+                            start=1):
                         win = rasterio.windows.Window(c, r, w, h)
                         dst.write(np.where(valid, cls, 0).astype(np.uint8), 1, window=win)
                         if cdst is not None:
@@ -179,7 +207,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
 
 
 def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, core: int = 256,
-                  windows=None) -> tuple[np.ndarray, np.ndarray]:
+                  windows=None, views: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Classes (uint8, 0 = invalid) and confidence for an in-memory (C, H, W) block."""
     _, h, w = x.shape
     stride = nets[0].stride
@@ -191,7 +219,7 @@ def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, 
     conf_out = np.zeros((h, w), np.float32)
     core = max(stride, core // stride * stride)
     for (r, c, hh, ww), cls, conf, v in run_windows(nets, read, windows or core_windows(h, w, core),
-                                                    halo, stride, device):
+                                                    halo, stride, device, views=views):
         cls_out[r:r + hh, c:c + ww] = np.where(v, cls, 0)
         conf_out[r:r + hh, c:c + ww] = conf
     return cls_out, conf_out

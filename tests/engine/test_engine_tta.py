@@ -1,0 +1,82 @@
+"""Test-time augmentation: each window predicted in its 8 flips / 90° turns, turned back, averaged."""
+
+from __future__ import annotations
+
+import pytest
+import rasterio
+import torch
+from engine_helpers import jsonl_events, run_cli
+
+from engine.config import ModelConfig
+from engine.errors import InputError
+from engine.models import build_model
+from engine.predict import TTA_AUTO_PIXELS, ensemble_probs, tta_views
+
+
+def _dihedral(t: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    t = torch.rot90(t, turns, (2, 3))
+    return torch.flip(t, (3,)) if flip else t
+
+
+def test_eight_views_make_the_prediction_follow_every_flip_and_turn_of_the_input():
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(widths=(8, 16), in_channels=3, num_classes=4, spectral_stem=0)).eval()
+    x = torch.rand(1, 3, 32, 32)
+    one = ensemble_probs([net], x, views=1)
+    eight = ensemble_probs([net], x, views=8)
+    assert torch.allclose(eight.sum(1), torch.ones(1, 32, 32), atol=1e-5)
+    moved_one = moved_eight = 0.0
+    for turns in range(4):
+        for flip in (False, True):
+            xt = _dihedral(x, turns, flip)
+            # 8 views: predicting the turned input gives the turned prediction (the views are turned back)
+            gap8 = float((ensemble_probs([net], xt, views=8) - _dihedral(eight, turns, flip)).abs().max())
+            assert gap8 < 1e-5, (turns, flip, gap8)
+            moved_eight += gap8
+            moved_one += float((ensemble_probs([net], xt, views=1) - _dihedral(one, turns, flip)).abs().max())
+    # one view is not invariant (an untrained random network), so the property above is the averaging's
+    assert moved_one > 100 * max(moved_eight, 1e-7)
+
+
+def test_eight_views_of_a_non_square_window_keep_its_shape():
+    torch.manual_seed(1)
+    net = build_model(ModelConfig(widths=(8, 16), in_channels=2, num_classes=3, spectral_stem=0)).eval()
+    x = torch.rand(2, 2, 16, 48)
+    assert ensemble_probs([net, net], x, views=8).shape == (2, 3, 16, 48)
+    with pytest.raises(ValueError):
+        ensemble_probs([net], x, views=4)
+
+
+def test_auto_uses_eight_views_while_the_raster_is_small():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    side = int(TTA_AUTO_PIXELS["cpu"] ** 0.5)
+    assert tta_views("auto", side, side, cpu) == 8
+    assert tta_views("auto", side + 1, side + 1, cpu) == 1
+    assert tta_views("auto", side + 1, side + 1, gpu) == 8  # an accelerator affords larger rasters
+    assert tta_views("auto", 50_000, 50_000, gpu) == 1
+    assert tta_views("on", 50_000, 50_000, cpu) == 8
+    assert tta_views("off", 10, 10, cpu) == 1
+    with pytest.raises(InputError, match="auto, on or off"):
+        tta_views("always", 10, 10, cpu)
+
+
+def test_cli_predict_tta_on_and_off(learned, tmp_path, capsys):
+    outs = {}
+    for mode in ("on", "off"):
+        out = tmp_path / f"pred_{mode}.tif"
+        rc, stdout, _ = run_cli(capsys, ["predict", "--model", learned["model"], "--image",
+                                         learned["image"], "--out", out, "--tta", mode, "--device", "cpu",
+                                         "--progress", "jsonl"])
+        assert rc == 0
+        stage = next(e for e in jsonl_events(stdout)
+                     if e.get("event") == "stage" and e.get("stage") == "predict")
+        assert ("8 views" in stage.get("message", "")) == (mode == "on")
+        with rasterio.open(out) as ds:
+            outs[mode] = ds.read(1)
+    with rasterio.open(learned["truth"]) as ds:
+        truth = ds.read(1)
+    known = truth > 0
+    acc = {m: float((p[known] == truth[known]).mean()) for m, p in outs.items()}
+    # the same model, so the maps mostly agree; averaging 8 views does not make a trained model worse
+    assert (outs["on"] == outs["off"]).mean() > 0.9
+    assert acc["on"] >= acc["off"] - 0.01, acc

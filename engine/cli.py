@@ -113,6 +113,13 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                    help="write inpainting_rounds.png there: tiles | erasure masks | restorations per round")
 
 
+def _add_tta_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tta", default="auto", choices=["auto", "on", "off"],
+                   help="test-time augmentation: average each window's prediction over its 8 flips / 90° "
+                        "turns (8x the predict time); auto = on for rasters up to 4 megapixels on a CPU, "
+                        "64 on a GPU")
+
+
 def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
     ip = cfg.inpaint
     if getattr(a, "init", None):
@@ -164,19 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", default=None, help="also write the max-softmax confidence GeoTIFF")
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
-    p.add_argument("--tta", default="auto", choices=["auto", "on", "off"],
-                   help="test-time augmentation: average each window's prediction over its 8 flips / 90° "
-                        "turns (8x the predict time); auto = on for rasters up to 4 megapixels on a CPU, "
-                        "64 on a GPU")
+    _add_tta_option(p)
 
     p = sub.add_parser("run", help="train, then segment the image (the one-click path)")
     _add_train_options(p)
     p.add_argument("--out-dir", required=True,
                    help="folder for model.semiseg, prediction.tif, confidence.tif, metrics.json")
-    p.add_argument("--tta", default="auto", choices=["auto", "on", "off"],
-                   help="test-time augmentation: average each window's prediction over its 8 flips / 90° "
-                        "turns (8x the predict time); auto = on for rasters up to 4 megapixels on a CPU, "
-                        "64 on a GPU")
+    _add_tta_option(p)
 
     p = sub.add_parser("evaluate", help="score a prediction against a truth raster (JSON)")
     p.add_argument("--prediction", required=True)

@@ -36,6 +36,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile-size", type=int, default=None, help="override the training tile side (px)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--weight-average", type=_decay, default=None, metavar="DECAY",
+                   help="supervised/inpaint: predict with the moving average of the weights, DECAY its cap "
+                        "(default 0.99; 0 = the last weights)")
     p.add_argument("--arch", default=None, choices=["unet", "resnet18", "resnet34", "resnet50"])
     p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
                    help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
@@ -111,6 +114,14 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                         "reference formulation)")
     g.add_argument("--debug-dir", default=None,
                    help="write inpainting_rounds.png there: tiles | erasure masks | restorations per round")
+
+
+def _decay(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a decay; give a number from 0 (off) up to, not "
+                                         "including, 1 (e.g. 0.99)")
+    return v
 
 
 def _add_tta_option(p: argparse.ArgumentParser) -> None:
@@ -205,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(a: argparse.Namespace):
     cfg = make_config(a.preset, method=a.method, seed=a.seed, val_fraction=a.val_fraction,
                       steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch,
-                      spectral_stem=a.spectral_stem)
+                      spectral_stem=a.spectral_stem, weight_average=a.weight_average)
     _apply_icnet_options(cfg, a)
     _apply_inpaint_options(cfg, a)
     return cfg

@@ -141,6 +141,8 @@ class TrainConfig:
     seed: int = 0
     memory_budget_mb: int = 1024  # image pixels held in RAM for training tiles
     unlabeled_batch_size: int = 8  # used by semi-supervised methods
+    weight_average: float = 0.99  # supervised / inpaint predict with an EMA of the weights, this its cap
+    #                               (0 = with the last weights); ICNet's teachers are EMAs already
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)  # inpaint, inpaint+icnet
     icnet: ICNetConfig = field(default_factory=ICNetConfig)  # icnet, inpaint+icnet
 

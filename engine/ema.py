@@ -50,3 +50,24 @@ class EMATeacher:
     @torch.no_grad()
     def __call__(self, *args, **kwargs):
         return self.model(*args, **kwargs)
+
+
+class WeightAverage:
+    """Predict with the moving average of a network's weights instead of its last ones.
+
+    With a few labeled pixels the last SGD iterates still wander between nearby solutions; their
+    average (an EMA teacher of the network, ``decay`` as its cap) is a steadier model at no training
+    cost. ``decay`` 0 turns it off: the network itself predicts.
+    """
+
+    def __init__(self, net: nn.Module, decay: float):
+        self.net = net
+        self.ema = EMATeacher(net, decay) if decay > 0 else None
+
+    def update(self) -> None:
+        """After every optimiser step."""
+        if self.ema is not None:
+            self.ema.update(self.net)
+
+    def model(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.net

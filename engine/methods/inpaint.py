@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from engine.augment import band_jitter, random_dihedral
+from engine.ema import WeightAverage
 from engine.models import build_model
 from engine.pretrain import EncoderFile, load_pretrained
 from engine.ssim import ssim_loss
@@ -39,6 +40,7 @@ class Inpaint(Method):
         rest = [p for n, p in self.net.named_parameters() if not n.startswith("encoder.")]
         groups = [{"params": encoder, "lr_scale": cfg.inpaint.encoder_lr_scale}, {"params": rest}]
         self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.average = WeightAverage(self.net, cfg.weight_average)  # a copy at its first update
         self.ssim_weight = cfg.inpaint.ssim_weight
         self.warmup_steps = round(cfg.inpaint.head_warmup * cfg.steps)
         self.pretrained = False
@@ -72,8 +74,9 @@ class Inpaint(Method):
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        self.average.update()
         logs["loss"] = loss.item()
         return logs
 
     def ensemble(self):
-        return [self.net]
+        return [self.average.model()]

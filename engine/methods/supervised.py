@@ -1,8 +1,9 @@
 """Supervised baseline: the segmentation network trained on the labeled pixels alone.
 
 Sparse cross-entropy on augmented labeled tiles (flips, 90° rotations, band-wise brightness and
-contrast), SGD with momentum and poly decay. The same network and schedule the semi-supervised
-methods use, so their gains are measured against exactly this.
+contrast), SGD with momentum and poly decay; the moving average of the weights predicts
+(``--weight-average``). The same network and schedule the semi-supervised methods use, so their gains
+are measured against exactly this.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from engine.augment import band_jitter, random_dihedral
+from engine.ema import WeightAverage
 from engine.models import build_model
 from engine.training import Method, sparse_ce, to_batch
 
@@ -23,6 +25,7 @@ class Supervised(Method):
         self.net = build_model(cfg.model, imagenet=True).to(device).train()
         self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
+        self.average = WeightAverage(self.net, cfg.weight_average)
 
     def optimizers(self):
         return [self.opt]
@@ -35,7 +38,8 @@ class Supervised(Method):
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        self.average.update()
         return {"loss": loss.item()}
 
     def ensemble(self):
-        return [self.net]
+        return [self.average.model()]

@@ -12,6 +12,7 @@ from engine.data import TileSampler, build_chips
 from engine.errors import InputError
 from engine.methods.inpaint import Inpaint
 from engine.methods.inpaint_icnet import InpaintICNet
+from engine.methods.supervised import Supervised
 from engine.models import build_model
 from engine.pretrain import load_encoder, load_pretrained, pretrain_chips, save_encoder
 from engine.progress import Reporter
@@ -111,3 +112,26 @@ def test_head_warmup_trains_only_the_classifier_first_then_everything(scene):
     assert not same(method.net.head.state_dict(), head)
     method.train_step(3, cfg.steps)
     assert not same(method.net.encoder.state_dict(), enc.encoder)  # now everything learns
+
+
+@pytest.mark.parametrize("method_cls", [Inpaint, Supervised])
+def test_the_moving_average_of_the_weights_predicts_and_zero_turns_it_off(scene, method_cls):
+    cfg = tiny_cfg()
+    cfg.model.in_channels, cfg.model.num_classes = 3, 3
+    method = method_cls(cfg, scene["data"], CPU)
+    seen = []
+    for step in (1, 2, 3):
+        method.train_step(step, 3)
+        seen.append({k: v.detach().clone() for k, v in method.net.state_dict().items()})
+    (predictor,) = method.ensemble()
+    assert predictor is not method.net and not predictor.training
+    # cap 0.99 is not reached in 3 updates: a = 1 - 1/(t+1) makes the average the plain mean of the iterates
+    got = predictor.state_dict()
+    params = dict(method.net.named_parameters())
+    for name in params:
+        assert torch.allclose(got[name], torch.stack([s[name] for s in seen]).mean(0), atol=1e-6), name
+    assert not all(torch.equal(got[k], p) for k, p in params.items())  # not simply the last weights
+
+    cfg.weight_average = 0.0
+    plain = method_cls(cfg, scene["data"], CPU)
+    assert plain.ensemble() == [plain.net]

@@ -190,9 +190,10 @@ def read_prediction(path: str) -> np.ndarray:
         return ds.read(1)
 
 
-def predict_saved(model_path: str, views: int) -> np.ndarray:
+def predict_saved(model_path: str, views: int, members: slice | None = None) -> np.ndarray:
     """A saved model's class map of the whole Indian Pines image with the engine's own windows and
-    mirrored edges, from ``views`` (1, or 8 = test-time augmentation) views per window; one thread."""
+    mirrored edges, from ``views`` (1, or 8 = test-time augmentation) views per window and the
+    ``members`` of its ensemble (all by default); one thread."""
     import torch
 
     from engine import modelfile
@@ -203,8 +204,8 @@ def predict_saved(model_path: str, views: int) -> np.ndarray:
     model = modelfile.load(model_path)
     with open_image(os.path.join(WORK, "image.tif")) as ds:
         x, valid = read_normalised(ds, model.band_stats, 0, 0, ds.height, ds.width)
-    cls, _ = predict_array(model.networks(torch.device("cpu")), x, valid, torch.device("cpu"), core=512,
-                           views=views)
+    nets = model.networks(torch.device("cpu"))[members or slice(None)]
+    cls, _ = predict_array(nets, x, valid, torch.device("cpu"), core=512, views=views)
     return cls
 
 

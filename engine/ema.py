@@ -56,18 +56,37 @@ class WeightAverage:
     """Predict with the moving average of a network's weights instead of its last ones.
 
     With a few labeled pixels the last SGD iterates still wander between nearby solutions; their
-    average (an EMA teacher of the network, ``decay`` as its cap) is a steadier model at no training
-    cost. ``decay`` 0 turns it off: the network itself predicts.
+    average is a steadier model at no training cost. Same schedule as EMATeacher (the first update
+    copies, then ``a = min(1 - 1/(t+1), decay)``), written as ``avg.lerp_(w, 1 - a)`` so that a weight
+    that does not move (a frozen encoder) stays exactly what it is. The copy is taken at the first
+    update, i.e. after any pretrained weights were loaded; before it the network itself predicts.
+    ``decay`` 0 turns the average off.
     """
 
     def __init__(self, net: nn.Module, decay: float):
-        self.net = net
-        self.ema = EMATeacher(net, decay) if decay > 0 else None
+        self.net, self.decay = net, decay
+        self.avg: nn.Module | None = None
+        self.updates = 0
 
+    @torch.no_grad()
     def update(self) -> None:
         """After every optimiser step."""
-        if self.ema is not None:
-            self.ema.update(self.net)
+        if self.decay <= 0:
+            return
+        if self.avg is None:
+            self.avg = copy.deepcopy(self.net).eval()
+            for p in self.avg.parameters():
+                p.requires_grad_(False)
+        else:
+            w = max(1.0 / (self.updates + 1), 1.0 - self.decay)  # = 1 - a
+            for t, s in zip(self.avg.parameters(), self.net.parameters(), strict=True):
+                t.lerp_(s.detach(), w)
+            for t, s in zip(self.avg.buffers(), self.net.buffers(), strict=True):
+                if t.dtype.is_floating_point:
+                    t.lerp_(s.detach(), w)
+                else:
+                    t.copy_(s)
+        self.updates += 1
 
     def model(self) -> nn.Module:
-        return self.ema.model if self.ema is not None else self.net
+        return self.avg if self.avg is not None else self.net

@@ -2,8 +2,9 @@
 
 After every optimisation step the teacher's weights move towards the student's:
 ``teacher = a * teacher + (1 - a) * student`` with ``a = min(1 - 1 / (t + 1), cap)``, where ``t``
-counts the updates already made. The first update (a = 0) makes the teacher an exact copy; the
-averaging window then grows until it reaches ``1 / (1 - cap)`` steps. Batch-norm running statistics
+counts the updates already made; written as ``teacher.lerp_(student, 1 - a)``, so a weight that does not
+move (a frozen encoder) stays exactly what it is. The first update (a = 0) makes the teacher an exact
+copy; the averaging window then grows until it reaches ``1 / (1 - cap)`` steps. Batch-norm running statistics
 are averaged the same way (integer counters are copied), so the teacher in eval mode normalises with
 statistics that match its averaged weights.
 """
@@ -32,12 +33,12 @@ class EMATeacher:
 
     @torch.no_grad()
     def update(self, student: nn.Module) -> None:
-        a = self.decay()
+        w = 1.0 - self.decay()
         for t, s in zip(self.model.parameters(), student.parameters(), strict=True):
-            t.mul_(a).add_(s.detach(), alpha=1 - a)
+            t.lerp_(s.detach(), w)
         for t, s in zip(self.model.buffers(), student.buffers(), strict=True):
             if t.dtype.is_floating_point:
-                t.mul_(a).add_(s.detach(), alpha=1 - a)
+                t.lerp_(s.detach(), w)
             else:
                 t.copy_(s)
         self.updates += 1
@@ -56,37 +57,22 @@ class WeightAverage:
     """Predict with the moving average of a network's weights instead of its last ones.
 
     With a few labeled pixels the last SGD iterates still wander between nearby solutions; their
-    average is a steadier model at no training cost. Same schedule as EMATeacher (the first update
-    copies, then ``a = min(1 - 1/(t+1), decay)``), written as ``avg.lerp_(w, 1 - a)`` so that a weight
-    that does not move (a frozen encoder) stays exactly what it is. The copy is taken at the first
-    update, i.e. after any pretrained weights were loaded; before it the network itself predicts.
-    ``decay`` 0 turns the average off.
+    average (an EMATeacher of the network, ``decay`` its cap) is a steadier model at no training cost.
+    The teacher is made at the first update, i.e. after any pretrained weights were loaded; before it
+    the network itself predicts. ``decay`` 0 turns the average off.
     """
 
     def __init__(self, net: nn.Module, decay: float):
         self.net, self.decay = net, decay
-        self.avg: nn.Module | None = None
-        self.updates = 0
+        self.ema: EMATeacher | None = None
 
-    @torch.no_grad()
     def update(self) -> None:
         """After every optimiser step."""
         if self.decay <= 0:
             return
-        if self.avg is None:
-            self.avg = copy.deepcopy(self.net).eval()
-            for p in self.avg.parameters():
-                p.requires_grad_(False)
-        else:
-            w = max(1.0 / (self.updates + 1), 1.0 - self.decay)  # = 1 - a
-            for t, s in zip(self.avg.parameters(), self.net.parameters(), strict=True):
-                t.lerp_(s.detach(), w)
-            for t, s in zip(self.avg.buffers(), self.net.buffers(), strict=True):
-                if t.dtype.is_floating_point:
-                    t.lerp_(s.detach(), w)
-                else:
-                    t.copy_(s)
-        self.updates += 1
+        if self.ema is None:
+            self.ema = EMATeacher(self.net, self.decay)
+        self.ema.update(self.net)
 
     def model(self) -> nn.Module:
-        return self.avg if self.avg is not None else self.net
+        return self.ema.model if self.ema is not None else self.net

@@ -190,14 +190,16 @@ def read_prediction(path: str) -> np.ndarray:
         return ds.read(1)
 
 
-def predict_saved(model_path: str, views: int, members: slice | None = None) -> np.ndarray:
+def predict_saved(model_path: str, views: int, members: slice | None = None,
+                  smooth: bool = False) -> np.ndarray:
     """A saved model's class map of the whole Indian Pines image with the engine's own windows and
     mirrored edges, from ``views`` (1, or 8 = test-time augmentation) views per window and the
-    ``members`` of its ensemble (all by default); one thread."""
+    ``members`` of its ensemble (all by default), edge-aware smoothed if ``smooth`` (as `predict`
+    does by default); one thread."""
     import torch
 
     from engine import modelfile
-    from engine.predict import predict_array
+    from engine.predict import predict_array, smoothing_for
     from engine.raster import open_image, read_normalised
 
     torch.set_num_threads(1)
@@ -205,7 +207,9 @@ def predict_saved(model_path: str, views: int, members: slice | None = None) -> 
     with open_image(os.path.join(WORK, "image.tif")) as ds:
         x, valid = read_normalised(ds, model.band_stats, 0, 0, ds.height, ds.width)
     nets = model.networks(torch.device("cpu"))[members or slice(None)]
-    cls, _ = predict_array(nets, x, valid, torch.device("cpu"), core=512, views=views)
+    smoothing = smoothing_for(lambda r, c, h, w: (x[:, r:r + h, c:c + w], valid[r:r + h, c:c + w]),
+                              *valid.shape, smooth)
+    cls, _ = predict_array(nets, x, valid, torch.device("cpu"), core=512, views=views, smooth=smoothing)
     return cls
 
 
@@ -231,7 +235,7 @@ def engine_cmd(python: str, method: str, preset: str, seed: int, image: str, lab
                out_dir: str, extra: list[str]) -> list[str]:
     return [python, "-m", "engine", "run", "--image", image, "--labels", labels, "--out-dir", out_dir,
             "--method", method, "--preset", preset, "--seed", str(seed), "--val-fraction", "0",
-            "--progress", "none", "--tta", "off", *extra]  # 8 views: scored from the saved model
+            "--progress", "none", "--tta", "off", "--smooth", "off", *extra]  # the rest: saved model
 
 
 def run_engine(cmd: list[str], out_dir: str, timeout: float | None, threads: int = 0) -> dict:
@@ -282,12 +286,17 @@ def repo_relative(arg: str) -> str:
 
 
 def add_tta_scores(rec: dict, truth_eval: np.ndarray, n_classes: int) -> None:
-    """OA / mIoU of the run's saved model predicted with 8 views per window (the engine's ``--tta on``);
-    the run itself predicted with one (``--tta off``), so both figures come from the same model."""
+    """OA / mIoU of the run's saved model predicted with 8 views per window (the engine's ``--tta on``),
+    and with 8 views and edge-aware smoothing (``--smooth on``: both are what `run` and `predict` do by
+    default on an image this small); the run itself predicted with one view and no smoothing, so all
+    figures come from the same model. Only the columns a record lacks are computed."""
     model = os.path.join(os.path.dirname(os.path.join(REPO, rec["pred_path"])), "model.semiseg")
-    if rec.get("method") != "rf" and os.path.exists(model):
-        tta = scores(predict_saved(model, 8), truth_eval, n_classes)
-        rec.update(oa_tta=tta["oa"], miou_tta=tta["miou"])
+    if rec.get("method") == "rf" or not os.path.exists(model):
+        return
+    for suffix, smooth in (("tta", False), ("smooth", True)):
+        if f"oa_{suffix}" not in rec:
+            sc = scores(predict_saved(model, 8, smooth=smooth), truth_eval, n_classes)
+            rec.update({f"oa_{suffix}": sc["oa"], f"miou_{suffix}": sc["miou"]})
 
 
 def finish_record(rec: dict, gt: np.ndarray, n_classes: int, engine_ok: bool, args) -> dict:
@@ -381,8 +390,8 @@ def summarise(records: list[dict]) -> list[dict]:
         out.append({"label": key[0], "k": key[1], "n_ok": len(ok), "n": len(rs),
                     "seeds": [r["seed"] for r in ok],
                     "oa": ms("oa"), "miou": ms("miou"), "wall_s": ms("wall_s"),
-                    "oa_tta": ms("oa_tta", [r for r in ok if "oa_tta" in r]),
-                    "miou_tta": ms("miou_tta", [r for r in ok if "oa_tta" in r]),
+                    **{f"{m}_{sfx}": ms(f"{m}_{sfx}", [r for r in ok if f"oa_{sfx}" in r])
+                       for m in ("oa", "miou") for sfx in ("tta", "smooth")},
                     "cpu_s": [r["cpu_s"] for r in ok if r.get("cpu_s") is not None]})
     return out
 
@@ -402,10 +411,12 @@ def markdown(summary: list[dict], meta: dict) -> str:
         "process), which other load on the machine does not inflate; both are means over seeds. "
         "OA / mIoU: each run's prediction from one view per window (`--tta off`); 8 views: the same "
         "saved model predicted with test-time augmentation (`--tta on`, the engine's default on an image "
-        "this small).",
+        "this small); 8 views + smoothing: also with edge-aware smoothing of the probabilities (`--smooth "
+        "on`): what `run` and `predict` give by default.",
         "",
-        "| method | k | OA | mIoU | OA, 8 views | mIoU, 8 views | wall s | CPU s | runs ok |",
-        "|---|---:|---|---|---|---|---:|---:|---:|",
+        "| method | k | OA | mIoU | OA, 8 views | mIoU, 8 views | OA, 8 views + smoothing | "
+        "mIoU, 8 views + smoothing | wall s | CPU s | runs ok |",
+        "|---|---:|---|---|---|---|---|---|---:|---:|---:|",
     ]
     for s in summary:
         def f(pair, nd=3, missing="failed"):
@@ -416,8 +427,9 @@ def markdown(summary: list[dict], meta: dict) -> str:
         if s["cpu_s"] and len(s["cpu_s"]) < s["n_ok"]:
             cpu += f" ({len(s['cpu_s'])} runs)"
         lines.append(f"| {s['label']} | {s['k']} | {f(s['oa'])} | {f(s['miou'])} | "
-                     f"{f(s['oa_tta'], missing='-')} | {f(s['miou_tta'], missing='-')} | {wall} | {cpu} | "
-                     f"{s['n_ok']}/{s['n']} |")
+                     f"{f(s['oa_tta'], missing='-')} | {f(s['miou_tta'], missing='-')} | "
+                     f"{f(s['oa_smooth'], missing='-')} | {f(s['miou_smooth'], missing='-')} | "
+                     f"{wall} | {cpu} | {s['n_ok']}/{s['n']} |")
     lines += ["", f"Command: `{meta['command']}`", ""]
     if meta.get("notes"):
         lines += [*("- " + n for n in meta["notes"]), ""]
@@ -567,8 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             for v in variants:
                 key = (v["label"], k, seed, args.preset if v["method"] != "rf" else None, tuple(v["extra"]))
                 if key in previous:
-                    if "oa_tta" not in previous[key]:  # recorded before the 8-view column
-                        add_tta_scores(previous[key], truth_eval, n_classes)
+                    add_tta_scores(previous[key], truth_eval, n_classes)  # columns added since
                     records.append(previous[key])
                     print(f"[{v['label']} k={k} seed={seed}] reused from an earlier run (--resume)")
                     continue

@@ -66,6 +66,7 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
                        ("cutmix", "CutMix between unlabeled tiles"),
                        ("contrastive", "the pixel contrastive loss"),
                        ("rounds", "iterative rounds"),
+                       ("pool-smoothing", "edge-aware smoothing of the pool's predictions"),
                        ("ensemble", "prediction from both teachers (teacher B alone)")):
         g.add_argument(f"--no-{flag}", action="store_true", help=f"no {what}")
     g.add_argument("--reseed", action="store_true",
@@ -84,6 +85,7 @@ def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
     ic.class_adaptive &= not a.no_class_adaptive
     ic.cutmix &= not a.no_cutmix
     ic.ensemble &= not a.no_ensemble
+    ic.pool_smoothing &= not a.no_pool_smoothing
     ic.reseed |= a.reseed
     if a.no_contrastive:
         ic.contrastive_weight = 0.0
@@ -124,11 +126,14 @@ def _decay(text: str) -> float:
     return v
 
 
-def _add_tta_option(p: argparse.ArgumentParser) -> None:
+def _add_predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", default="auto", choices=["auto", "on", "off"],
                    help="test-time augmentation: average each window's prediction over its 8 flips / 90° "
                         "turns (8x the predict time); auto = on for rasters up to 4 megapixels on a CPU, "
                         "64 on a GPU")
+    p.add_argument("--smooth", default="on", choices=["on", "off"],
+                   help="edge-aware smoothing of the class probabilities: neighbouring pixels with alike "
+                        "bands share a class, an edge between unlike pixels stops it (default on)")
 
 
 def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
@@ -182,13 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", default=None, help="also write the max-softmax confidence GeoTIFF")
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
-    _add_tta_option(p)
+    _add_predict_options(p)
 
     p = sub.add_parser("run", help="train, then segment the image (the one-click path)")
     _add_train_options(p)
     p.add_argument("--out-dir", required=True,
                    help="folder for model.semiseg, prediction.tif, confidence.tif, metrics.json")
-    _add_tta_option(p)
+    _add_predict_options(p)
 
     p = sub.add_parser("evaluate", help="score a prediction against a truth raster (JSON)")
     p.add_argument("--prediction", required=True)
@@ -268,11 +273,12 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         model = modelfile.load(a.model)
         from engine.predict import predict_file  # noqa: PLC0415
 
-        predict_file(model, a.image, a.out, a.confidence, device, rep, cancel=cancel, tta=a.tta)
+        predict_file(model, a.image, a.out, a.confidence, device, rep, cancel=cancel, tta=a.tta,
+                     smooth=a.smooth == "on")
         return {"prediction": os.path.abspath(a.out)}
     if a.command == "run":
         res = pipeline.run(a.image, a.labels, a.out_dir, _config(a), device, rep, a.label_field,
-                           a.unlabeled, cancel=cancel, tta=a.tta)
+                           a.unlabeled, cancel=cancel, tta=a.tta, smooth=a.smooth == "on")
         return {"model": res["paths"]["model"], **res["paths"], "metrics": res["metrics"]}
     raise AssertionError(a.command)
 

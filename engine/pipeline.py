@@ -123,8 +123,9 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
 
 def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.device,
         reporter: Reporter, label_field: str | None = None, unlabeled: list[str] | None = None,
-        confidence: bool = True, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto") -> dict:
-    """Train, save the model, predict the image: the one-click path (``tta``: predict_file's)."""
+        confidence: bool = True, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
+        smooth: bool = True) -> dict:
+    """Train, save the model, predict the image: the one-click path (``tta``, ``smooth``: predict_file's)."""
     t0 = time.monotonic()
     ensure_folder(out_dir)
     paths = {"model": os.path.join(out_dir, "model.semiseg"),
@@ -139,7 +140,7 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
     t_pred = time.monotonic()
     predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter, cancel=cancel,
-                 tta=tta)
+                 tta=tta, smooth=smooth)
     metrics = dict(model.metrics)
     metrics["predict_seconds"] = round(time.monotonic() - t_pred, 2)
     metrics["total_seconds"] = round(time.monotonic() - t0, 2)

@@ -27,6 +27,7 @@ from engine.modelfile import SavedModel
 from engine.progress import Reporter
 from engine.raster import open_image, read_normalised
 from engine.runtime import NEVER_CANCELLED, CancelToken
+from engine.smooth import EdgeAwareSmoothing, sample_windows
 
 Reader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
@@ -70,8 +71,13 @@ def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor, views: int = 1)
 
 
 def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch.device,
-                batch: int = 4, cancel: CancelToken = NEVER_CANCELLED, views: int = 1) -> Iterator:
-    """Yield ((row, col, h, w), class map uint8 1..K, confidence float32, valid bool) per core block."""
+                batch: int = 4, cancel: CancelToken = NEVER_CANCELLED, views: int = 1,
+                smooth: EdgeAwareSmoothing | None = None) -> Iterator:
+    """Yield ((row, col, h, w), class map uint8 1..K, confidence float32, valid bool) per core block;
+    with ``smooth``, from the edge-aware smoothed probabilities of each window (``halo`` must be at
+    least its reach: pick_halo)."""
+    if smooth is not None and halo < smooth.reach:
+        raise ValueError(f"halo {halo} px is narrower than the smoothing's reach {smooth.reach} px")
     pending = []
 
     def flush():
@@ -80,9 +86,15 @@ def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch
         xb = np.zeros((len(pending), pending[0][1].shape[0], side_h, side_w), np.float32)
         for i, (_, x, _) in enumerate(pending):
             xb[i, :, :x.shape[1], :x.shape[2]] = x
-        probs = ensemble_probs(nets, torch.from_numpy(xb).to(device), views).cpu().numpy()
-        for i, ((r, c, h, w), _, valid) in enumerate(pending):
-            p = probs[i, :, halo:halo + h, halo:halo + w]
+        xt = torch.from_numpy(xb).to(device)
+        probs = ensemble_probs(nets, xt, views)
+        for i, ((r, c, h, w), x, valid) in enumerate(pending):
+            if smooth is not None:
+                hh, ww = x.shape[1:]
+                p = smooth(probs[i, :, :hh, :ww], xt[i, :, :hh, :ww], torch.from_numpy(valid).to(device))
+                p = p[:, halo:halo + h, halo:halo + w].cpu().numpy()
+            else:
+                p = probs[i, :, halo:halo + h, halo:halo + w].cpu().numpy()
             core_valid = valid[halo:halo + h, halo:halo + w]
             yield (r, c, h, w), (p.argmax(0) + 1).astype(np.uint8), p.max(0), core_valid
 
@@ -137,16 +149,26 @@ def array_reader(x: np.ndarray, valid: np.ndarray) -> Reader:
     return read
 
 
-def pick_halo(stride: int) -> int:
-    """Context margin: enough for the U-Net's receptive field at the deepest level, stride-aligned."""
-    return max(64, 2 * stride)
+def pick_halo(stride: int, smooth: EdgeAwareSmoothing | None = None) -> int:
+    """Context margin: enough for the U-Net's receptive field at the deepest level and for the
+    smoothing's reach, stride-aligned."""
+    reach = smooth.reach if smooth is not None else 0
+    return max(64, 2 * stride, -(-reach // stride) * stride)
+
+
+def smoothing_for(read: Reader, height: int, width: int, enabled: bool) -> EdgeAwareSmoothing | None:
+    """The edge-aware smoothing for a raster read by ``read`` (its range scale sampled from it), or
+    None when ``enabled`` is false."""
+    return EdgeAwareSmoothing.fit(sample_windows(read, height, width)) if enabled else None
 
 
 def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_path: str | None,
                  device: torch.device, reporter: Reporter | None = None, core: int = 512,
-                 batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto") -> None:
+                 batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
+                 smooth: bool = True) -> None:
     """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF);
-    ``tta``: test-time augmentation, ``auto``, ``on`` or ``off`` (tta_views)."""
+    ``tta``: test-time augmentation, ``auto``, ``on`` or ``off`` (tta_views); ``smooth``: edge-aware
+    smoothing of the probabilities (engine.smooth)."""
     reporter = reporter or Reporter("none")
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
@@ -159,7 +181,10 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         views = tta_views(tta, ds.height, ds.width, device)
         nets = model.networks(device)
         stride = nets[0].stride
-        halo = pick_halo(stride)
+        read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),
+                        ds.height, ds.width)
+        smoothing = smoothing_for(read, ds.height, ds.width, smooth)
+        halo = pick_halo(stride, smoothing)
         core = max(stride, core // stride * stride)
         batch = batch or (16 if device.type == "cuda" else 2)
         cores = core_windows(ds.height, ds.width, core)
@@ -175,12 +200,11 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                 try:
                     reporter.stage("predict", len(cores), message=f"{ds.width}×{ds.height} px, "
                                    f"{len(cores)} block(s) on {device}"
-                                   + (", 8 views each (test-time augmentation)" if views == 8 else ""))
-                    read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),
-                                    ds.height, ds.width)
-                    for i, ((r, c, h, w), cls, conf, valid) in enumerate(
-                            run_windows(nets, read, cores, halo, stride, device, batch, cancel, views),
-                            start=1):
+                                   + (", 8 views each (test-time augmentation)" if views == 8 else "")
+                                   + (", edge-aware smoothing" if smoothing else ""))
+                    windows = run_windows(nets, read, cores, halo, stride, device, batch, cancel, views,
+                                          smoothing)
+                    for i, ((r, c, h, w), cls, conf, valid) in enumerate(windows, start=1):
                         win = rasterio.windows.Window(c, r, w, h)
                         dst.write(np.where(valid, cls, 0).astype(np.uint8), 1, window=win)
                         if cdst is not None:
@@ -207,11 +231,12 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
 
 
 def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, core: int = 256,
-                  windows=None, views: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                  windows=None, views: int = 1,
+                  smooth: EdgeAwareSmoothing | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Classes (uint8, 0 = invalid) and confidence for an in-memory (C, H, W) block."""
     _, h, w = x.shape
     stride = nets[0].stride
-    halo = pick_halo(stride)
+    halo = pick_halo(stride, smooth)
 
     read = mirrored(array_reader(x, valid), h, w)
 
@@ -219,7 +244,7 @@ def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, 
     conf_out = np.zeros((h, w), np.float32)
     core = max(stride, core // stride * stride)
     for (r, c, hh, ww), cls, conf, v in run_windows(nets, read, windows or core_windows(h, w, core),
-                                                    halo, stride, device, views=views):
+                                                    halo, stride, device, views=views, smooth=smooth):
         cls_out[r:r + hh, c:c + ww] = np.where(v, cls, 0)
         conf_out[r:r + hh, c:c + ww] = conf
     return cls_out, conf_out

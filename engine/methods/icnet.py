@@ -12,10 +12,10 @@ Every step: one labeled batch for both students, one unlabeled batch seen in a w
 ``--icnet-mode reference`` is that and nothing more (hard argmax pseudo-labels, weight 1, teacher B
 predicts). ``improved`` adds, each switchable (config.ICNetConfig): confidence-masked, class-adaptive
 pseudo-labels; CutMix between unlabeled tiles; a pixel-to-prototype contrastive loss on a projection
-head; iterative rounds (the teachers' ensemble refreshes a pseudo-label pool -- each class's most
-confident pixels, a share that widens every round -- that fills the pixels the current teacher is unsure
-of, and the LR schedule restarts; ``--reseed`` also re-initialises the weaker student); and prediction
-from the mean softmax of both teachers.
+head; iterative rounds (the teachers' ensemble, its probabilities smoothed edge-aware (engine.smooth),
+refreshes a pseudo-label pool -- each class's most confident pixels, a share that widens every round --
+that fills the pixels the current teacher is unsure of, and the LR schedule restarts; ``--reseed`` also
+re-initialises the weaker student); and prediction from the mean softmax of both teachers.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from engine.ema import EMATeacher
 from engine.losses import ClassAdaptiveThresholds, PrototypeBank, masked_ce, prototype_infonce, pseudo_labels
 from engine.models import build_model
 from engine.predict import predict_array
+from engine.smooth import EdgeAwareSmoothing
 from engine.training import Method, evaluate_chips, poly_lr, sparse_ce, to_batch
 
 
@@ -208,7 +209,10 @@ class ICNet(Method):
         nets = [t.model.net for t in self.teachers]
         thr = self.adaptive.thresholds() if self.adaptive is not None else torch.full(
             (self.data.num_classes,), self.ic.conf_threshold)
-        preds = [predict_array(nets, chip.x, chip.valid, self.device) for chip in self.data.chips]
+        smooth = (EdgeAwareSmoothing.fit((c.x, c.valid) for c in self.data.chips)
+                  if self.ic.pool_smoothing else None)
+        preds = [predict_array(nets, chip.x, chip.valid, self.device, smooth=smooth)
+                 for chip in self.data.chips]
         bars = pool_bars(preds, thr.numpy(), min(self.ic.pool_fraction * self.round, 0.9))
         pool_chips = []
         for chip, (cls, conf) in zip(self.data.chips, preds, strict=True):

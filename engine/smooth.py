@@ -1,0 +1,127 @@
+"""Edge-aware smoothing of class probabilities: neighbouring pixels that look alike share a class.
+
+A network trained on a few labeled pixels is right about most of a field and wrong in scattered
+pixels and patches inside it. Averaging each pixel's class probabilities with those of its neighbours,
+weighted by how close they are (a Gaussian of ``sigma`` px) and how alike their bands are (a Gaussian
+of the squared distance of their bands' leading principal components, scaled by the raster's typical
+neighbour distance), and
+repeating that ``iterations`` times, spreads the consensus of a homogeneous region over it while an
+edge between unlike pixels stops it: a bilateral filter applied as a few rounds of mean-field
+message passing. Nodata pixels send nothing.
+
+The result at a pixel depends on the raster within ``reach`` = ``radius`` × ``iterations`` px, so a
+sliding window whose halo is at least that wide gives the same map as a whole-raster pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+Reader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def neighbour_differences(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Squared feature distance of every valid pair of 4-neighbours in a (D, H, W) block."""
+    parts = []
+    for a, b, va, vb in ((x[:, 1:], x[:, :-1], valid[1:], valid[:-1]),
+                         (x[:, :, 1:], x[:, :, :-1], valid[:, 1:], valid[:, :-1])):
+        d = ((a - b) ** 2).sum(0)
+        parts.append(d[va & vb])
+    return np.concatenate(parts)
+
+
+def sample_windows(read: Reader, height: int, width: int, windows: int = 16, size: int = 256):
+    """Up to ``windows`` ``size``-px (x, valid) windows spread evenly over a raster (deterministic)."""
+    n = max(1, math.isqrt(windows))
+    rows = sorted({int(r) for r in np.linspace(0, max(height - size, 0), n)})
+    cols = sorted({int(c) for c in np.linspace(0, max(width - size, 0), n)})
+    return [read(r, c, min(size, height), min(size, width)) for r in rows for c in cols]
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeAwareSmoothing:
+    """The smoothing for one raster: ``projection`` (D, C) maps its normalised bands to at most
+    MAX_FEATURES features (principal components; None = the bands themselves), ``scale`` is the median
+    squared feature distance of neighbouring pixels -- what 'alike' means on this raster."""
+
+    scale: float
+    projection: np.ndarray | None = None
+    radius: int = 5  # neighbourhood (2 radius + 1)² px
+    sigma: float = 3.0  # spatial Gaussian, px
+    iterations: int = 10
+
+    MAX_FEATURES = 8
+
+    @classmethod
+    def fit(cls, blocks: Iterable[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> EdgeAwareSmoothing:
+        """From (x, valid) blocks of a raster: its leading principal components (when it has more than
+        MAX_FEATURES bands: distances then cost the same for 4 bands or 200) and its neighbour scale.
+        Tied to the raster, not its sensor or units: a pixel pair differing like a typical neighbour
+        pair gets weight exp(-1/2). A floor keeps piecewise-constant rasters (median 0) finite."""
+        blocks = [(np.asarray(x, np.float32), np.asarray(v, bool)) for x, v in blocks]
+        projection = None
+        if blocks and blocks[0][0].shape[0] > cls.MAX_FEATURES:
+            rng = np.random.default_rng(seed)
+            per_block = max(1, 50_000 // len(blocks))  # a bounded sample, whatever the band count
+            pixels = []
+            for x, v in blocks:
+                rows, cols = np.nonzero(v)
+                pick = rng.choice(len(rows), min(len(rows), per_block), replace=False)
+                pixels.append(x[:, rows[pick], cols[pick]].T)
+            pixels = np.concatenate(pixels)
+            if len(pixels) > cls.MAX_FEATURES:
+                _, _, vt = np.linalg.svd(pixels - pixels.mean(0), full_matrices=False)
+                projection = np.ascontiguousarray(vt[:cls.MAX_FEATURES], np.float32)
+        diffs = [neighbour_differences(project(x, projection), v) for x, v in blocks]
+        diffs = np.concatenate(diffs) if diffs else np.zeros(0, np.float32)
+        return cls(max(float(np.median(diffs)) if len(diffs) else 0.0, 1e-6), projection)
+
+    @property
+    def reach(self) -> int:
+        return self.radius * self.iterations
+
+    def weights(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(n_offsets, H, W) normalised weights of each pixel's neighbours (x: (C, H, W) bands)."""
+        r, (h, w) = self.radius, valid.shape
+        if self.projection is not None:
+            x = torch.einsum("dc,chw->dhw", torch.from_numpy(self.projection).to(x.device), x)
+        xp = torch.nn.functional.pad(x, (r, r, r, r))
+        vp = torch.nn.functional.pad(valid, (r, r, r, r))
+        out = torch.empty((2 * r + 1) ** 2, h, w, device=x.device)
+        i = 0
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                d2 = ((xp[:, r + dy:r + dy + h, r + dx:r + dx + w] - x) ** 2).sum(0)
+                near = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
+                out[i] = near * torch.exp(-d2 / (2 * self.scale)) * vp[r + dy:r + dy + h, r + dx:r + dx + w]
+                i += 1
+        return out / out.sum(0, keepdim=True).clamp_min(1e-12)
+
+    @torch.inference_mode()
+    def __call__(self, probs: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Smoothed (K, H, W) probabilities; ``x`` (C, H, W) the normalised bands, ``valid`` (H, W)."""
+        if self.iterations <= 0:
+            return probs
+        wgt = self.weights(x.float(), valid.float())
+        r, (h, w) = self.radius, valid.shape
+        q = probs.float()
+        for _ in range(self.iterations):
+            qp = torch.nn.functional.pad(q, (r, r, r, r))
+            acc = torch.zeros_like(q)
+            i = 0
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    acc.addcmul_(wgt[i], qp[:, r + dy:r + dy + h, r + dx:r + dx + w])
+                    i += 1
+            q = torch.where(valid, acc, q)
+        return q
+
+
+def project(x: np.ndarray, projection: np.ndarray | None) -> np.ndarray:
+    """(C, H, W) bands -> (D, H, W) features."""
+    return x if projection is None else np.einsum("dc,chw->dhw", projection, x)

@@ -1,0 +1,142 @@
+"""Edge-aware smoothing of class probabilities (engine.smooth): speckle inside a region goes, an edge
+between unlike pixels stays, nodata sends nothing, and the raster sets the scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import rasterio
+import torch
+from engine_helpers import jsonl_events, run_cli
+
+from engine.smooth import EdgeAwareSmoothing, neighbour_differences, sample_windows
+
+H = W = 40
+
+
+def _scene(seed: int = 0):
+    """Two materials left / right of column 20 and a 2-px stripe of a third one (columns 8-9) inside
+    the left one, 4 bands, a little noise; and the true class of every pixel (0, 1, 2)."""
+    rng = np.random.default_rng(seed)
+    spectra = np.array([[0.2, 0.3, 0.4, 0.5], [0.6, 0.5, 0.3, 0.2], [0.9, 0.9, 0.1, 0.8]], np.float32)
+    cls = np.zeros((H, W), int)
+    cls[:, 20:] = 1
+    cls[:, 8:10] = 2
+    x = spectra[cls].transpose(2, 0, 1) + rng.normal(0, 0.02, (4, H, W)).astype(np.float32)
+    return x.astype(np.float32), cls
+
+
+def _noisy_probs(cls: np.ndarray, seed: int = 0, flip_share: float = 0.2) -> torch.Tensor:
+    """Probabilities that favour the true class, except at a random share of pixels, which favour a
+    wrong one (the speckle of a network trained on few labels)."""
+    rng = np.random.default_rng(seed)
+    guess = cls.copy()
+    flip = rng.random(cls.shape) < flip_share
+    guess[flip] = (cls[flip] + rng.integers(1, 3, flip.sum())) % 3
+    p = np.full((3, H, W), 0.2, np.float32)
+    np.put_along_axis(p, guess[None], 0.6, axis=0)
+    return torch.from_numpy(p)
+
+
+def test_speckle_inside_regions_goes_and_a_thin_distinct_stripe_stays():
+    x, cls = _scene()
+    valid = np.ones((H, W), bool)
+    probs = _noisy_probs(cls)
+    smooth = EdgeAwareSmoothing.fit([(x, valid)])
+    out = smooth(probs, torch.from_numpy(x), torch.from_numpy(valid))
+    assert torch.allclose(out.sum(0), torch.ones(H, W), atol=1e-5)  # still probabilities
+    before = float((probs.argmax(0).numpy() == cls).mean())
+    after = float((out.argmax(0).numpy() == cls).mean())
+    assert before < 0.85 and after > 0.99, (before, after)
+    stripe = cls == 2
+    assert (out.argmax(0).numpy()[stripe] == 2).all()
+    # the band term is what keeps the 2-px stripe: smoothing by distance alone erases it
+    blind = EdgeAwareSmoothing(scale=1e9)(probs, torch.from_numpy(x), torch.from_numpy(valid))
+    assert (blind.argmax(0).numpy()[stripe] == 2).mean() < 0.5
+
+
+def test_a_uniform_map_stays_uniform_and_zero_iterations_change_nothing():
+    x, _ = _scene(1)
+    valid = torch.ones(H, W, dtype=torch.bool)
+    p = torch.tensor([0.7, 0.2, 0.1])[:, None, None].expand(3, H, W).contiguous()
+    smooth = EdgeAwareSmoothing.fit([(x, valid.numpy())])
+    assert torch.allclose(smooth(p, torch.from_numpy(x), valid), p, atol=1e-6)
+    noisy = _noisy_probs(_scene(1)[1])
+    same = EdgeAwareSmoothing(smooth.scale, iterations=0)(noisy, torch.from_numpy(x), valid)
+    assert torch.equal(same, noisy)
+
+
+def test_nodata_pixels_send_nothing_and_keep_their_values():
+    x, cls = _scene(2)
+    cls[:] = 0
+    valid = np.ones((H, W), bool)
+    valid[:, :20] = False  # the left half is nodata (its bands are zero, its probabilities say class 2)
+    x[:, ~valid] = 0.0
+    p = np.zeros((3, H, W), np.float32)
+    p[0] = 0.6
+    p[1:] = 0.2
+    p[:, ~valid] = np.array([0.0, 0.0, 1.0], np.float32)[:, None]
+    p = torch.from_numpy(p)
+    smooth = EdgeAwareSmoothing(scale=1e9)  # blind to bands: only validity can stop class 2 spreading
+    out = smooth(p, torch.from_numpy(x), torch.from_numpy(valid))
+    assert torch.allclose(out[:, valid], p[:, valid], atol=1e-6)
+    assert torch.equal(out[:, ~valid], p[:, ~valid])
+
+
+def test_the_scale_follows_the_raster_not_its_units_and_many_bands_are_projected():
+    x, _ = _scene(3)
+    valid = np.ones((H, W), bool)
+    s1 = EdgeAwareSmoothing.fit([(x, valid)])
+    s100 = EdgeAwareSmoothing.fit([(100 * x, valid)])
+    assert s1.projection is None and np.isclose(s100.scale, 1e4 * s1.scale, rtol=1e-4)
+    probs = _noisy_probs(_scene(3)[1])
+    valid_t = torch.from_numpy(valid)
+    a = s1(probs, torch.from_numpy(x), valid_t)
+    b = s100(probs, torch.from_numpy(100 * x), valid_t)
+    assert torch.allclose(a, b, atol=1e-4)  # the same map in other units
+    # 40 bands: distances are taken on the 8 leading principal components (a (8, 40) projection)
+    rng = np.random.default_rng(0)
+    many = np.einsum("kc,khw->chw", rng.normal(size=(4, 40)).astype(np.float32), x)
+    fitted = EdgeAwareSmoothing.fit([(many, valid)])
+    assert fitted.projection.shape == (EdgeAwareSmoothing.MAX_FEATURES, 40)
+    out = fitted(probs, torch.from_numpy(many), valid_t)
+    assert float((out.argmax(0).numpy() == _scene(3)[1]).mean()) > 0.99
+    # a piecewise-constant raster has neighbour distance 0 almost everywhere: the scale stays finite
+    flat = np.zeros((2, H, W), np.float32)
+    assert np.median(neighbour_differences(flat, valid)) == 0.0
+    assert EdgeAwareSmoothing.fit([(flat, valid)]).scale > 0.0
+
+
+def test_sample_windows_cover_the_raster_with_bounded_reads():
+    reads = []
+
+    def read(r, c, h, w):
+        reads.append((r, c, h, w))
+        return np.zeros((1, h, w), np.float32), np.ones((h, w), bool)
+
+    assert len(sample_windows(read, 100, 80)) == 1 and reads == [(0, 0, 100, 80)]
+    reads.clear()
+    blocks = sample_windows(read, 50_000, 50_000)
+    assert len(blocks) == 16 and all(h == w == 256 for _, _, h, w in reads)
+    rows, cols = sorted({r for r, *_ in reads}), sorted({c for _, c, *_ in reads})
+    assert len(rows) == len(cols) == 4 and rows[0] == 0 and rows[-1] == 50_000 - 256 and rows == cols
+
+
+def test_cli_predict_smooth_on_and_off(learned, tmp_path, capsys):
+    outs = {}
+    for mode in ("on", "off"):
+        out = tmp_path / f"pred_{mode}.tif"
+        rc, stdout, _ = run_cli(capsys, ["predict", "--model", learned["model"], "--image",
+                                         learned["image"], "--out", out, "--smooth", mode, "--tta", "off",
+                                         "--device", "cpu", "--progress", "jsonl"])
+        assert rc == 0
+        stage = next(e for e in jsonl_events(stdout)
+                     if e.get("event") == "stage" and e.get("stage") == "predict")
+        assert ("smoothing" in stage.get("message", "")) == (mode == "on")
+        with rasterio.open(out) as ds:
+            outs[mode] = ds.read(1)
+    with rasterio.open(learned["truth"]) as ds:
+        truth = ds.read(1)
+    known = truth > 0
+    acc = {m: float((p[known] == truth[known]).mean()) for m, p in outs.items()}
+    assert not np.array_equal(outs["on"], outs["off"])  # the option reaches the prediction
+    assert acc["on"] >= acc["off"] - 0.01, acc

@@ -291,7 +291,14 @@ def add_tta_scores(rec: dict, truth_eval: np.ndarray, n_classes: int) -> None:
     default on an image this small); the run itself predicted with one view and no smoothing, so all
     figures come from the same model. Only the columns a record lacks are computed."""
     model = os.path.join(os.path.dirname(os.path.join(REPO, rec["pred_path"])), "model.semiseg")
-    if rec.get("method") == "rf" or not os.path.exists(model):
+    if rec.get("method") != "rf":
+        add_saved_model_scores(rec, model, truth_eval, n_classes)
+
+
+def add_saved_model_scores(rec: dict, model: str, truth_eval: np.ndarray, n_classes: int) -> None:
+    """``rec``'s missing ``oa/miou_tta`` (8 views) and ``oa/miou_smooth`` (8 views + smoothing) columns,
+    from the saved ``model`` (nothing when it is gone)."""
+    if not os.path.exists(model):
         return
     for suffix, smooth in (("tta", False), ("smooth", True)):
         if f"oa_{suffix}" not in rec:

@@ -121,14 +121,13 @@ def job_finetune(row: str, k: int, seed: int, preset: str) -> dict:
     t0 = time.perf_counter()
     labels = os.path.join(ip.WORK, f"labels_{tag}.tif")
     res = pipeline.run(os.path.join(ip.WORK, "image.tif"), labels, out_dir, cfg, torch.device("cpu"),
-                       Reporter("none"), confidence=False, tta="off")
+                       Reporter("none"), confidence=False, tta="off", smooth=False)
     wall = time.perf_counter() - t0
     pred = ip.read_prediction(res["paths"]["prediction"])
     truth = ip.read_prediction(os.path.join(ip.WORK, f"truth_eval_{tag}.tif"))
     rec = {"ok": True, "wall_s": wall, "train_seconds": res["metrics"].get("train_seconds")}
     rec.update(ip.scores(pred, truth, 16))
-    tta = ip.scores(ip.predict_saved(res["paths"]["model"], 8), truth, 16)  # the engine's --tta on
-    rec.update(oa_tta=tta["oa"], miou_tta=tta["miou"])
+    ip.add_saved_model_scores(rec, res["paths"]["model"], truth, 16)  # 8 views, 8 views + smoothing
     return rec
 
 
@@ -168,17 +167,18 @@ def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[s
             return "-"
         return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
 
-    lines = ["| method | k | OA | mIoU | OA, 8 views | mIoU, 8 views | fine-tune wall s | runs |",
-             "|---|---:|---|---|---|---|---:|---:|"]
+    lines = ["| method | k | OA | mIoU | OA, 8 views | mIoU, 8 views | OA, 8 views + smoothing | "
+             "mIoU, 8 views + smoothing | fine-tune wall s | runs |",
+             "|---|---:|---|---|---|---|---|---|---:|---:|"]
     for k in ks:
         for row in rows:
             rs = [r for r in records if r["kind"] == "run" and r["row"] == row and r["k"] == k
                   and r.get("ok")]
             wall = f"{np.mean([r['wall_s'] for r in rs]):.0f}" if rs else "-"
             oa, miou = ms([r["oa"] for r in rs]), ms([r["miou"] for r in rs])
-            tta = [r for r in rs if "oa_tta" in r]
-            oa8, miou8 = ms([r["oa_tta"] for r in tta]), ms([r["miou_tta"] for r in tta])
-            lines.append(f"| {LABELS[row]} | {k} | {oa} | {miou} | {oa8} | {miou8} | {wall} | {len(rs)} |")
+            cols = [ms([r[f"{m}_{sfx}"] for r in rs if f"oa_{sfx}" in r])
+                    for sfx in ("tta", "smooth") for m in ("oa", "miou")]
+            lines.append(f"| {LABELS[row]} | {k} | {oa} | {miou} | {' | '.join(cols)} | {wall} | {len(rs)} |")
     pre = [r for r in records if r["kind"] == "pretrain" and r.get("ok")]
     if pre:
         lines += ["", "| pretraining | seeds | wall s (mean) | erased-structure ratio per round (seed 0) |",
@@ -235,14 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     run_jobs = [{"kind": "run", "row": r, "k": k, "seed": s, "preset": args.preset}
                 for s in args.seeds for k in args.k for r in rows]
     records = list(done.values())
-    for r in records:  # runs recorded before the 8-view column: score their saved model that way too
-        if r["kind"] == "run" and "oa_tta" not in r:
+    for r in records:  # runs recorded before a column was added: score their saved model that way too
+        if r["kind"] == "run" and not ("oa_tta" in r and "oa_smooth" in r):
             model = os.path.join(ip.WORK, "runs", f"ib_{r['row']}_{r['preset']}_k{r['k']}_s{r['seed']}",
                                  "model.semiseg")
-            if os.path.exists(model):
-                truth = ip.read_prediction(os.path.join(ip.WORK, f"truth_eval_k{r['k']}_s{r['seed']}.tif"))
-                tta = ip.scores(ip.predict_saved(model, 8), truth, 16)
-                r.update(oa_tta=tta["oa"], miou_tta=tta["miou"])
+            truth = ip.read_prediction(os.path.join(ip.WORK, f"truth_eval_k{r['k']}_s{r['seed']}.tif"))
+            ip.add_saved_model_scores(r, model, truth, 16)
 
     command = " ".join(["python bench/inpaint_bench.py", *(sys.argv[1:] if argv is None else argv)])
 
@@ -254,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         md = ["# Indian Pines: inpainting pretraining (pretrain once per seed, then fine-tune)", "",
               f"Run {meta['date']} on {meta['machine']}; preset `{args.preset}`; {args.jobs} jobs in "
               "parallel, one torch thread each, on a CPU shared with other work (wall seconds are noisy). "
-              "OA / mIoU: the run's prediction from one view per window (`--tta off`); 8 views: the same "
-              "saved model predicted with test-time augmentation (`--tta on`, the engine's default on an "
-              "image this small).",
+              "OA / mIoU: the run's prediction from one view per window, unsmoothed (`--tta off --smooth "
+              "off`); 8 views: the same saved model predicted with test-time augmentation (`--tta on`, the "
+              "engine's default on an image this small); 8 views + smoothing: also with edge-aware "
+              "smoothing (`--smooth on`): what `run` and `predict` give by default.",
               "",
               *summary_table(records, rows, args.k), "", f"Command: `{meta['command']}`", ""]
         with open(args.out, "w") as f:

@@ -71,6 +71,8 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--no-{flag}", action="store_true", help=f"no {what}")
     g.add_argument("--reseed", action="store_true",
                    help="at each new round re-initialise the weaker student (default: keep both)")
+    g.add_argument("--smooth-pseudo-labels", action="store_true",
+                   help="take every step's pseudo-labels from the teacher's edge-aware smoothed output")
 
 
 def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
@@ -87,6 +89,7 @@ def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
     ic.ensemble &= not a.no_ensemble
     ic.pool_smoothing &= not a.no_pool_smoothing
     ic.reseed |= a.reseed
+    ic.pseudo_smoothing |= a.smooth_pseudo_labels
     if a.no_contrastive:
         ic.contrastive_weight = 0.0
     if a.no_rounds:

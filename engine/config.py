@@ -107,6 +107,7 @@ class ICNetConfig:
     rounds: int = 2  # iterative rounds: the pseudo-label pool is refreshed at each new one (1 = off)
     pool_fraction: float = 0.3  # pool also takes each class's most confident share (x round; 0 = off)
     pool_smoothing: bool = True  # pool from edge-aware smoothed predictions (engine.smooth)
+    pseudo_smoothing: bool = False  # every step's pseudo-labels from edge-aware smoothed teacher output
     reseed: bool = False  # at a new round, re-initialise the weaker student (off: a short schedule
     #                       leaves a re-seeded student too little time; Indian Pines k=5 seed 0 below)
     ensemble: bool = True  # predict with both teachers' mean softmax (else teacher B alone)
@@ -117,7 +118,8 @@ class ICNetConfig:
             return self
         return dataclasses.replace(self, unsup_weight=1.0, ema_cap=0.999, clip_value=0.1, conf_mask=False,
                                    class_adaptive=False, cutmix=False, contrastive_weight=0.0, rounds=1,
-                                   pool_smoothing=False, ensemble=False)
+                                   pool_smoothing=False, pseudo_smoothing=False,
+                                   ensemble=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> ICNetConfig:

@@ -102,7 +102,7 @@ class EdgeAwareSmoothing:
                 i += 1
         return out / out.sum(0, keepdim=True).clamp_min(1e-12)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def __call__(self, probs: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Smoothed (K, H, W) probabilities; ``x`` (C, H, W) the normalised bands, ``valid`` (H, W)."""
         if self.iterations <= 0:

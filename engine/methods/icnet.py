@@ -104,6 +104,8 @@ class ICNet(Method):
         self.round_len = math.ceil(cfg.steps / max(ic.rounds, 1))
         self.round = 0
         self.pool: TileSampler | None = None  # pseudo-labeled tiles, from round 2 on
+        self.smoothing = (EdgeAwareSmoothing.fit((c.x, c.valid) for c in data.chips)
+                          if ic.pool_smoothing or ic.pseudo_smoothing else None)
 
     # ------------------------------------------------------------------ set-up pieces
     def _new_student(self, seed: int) -> Student:
@@ -150,6 +152,8 @@ class ICNet(Method):
         i = 0 if step % 2 == 0 else 1  # the student that learns from the other's teacher this step
         t_logits, t_emb = self.teachers[1 - i](x_u)
         probs = torch.softmax(t_logits.float(), dim=1)
+        if ic.pseudo_smoothing:
+            probs = torch.stack([self.smoothing(p, x, v) for p, x, v in zip(probs, x_u, valid, strict=True)])
         pl, mask = pseudo_labels(probs, self._thresholds(probs, valid))
         mask &= valid
         if self.pool is not None:  # the pool fills the pixels this teacher is unsure of
@@ -209,8 +213,7 @@ class ICNet(Method):
         nets = [t.model.net for t in self.teachers]
         thr = self.adaptive.thresholds() if self.adaptive is not None else torch.full(
             (self.data.num_classes,), self.ic.conf_threshold)
-        smooth = (EdgeAwareSmoothing.fit((c.x, c.valid) for c in self.data.chips)
-                  if self.ic.pool_smoothing else None)
+        smooth = self.smoothing if self.ic.pool_smoothing else None
         preds = [predict_array(nets, chip.x, chip.valid, self.device, smooth=smooth)
                  for chip in self.data.chips]
         bars = pool_bars(preds, thr.numpy(), min(self.ic.pool_fraction * self.round, 0.9))

@@ -121,3 +121,59 @@ def test_cli_maps_icnet_switches():
     assert cfg.icnet.reseed and cfg.icnet.pool_fraction == 0.0
     again = TrainConfig.from_dict(cfg.to_dict())  # stored in the model file and read back
     assert again.icnet == cfg.icnet
+
+
+class NoisyNearestMean(torch.nn.Module):
+    """A stand-in teacher network with a known error pattern: nearest class mean of the bands, plus
+    strong per-pixel noise on the logits (the speckle of a network trained on few labels)."""
+
+    stride = 16
+
+    def __init__(self, means: np.ndarray, noise: float, seed: int = 0):
+        super().__init__()
+        self.means = torch.from_numpy(means.astype(np.float32))  # (K, C)
+        self.noise, self.gen = noise, torch.Generator().manual_seed(seed)
+
+    def forward(self, x):
+        d = ((x[:, None] - self.means[None, :, :, None, None]) ** 2).sum(2)
+        d = d / d.mean().clamp_min(1e-6)
+        return -d + self.noise * torch.randn(d.shape, generator=self.gen)
+
+
+@pytest.mark.parametrize("pool_smoothing", [False, True])
+def test_round_pool_comes_from_smoothed_predictions_when_asked(pool_smoothing):
+    img, truth = scene(32, 32, bands=3, classes=3, seed=0)
+    means = np.stack([img[:, truth == c].mean(1) for c in (1, 2, 3)])
+    accuracy = []
+    for smoothing in (False, pool_smoothing):
+        m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, pool_fraction=0.9,
+                    pool_smoothing=smoothing)
+        assert (m.smoothing is not None) == smoothing
+        for t in m.teachers:
+            t.model.net = NoisyNearestMean(means, noise=1.5)
+        m._next_round()
+        pooled = m.pool.chips[0].train
+        accuracy.append(float((pooled[pooled > 0] == truth[pooled > 0]).mean()))
+    if pool_smoothing:  # the same teachers' map smoothed along the scene's regions: fewer wrong labels
+        assert accuracy[1] > accuracy[0] + 0.05, accuracy
+    else:
+        assert accuracy[1] == pytest.approx(accuracy[0], abs=0.05)
+
+
+def test_smoothing_switches_from_the_command_line():
+    ap = build_parser()
+    base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]
+    ic = _config(ap.parse_args(base)).icnet
+    assert ic.pool_smoothing and not ic.pseudo_smoothing
+    ic = _config(ap.parse_args(base + ["--no-pool-smoothing", "--smooth-pseudo-labels"])).icnet
+    assert not ic.pool_smoothing and ic.pseudo_smoothing
+    ref = _config(ap.parse_args(base + ["--icnet-mode", "reference"])).icnet.resolved()
+    assert not ref.pool_smoothing and not ref.pseudo_smoothing
+    assert _config(ap.parse_args(base + ["--smooth", "off"])).icnet.pool_smoothing  # predict-only option
+
+
+def test_pseudo_labels_from_smoothed_teacher_output_train():
+    m = _method("improved", steps=4, rounds=1, pseudo_smoothing=True)
+    for step in (1, 2):
+        logs = m.train_step(step, 4)
+        assert np.isfinite(logs["loss"]) and 0.0 <= logs["mask"] <= 1.0

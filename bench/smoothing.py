@@ -34,7 +34,7 @@ CASES = [  # label, model, image, truth (relative to bench/data)
      "synthetic_scene/truth.tif"),
     ("synthetic scene 1024², icnet", "synthetic_scene/run_icnet/model.semiseg", "synthetic_scene/image.tif",
      "synthetic_scene/truth.tif"),
-    ("throughput raster 4096², supervised", "throughput/model_fast_4096_s0.semiseg",
+    ("throughput raster 4096², supervised", "throughput/runs/throughput/model_fast_4096_s0_default.semiseg",
      "throughput/synth_4096.tif", "throughput/synth_4096_truth.tif"),
 ]
 
@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}),
                   flush=True)
     lines = ["# Edge-aware smoothing beyond Indian Pines", "",
-             f"Run {datetime.datetime.now():%Y-%m-%d %H:%M} on {os.cpu_count()} CPU cores (no GPU); each "
-             "prediction a fresh `python -m engine predict` process (start-up and model load included), "
-             "`--tta auto`; scored with `engine evaluate` against the full truth.", "",
+             f"Run {datetime.datetime.now():%Y-%m-%d %H:%M} on {os.cpu_count()} CPU cores (no GPU), "
+             f"SEMISEG_THREADS={os.environ.get('SEMISEG_THREADS', 'unset')}; each prediction a fresh "
+             "`python -m engine predict` process (start-up and model load included), `--tta auto`; "
+             "scored with `engine evaluate` against the full truth.", "",
              "| case | smoothing | OA | mIoU | predict wall s | CPU s | peak RSS MiB |",
              "|---|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['case']} | {r['smooth']} | {r['oa']:.4f} | {r['miou']:.4f} | {r['wall_s']:.1f} | "

@@ -76,3 +76,25 @@ def write_raster(path: Path, data: np.ndarray, crs="EPSG:32633", transform=None,
                        nodata=nodata, **extra) as ds:
         ds.write(data)
     return path
+
+
+def predict_modes(capsys, learned: dict, folder: Path, option: str, modes, extra=()) -> dict:
+    """`engine predict` of the learned model with ``option`` set to each of ``modes``: per mode the
+    predict stage's message, the class map and its accuracy on the truth's labeled pixels."""
+    with rasterio.open(learned["truth"]) as ds:
+        truth = ds.read(1)
+    known = truth > 0
+    out = {}
+    for mode in modes:
+        path = folder / f"pred_{option.strip('-')}_{mode}.tif"
+        rc, stdout, _ = run_cli(capsys, ["predict", "--model", learned["model"], "--image", learned["image"],
+                                         "--out", path, option, mode, *extra, "--device", "cpu",
+                                         "--progress", "jsonl"])
+        assert rc == 0
+        stage = next(e for e in jsonl_events(stdout)
+                     if e.get("event") == "stage" and e.get("stage") == "predict")
+        with rasterio.open(path) as ds:
+            pred = ds.read(1)
+        out[mode] = {"message": stage.get("message", ""), "map": pred,
+                     "accuracy": float((pred[known] == truth[known]).mean())}
+    return out

@@ -4,9 +4,8 @@ between unlike pixels stays, nodata sends nothing, and the raster sets the scale
 from __future__ import annotations
 
 import numpy as np
-import rasterio
 import torch
-from engine_helpers import jsonl_events, run_cli
+from engine_helpers import predict_modes
 
 from engine.smooth import EdgeAwareSmoothing, neighbour_differences, sample_windows
 
@@ -122,21 +121,9 @@ def test_sample_windows_cover_the_raster_with_bounded_reads():
 
 
 def test_cli_predict_smooth_on_and_off(learned, tmp_path, capsys):
-    outs = {}
-    for mode in ("on", "off"):
-        out = tmp_path / f"pred_{mode}.tif"
-        rc, stdout, _ = run_cli(capsys, ["predict", "--model", learned["model"], "--image",
-                                         learned["image"], "--out", out, "--smooth", mode, "--tta", "off",
-                                         "--device", "cpu", "--progress", "jsonl"])
-        assert rc == 0
-        stage = next(e for e in jsonl_events(stdout)
-                     if e.get("event") == "stage" and e.get("stage") == "predict")
-        assert ("smoothing" in stage.get("message", "")) == (mode == "on")
-        with rasterio.open(out) as ds:
-            outs[mode] = ds.read(1)
-    with rasterio.open(learned["truth"]) as ds:
-        truth = ds.read(1)
-    known = truth > 0
-    acc = {m: float((p[known] == truth[known]).mean()) for m, p in outs.items()}
-    assert not np.array_equal(outs["on"], outs["off"])  # the option reaches the prediction
+    got = predict_modes(capsys, learned, tmp_path, "--smooth", ("on", "off"), extra=("--tta", "off"))
+    for mode, g in got.items():
+        assert ("smoothing" in g["message"]) == (mode == "on")
+    acc = {m: g["accuracy"] for m, g in got.items()}
+    assert not np.array_equal(got["on"]["map"], got["off"]["map"])  # the option reaches the prediction
     assert acc["on"] >= acc["off"] - 0.01, acc

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import rasterio
 import torch
-from engine_helpers import jsonl_events, run_cli
+from engine_helpers import predict_modes
 
 from engine.config import ModelConfig
 from engine.errors import InputError
@@ -61,22 +60,10 @@ def test_auto_uses_eight_views_while_the_raster_is_small():
 
 
 def test_cli_predict_tta_on_and_off(learned, tmp_path, capsys):
-    outs = {}
-    for mode in ("on", "off"):
-        out = tmp_path / f"pred_{mode}.tif"
-        rc, stdout, _ = run_cli(capsys, ["predict", "--model", learned["model"], "--image",
-                                         learned["image"], "--out", out, "--tta", mode, "--device", "cpu",
-                                         "--progress", "jsonl"])
-        assert rc == 0
-        stage = next(e for e in jsonl_events(stdout)
-                     if e.get("event") == "stage" and e.get("stage") == "predict")
-        assert ("8 views" in stage.get("message", "")) == (mode == "on")
-        with rasterio.open(out) as ds:
-            outs[mode] = ds.read(1)
-    with rasterio.open(learned["truth"]) as ds:
-        truth = ds.read(1)
-    known = truth > 0
-    acc = {m: float((p[known] == truth[known]).mean()) for m, p in outs.items()}
+    got = predict_modes(capsys, learned, tmp_path, "--tta", ("on", "off"))
+    for mode, g in got.items():
+        assert ("8 views" in g["message"]) == (mode == "on")
+    acc = {m: g["accuracy"] for m, g in got.items()}
     # the same model, so the maps mostly agree; averaging 8 views does not make a trained model worse
-    assert (outs["on"] == outs["off"]).mean() > 0.9
+    assert (got["on"]["map"] == got["off"]["map"]).mean() > 0.9
     assert acc["on"] >= acc["off"] - 0.01, acc

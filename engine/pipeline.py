@@ -139,9 +139,10 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     modelfile.save(model, paths["model"])
     reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
     t_pred = time.monotonic()
-    predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter, cancel=cancel,
-                 tta=tta, smooth=smooth)
+    how = predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter,
+                       cancel=cancel, tta=tta, smooth=smooth)
     metrics = dict(model.metrics)
+    metrics["predict_views"], metrics["predict_smoothing"] = how["views"], how["smoothing"]
     metrics["predict_seconds"] = round(time.monotonic() - t_pred, 2)
     metrics["total_seconds"] = round(time.monotonic() - t0, 2)
     write_json(paths["metrics"], metrics)

@@ -165,10 +165,11 @@ def smoothing_for(read: Reader, height: int, width: int, enabled: bool) -> EdgeA
 def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_path: str | None,
                  device: torch.device, reporter: Reporter | None = None, core: int = 512,
                  batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
-                 smooth: bool = True) -> None:
+                 smooth: bool = True) -> dict:
     """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF);
     ``tta``: test-time augmentation, ``auto``, ``on`` or ``off`` (tta_views); ``smooth``: edge-aware
-    smoothing of the probabilities (engine.smooth)."""
+    smoothing of the probabilities (engine.smooth). Returns how it predicted: views per window and
+    whether it smoothed."""
     reporter = reporter or Reporter("none")
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
@@ -228,6 +229,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     for kind, p in (("prediction", out_path), ("confidence", confidence_path)):
         if p:
             reporter.emit("artifact", kind=kind, path=os.path.abspath(p))
+    return {"views": views, "smoothing": smoothing is not None}
 
 
 def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, core: int = 256,

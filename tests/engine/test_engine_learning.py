@@ -55,3 +55,5 @@ def test_supervised_learns_synthetic_scene_from_scribbles(learned, capsys):
     assert metrics["steps"] == LEARN_CONFIG["steps"]
     assert set(metrics["labeled_pixels"]) == {f"class {k}" for k in range(1, LEARN_CLASSES + 1)}
     assert all(n > 0 for n in metrics["labeled_pixels"].values())
+    # how the map was made: a 256² raster on a CPU gets 8 views (--tta auto) and the default smoothing
+    assert metrics["predict_views"] == 8 and metrics["predict_smoothing"] is True

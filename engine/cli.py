@@ -73,6 +73,8 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
                    help="at each new round re-initialise the weaker student (default: keep both)")
     g.add_argument("--smooth-pseudo-labels", action="store_true",
                    help="take every step's pseudo-labels from the teacher's edge-aware smoothed output")
+    g.add_argument("--supervised-first", action="store_true",
+                   help="train round 1 on the labels alone; the unlabeled losses start with the round-2 pool")
 
 
 def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
@@ -90,6 +92,7 @@ def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
     ic.pool_smoothing &= not a.no_pool_smoothing
     ic.reseed |= a.reseed
     ic.pseudo_smoothing |= a.smooth_pseudo_labels
+    ic.supervised_first |= a.supervised_first
     if a.no_contrastive:
         ic.contrastive_weight = 0.0
     if a.no_rounds:

@@ -108,6 +108,7 @@ class ICNetConfig:
     pool_fraction: float = 0.3  # pool also takes each class's most confident share (x round; 0 = off)
     pool_smoothing: bool = True  # pool from edge-aware smoothed predictions (engine.smooth)
     pseudo_smoothing: bool = False  # every step's pseudo-labels from edge-aware smoothed teacher output
+    supervised_first: bool = False  # round 1 from the labels alone; unlabeled losses start at round 2
     reseed: bool = False  # at a new round, re-initialise the weaker student (off: a short schedule
     #                       leaves a re-seeded student too little time; Indian Pines k=5 seed 0 below)
     ensemble: bool = True  # predict with both teachers' mean softmax (else teacher B alone)
@@ -118,7 +119,7 @@ class ICNetConfig:
             return self
         return dataclasses.replace(self, unsup_weight=1.0, ema_cap=0.999, clip_value=0.1, conf_mask=False,
                                    class_adaptive=False, cutmix=False, contrastive_weight=0.0, rounds=1,
-                                   pool_smoothing=False, pseudo_smoothing=False,
+                                   pool_smoothing=False, pseudo_smoothing=False, supervised_first=False,
                                    ensemble=False)
 
     @classmethod

@@ -172,7 +172,9 @@ class ICNet(Method):
         logits_j, _ = self.students[1 - i](x_l)
         sup = sparse_ce(logits_i[:n], y) + sparse_ce(logits_j, y)
         unsup = masked_ce(logits_i[n:], pl, mask, valid)
-        loss = sup + ic.unsup_weight * unsup
+        # --supervised-first: round 1 from the labels alone (its smoothed map seeds the round-2 pool)
+        w_unsup = 0.0 if ic.supervised_first and self.round == 0 and ic.rounds > 1 else 1.0
+        loss = sup + w_unsup * ic.unsup_weight * unsup
         kept = (mask.sum() / valid.sum().clamp(min=1)).item()
         logs = {"sup": sup.item(), "unsup": unsup.item(), "mask": kept,
                 "round": float(self.round + 1)}
@@ -180,7 +182,7 @@ class ICNet(Method):
             target = torch.cat([y.long() - 1, pl])
             use = torch.cat([y > 0, mask])
             contrast = prototype_infonce(emb_i, target, use, self.bank, ic.temperature, generator=self.gen)
-            loss = loss + ic.contrastive_weight * contrast
+            loss = loss + w_unsup * ic.contrastive_weight * contrast
             logs["contrast"] = contrast.item()
 
         for opt in self.opts:

@@ -177,3 +177,12 @@ def test_pseudo_labels_from_smoothed_teacher_output_train():
     for step in (1, 2):
         logs = m.train_step(step, 4)
         assert np.isfinite(logs["loss"]) and 0.0 <= logs["mask"] <= 1.0
+
+
+def test_supervised_first_keeps_round_one_to_the_labels():
+    m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, supervised_first=True)
+    for step in (1, 2):  # round 1: the unlabeled losses are computed (logged) but do not count
+        logs = m.train_step(step, 4)
+        assert logs["unsup"] > 0 and logs["loss"] == pytest.approx(logs["sup"], abs=1e-6)
+    logs = m.train_step(3, 4)  # round 2: they count
+    assert logs["round"] == 2.0 and logs["loss"] > logs["sup"] + 1e-4

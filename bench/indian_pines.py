@@ -199,7 +199,7 @@ def predict_saved(model_path: str, views: int, members: slice | None = None,
     import torch
 
     from engine import modelfile
-    from engine.predict import predict_array, smoothing_for
+    from engine.predict import array_reader, predict_array, smoothing_for
     from engine.raster import open_image, read_normalised
 
     torch.set_num_threads(1)
@@ -207,8 +207,7 @@ def predict_saved(model_path: str, views: int, members: slice | None = None,
     with open_image(os.path.join(WORK, "image.tif")) as ds:
         x, valid = read_normalised(ds, model.band_stats, 0, 0, ds.height, ds.width)
     nets = model.networks(torch.device("cpu"))[members or slice(None)]
-    smoothing = smoothing_for(lambda r, c, h, w: (x[:, r:r + h, c:c + w], valid[r:r + h, c:c + w]),
-                              *valid.shape, smooth)
+    smoothing = smoothing_for(array_reader(x, valid), *valid.shape, smooth)
     cls, _ = predict_array(nets, x, valid, torch.device("cpu"), core=512, views=views, smooth=smoothing)
     return cls
 

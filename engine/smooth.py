@@ -22,8 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-Reader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
-
 
 def neighbour_differences(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Squared feature distance of every valid pair of 4-neighbours in a (D, H, W) block."""
@@ -35,7 +33,8 @@ def neighbour_differences(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def sample_windows(read: Reader, height: int, width: int, windows: int = 16, size: int = 256):
+def sample_windows(read: Callable[..., tuple[np.ndarray, np.ndarray]], height: int, width: int,
+                   windows: int = 16, size: int = 256):
     """Up to ``windows`` ``size``-px (x, valid) windows spread evenly over a raster (deterministic)."""
     n = max(1, math.isqrt(windows))
     rows = sorted({int(r) for r in np.linspace(0, max(height - size, 0), n)})
@@ -85,6 +84,12 @@ class EdgeAwareSmoothing:
     def reach(self) -> int:
         return self.radius * self.iterations
 
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        """(dy, dx) of every neighbour in the (2 radius + 1)² window, the pixel itself included."""
+        r = self.radius
+        return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+
     def weights(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(n_offsets, H, W) normalised weights of each pixel's neighbours (x: (C, H, W) bands)."""
         r, (h, w) = self.radius, valid.shape
@@ -92,14 +97,11 @@ class EdgeAwareSmoothing:
             x = torch.einsum("dc,chw->dhw", torch.from_numpy(self.projection).to(x.device), x)
         xp = torch.nn.functional.pad(x, (r, r, r, r))
         vp = torch.nn.functional.pad(valid, (r, r, r, r))
-        out = torch.empty((2 * r + 1) ** 2, h, w, device=x.device)
-        i = 0
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                d2 = ((xp[:, r + dy:r + dy + h, r + dx:r + dx + w] - x) ** 2).sum(0)
-                near = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
-                out[i] = near * torch.exp(-d2 / (2 * self.scale)) * vp[r + dy:r + dy + h, r + dx:r + dx + w]
-                i += 1
+        out = torch.empty(len(self.offsets), h, w, device=x.device)
+        for i, (dy, dx) in enumerate(self.offsets):
+            d2 = ((xp[:, r + dy:r + dy + h, r + dx:r + dx + w] - x) ** 2).sum(0)
+            near = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
+            out[i] = near * torch.exp(-d2 / (2 * self.scale)) * vp[r + dy:r + dy + h, r + dx:r + dx + w]
         return out / out.sum(0, keepdim=True).clamp_min(1e-12)
 
     @torch.no_grad()
@@ -113,12 +115,9 @@ class EdgeAwareSmoothing:
         for _ in range(self.iterations):
             qp = torch.nn.functional.pad(q, (r, r, r, r))
             acc = torch.zeros_like(q)
-            i = 0
-            for dy in range(-r, r + 1):
-                for dx in range(-r, r + 1):
-                    acc.addcmul_(wgt[i], qp[:, r + dy:r + dy + h, r + dx:r + dx + w])
-                    i += 1
-            q = torch.where(valid, acc, q)
+            for i, (dy, dx) in enumerate(self.offsets):
+                acc.addcmul_(wgt[i], qp[:, r + dy:r + dy + h, r + dx:r + dx + w])
+            q = torch.where(valid.bool(), acc, q)
         return q
 
 

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import rasterio
 import torch
+from rasterio.windows import Window
 
 from engine import __version__, modelfile
 from engine.config import TrainConfig
-from engine.data import TileSampler, build_chips, split_labels
+from engine.data import Chip, TileSampler, build_chips, split_labels
 from engine.errors import InputError
 from engine.io_out import check_writable, ensure_folder
 from engine.labels import load_labels
@@ -33,6 +34,11 @@ def train(image: str, labels: str, cfg: TrainConfig, device: torch.device, repor
           label_field: str | None = None, unlabeled: list[str] | None = None,
           cancel: CancelToken = NEVER_CANCELLED) -> SavedModel:
     """Train ``cfg.method`` on ``image`` with sparse ``labels`` (+ unlabeled rasters)."""
+    return _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)[0]
+
+
+def _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel) -> tuple[SavedModel, list]:
+    """train(), plus the held-out validation pixels (see held_out) to score the delivered map with."""
     method_cls = method_class(cfg.method)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -96,7 +102,31 @@ def train(image: str, labels: str, cfg: TrainConfig, device: torch.device, repor
                   "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                   "engine_version": __version__, "torch": str(torch.__version__), "device": str(device),
                   "python": platform.python_version()}
-    return SavedModel(cfg, lab.classes, stats, members, metrics, provenance)
+    return SavedModel(cfg, lab.classes, stats, members, metrics, provenance), held_out(data.val_chips)
+
+
+def held_out(chips: list[Chip]) -> list[tuple[int, int, np.ndarray]]:
+    """(row, col, labels) of each chip's validation pixels, cropped to their bounding box: small (labels
+    are sparse) where the chips themselves are not, so they outlive training without holding its memory."""
+    out = []
+    for c in chips:
+        rows, cols = np.flatnonzero(c.val.any(1)), np.flatnonzero(c.val.any(0))
+        if len(rows):
+            out.append((c.row + int(rows[0]), c.col + int(cols[0]),
+                        c.val[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()))
+    return out
+
+
+def score_map(prediction: str, held: list[tuple[int, int, np.ndarray]], num_classes: int,
+              names: list[str]) -> dict:
+    """Scores of a written class raster on held-out validation pixels: the map as the analyst gets it
+    (all its views, smoothing), where the training-time validation scores the network's own one-view map."""
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    with rasterio.open(prediction) as ds:
+        for row, col, val in held:
+            pred = ds.read(1, window=Window(col, row, val.shape[1], val.shape[0]))
+            cm += confusion(val, pred, num_classes)
+    return scores(cm, names)
 
 
 def _load_init(method_cls, cfg: TrainConfig):
@@ -135,7 +165,7 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     for p in paths.values():
         if p:
             check_writable(p)
-    model = train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
+    model, held = _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
     modelfile.save(model, paths["model"])
     reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
     t_pred = time.monotonic()
@@ -143,6 +173,9 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
                        cancel=cancel, tta=tta, smooth=smooth)
     metrics = dict(model.metrics)
     metrics["predict_views"], metrics["predict_smoothing"] = how["views"], how["smoothing"]
+    if held:  # map_val_*: the delivered map on the held-out pixels; val_*: the network during training
+        s = score_map(paths["prediction"], held, model.classes.num_classes, model.classes.names)
+        metrics.update({f"map_val_{k}": v for k, v in s.items()})
     metrics["predict_seconds"] = round(time.monotonic() - t_pred, 2)
     metrics["total_seconds"] = round(time.monotonic() - t0, 2)
     write_json(paths["metrics"], metrics)

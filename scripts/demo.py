@@ -219,12 +219,15 @@ def print_metrics(metrics_path: Path) -> dict:
     if metrics.get("val_miou") is None:
         print("validation: none (too few strokes were held out)")
     else:
-        print(f"validation (held-out strokes, {metrics.get('val_pixels', '?')} px): "
-              f"mIoU {_fmt(metrics.get('val_miou'))}, overall accuracy {_fmt(metrics.get('val_oa'))}, "
-              f"kappa {_fmt(metrics.get('val_kappa'))}")
-        per_class = metrics.get("val_per_class_iou") or {}
+        p = "map_val_" if metrics.get("map_val_miou") is not None else "val_"
+        print(f"validation of the map (held-out strokes, {metrics.get(f'{p}pixels', '?')} px): "
+              f"mIoU {_fmt(metrics.get(f'{p}miou'))}, overall accuracy {_fmt(metrics.get(f'{p}oa'))}, "
+              f"kappa {_fmt(metrics.get(f'{p}kappa'))}")
+        per_class = metrics.get(f"{p}per_class_iou") or {}
         if per_class:
             print("  IoU per class: " + ", ".join(f"{n} {_fmt(v)}" for n, v in per_class.items()))
+        print(f"  the network alone while training: mIoU {_fmt(metrics.get('val_miou'))}, "
+              f"overall accuracy {_fmt(metrics.get('val_oa'))}")
     return metrics
 
 
@@ -255,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics_path = out_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     title = "SemiSeg demo: a few painted strokes → a map of the whole image"
-    if metrics.get("val_miou") is not None:
-        title += f"   (validation mIoU {metrics['val_miou']:.2f})"
+    shown = metrics.get("map_val_miou", metrics.get("val_miou"))
+    if shown is not None:
+        title += f"   (validation mIoU {shown:.2f})"
     preview = make_preview(ROOT / SAMPLE_IMAGE, ROOT / SAMPLE_LABELS, prediction, out_dir / "preview.png",
                            title=title)
 

@@ -22,18 +22,23 @@ from .result_layers import ROLE_PROPERTY
 
 
 def metrics_html(metrics: dict) -> str:
-    """Validation scores as a few lines of rich text (empty when the run had no validation)."""
-    if not isinstance(metrics.get("val_miou"), int | float):
+    """Validation scores as a few lines of rich text: the delivered map's on the held-out strokes when the
+    run scored it (map_val_*), else the network's from training (val_*, e.g. a model loaded from file)."""
+    prefix = "map_val_" if isinstance(metrics.get("map_val_miou"), int | float) else "val_"
+    if not isinstance(metrics.get(f"{prefix}miou"), int | float):
         return "No validation score: paint more strokes per class to hold some out."
-    lines = [f"<b>Validation</b> mIoU {metrics['val_miou']:.2f}"]
-    if isinstance(metrics.get("val_oa"), int | float):
-        lines[0] += f" · overall accuracy {metrics['val_oa']:.2f}"
-    if isinstance(metrics.get("val_kappa"), int | float):
-        lines[0] += f" · kappa {metrics['val_kappa']:.2f}"
-    per_class = metrics.get("val_per_class_iou") or {}
+    what = "the map on held-out strokes" if prefix == "map_val_" else "held-out strokes"
+    lines = [f"<b>Validation</b> ({what}) mIoU {metrics[f'{prefix}miou']:.2f}"]
+    if isinstance(metrics.get(f"{prefix}oa"), int | float):
+        lines[0] += f" · overall accuracy {metrics[f'{prefix}oa']:.2f}"
+    if isinstance(metrics.get(f"{prefix}kappa"), int | float):
+        lines[0] += f" · kappa {metrics[f'{prefix}kappa']:.2f}"
+    per_class = metrics.get(f"{prefix}per_class_iou") or {}
     if per_class:
         lines.append("IoU: " + ", ".join(f"{name} {iou:.2f}" for name, iou in per_class.items()
                                          if isinstance(iou, int | float)))
+    if prefix == "map_val_" and isinstance(metrics.get("val_miou"), int | float):
+        lines.append(f"Network alone while training: mIoU {metrics['val_miou']:.2f}")
     return "<br>".join(lines)
 
 

@@ -57,3 +57,17 @@ def test_supervised_learns_synthetic_scene_from_scribbles(learned, capsys):
     assert all(n > 0 for n in metrics["labeled_pixels"].values())
     # how the map was made: a 256² raster on a CPU gets 8 views (--tta auto) and the default smoothing
     assert metrics["predict_views"] == 8 and metrics["predict_smoothing"] is True
+    # map_val_*: the delivered map scored on the very pixels training held out, recomputed here from the
+    # labels' own split and the whole prediction raster
+    from engine.config import make_config
+    from engine.data import split_labels
+    from engine.metrics import confusion, scores
+
+    _, val = split_labels(labels, make_config("fast", seed=0, **LEARN_CONFIG).val_fraction, 0)
+    assert val.any()
+    expected = scores(confusion(val, pred, LEARN_CLASSES), list(metrics["labeled_pixels"]))
+    assert metrics["map_val_pixels"] == expected["pixels"] == int((val > 0).sum())
+    assert metrics["map_val_oa"] == expected["oa"] and metrics["map_val_miou"] == expected["miou"]
+    assert metrics["map_val_confusion"] == expected["confusion"]
+    # the network alone was scored on the same pixels while training
+    assert metrics["val_pixels"] == metrics["map_val_pixels"]

@@ -137,6 +137,26 @@ def test_split_labels_zero_fraction_and_single_unit():
     assert np.array_equal(train, tiny) and not val.any()  # nothing to spare: all stays in training
 
 
+def test_held_out_pixels_score_the_written_map_where_they_lie(tmp_path):
+    from engine.data import Chip
+    from engine.pipeline import held_out, score_map
+
+    rng = np.random.default_rng(0)
+    pred = rng.integers(1, 4, (40, 50)).astype(np.uint8)  # a random map: any misplaced read shows
+    write_raster(tmp_path / "pred.tif", pred)
+    val = np.zeros((20, 30), np.uint8)
+    val[3:9, 4:16] = rng.integers(1, 4, (6, 12))
+    chip = Chip(10, 15, np.zeros((2, 20, 30), np.float32), np.ones((20, 30), bool), val * 0, val)
+    empty = Chip(0, 0, np.zeros((2, 5, 5), np.float32), np.ones((5, 5), bool), np.zeros((5, 5), np.uint8),
+                 np.zeros((5, 5), np.uint8))
+    held = held_out([empty, chip])
+    assert [(r, c, v.shape) for r, c, v in held] == [(13, 19, (6, 12))]  # cropped to the pixels, placed
+    names = ["a", "b", "c"]
+    got = score_map(str(tmp_path / "pred.tif"), held, 3, names)
+    assert got == scores(confusion(val, pred[10:30, 15:45], 3), names)
+    assert got["pixels"] == 72
+
+
 # --- model file ------------------------------------------------------------------------------------
 
 

@@ -162,6 +162,7 @@ def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, s
     assert run_folder.parent == Path(scene["labels"]).parent / "semiseg_runs"
     assert (run_folder / "model.semiseg").is_file()
     assert "mIoU" in dock.results.metrics_label.text()
+    assert "the map on held-out strokes" in dock.results.metrics_label.text()  # the map as delivered
     assert dock.results.apply_button.isEnabled() and dock.results.model_path
 
     # Running again replaces the layers of that image; the files of the first run stay.

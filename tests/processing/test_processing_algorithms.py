@@ -99,6 +99,8 @@ def test_train_and_segment_loads_styled_layers(semiseg_plugin, scene, tmp_path, 
     for key, name in (("MODEL", "model.semiseg"), ("PREDICTION", "prediction.tif"),
                       ("CONFIDENCE", "confidence.tif"), ("METRICS", "metrics.json")):
         assert results[key] == str(tmp_path / "run" / name) and Path(results[key]).exists()
+    # its validation figure is the delivered map's on the held-out labels
+    assert results["VAL_MIOU"] == json.loads(Path(results["METRICS"]).read_text())["map_val_miou"]
     (prediction,) = clean_project.mapLayersByName("SemiSeg prediction")
     assert prediction.renderer().type() == "paletted"
     assert [c.label for c in prediction.renderer().classes()] == ["class 1", "class 2", "class 3"]

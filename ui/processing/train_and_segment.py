@@ -18,8 +18,8 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
     DISPLAY_NAME = "Train and segment"
     HELP = ("The one-click path: learns from a few labels on an image, then segments the whole image. "
             "Writes model.semiseg, prediction.tif (classes, with their colours and names), confidence.tif "
-            "and metrics.json into the output folder, and adds the prediction and confidence to the "
-            "project. Preset: 0 fast, 1 balanced, 2 best.")
+            "and metrics.json (with the map's validation scores on held-out labels) into the output folder, "
+            "and adds the prediction and confidence to the project. Preset: 0 fast, 1 balanced, 2 best.")
 
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     MODEL = "MODEL"
@@ -35,7 +35,7 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
         self.addOutput(QgsProcessingOutputRasterLayer(self.PREDICTION, "Prediction"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE, "Confidence"))
         self.addOutput(QgsProcessingOutputFile(self.METRICS, "Metrics (JSON)"))
-        self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, "Validation mIoU"))
+        self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, "Validation mIoU (the map, held-out labels)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
@@ -49,4 +49,4 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
                          load_as=("SemiSeg confidence", self.CONFIDENCE))
         return {self.OUTPUT_FOLDER: folder, self.MODEL: done["model"], self.PREDICTION: done["prediction"],
                 self.CONFIDENCE: done.get("confidence"), self.METRICS: files.get("metrics"),
-                self.VAL_MIOU: (done.get("metrics") or {}).get("val_miou")}
+                self.VAL_MIOU: (done.get("metrics") or {}).get("map_val_miou")}

@@ -75,6 +75,8 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
                    help="take every step's pseudo-labels from the teacher's edge-aware smoothed output")
     g.add_argument("--supervised-first", action="store_true",
                    help="train round 1 on the labels alone; the unlabeled losses start with the round-2 pool")
+    g.add_argument("--balance-unsup", action="store_true",
+                   help="weight the pseudo-label loss per class against its share of the pseudo-labels")
 
 
 def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
@@ -93,6 +95,7 @@ def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
     ic.reseed |= a.reseed
     ic.pseudo_smoothing |= a.smooth_pseudo_labels
     ic.supervised_first |= a.supervised_first
+    ic.balance_unsup |= a.balance_unsup
     if a.no_contrastive:
         ic.contrastive_weight = 0.0
     if a.no_rounds:

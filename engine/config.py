@@ -109,6 +109,7 @@ class ICNetConfig:
     pool_smoothing: bool = True  # pool from edge-aware smoothed predictions (engine.smooth)
     pseudo_smoothing: bool = False  # every step's pseudo-labels from edge-aware smoothed teacher output
     supervised_first: bool = False  # round 1 from the labels alone; unlabeled losses start at round 2
+    balance_unsup: bool = False  # pseudo-label loss weighted per class against its share (ClassBalance)
     reseed: bool = False  # at a new round, re-initialise the weaker student (off: a short schedule
     #                       leaves a re-seeded student too little time; Indian Pines k=5 seed 0 below)
     ensemble: bool = True  # predict with both teachers' mean softmax (else teacher B alone)
@@ -120,6 +121,7 @@ class ICNetConfig:
         return dataclasses.replace(self, unsup_weight=1.0, ema_cap=0.999, clip_value=0.1, conf_mask=False,
                                    class_adaptive=False, cutmix=False, contrastive_weight=0.0, rounds=1,
                                    pool_smoothing=False, pseudo_smoothing=False, supervised_first=False,
+                                   balance_unsup=False,
                                    ensemble=False)
 
     @classmethod

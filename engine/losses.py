@@ -32,11 +32,45 @@ def pseudo_labels(probs: torch.Tensor, thresholds: float | torch.Tensor = 0.0):
 
 
 def masked_ce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-              valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy on the pixels of ``mask``, summed and divided by the number of valid pixels."""
+              valid: torch.Tensor | None = None, class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy on the pixels of ``mask``, summed and divided by the number of valid pixels
+    (each pixel weighted by ``class_weight`` of its target class when given)."""
     ce = F.cross_entropy(logits, target.clamp(min=0), reduction="none")
+    if class_weight is not None:
+        ce = ce * class_weight.to(ce)[target.clamp(min=0)]
     denom = valid.sum() if valid is not None else torch.tensor(mask.numel())
     return (ce * mask).sum() / denom.clamp(min=1)
+
+
+class ClassBalance:
+    """Per-class weights of the pseudo-label loss that undo the pseudo-labels' own class imbalance.
+
+    ``share_c`` is a moving average of class c's share of the pseudo-labels in use; its weight is
+    ``1 / (K_seen * share_c)``, clipped to ``[1 / cap, cap]`` (1 for every class when they are equally
+    frequent). A class that floods the pseudo-labels -- the start of one class swallowing a neighbour,
+    which self-training then confirms -- weighs less per pixel, a dwindling one more, while the mean
+    weight per pixel stays about 1.
+    """
+
+    def __init__(self, num_classes: int, momentum: float = 0.95, cap: float = 5.0):
+        self.momentum, self.cap = momentum, cap
+        self.share = torch.full((num_classes,), float("nan"))
+
+    @torch.no_grad()
+    def update(self, labels: torch.Tensor, mask: torch.Tensor) -> None:
+        counts = torch.bincount(labels[mask].flatten().cpu(), minlength=len(self.share)).float()
+        if counts.sum() == 0:
+            return
+        batch = counts / counts.sum()
+        self.share = torch.where(torch.isnan(self.share), batch,
+                                 self.momentum * self.share + (1 - self.momentum) * batch)
+
+    def weights(self) -> torch.Tensor:
+        seen = torch.nan_to_num(self.share, nan=0.0) > 0
+        w = torch.ones_like(self.share)
+        if seen.any():
+            w[seen] = 1.0 / (int(seen.sum()) * self.share[seen])
+        return w.clamp(1.0 / self.cap, self.cap)
 
 
 class ClassAdaptiveThresholds:

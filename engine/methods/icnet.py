@@ -30,7 +30,14 @@ from torch import nn
 from engine.augment import band_jitter, cutmix, cutmix_boxes, random_dihedral, rgb_colour_jitter, strong_view
 from engine.data import Chip, TileSampler
 from engine.ema import EMATeacher
-from engine.losses import ClassAdaptiveThresholds, PrototypeBank, masked_ce, prototype_infonce, pseudo_labels
+from engine.losses import (
+    ClassAdaptiveThresholds,
+    ClassBalance,
+    PrototypeBank,
+    masked_ce,
+    prototype_infonce,
+    pseudo_labels,
+)
 from engine.models import build_model
 from engine.predict import predict_array
 from engine.smooth import EdgeAwareSmoothing
@@ -101,6 +108,7 @@ class ICNet(Method):
         self.adaptive = (ClassAdaptiveThresholds(k, ic.conf_threshold)
                          if ic.conf_mask and ic.class_adaptive else None)
         self.bank = PrototypeBank(k, ic.proj_dim) if ic.contrastive_weight > 0 else None
+        self.balance = ClassBalance(k) if ic.balance_unsup else None
         self.round_len = math.ceil(cfg.steps / max(ic.rounds, 1))
         self.round = 0
         self.pool: TileSampler | None = None  # pseudo-labeled tiles, from round 2 on
@@ -171,7 +179,11 @@ class ICNet(Method):
         logits_i, emb_i = self.students[i](torch.cat([x_l, x_s]))
         logits_j, _ = self.students[1 - i](x_l)
         sup = sparse_ce(logits_i[:n], y) + sparse_ce(logits_j, y)
-        unsup = masked_ce(logits_i[n:], pl, mask, valid)
+        class_weight = None
+        if self.balance is not None:
+            self.balance.update(pl, mask)
+            class_weight = self.balance.weights()
+        unsup = masked_ce(logits_i[n:], pl, mask, valid, class_weight)
         # --supervised-first: round 1 from the labels alone (its smoothed map seeds the round-2 pool)
         w_unsup = 0.0 if ic.supervised_first and self.round == 0 and ic.rounds > 1 else 1.0
         loss = sup + w_unsup * ic.unsup_weight * unsup

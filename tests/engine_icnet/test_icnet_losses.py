@@ -4,7 +4,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.losses import ClassAdaptiveThresholds, PrototypeBank, masked_ce, prototype_infonce, pseudo_labels
+from engine.losses import (
+    ClassAdaptiveThresholds,
+    ClassBalance,
+    PrototypeBank,
+    masked_ce,
+    prototype_infonce,
+    pseudo_labels,
+)
 
 
 def _probs(rows):
@@ -30,6 +37,32 @@ def test_masked_ce_is_normalised_by_valid_pixels():
     valid = torch.tensor([[[True, True], [False, False]]])
     loss = masked_ce(logits, target, mask, valid)
     assert torch.isclose(loss, torch.log(torch.tensor(2.0)) / 2)
+
+
+def test_class_balance_weighs_a_flooding_class_down_and_a_dwindling_one_up():
+    bal = ClassBalance(4, momentum=0.0, cap=5.0)
+    assert torch.equal(bal.weights(), torch.ones(4))  # nothing seen yet
+    labels = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])
+    bal.update(labels, torch.ones_like(labels, dtype=torch.bool))
+    assert torch.allclose(bal.weights(), torch.ones(4))  # balanced pseudo-labels: nothing changes
+    labels = torch.tensor([[0] * 14 + [1] * 4 + [2] * 2])  # class 0 floods; class 3 absent
+    mask = torch.ones_like(labels, dtype=torch.bool)
+    mask[0, :2] = False  # masked pixels do not count: 12 / 4 / 2
+    bal.update(labels, mask)
+    w = bal.weights()
+    assert torch.allclose(w[:3], torch.tensor([18 / 36, 18 / 12, 18 / 6])) and w[3] == 1.0
+    share = torch.tensor([12, 4, 2]) / 18
+    assert torch.isclose((share * w[:3]).sum(), torch.tensor(1.0))  # mean weight per pixel stays 1
+    bal.update(torch.tensor([[0] * 99 + [1]]), torch.ones(1, 100, dtype=torch.bool))
+    w = bal.weights()  # two classes seen now, shares 0.99 / 0.01: the rare one's 50 is clipped to cap
+    assert torch.isclose(w[0], torch.tensor(1 / 1.98)) and w[1] == 5.0
+    # the weights reach the loss: per pixel, by its target class
+    logits = torch.randn(1, 4, 2, 3)
+    target = torch.tensor([[[0, 1, 2], [3, 0, 1]]])
+    mask = torch.ones(1, 2, 3, dtype=torch.bool)
+    cw = torch.tensor([0.5, 2.0, 1.0, 3.0])
+    ce = F.cross_entropy(logits, target, reduction="none")
+    assert torch.isclose(masked_ce(logits, target, mask, class_weight=cw), (ce * cw[target]).sum() / 6)
 
 
 def test_class_adaptive_thresholds_lower_for_unsure_classes():

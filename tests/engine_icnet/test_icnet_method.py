@@ -179,6 +179,20 @@ def test_pseudo_labels_from_smoothed_teacher_output_train():
         assert np.isfinite(logs["loss"]) and 0.0 <= logs["mask"] <= 1.0
 
 
+def test_balanced_unsupervised_loss_switch_and_steps():
+    ap = build_parser()
+    base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]
+    assert not _config(ap.parse_args(base)).icnet.balance_unsup
+    assert _config(ap.parse_args(base + ["--balance-unsup"])).icnet.balance_unsup
+    assert not _config(ap.parse_args(base + ["--balance-unsup", "--icnet-mode", "reference"])
+                       ).icnet.resolved().balance_unsup
+    m = _method("improved", steps=4, rounds=1, conf_threshold=0.0, balance_unsup=True)
+    for step in (1, 2):
+        logs = m.train_step(step, 4)
+        assert np.isfinite(logs["loss"]) and logs["unsup"] > 0
+    assert not torch.isnan(m.balance.share).all()  # the pseudo-labels' class shares are being tracked
+
+
 def test_supervised_first_keeps_round_one_to_the_labels():
     m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, supervised_first=True)
     for step in (1, 2):  # round 1: the unlabeled losses are computed (logged) but do not count

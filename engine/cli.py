@@ -57,7 +57,8 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--conf-threshold", type=float, default=None, help="pseudo-label confidence threshold")
     g.add_argument("--contrastive-weight", type=float, default=None)
     g.add_argument("--rounds", type=int, default=None, help="iterative rounds (1 = no rounds)")
-    g.add_argument("--unsup-weight", type=float, default=None)
+    g.add_argument("--unsup-weight", type=float, default=None,
+                   help="pseudo-label loss weight next to the supervised loss (default 0.25; reference 1)")
     g.add_argument("--pool-fraction", type=float, default=None,
                    help="share of each class's most confident pixels added to the pseudo-label pool per "
                         "round (0 = confidence threshold only)")

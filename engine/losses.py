@@ -35,9 +35,10 @@ def masked_ce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
               valid: torch.Tensor | None = None, class_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy on the pixels of ``mask``, summed and divided by the number of valid pixels
     (each pixel weighted by ``class_weight`` of its target class when given)."""
-    ce = F.cross_entropy(logits, target.clamp(min=0), reduction="none")
+    target = target.clamp(min=0)
+    ce = F.cross_entropy(logits, target, reduction="none")
     if class_weight is not None:
-        ce = ce * class_weight.to(ce)[target.clamp(min=0)]
+        ce = ce * class_weight.to(ce)[target]
     denom = valid.sum() if valid is not None else torch.tensor(mask.numel())
     return (ce * mask).sum() / denom.clamp(min=1)
 

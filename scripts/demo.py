@@ -219,15 +219,17 @@ def print_metrics(metrics_path: Path) -> dict:
     if metrics.get("val_miou") is None:
         print("validation: none (too few strokes were held out)")
     else:
-        p = "map_val_" if metrics.get("map_val_miou") is not None else "val_"
-        print(f"validation of the map (held-out strokes, {metrics.get(f'{p}pixels', '?')} px): "
+        p = "map_val_" if metrics.get("map_val_miou") is not None else "val_"  # map_val_: run scored its map
+        what = "of the map" if p == "map_val_" else "of the network"
+        print(f"validation {what} (held-out strokes, {metrics.get(f'{p}pixels', '?')} px): "
               f"mIoU {_fmt(metrics.get(f'{p}miou'))}, overall accuracy {_fmt(metrics.get(f'{p}oa'))}, "
               f"kappa {_fmt(metrics.get(f'{p}kappa'))}")
         per_class = metrics.get(f"{p}per_class_iou") or {}
         if per_class:
             print("  IoU per class: " + ", ".join(f"{n} {_fmt(v)}" for n, v in per_class.items()))
-        print(f"  the network alone while training: mIoU {_fmt(metrics.get('val_miou'))}, "
-              f"overall accuracy {_fmt(metrics.get('val_oa'))}")
+        if p == "map_val_":
+            print(f"  the network alone while training: mIoU {_fmt(metrics.get('val_miou'))}, "
+                  f"overall accuracy {_fmt(metrics.get('val_oa'))}")
     return metrics
 
 

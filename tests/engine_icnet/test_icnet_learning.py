@@ -3,14 +3,15 @@
 The scene: 128 × 128 px, 4 bands, 3 classes, one 10-px scribble per class (about 0.5 % of the pixels
 labeled); small networks (widths 8-16-32), 32-px tiles, 300 steps of the default settings, one torch
 thread; mIoU of each method's own one-view map (no smoothing) against the full truth. How it was
-chosen (scene seeds 0-3, supervised vs icnet mIoU, unsup weight 1 / 0.25):
+chosen (scene seeds 0-3, supervised vs icnet mIoU at unsup weight 1 / 0.25; reproduce with
+``PYTHONPATH=. python tests/engine_icnet/test_icnet_learning.py --seeds 0 1 2 3 --unsup-weight 1 0.25``):
 
     seed 0: 0.684 vs 0.754 / 0.798      seed 2: 0.678 vs 0.901 / 0.815
-    seed 1: 0.931 vs 0.963 / 0.960      seed 3: 0.788 vs 0.842 / –
+    seed 1: 0.931 vs 0.963 / 0.960      seed 3: 0.788 vs 0.875 / 0.842
 
-At 60 steps on a 96-px scene ICNet was far *behind* (0.30 vs 0.51 on seed 0): its EMA teachers need a
-schedule long enough to follow the students. The test takes seeds 0 and 2, where the labels alone leave
-the most to learn.
+ICNet's EMA teachers need a schedule long enough to follow the students, hence 300 steps. The test
+takes seeds 0 and 2, where the labels alone leave the most to learn. It can fail: with the pseudo-label
+loss off (``--unsup-weight 0``) seed 0 gives 0.684 vs 0.710, under the 0.05 margin.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ from engine.training import TrainData, poly_lr
 SIZE, BANDS, CLASSES, STEPS = 128, 4, 3, 300
 
 
-def train_and_score(method: str, seed: int) -> float:
+def scene_with_scribbles(seed: int):
     img, truth = scene(SIZE, SIZE, bands=BANDS, classes=CLASSES, seed=seed)
-    labels = scribbles(truth, 1, length=10, seed=seed + 1)
+    return img, truth, scribbles(truth, 1, length=10, seed=seed + 1)
+
+
+def train_and_score(method: str, seed: int, unsup_weight: float | None = None) -> float:
+    img, truth, labels = scene_with_scribbles(seed)
     chip = Chip(0, 0, img.astype(np.float32), np.ones(truth.shape, bool), labels, np.zeros_like(labels))
     chip.index()
     data = TrainData([chip], TileSampler([chip], 32, 0), CLASSES, BANDS, ["a", "b", "c"])
@@ -40,6 +45,8 @@ def train_and_score(method: str, seed: int) -> float:
     cfg.unlabeled_batch_size = 4
     cfg.model.widths = (8, 16, 32)
     cfg.model.in_channels, cfg.model.num_classes = BANDS, CLASSES
+    if unsup_weight is not None:
+        cfg.icnet.unsup_weight = unsup_weight
     torch.manual_seed(0)
     m = method_class(method)(cfg, data, torch.device("cpu"))
     for step in range(1, STEPS + 1):  # the schedule training.fit applies
@@ -62,5 +69,19 @@ def one_thread():
 @pytest.mark.parametrize("seed", [0, 2])
 def test_icnet_beats_supervised_with_few_labels_at_the_same_steps(seed, one_thread):  # noqa: ARG001
     sup, icnet = train_and_score("supervised", seed), train_and_score("icnet", seed)
-    assert (scribbles(scene(SIZE, SIZE, BANDS, CLASSES, seed)[1], 1, 10, seed + 1) > 0).mean() < 0.01
+    assert (scene_with_scribbles(seed)[2] > 0).mean() < 0.01  # a few labels: under 1 % of the pixels
     assert icnet > sup + 0.05, (sup, icnet)
+
+
+if __name__ == "__main__":  # the table in the docstring
+    import argparse
+
+    ap = argparse.ArgumentParser(description="supervised vs icnet mIoU on the test's synthetic scenes")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 2])
+    ap.add_argument("--unsup-weight", type=float, nargs="+", default=[None])
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    for seed in a.seeds:
+        row = [f"{train_and_score('icnet', seed, w):.3f}" for w in a.unsup_weight]
+        print(f"seed {seed}: supervised {train_and_score('supervised', seed):.3f} vs icnet {' / '.join(row)}",
+              flush=True)

@@ -91,8 +91,8 @@ def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch
         for i, ((r, c, h, w), x, valid) in enumerate(pending):
             if smooth is not None:
                 hh, ww = x.shape[1:]
-                p = smooth(probs[i, :, :hh, :ww], xt[i, :, :hh, :ww], torch.from_numpy(valid).to(device))
-                p = p[:, halo:halo + h, halo:halo + w].cpu().numpy()
+                p = smooth(probs[i, :, :hh, :ww], xt[i, :, :hh, :ww], torch.from_numpy(valid).to(device),
+                           core=(halo, halo, h, w)).cpu().numpy()
             else:
                 p = probs[i, :, halo:halo + h, halo:halo + w].cpu().numpy()
             core_valid = valid[halo:halo + h, halo:halo + w]

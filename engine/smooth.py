@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+Box = tuple[int, int, int, int]  # top, left, bottom, right (exclusive) of a part of a block
+
 
 def neighbour_differences(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Squared feature distance of every valid pair of 4-neighbours in a (D, H, W) block."""
@@ -90,35 +92,73 @@ class EdgeAwareSmoothing:
         r = self.radius
         return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
 
-    def weights(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """(n_offsets, H, W) normalised weights of each pixel's neighbours (x: (C, H, W) bands)."""
-        r, (h, w) = self.radius, valid.shape
+    def weights(self, x: torch.Tensor, valid: torch.Tensor, box: Box | None = None) -> torch.Tensor:
+        """(n_offsets, h, w) normalised weights of the neighbours of each pixel of ``box`` (top, left,
+        bottom, right; default the whole block) in a (C, H, W) block ``x``."""
+        r = self.radius
+        box = box or (0, 0, *valid.shape)
+        h, w = box[2] - box[0], box[3] - box[1]
         if self.projection is not None:
             x = torch.einsum("dc,chw->dhw", torch.from_numpy(self.projection).to(x.device), x)
-        xp = torch.nn.functional.pad(x, (r, r, r, r))
-        vp = torch.nn.functional.pad(valid, (r, r, r, r))
+        xp, vp = grown(x, box, r), grown(valid, box, r)
+        xc = xp[:, r:r + h, r:r + w]
         out = torch.empty(len(self.offsets), h, w, device=x.device)
         for i, (dy, dx) in enumerate(self.offsets):
-            d2 = ((xp[:, r + dy:r + dy + h, r + dx:r + dx + w] - x) ** 2).sum(0)
+            d2 = ((xp[:, r + dy:r + dy + h, r + dx:r + dx + w] - xc) ** 2).sum(0)
             near = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
             out[i] = near * torch.exp(-d2 / (2 * self.scale)) * vp[r + dy:r + dy + h, r + dx:r + dx + w]
         return out / out.sum(0, keepdim=True).clamp_min(1e-12)
 
     @torch.no_grad()
-    def __call__(self, probs: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Smoothed (K, H, W) probabilities; ``x`` (C, H, W) the normalised bands, ``valid`` (H, W)."""
+    def __call__(self, probs: torch.Tensor, x: torch.Tensor, valid: torch.Tensor,
+                 core: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """Smoothed (K, H, W) probabilities; ``x`` (C, H, W) the normalised bands, ``valid`` (H, W).
+
+        ``core`` (top, left, height, width): only that part of the block is wanted (a sliding window's
+        core), and only it is returned. Each round then works on the core grown by the reach still to
+        come -- what the remaining rounds read -- not on the whole block: the same values, less work.
+        """
+        H, W = valid.shape
+        top, left, h, w = core or (0, 0, H, W)
         if self.iterations <= 0:
-            return probs
-        wgt = self.weights(x.float(), valid.float())
-        r, (h, w) = self.radius, valid.shape
-        q = probs.float()
-        for _ in range(self.iterations):
-            qp = torch.nn.functional.pad(q, (r, r, r, r))
-            acc = torch.zeros_like(q)
-            for i, (dy, dx) in enumerate(self.offsets):
-                acc.addcmul_(wgt[i], qp[:, r + dy:r + dy + h, r + dx:r + dx + w])
-            q = torch.where(valid.bool(), acc, q)
+            return probs[:, top:top + h, left:left + w]
+        r, n = self.radius, self.iterations
+
+        def around(m: int) -> Box:  # the core grown by m px, within the block
+            return max(top - m, 0), max(left - m, 0), min(top + h + m, H), min(left + w + m, W)
+
+        first = around((n - 1) * r)  # every pixel that aggregates in some round lies here
+        wgt = self.weights(x.float(), valid.float(), first)
+        valid = valid.bool()
+        src = around(n * r)
+        q = probs.float()[:, src[0]:src[2], src[1]:src[3]]
+        for i in range(1, n + 1):
+            box = around((n - i) * r)
+            bh, bw = box[2] - box[0], box[3] - box[1]
+            qp = grown(q, box, r, origin=src)
+            wb = wgt[:, box[0] - first[0]:box[2] - first[0], box[1] - first[1]:box[3] - first[1]]
+            acc = torch.zeros((q.shape[0], bh, bw), device=q.device)
+            for j, (dy, dx) in enumerate(self.offsets):
+                acc.addcmul_(wb[j], qp[:, r + dy:r + dy + bh, r + dx:r + dx + bw])
+            q = torch.where(valid[box[0]:box[2], box[1]:box[3]], acc, qp[:, r:r + bh, r:r + bw])
+            src = box
         return q
+
+
+def grown(t: torch.Tensor, box: Box, m: int, origin: Box | None = None) -> torch.Tensor:
+    """``t``'s (..., rows, cols) over ``box`` grown by ``m`` px on every side, zeros where that leaves
+    ``t``; ``t`` covers ``origin`` (top, left, bottom, right; default: it starts at 0, 0)."""
+    o_top, o_left = origin[:2] if origin else (0, 0)
+    o_bottom, o_right = o_top + t.shape[-2], o_left + t.shape[-1]
+    top, left, bottom, right = box[0] - m, box[1] - m, box[2] + m, box[3] + m
+    part = t[..., max(top, o_top) - o_top:min(bottom, o_bottom) - o_top,
+             max(left, o_left) - o_left:min(right, o_right) - o_left]
+    pad = (max(o_left - left, 0), max(right - o_right, 0), max(o_top - top, 0), max(bottom - o_bottom, 0))
+    if not any(pad):
+        return part
+    if part.dim() == 2:
+        return torch.nn.functional.pad(part[None], pad)[0]
+    return torch.nn.functional.pad(part, pad)
 
 
 def project(x: np.ndarray, projection: np.ndarray | None) -> np.ndarray:

@@ -105,6 +105,26 @@ def test_the_scale_follows_the_raster_not_its_units_and_many_bands_are_projected
     assert EdgeAwareSmoothing.fit([(flat, valid)]).scale > 0.0
 
 
+def test_smoothing_only_a_core_gives_the_whole_block_values_there():
+    """A sliding window wants only its core: the rounds then shrink towards it (less work), and the
+    core's values must be those of smoothing the whole block -- wherever the core lies, edges too."""
+    x, cls = _scene(4)
+    valid = np.ones((H, W), bool)
+    valid[30:, 5:12] = False  # some nodata, near the bottom edge
+    probs = _noisy_probs(cls, seed=4)
+    xt, vt = torch.from_numpy(x), torch.from_numpy(valid)
+    smooth = EdgeAwareSmoothing(EdgeAwareSmoothing.fit([(x, valid)]).scale, radius=2, iterations=4)
+    whole = smooth(probs, xt, vt)
+    for top, left, h, w in ((9, 9, 22, 22), (0, 0, 10, 40), (25, 30, 15, 10), (12, 3, 1, 1), (0, 0, H, W)):
+        part = smooth(probs, xt, vt, core=(top, left, h, w))
+        assert part.shape == (3, h, w)
+        assert torch.allclose(part, whole[:, top:top + h, left:left + w], atol=1e-6), (top, left, h, w)
+    # the core is what changes: the same call on a copy whose outside-reach pixels differ agrees there
+    far = probs.clone()
+    far[:, :, :2] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # 2 px at the left edge, > reach 8 px away
+    assert torch.allclose(smooth(far, xt, vt, core=(9, 11, 20, 20)), whole[:, 9:29, 11:31], atol=1e-6)
+
+
 def test_sample_windows_cover_the_raster_with_bounded_reads():
     reads = []
 

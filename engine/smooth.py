@@ -95,18 +95,20 @@ class EdgeAwareSmoothing:
     def weights(self, x: torch.Tensor, valid: torch.Tensor, box: Box | None = None) -> torch.Tensor:
         """(n_offsets, h, w) normalised weights of the neighbours of each pixel of ``box`` (top, left,
         bottom, right; default the whole block) in a (C, H, W) block ``x``."""
-        r = self.radius
-        box = box or (0, 0, *valid.shape)
+        r, (H, W) = self.radius, valid.shape
+        box = box or (0, 0, H, W)
         h, w = box[2] - box[0], box[3] - box[1]
-        if self.projection is not None:
+        near = (max(box[0] - r, 0), max(box[1] - r, 0), min(box[2] + r, H), min(box[3] + r, W))
+        x, valid = x[:, near[0]:near[2], near[1]:near[3]], valid[near[0]:near[2], near[1]:near[3]]
+        if self.projection is not None:  # project only the pixels the box's neighbourhoods read
             x = torch.einsum("dc,chw->dhw", torch.from_numpy(self.projection).to(x.device), x)
-        xp, vp = grown(x, box, r), grown(valid, box, r)
+        xp, vp = grown(x, box, r, origin=near), grown(valid, box, r, origin=near)
         xc = xp[:, r:r + h, r:r + w]
         out = torch.empty(len(self.offsets), h, w, device=x.device)
         for i, (dy, dx) in enumerate(self.offsets):
             d2 = ((xp[:, r + dy:r + dy + h, r + dx:r + dx + w] - xc) ** 2).sum(0)
-            near = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
-            out[i] = near * torch.exp(-d2 / (2 * self.scale)) * vp[r + dy:r + dy + h, r + dx:r + dx + w]
+            spatial = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
+            out[i] = spatial * torch.exp(-d2 / (2 * self.scale)) * vp[r + dy:r + dy + h, r + dx:r + dx + w]
         return out / out.sum(0, keepdim=True).clamp_min(1e-12)
 
     @torch.no_grad()

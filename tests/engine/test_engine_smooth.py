@@ -3,6 +3,8 @@ between unlike pixels stays, nodata sends nothing, and the raster sets the scale
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from engine_helpers import predict_modes
@@ -119,6 +121,13 @@ def test_smoothing_only_a_core_gives_the_whole_block_values_there():
         part = smooth(probs, xt, vt, core=(top, left, h, w))
         assert part.shape == (3, h, w)
         assert torch.allclose(part, whole[:, top:top + h, left:left + w], atol=1e-6), (top, left, h, w)
+    # with more bands than features, the projection too is applied to the core's surroundings only
+    many = np.einsum("kc,khw->chw", np.random.default_rng(4).normal(size=(4, 12)).astype(np.float32), x)
+    projected = dataclasses.replace(smooth, projection=EdgeAwareSmoothing.fit([(many, valid)]).projection)
+    assert projected.projection is not None
+    mt = torch.from_numpy(many)
+    assert torch.allclose(projected(probs, mt, vt, core=(25, 30, 15, 10)),
+                          projected(probs, mt, vt)[:, 25:40, 30:40], atol=1e-6)
     # the core is what changes: the same call on a copy whose outside-reach pixels differ agrees there
     far = probs.clone()
     far[:, :, :2] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # 2 px at the left edge, > reach 8 px away

@@ -68,6 +68,7 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
                        ("contrastive", "the pixel contrastive loss"),
                        ("rounds", "iterative rounds"),
                        ("pool-smoothing", "edge-aware smoothing of the pool's predictions"),
+                       ("balance-unsup", "per-class weighting of the pseudo-label loss (a plain mean)"),
                        ("ensemble", "prediction from both teachers (teacher B alone)")):
         g.add_argument(f"--no-{flag}", action="store_true", help=f"no {what}")
     g.add_argument("--reseed", action="store_true",
@@ -77,7 +78,8 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--supervised-first", action="store_true",
                    help="train round 1 on the labels alone; the unlabeled losses start with the round-2 pool")
     g.add_argument("--balance-unsup", action="store_true",
-                   help="weight the pseudo-label loss per class against its share of the pseudo-labels")
+                   help="weight the pseudo-label loss per class against its share of the pseudo-labels "
+                        "(the default now; the flag stays so that earlier commands still run)")
 
 
 def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
@@ -96,7 +98,7 @@ def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
     ic.reseed |= a.reseed
     ic.pseudo_smoothing |= a.smooth_pseudo_labels
     ic.supervised_first |= a.supervised_first
-    ic.balance_unsup |= a.balance_unsup
+    ic.balance_unsup = (ic.balance_unsup or a.balance_unsup) and not a.no_balance_unsup
     if a.no_contrastive:
         ic.contrastive_weight = 0.0
     if a.no_rounds:

@@ -16,8 +16,9 @@ head; iterative rounds (the teachers' ensemble, its probabilities smoothed edge-
 refreshes a pseudo-label pool -- each class's most confident pixels, a share that widens every round --
 that fills the pixels the current teacher is unsure of, and the LR schedule restarts; ``--reseed`` also
 re-initialises the weaker student); and prediction from the mean softmax of both teachers. The
-pseudo-label loss weighs ``unsup_weight`` (0.25) of the supervised loss; ``--balance-unsup``
-(experiment) also weighs it per class against that class's share of the pseudo-labels.
+pseudo-label loss weighs ``unsup_weight`` (0.25) of the supervised loss, and per class against that
+class's share of the pseudo-labels (``balance_unsup``, losses.ClassBalance): self-training otherwise
+confirms whatever lead one class takes over a neighbour until it swallows it.
 """
 
 from __future__ import annotations

@@ -182,8 +182,10 @@ def test_pseudo_labels_from_smoothed_teacher_output_train():
 def test_balanced_unsupervised_loss_switch_and_steps():
     ap = build_parser()
     base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]
-    assert not _config(ap.parse_args(base)).icnet.balance_unsup
+    assert _config(ap.parse_args(base)).icnet.balance_unsup  # on by default
+    assert not _config(ap.parse_args(base + ["--no-balance-unsup"])).icnet.balance_unsup
     assert _config(ap.parse_args(base + ["--balance-unsup"])).icnet.balance_unsup
+    assert _method("improved", steps=4, rounds=1, balance_unsup=False).balance is None
     assert not _config(ap.parse_args(base + ["--balance-unsup", "--icnet-mode", "reference"])
                        ).icnet.resolved().balance_unsup
     m = _method("improved", steps=4, rounds=1, conf_threshold=0.0, balance_unsup=True)

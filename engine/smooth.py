@@ -156,11 +156,7 @@ def grown(t: torch.Tensor, box: Box, m: int, origin: Box | None = None) -> torch
     part = t[..., max(top, o_top) - o_top:min(bottom, o_bottom) - o_top,
              max(left, o_left) - o_left:min(right, o_right) - o_left]
     pad = (max(o_left - left, 0), max(right - o_right, 0), max(o_top - top, 0), max(bottom - o_bottom, 0))
-    if not any(pad):
-        return part
-    if part.dim() == 2:
-        return torch.nn.functional.pad(part[None], pad)[0]
-    return torch.nn.functional.pad(part, pad)
+    return torch.nn.functional.pad(part, pad) if any(pad) else part
 
 
 def project(x: np.ndarray, projection: np.ndarray | None) -> np.ndarray:

@@ -128,7 +128,7 @@ def test_smoothing_only_a_core_gives_the_whole_block_values_there():
     mt = torch.from_numpy(many)
     assert torch.allclose(projected(probs, mt, vt, core=(25, 30, 15, 10)),
                           projected(probs, mt, vt)[:, 25:40, 30:40], atol=1e-6)
-    # the core is what changes: the same call on a copy whose outside-reach pixels differ agrees there
+    # pixels beyond the reach do not matter: a copy that differs only there gives the same core
     far = probs.clone()
     far[:, :, :2] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # 2 px at the left edge, > reach 8 px away
     assert torch.allclose(smooth(far, xt, vt, core=(9, 11, 20, 20)), whole[:, 9:29, 11:31], atol=1e-6)

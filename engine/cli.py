@@ -73,6 +73,8 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--no-{flag}", action="store_true", help=f"no {what}")
     g.add_argument("--reseed", action="store_true",
                    help="at each new round re-initialise the weaker student (default: keep both)")
+    g.add_argument("--pool-tta", action="store_true",
+                   help="build the pseudo-label pool from 8-view predictions (while --tta auto would use 8)")
     g.add_argument("--smooth-pseudo-labels", action="store_true",
                    help="take every step's pseudo-labels from the teacher's edge-aware smoothed output")
     g.add_argument("--supervised-first", action="store_true",
@@ -96,6 +98,7 @@ def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
     ic.ensemble &= not a.no_ensemble
     ic.pool_smoothing &= not a.no_pool_smoothing
     ic.reseed |= a.reseed
+    ic.pool_tta |= a.pool_tta
     ic.pseudo_smoothing |= a.smooth_pseudo_labels
     ic.supervised_first |= a.supervised_first
     ic.balance_unsup = (ic.balance_unsup or a.balance_unsup) and not a.no_balance_unsup

@@ -109,6 +109,8 @@ class ICNetConfig:
     rounds: int = 2  # iterative rounds: the pseudo-label pool is refreshed at each new one (1 = off)
     pool_fraction: float = 0.3  # pool also takes each class's most confident share (x round; 0 = off)
     pool_smoothing: bool = True  # pool from edge-aware smoothed predictions (engine.smooth)
+    pool_tta: bool = False  # pool from 8-view predictions (test-time augmentation) while the chips are
+    #                         small enough for ``--tta auto`` to use 8 views (engine.predict.tta_views)
     pseudo_smoothing: bool = False  # every step's pseudo-labels from edge-aware smoothed teacher output
     supervised_first: bool = False  # round 1 from the labels alone; unlabeled losses start at round 2
     balance_unsup: bool = True  # pseudo-label loss weighted per class against its share (ClassBalance):
@@ -124,9 +126,8 @@ class ICNetConfig:
             return self
         return dataclasses.replace(self, unsup_weight=1.0, ema_cap=0.999, clip_value=0.1, conf_mask=False,
                                    class_adaptive=False, cutmix=False, contrastive_weight=0.0, rounds=1,
-                                   pool_smoothing=False, pseudo_smoothing=False, supervised_first=False,
-                                   balance_unsup=False,
-                                   ensemble=False)
+                                   pool_smoothing=False, pool_tta=False, pseudo_smoothing=False,
+                                   supervised_first=False, balance_unsup=False, ensemble=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> ICNetConfig:

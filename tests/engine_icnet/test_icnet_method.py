@@ -160,6 +160,27 @@ def test_round_pool_comes_from_smoothed_predictions_when_asked(pool_smoothing):
         assert accuracy[1] == pytest.approx(accuracy[0], abs=0.05)
 
 
+@pytest.mark.parametrize("pool_tta", [False, True])
+def test_round_pool_from_eight_views_when_asked(pool_tta):
+    """The stand-in teachers' speckle differs from view to view, so the mean of 8 views has less of it:
+    with ``pool_tta`` the pool's labels are more often right; without it the pool is as before."""
+    img, truth = scene(32, 32, bands=3, classes=3, seed=0)
+    means = np.stack([img[:, truth == c].mean(1) for c in (1, 2, 3)])
+    accuracy = []
+    for tta in (False, pool_tta):
+        m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, pool_fraction=0.9,
+                    pool_smoothing=False, pool_tta=tta)
+        for t in m.teachers:
+            t.model.net = NoisyNearestMean(means, noise=1.5)
+        m._next_round()
+        pooled = m.pool.chips[0].train
+        accuracy.append(float((pooled[pooled > 0] == truth[pooled > 0]).mean()))
+    if pool_tta:
+        assert accuracy[1] > accuracy[0] + 0.05, accuracy
+    else:
+        assert accuracy[1] == pytest.approx(accuracy[0], abs=0.05)
+
+
 def test_smoothing_switches_from_the_command_line():
     ap = build_parser()
     base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]
@@ -170,6 +191,10 @@ def test_smoothing_switches_from_the_command_line():
     ref = _config(ap.parse_args(base + ["--icnet-mode", "reference"])).icnet.resolved()
     assert not ref.pool_smoothing and not ref.pseudo_smoothing
     assert _config(ap.parse_args(base + ["--smooth", "off"])).icnet.pool_smoothing  # predict-only option
+    assert not _config(ap.parse_args(base)).icnet.pool_tta
+    assert _config(ap.parse_args(base + ["--pool-tta"])).icnet.pool_tta
+    ref = _config(ap.parse_args(base + ["--pool-tta", "--icnet-mode", "reference"])).icnet.resolved()
+    assert not ref.pool_tta
 
 
 def test_pseudo_labels_from_smoothed_teacher_output_train():

@@ -140,20 +140,22 @@ class NoisyNearestMean(torch.nn.Module):
         return -d + self.noise * torch.randn(d.shape, generator=self.gen)
 
 
-@pytest.mark.parametrize("pool_smoothing", [False, True])
-def test_round_pool_comes_from_smoothed_predictions_when_asked(pool_smoothing):
+def _pool_accuracy(**switches) -> float:
+    """Share of right labels in the round pool built from two noisy nearest-mean stand-in teachers."""
     img, truth = scene(32, 32, bands=3, classes=3, seed=0)
     means = np.stack([img[:, truth == c].mean(1) for c in (1, 2, 3)])
-    accuracy = []
-    for smoothing in (False, pool_smoothing):
-        m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, pool_fraction=0.9,
-                    pool_smoothing=smoothing)
-        assert (m.smoothing is not None) == smoothing
-        for t in m.teachers:
-            t.model.net = NoisyNearestMean(means, noise=1.5)
-        m._next_round()
-        pooled = m.pool.chips[0].train
-        accuracy.append(float((pooled[pooled > 0] == truth[pooled > 0]).mean()))
+    m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, pool_fraction=0.9, **switches)
+    assert (m.smoothing is not None) == switches.get("pool_smoothing", True)
+    for t in m.teachers:
+        t.model.net = NoisyNearestMean(means, noise=1.5)
+    m._next_round()
+    pooled = m.pool.chips[0].train
+    return float((pooled[pooled > 0] == truth[pooled > 0]).mean())
+
+
+@pytest.mark.parametrize("pool_smoothing", [False, True])
+def test_round_pool_comes_from_smoothed_predictions_when_asked(pool_smoothing):
+    accuracy = [_pool_accuracy(pool_smoothing=s) for s in (False, pool_smoothing)]
     if pool_smoothing:  # the same teachers' map smoothed along the scene's regions: fewer wrong labels
         assert accuracy[1] > accuracy[0] + 0.05, accuracy
     else:
@@ -164,17 +166,7 @@ def test_round_pool_comes_from_smoothed_predictions_when_asked(pool_smoothing):
 def test_round_pool_from_eight_views_when_asked(pool_tta):
     """The stand-in teachers' speckle differs from view to view, so the mean of 8 views has less of it:
     with ``pool_tta`` the pool's labels are more often right; without it the pool is as before."""
-    img, truth = scene(32, 32, bands=3, classes=3, seed=0)
-    means = np.stack([img[:, truth == c].mean(1) for c in (1, 2, 3)])
-    accuracy = []
-    for tta in (False, pool_tta):
-        m = _method("improved", steps=4, rounds=2, conf_threshold=0.0, pool_fraction=0.9,
-                    pool_smoothing=False, pool_tta=tta)
-        for t in m.teachers:
-            t.model.net = NoisyNearestMean(means, noise=1.5)
-        m._next_round()
-        pooled = m.pool.chips[0].train
-        accuracy.append(float((pooled[pooled > 0] == truth[pooled > 0]).mean()))
+    accuracy = [_pool_accuracy(pool_smoothing=False, pool_tta=t) for t in (False, pool_tta)]
     if pool_tta:
         assert accuracy[1] > accuracy[0] + 0.05, accuracy
     else:

@@ -67,22 +67,21 @@ def main(argv=None) -> int:
              f"vs {rows[0][0]} per seed | seeds ahead |", "|---|---:|---|---|---|---|---|---|---:|"]
     for k in args.k:
         ref = {s: r for (kk, s), r in rows[0][1].items() if kk == k}
-        for name, runs in rows:
+        for i, (name, runs) in enumerate(rows):
             mine = {s: r for (kk, s), r in runs.items() if kk == k}
             seeds = sorted(mine)
             if not seeds:
                 continue
             oa = [mine[s]["oa_smooth"] for s in seeds]
-            paired = [s for s in seeds if s in ref]
-            diff = [mine[s]["oa_smooth"] - ref[s]["oa_smooth"] for s in paired]
-            ahead = sum(d > 0 for d in diff)
-            versus = (f"{' / '.join(f'{d:+.3f}' for d in diff)} (mean {np.mean(diff):+.3f})"
-                      if runs is not rows[0][1] and diff else "–")
+            diff = [mine[s]["oa_smooth"] - ref[s]["oa_smooth"] for s in seeds if s in ref]
+            versus, ahead = "–", "–"  # the reference row, or no seed in common with it
+            if i > 0 and diff:
+                versus = f"{' / '.join(f'{d:+.3f}' for d in diff)} (mean {np.mean(diff):+.3f})"
+                ahead = f"{sum(d > 0 for d in diff)}/{len(diff)}"
             lines.append(f"| {name} | {k} | {','.join(map(str, seeds))} | {mean_std(oa)} | "
                          f"{mean_std([mine[s]['miou_smooth'] for s in seeds])} | "
                          f"{mean_std([mine[s]['oa'] for s in seeds])} | "
-                         f"{' / '.join(f'{v:.3f}' for v in oa)} | "
-                         f"{versus} | {f'{ahead}/{len(paired)}' if versus != '–' else '–'} |")
+                         f"{' / '.join(f'{v:.3f}' for v in oa)} | {versus} | {ahead} |")
     command = "python bench/pool_seeds.py " + " ".join(
         f'"{a}"' if " " in a or ";" in a else a for a in (sys.argv[1:] if argv is None else argv))
     text = "\n".join(["# Indian Pines: rows pooled over every seed measured", "",

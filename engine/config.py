@@ -110,7 +110,7 @@ class ICNetConfig:
     pool_fraction: float = 0.3  # pool also takes each class's most confident share (x round; 0 = off)
     pool_smoothing: bool = True  # pool from edge-aware smoothed predictions (engine.smooth)
     pool_tta: bool = False  # pool from 8-view predictions (test-time augmentation) while the chips are
-    #                         small enough for ``--tta auto`` to use 8 views (engine.predict.tta_views)
+    #                         small enough for ``--tta auto`` to use 8 views (engine.predict.auto_views)
     pseudo_smoothing: bool = False  # every step's pseudo-labels from edge-aware smoothed teacher output
     supervised_first: bool = False  # round 1 from the labels alone; unlabeled losses start at round 2
     balance_unsup: bool = True  # pseudo-label loss weighted per class against its share (ClassBalance):

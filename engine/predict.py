@@ -48,8 +48,12 @@ def tta_views(mode: str, height: int, width: int, device: torch.device) -> int:
         raise InputError(f"Test-time augmentation '{mode}' is unknown; use auto, on or off.", "bad_tta")
     if mode != "auto":
         return 8 if mode == "on" else 1
-    limit = TTA_AUTO_PIXELS["cpu" if device.type == "cpu" else "accelerator"]
-    return 8 if height * width <= limit else 1
+    return auto_views(height * width, device)
+
+
+def auto_views(pixels: int, device: torch.device) -> int:
+    """What ``--tta auto`` picks for this many pixels: 8 views up to TTA_AUTO_PIXELS, one above."""
+    return 8 if pixels <= TTA_AUTO_PIXELS["cpu" if device.type == "cpu" else "accelerator"] else 1
 
 
 @torch.inference_mode()

@@ -42,7 +42,7 @@ from engine.losses import (
     pseudo_labels,
 )
 from engine.models import build_model
-from engine.predict import predict_array, tta_views
+from engine.predict import auto_views, predict_array
 from engine.smooth import EdgeAwareSmoothing
 from engine.training import Method, evaluate_chips, poly_lr, sparse_ce, to_batch
 
@@ -231,8 +231,7 @@ class ICNet(Method):
         thr = self.adaptive.thresholds() if self.adaptive is not None else torch.full(
             (self.data.num_classes,), self.ic.conf_threshold)
         smooth = self.smoothing if self.ic.pool_smoothing else None
-        pixels = sum(chip.valid.size for chip in self.data.chips)
-        views = tta_views("auto", pixels, 1, self.device) if self.ic.pool_tta else 1
+        views = auto_views(sum(c.valid.size for c in self.data.chips), self.device) if self.ic.pool_tta else 1
         preds = [predict_array(nets, chip.x, chip.valid, self.device, views=views, smooth=smooth)
                  for chip in self.data.chips]
         bars = pool_bars(preds, thr.numpy(), min(self.ic.pool_fraction * self.round, 0.9))

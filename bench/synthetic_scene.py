@@ -2,7 +2,8 @@
 
 Writes a 1024×1024 px, 4-band, 4-class scene (smooth fields, roads, buildings; known truth) with three
 short scribbles per class, runs the one-click path, checks the prediction's grid against the input and
-scores it against the truth. Usage: python bench/synthetic_scene.py [--size 1024] [--seed 0] [--out DIR]
+scores it against the truth. Usage: python bench/synthetic_scene.py [--size 1024] [--seed 0]
+[--method M] [--extra-args "FLAGS"] [--tag SUFFIX] [--out DIR]
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ def main() -> int:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--method", default="supervised", help="supervised, icnet, inpaint or inpaint+icnet")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "data", "synthetic_scene"))
+    ap.add_argument("--extra-args", default="", help="more flags for the engine run (one string)")
+    ap.add_argument("--tag", default="", help="run folder suffix, to keep runs with other flags apart")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     paths = write_scene(a.out, a.size, a.size, bands=4, classes=4, seed=a.seed)
-    run_dir = os.path.join(a.out, "run" if a.method == "supervised" else f"run_{a.method}")
+    run_dir = os.path.join(a.out, ("run" if a.method == "supervised" else f"run_{a.method}") + a.tag)
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--image", paths["image"], "--labels",
                              paths["labels"], "--out-dir", run_dir, "--preset", a.preset, "--device", "cpu",
-                             "--method", a.method, "--seed", str(a.seed), "--progress", "none"], cwd=ROOT)
+                             "--method", a.method, "--seed", str(a.seed), "--progress", "none",
+                             *a.extra_args.split()], cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
@@ -52,6 +56,7 @@ def main() -> int:
         has_colours = len(dst.colormap(1)) > 0
     names = read_category_names(pred)
     print(json.dumps({"size": a.size, "seed": a.seed, "preset": a.preset, "method": a.method,
+                      "extra_args": a.extra_args,
                       "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
                       "load_avg_1min": round(os.getloadavg()[0], 1),
                       "miou": round(scores["miou"], 4), "oa": round(scores["oa"], 4),

@@ -3,7 +3,8 @@
 Writes a 1024×1024 px, 4-band, 4-class scene (smooth fields, roads, buildings; known truth) with three
 short scribbles per class, runs the one-click path, checks the prediction's grid against the input and
 scores it against the truth. Usage: python bench/synthetic_scene.py [--size 1024] [--seed 0]
-[--method M] [--extra-args "FLAGS"] [--tag SUFFIX] [--out DIR]
+[--method M] [--extra-args="--FLAG ..."] [--tag SUFFIX] [--out DIR]
+(engine flags start with --, so give them with "=").
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def main() -> int:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--method", default="supervised", help="supervised, icnet, inpaint or inpaint+icnet")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "data", "synthetic_scene"))
-    ap.add_argument("--extra-args", default="", help="more flags for the engine run (one string)")
+    ap.add_argument("--extra-args", default="",
+                    help='more flags for the engine run, one string: --extra-args="--no-rounds"')
     ap.add_argument("--tag", default="", help="run folder suffix, to keep runs with other flags apart")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)

@@ -56,7 +56,8 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--unlabeled-batch-size", type=int, default=None, help="unlabeled tiles per step")
     g.add_argument("--conf-threshold", type=float, default=None, help="pseudo-label confidence threshold")
     g.add_argument("--contrastive-weight", type=float, default=None)
-    g.add_argument("--rounds", type=int, default=None, help="iterative rounds (1 = no rounds)")
+    g.add_argument("--rounds", type=int, default=None,
+                   help="iterative rounds, each refreshing the pseudo-label pool (default 1 = none)")
     g.add_argument("--unsup-weight", type=float, default=None,
                    help="pseudo-label loss weight next to the supervised loss (default 0.25; reference 1)")
     g.add_argument("--pool-fraction", type=float, default=None,
@@ -66,7 +67,7 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
                        ("class-adaptive", "per-class thresholds (one threshold for all classes)"),
                        ("cutmix", "CutMix between unlabeled tiles"),
                        ("contrastive", "the pixel contrastive loss"),
-                       ("rounds", "iterative rounds"),
+                       ("rounds", "iterative rounds (the default; kept for older commands)"),
                        ("pool-smoothing", "edge-aware smoothing of the pool's predictions"),
                        ("balance-unsup", "per-class weighting of the pseudo-label loss (a plain mean)"),
                        ("ensemble", "prediction from both teachers (teacher B alone)")):

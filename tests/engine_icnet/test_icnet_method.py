@@ -107,7 +107,8 @@ def test_cli_maps_icnet_switches():
     ap = build_parser()
     base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]
     cfg = _config(ap.parse_args(base))
-    assert cfg.icnet.mode == "improved" and cfg.icnet.cutmix and cfg.icnet.rounds > 1
+    assert cfg.icnet.mode == "improved" and cfg.icnet.cutmix and cfg.icnet.rounds == 1
+    assert _config(ap.parse_args(base + ["--rounds", "2"])).icnet.rounds == 2  # rounds are opt-in
     cfg = _config(ap.parse_args(base + ["--icnet-mode", "reference"]))
     assert cfg.icnet.mode == "reference"
     cfg = _config(ap.parse_args(base + ["--no-cutmix", "--no-contrastive", "--no-rounds", "--no-conf-mask",

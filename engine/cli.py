@@ -107,6 +107,14 @@ def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
         ic.contrastive_weight = 0.0
     if a.no_rounds:
         ic.rounds = 1
+    round_only = [flag for flag, given in (("--pool-fraction", a.pool_fraction is not None),
+                                           ("--no-pool-smoothing", a.no_pool_smoothing),
+                                           ("--reseed", a.reseed), ("--pool-tta", a.pool_tta),
+                                           ("--supervised-first", a.supervised_first)) if given]
+    if round_only and ic.rounds < 2 and ic.mode == "improved" and "icnet" in cfg.method:
+        verb = "acts" if len(round_only) == 1 else "act"
+        raise SemiSegError(f"{', '.join(round_only)} {verb} only on ICNet's iterative rounds, which are off "
+                           "by default; add --rounds 2 to use them, or leave them out.", code="bad_usage")
 
 
 def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> None:

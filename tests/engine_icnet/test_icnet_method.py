@@ -7,6 +7,7 @@ import torch
 from engine.cli import _config, build_parser
 from engine.config import METHODS, TrainConfig, make_config
 from engine.data import Chip, TileSampler
+from engine.errors import SemiSegError
 from engine.methods import method_class
 from engine.methods.icnet import ICNet
 from engine.synthetic import scene, scribbles
@@ -118,7 +119,9 @@ def test_cli_maps_icnet_switches():
     assert got == (False, 0.0, 1, False, False)
     assert cfg.unlabeled_batch_size == 3
     assert not cfg.icnet.reseed and cfg.icnet.pool_fraction == 0.3
-    cfg = _config(ap.parse_args(base + ["--reseed", "--pool-fraction", "0"]))
+    with pytest.raises(SemiSegError, match="--pool-fraction, --reseed act only on ICNet's iterative rounds"):
+        _config(ap.parse_args(base + ["--reseed", "--pool-fraction", "0"]))  # rounds are off by default
+    cfg = _config(ap.parse_args(base + ["--rounds", "2", "--reseed", "--pool-fraction", "0"]))
     assert cfg.icnet.reseed and cfg.icnet.pool_fraction == 0.0
     again = TrainConfig.from_dict(cfg.to_dict())  # stored in the model file and read back
     assert again.icnet == cfg.icnet
@@ -172,13 +175,16 @@ def test_smoothing_switches_from_the_command_line():
     base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]
     ic = _config(ap.parse_args(base)).icnet
     assert ic.pool_smoothing and not ic.pseudo_smoothing
-    ic = _config(ap.parse_args(base + ["--no-pool-smoothing", "--smooth-pseudo-labels"])).icnet
+    flags = ["--rounds", "2", "--no-pool-smoothing", "--smooth-pseudo-labels"]
+    ic = _config(ap.parse_args(base + flags)).icnet
     assert not ic.pool_smoothing and ic.pseudo_smoothing
     ref = _config(ap.parse_args(base + ["--icnet-mode", "reference"])).icnet.resolved()
     assert not ref.pool_smoothing and not ref.pseudo_smoothing
     assert _config(ap.parse_args(base + ["--smooth", "off"])).icnet.pool_smoothing  # predict-only option
     assert not _config(ap.parse_args(base)).icnet.pool_tta
-    assert _config(ap.parse_args(base + ["--pool-tta"])).icnet.pool_tta
+    assert _config(ap.parse_args(base + ["--rounds", "2", "--pool-tta"])).icnet.pool_tta
+    with pytest.raises(SemiSegError, match="--pool-tta acts only on"):
+        _config(ap.parse_args(base + ["--pool-tta"]))  # no rounds, no pool: said, not ignored
     ref = _config(ap.parse_args(base + ["--pool-tta", "--icnet-mode", "reference"])).icnet.resolved()
     assert not ref.pool_tta
 

@@ -55,6 +55,7 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "inpaint-random": ("inpaint", "random", {}),
     "inpaint-own": ("inpaint", "own", {}),
     "inpaint-visible": ("inpaint", "visible", {}),
+    "inpaint-whiten": ("inpaint", "whiten", {}),
     "inpaint-ce": ("inpaint", "instructor", {"ssim_weight": 0.0}),
     "inpaint-enc": ("inpaint", "instructor", {"transfer_decoder": False}),
     "inpaint-slow": ("inpaint", "instructor", {"encoder_lr_scale": 0.1}),
@@ -69,6 +70,7 @@ LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "i
           "inpaint-probe": "inpaint [classifier alone for the first 25 % of steps]",
           "inpaint-random-probe": "inpaint [random masks, classifier alone first 25 %]",
           "inpaint-visible": "inpaint [visible pixels weighted 0.5]",
+          "inpaint-whiten": "inpaint [whitened spectral restoration loss]",
           "inpaint+icnet": "inpaint+icnet"}
 
 
@@ -96,6 +98,8 @@ def job_pretrain(variant: str, seed: int, preset: str, debug_dir: str | None) ->
         cfg.inpaint.instructor_context = "own"
     if variant == "visible":  # restore the visible pixels as much as the erased ones (an autoencoder share)
         cfg.inpaint.erased_weight = 0.5
+    if variant == "whiten":  # restoration error on the bands' whitened principal components
+        cfg.inpaint.spectral_whitening = True
     cfg.inpaint.debug_dir = debug_dir or ""
     out = encoder_path(variant, seed, preset)
     t0 = time.perf_counter()

@@ -138,6 +138,9 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
     g.add_argument("--instructor-context", default=None, choices=["random", "own"],
                    help="what the inpainter sees while the instructor trains (default random; own: the "
                         "reference formulation)")
+    g.add_argument("--spectral-whitening", default=None, choices=["on", "off"],
+                   help="measure the inpainter's restoration error on the whitened principal components of "
+                        "the bands instead of the raw bands (every spectral direction counts alike)")
     g.add_argument("--debug-dir", default=None,
                    help="write inpainting_rounds.png there: tiles | erasure masks | restorations per round")
 
@@ -178,6 +181,8 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
     ip.instructor &= not a.no_instructor
     if a.instructor_context:
         ip.instructor_context = a.instructor_context
+    if a.spectral_whitening:
+        ip.spectral_whitening = a.spectral_whitening == "on"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,6 +70,8 @@ class InpaintConfig:
     # the instructor's "own" cells (the reference formulation); see InpaintingPretrainer.instructor_step
     instructor_context: Literal["random", "own"] = "random"
     instructor: bool = True  # False: every round uses random cell masks (ablation)
+    spectral_whitening: bool = False  # restoration error on whitened principal components of the bands
+    #                                   instead of raw bands (inpainting.spectral_projection)
     # --- stage 2: fine-tuning
     ssim_weight: float = 1.0  # weight of the patch SSIM loss next to cross-entropy (see methods/inpaint.py)
     transfer_decoder: bool = True  # also start the segmentation decoder from the inpainting decoder

@@ -194,14 +194,65 @@ def erase(x: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
     return x * (1 - pixel_mask[:, None])
 
 
+def spectral_projection(chips, max_pixels: int = 50_000, shrink: float = 0.01, max_components: int = 32,
+                        seed: int = 0) -> torch.Tensor:
+    """(C, m) matrix that maps a restoration residual onto the bands' whitened principal components.
+
+    With many correlated bands (hyperspectral, multispectral stacks) a plain L2 over bands is almost
+    all the first principal component -- brightness -- and an inpainter can score well while restoring
+    none of the spectral shape that tells one crop from another. Projected onto the leading components
+    (at most ``max_components``), each scaled to unit variance, every spectral direction counts alike.
+    ``shrink`` × the largest variance is added to every variance before scaling, so directions of
+    little more than noise are not blown up. The whole matrix is scaled so that restoring every pixel
+    as the image mean scores what it scores with the plain L2, keeping the loss (and the learning
+    rate that suits it) on the same scale. Pixels: up to ``max_pixels`` valid ones from ``chips``.
+    """
+    rng = np.random.default_rng(seed)
+    per_chip = max(1, max_pixels // max(1, len(chips)))
+    samples = []
+    for ch in chips:
+        idx = np.flatnonzero(ch.valid.ravel())
+        if len(idx) > per_chip:
+            idx = rng.choice(idx, per_chip, replace=False)
+        samples.append(ch.x.reshape(ch.x.shape[0], -1)[:, idx].T)
+    t = np.clip(2.0 * np.concatenate(samples).astype(np.float64) - 1.0, -1.0, 1.0)
+    bands = t.shape[1]
+    if len(t) < 2:
+        return torch.eye(bands)
+    cov = np.cov(t, rowvar=False).reshape(bands, bands)
+    lam, vec = np.linalg.eigh(cov)
+    lam, vec = np.clip(lam[::-1], 0.0, None), vec[:, ::-1]
+    if lam[0] <= 0:  # a constant image: nothing to weigh, plain L2
+        return torch.eye(bands)
+    keep = max(1, min(max_components, int((lam > 1e-6 * lam[0]).sum())))
+    lam, vec = lam[:keep], vec[:, :keep]
+    s = shrink * lam[0]
+    plain = float(np.trace(cov)) / bands  # mean predictor's plain L2
+    whitened = float((lam / (lam + s)).mean())  # mean predictor's whitened loss before scaling
+    scale = plain / whitened
+    proj = vec / np.sqrt(lam + s) * math.sqrt(scale)
+    return torch.from_numpy(proj.astype(np.float32))
+
+
+def pixel_error(out: torch.Tensor, target: torch.Tensor, proj: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, H, W) squared restoration error per pixel: mean over bands, or over the whitened spectral
+    components when ``proj`` (spectral_projection) is given."""
+    r = out - target
+    if proj is not None:
+        r = torch.einsum("bchw,cm->bmhw", r, proj)
+    return (r ** 2).mean(1)
+
+
 def restoration_loss(out: torch.Tensor, target: torch.Tensor, pixel_mask: torch.Tensor, valid: torch.Tensor,
-                     erased_weight: float = 0.99, per_tile: bool = False) -> torch.Tensor:
+                     erased_weight: float = 0.99, per_tile: bool = False,
+                     proj: torch.Tensor | None = None) -> torch.Tensor:
     """L2 restoration error: ``erased_weight`` × mean over erased pixels + the rest × mean over visible.
 
     ``pixel_mask`` may be soft (the instructor phase): it then weights each pixel's share. Nodata
-    pixels never count. ``per_tile`` returns one value per tile instead of the batch mean.
+    pixels never count. ``per_tile`` returns one value per tile instead of the batch mean. ``proj``:
+    measure the error on whitened spectral components (spectral_projection) instead of raw bands.
     """
-    err = ((out - target) ** 2).mean(1)
+    err = pixel_error(out, target, proj)
     v = valid.float()
     m, keep = pixel_mask * v, (1 - pixel_mask) * v
     dims = (1, 2) if per_tile else (0, 1, 2)
@@ -238,6 +289,8 @@ class InpaintingPretrainer:
         self.opt_inp = torch.optim.SGD(self.inpainter.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                        weight_decay=1e-4)
         self.opt_ins = torch.optim.Adam(self.instructor.parameters(), lr=cfg.instructor_lr)
+        self.proj = (spectral_projection(sampler.chips, seed=seed).to(device) if cfg.spectral_whitening
+                     else None)
 
     # -- batches and masks
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,7 +319,8 @@ class InpaintingPretrainer:
         x, valid = self.batch()
         mask = self.instructor_mask(x, valid) if use_instructor else self.random_mask(valid)
         out = self.inpainter(erase(x, mask))
-        loss = restoration_loss(out, restoration_target(x), mask, valid, self.cfg.erased_weight)
+        loss = restoration_loss(out, restoration_target(x), mask, valid, self.cfg.erased_weight,
+                                proj=self.proj)
         self.opt_inp.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.inpainter.parameters(), 5.0)
@@ -296,12 +350,13 @@ class InpaintingPretrainer:
         if self.cfg.instructor_context == "own":
             mask = to_pixels(soft, self.cfg.cell)
             rec = restoration_loss(self.inpainter(erase(x, mask)), target, mask, valid,
-                                   self.cfg.erased_weight)
+                                   self.cfg.erased_weight, proj=self.proj)
         else:
             context = random_cells(tuple(allowed.shape), self.cfg.erase_fraction, self.device, allowed,
                                    self.gen)
             with torch.no_grad():
-                err = ((self.inpainter(erase(x, to_pixels(context, self.cfg.cell))) - target) ** 2).mean(1)
+                restored = self.inpainter(erase(x, to_pixels(context, self.cfg.cell)))
+                err = pixel_error(restored, target, self.proj)
                 v = valid.float()[:, None]
                 cell_err = (F.avg_pool2d((err * valid)[:, None], self.cfg.cell)
                             / F.avg_pool2d(v, self.cfg.cell).clamp_min(1e-6))[:, 0]

@@ -9,7 +9,7 @@ pixels, with as features:
 * the decoder features (SegNet.features, before the 1×1 classifier) of a randomly initialised network
   — the supervised baseline's start;
 * the same features after loading a pretrained encoder + decoder
-  (``bench/data/indian_pines/encoders/ip_{instructor,random,visible}_fast_s{s}.enc``, written by
+  (``bench/data/indian_pines/encoders/ip_{instructor,random,visible,whiten}_fast_s{s}.enc``, written by
   bench/inpaint_bench.py; missing ones are skipped).
 
 Networks run in eval mode on the whole 145×145 image (padded to the network stride). Features are
@@ -42,7 +42,7 @@ from engine.models import build_model  # noqa: E402
 from engine.pretrain import load_encoder, load_pretrained  # noqa: E402
 from engine.raster import open_image, read_normalised  # noqa: E402
 
-KINDS = ("instructor", "random", "visible")
+KINDS = ("instructor", "random", "visible", "whiten")
 
 
 def probe_oa(features: np.ndarray, labels: np.ndarray, truth: np.ndarray, seed: int) -> float:

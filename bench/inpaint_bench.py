@@ -187,7 +187,7 @@ def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[s
     if pre:
         lines += ["", "| pretraining | seeds | wall s (mean) | erased-structure ratio per round (seed 0) |",
                   "|---|---:|---:|---|"]
-        for variant in ("instructor", "own", "visible", "random"):
+        for variant in ("instructor", "own", "visible", "whiten", "random"):
             rs = [r for r in pre if r["variant"] == variant]
             if rs:
                 ratio = next((r["metrics"].get("erased_structure_ratio") for r in rs if r["seed"] == 0), None)

@@ -43,6 +43,7 @@ from engine.pretrain import load_encoder, load_pretrained  # noqa: E402
 from engine.raster import open_image, read_normalised  # noqa: E402
 
 KINDS = ("instructor", "random", "visible", "whiten")
+KIND_LABELS = {"whiten": "instructor masks, whitened spectral loss"}
 
 
 def probe_oa(features: np.ndarray, labels: np.ndarray, truth: np.ndarray, seed: int) -> float:
@@ -83,7 +84,8 @@ def probe_seed(k: int, seed: int) -> dict:
         torch.manual_seed(seed)
         net = build_model(cfg)
         load_pretrained(net, load_encoder(path))
-        row[f"pretrained ({kind} masks)"] = probe_oa(decoder_features(net, x), labels, truth, seed)
+        name = KIND_LABELS.get(kind, f"{kind} masks")
+        row[f"pretrained ({name})"] = probe_oa(decoder_features(net, x), labels, truth, seed)
     return row
 
 

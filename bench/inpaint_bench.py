@@ -191,7 +191,9 @@ def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[s
             rs = [r for r in pre if r["variant"] == variant]
             if rs:
                 ratio = next((r["metrics"].get("erased_structure_ratio") for r in rs if r["seed"] == 0), None)
-                lines.append(f"| {variant} masks | {len(rs)} | {np.mean([r['wall_s'] for r in rs]):.0f} | "
+                name = ("instructor masks, whitened spectral loss" if variant == "whiten"
+                        else f"{variant} masks")
+                lines.append(f"| {name} | {len(rs)} | {np.mean([r['wall_s'] for r in rs]):.0f} | "
                              f"{ratio if ratio else '-'} |")
     return lines
 

@@ -9,8 +9,11 @@ pixels, with as features:
 * the decoder features (SegNet.features, before the 1×1 classifier) of a randomly initialised network
   — the supervised baseline's start;
 * the same features after loading a pretrained encoder + decoder
-  (``bench/data/indian_pines/encoders/ip_{instructor,random,visible,whiten}_fast_s{s}.enc``, written by
-  bench/inpaint_bench.py; missing ones are skipped).
+  (``bench/data/indian_pines/encoders/ip_{VARIANT}_fast_s{s}.enc``, written by bench/inpaint_bench.py,
+  one per pretraining variant there; missing ones are skipped).
+
+The report also gives the share of the band variance held by the leading principal components of the
+restoration target (what the plain L2 of the inpainting pretraining weighs; ``--spectral-whitening``).
 
 Networks run in eval mode on the whole 145×145 image (padded to the network stride). Features are
 standardised per channel. Seconds per seed on one core.
@@ -36,14 +39,12 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import indian_pines as ip  # noqa: E402
+from inpaint_bench import VARIANTS  # noqa: E402
 
 from engine.config import ModelConfig  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.pretrain import load_encoder, load_pretrained  # noqa: E402
 from engine.raster import open_image, read_normalised  # noqa: E402
-
-KINDS = ("instructor", "random", "visible", "whiten")
-KIND_LABELS = {"whiten": "instructor masks, whitened spectral loss"}
 
 
 def probe_oa(features: np.ndarray, labels: np.ndarray, truth: np.ndarray, seed: int) -> float:
@@ -67,7 +68,7 @@ def decoder_features(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 def probe_seed(k: int, seed: int) -> dict:
-    encoders = {kind: os.path.join(ip.WORK, "encoders", f"ip_{kind}_fast_s{seed}.enc") for kind in KINDS}
+    encoders = {kind: os.path.join(ip.WORK, "encoders", f"ip_{kind}_fast_s{seed}.enc") for kind in VARIANTS}
     encoders = {kind: p for kind, p in encoders.items() if os.path.exists(p)}
     if not encoders:
         raise SystemExit(f"no pretrained encoder for seed {seed}; run bench/inpaint_bench.py first")
@@ -84,8 +85,7 @@ def probe_seed(k: int, seed: int) -> dict:
         torch.manual_seed(seed)
         net = build_model(cfg)
         load_pretrained(net, load_encoder(path))
-        name = KIND_LABELS.get(kind, f"{kind} masks")
-        row[f"pretrained ({name})"] = probe_oa(decoder_features(net, x), labels, truth, seed)
+        row[f"pretrained ({VARIANTS[kind][1]})"] = probe_oa(decoder_features(net, x), labels, truth, seed)
     return row
 
 
@@ -109,8 +109,24 @@ def main(argv: list[str] | None = None) -> int:
         got = [v for v in vals if v is not None]
         lines.append(f"| {n} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in vals)
                      + f" | {np.mean(got):.3f} |")
+    shares = " / ".join(f"{v:.3f}" for v in variance_shares()[:5])
+    lines += ["", "Share of the band variance of the restoration target (2 × normalised − 1, all valid "
+              f"pixels) per principal component, leading five: {shares}"]
     ip.print_report(lines, a.out)
     return 0
+
+
+def variance_shares() -> np.ndarray:
+    """Eigenvalues of the band covariance of the restoration target, as shares of their sum, largest first."""
+    from engine.inpainting import restoration_target  # noqa: PLC0415
+
+    first = load_encoder(next(p for p in (os.path.join(ip.WORK, "encoders", f"ip_{v}_fast_s0.enc")
+                                          for v in VARIANTS) if os.path.exists(p)))
+    with open_image(os.path.join(ip.WORK, "image.tif")) as ds:
+        x, valid = read_normalised(ds, first.band_stats, 0, 0, ds.height, ds.width)
+    t = restoration_target(torch.from_numpy(x)).numpy().reshape(x.shape[0], -1)[:, valid.ravel()]
+    lam = np.linalg.eigvalsh(np.cov(t.astype(np.float64)))[::-1]
+    return lam / lam.sum()
 
 
 if __name__ == "__main__":

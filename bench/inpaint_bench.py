@@ -74,6 +74,18 @@ LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "i
           "inpaint+icnet": "inpaint+icnet"}
 
 
+# pretraining variants: what each changes in InpaintConfig, and its name in tables
+VARIANTS = {
+    "instructor": ({}, "instructor masks"),
+    "own": ({"instructor_context": "own"}, "own masks"),  # the reference form of the instructor's objective
+    # restore the visible pixels as much as the erased ones (an autoencoder share)
+    "visible": ({"erased_weight": 0.5}, "visible masks"),
+    # restoration error on the bands' whitened principal components
+    "whiten": ({"spectral_whitening": True}, "instructor masks, whitened spectral loss"),
+    "random": ({"instructor": False}, "random masks"),
+}
+
+
 def encoder_path(variant: str, seed: int, preset: str) -> str:
     return os.path.join(ENCODERS, f"ip_{variant}_{preset}_s{seed}.enc")
 
@@ -93,13 +105,8 @@ def job_pretrain(variant: str, seed: int, preset: str, debug_dir: str | None) ->
     from engine.progress import Reporter
 
     cfg = make_config(preset, seed=seed)
-    cfg.inpaint.instructor = variant != "random"
-    if variant == "own":  # the reference formulation of the instructor's objective
-        cfg.inpaint.instructor_context = "own"
-    if variant == "visible":  # restore the visible pixels as much as the erased ones (an autoencoder share)
-        cfg.inpaint.erased_weight = 0.5
-    if variant == "whiten":  # restoration error on the bands' whitened principal components
-        cfg.inpaint.spectral_whitening = True
+    for key, v in VARIANTS[variant][0].items():
+        setattr(cfg.inpaint, key, v)
     cfg.inpaint.debug_dir = debug_dir or ""
     out = encoder_path(variant, seed, preset)
     t0 = time.perf_counter()
@@ -187,12 +194,10 @@ def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[s
     if pre:
         lines += ["", "| pretraining | seeds | wall s (mean) | erased-structure ratio per round (seed 0) |",
                   "|---|---:|---:|---|"]
-        for variant in ("instructor", "own", "visible", "whiten", "random"):
+        for variant, (_, name) in VARIANTS.items():
             rs = [r for r in pre if r["variant"] == variant]
             if rs:
                 ratio = next((r["metrics"].get("erased_structure_ratio") for r in rs if r["seed"] == 0), None)
-                name = ("instructor masks, whitened spectral loss" if variant == "whiten"
-                        else f"{variant} masks")
                 lines.append(f"| {name} | {len(rs)} | {np.mean([r['wall_s'] for r in rs]):.0f} | "
                              f"{ratio if ratio else '-'} |")
     return lines

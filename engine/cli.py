@@ -123,6 +123,9 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
     if fine_tune:
         g.add_argument("--init", default=None,
                        help="encoder file from `pretrain`: start from it instead of pretraining in this run")
+        g.add_argument("--encoder-cache", default=None, metavar="ENC",
+                       help="reuse ENC if it was pretrained on these rasters with these settings; otherwise "
+                            "pretrain in this run and write the encoder there for the next run")
         g.add_argument("--ssim-weight", type=float, default=None,
                        help="weight of the SSIM loss next to cross-entropy (0 = cross-entropy only)")
         g.add_argument("--encoder-lr-scale", type=float, default=None,
@@ -167,6 +170,8 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
     ip = cfg.inpaint
     if getattr(a, "init", None):
         ip.init = a.init
+    if getattr(a, "encoder_cache", None):
+        ip.cache = a.encoder_cache
     if getattr(a, "ssim_weight", None) is not None:
         ip.ssim_weight = a.ssim_weight
     if getattr(a, "encoder_lr_scale", None) is not None:

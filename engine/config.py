@@ -80,7 +80,14 @@ class InpaintConfig:
     #                           first, then everything: a random head's first gradients do not
     #                           scramble the pretrained features)
     init: str = ""  # encoder file from `python -m engine pretrain`; empty: pretrain within the run
+    # encoder cache file (train/run without ``init``): used when it was pretrained on the same rasters
+    # with the same stage-1 settings (pretrain.pretraining_key), else the run pretrains and writes it
+    cache: str = ""
     debug_dir: str = ""  # folder for the rounds picture (tiles | erasure masks | restorations)
+
+    # fields that act on stage 2 or on files only: an encoder pretrained with other values is the same
+    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "encoder_lr_scale", "head_warmup", "init", "cache",
+                        "debug_dir")
 
     @classmethod
     def from_dict(cls, d: dict) -> InpaintConfig:

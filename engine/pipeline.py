@@ -23,7 +23,7 @@ from engine.methods import method_class
 from engine.metrics import confusion, scores
 from engine.modelfile import SavedModel
 from engine.predict import predict_file
-from engine.pretrain import load_encoder, pretrain_chips
+from engine.pretrain import cached_encoder, load_encoder, pretrain_chips, pretraining_key, save_cached_encoder
 from engine.pretrain import pretrain as pretrain_job
 from engine.progress import Reporter
 from engine.raster import compute_band_stats, open_image
@@ -42,10 +42,15 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
     method_cls = method_class(cfg.method)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    cache = _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
     enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
     with open_image(image) as ds:
         reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
                        f"{ds.count} band(s)")
+        cfg.model.set_bands(ds.count)
+        if cache:
+            key = pretraining_key([image, *(unlabeled or [])], cfg)
+            enc = cached_encoder(cache, key, reporter)
         if enc is not None and enc.bands != ds.count:
             raise InputError(f"Encoder {cfg.inpaint.init} was pretrained on {enc.bands} band(s) but {image} "
                              f"has {ds.count}; pretrain on this image (python -m engine pretrain).",
@@ -90,13 +95,17 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
         t0 = time.monotonic()
         enc = pretrain_chips(chips, stats, cfg, device, reporter, cancel)
         pretrain_seconds = round(time.monotonic() - t0, 2)
+        if cache:  # kept at once: a later run reuses it even if this one is cancelled while fine-tuning
+            save_cached_encoder(enc, cache, key, [image, *(unlabeled or [])], device)
+            reporter.emit("artifact", kind="encoder", path=cache)
     method = method_cls(cfg, data, device)
     if enc is not None:
         method.initialise(enc)
     members, metrics = fit(method, reporter, cancel)
     if enc is not None:
+        from_file = cfg.inpaint.init or (cache if pretrain_seconds is None else "")
         metrics["pretrain"] = {**enc.metrics, "seconds": pretrain_seconds,
-                               "from_file": os.path.basename(cfg.inpaint.init) or None}
+                               "from_file": os.path.basename(from_file) or None}
     metrics["labeled_pixels"] = {n: int(c) for n, c in zip(lab.classes.names, counts, strict=False)}
     provenance = {"image": os.path.basename(image), "labels": os.path.basename(labels),
                   "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -139,6 +148,21 @@ def _load_init(method_cls, cfg: TrainConfig):
     enc = load_encoder(cfg.inpaint.init)
     cfg.model.arch, cfg.model.widths = enc.model.arch, tuple(enc.model.widths)
     return enc
+
+
+def _cache_path(method_cls, cfg: TrainConfig) -> str:
+    """The encoder cache file (``--encoder-cache``) when this run may use one, else ""; checked early."""
+    cache = cfg.inpaint.cache
+    if not cache:
+        return ""
+    if not hasattr(method_cls, "initialise"):
+        raise InputError(f"--encoder-cache needs a method that starts from a pretrained encoder (inpaint, "
+                         f"inpaint+icnet), not '{cfg.method}'.", "init_unsupported")
+    if cfg.inpaint.init:
+        raise InputError("Give either --init (a pretrained encoder to start from) or --encoder-cache, not "
+                         "both.", "bad_usage")
+    check_writable(cache)
+    return cache
 
 
 def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, reporter: Reporter,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -129,12 +131,61 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
                          "image_all_nodata")
     cfg.model.set_bands(bands)
     enc = pretrain_chips(chips, stats, cfg, device, reporter, cancel)
-    enc.provenance = {"image": os.path.basename(image),
-                      "unlabeled": [os.path.basename(p) for p in unlabeled or []],
-                      "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                      "engine_version": __version__, "torch": str(torch.__version__), "device": str(device)}
+    enc.provenance = provenance([image, *(unlabeled or [])], device)
     save_encoder(enc, out)
     return enc.metrics
+
+
+def pretraining_key(rasters: list[str], cfg: TrainConfig) -> str:
+    """Fingerprint of everything an in-run pretraining depends on (``cfg.model`` must know the bands).
+
+    The rasters (absolute path, size, modification time), the architecture, the stage-1 settings, the
+    seed, the memory budget and the engine version; the class count and the fine-tuning settings are
+    left out, so adding labels or a class keeps an image's encoder. An encoder file made by a run
+    with ``--encoder-cache`` carries it in its provenance.
+    """
+    files = []
+    for path in rasters:
+        st = os.stat(path)
+        files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
+    stage1 = {k: v for k, v in dataclasses.asdict(cfg.inpaint).items()
+              if k not in InpaintConfig.FINE_TUNE_FIELDS}
+    model = {k: v for k, v in cfg.model.to_dict().items() if k != "num_classes"}
+    payload = {"rasters": files, "inpaint": stage1, "model": model, "seed": cfg.seed,
+               "memory_budget_mb": cfg.memory_budget_mb, "engine_version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def cached_encoder(path: str, key: str, reporter: Reporter) -> EncoderFile | None:
+    """The encoder at ``path`` if it was pretrained for ``key``; None (and why, as a message) if not."""
+    if not os.path.exists(path):
+        return None
+    try:
+        enc = load_encoder(path)
+    except InputError:
+        reporter.warning(f"The cached encoder {path} is damaged or not an encoder file; pretraining again "
+                         "and replacing it.", "encoder_cache_invalid")
+        return None
+    if enc.provenance.get("cache_key") != key:
+        reporter.stage("prepare", message=f"the cached encoder {os.path.basename(path)} was pretrained on "
+                       "other rasters or settings; pretraining again")
+        return None
+    reporter.stage("prepare", message=f"reusing the encoder pretrained on this image "
+                   f"({os.path.basename(path)}, {enc.provenance.get('created', '?')})")
+    return enc
+
+
+def save_cached_encoder(enc: EncoderFile, path: str, key: str, rasters: list[str], device) -> None:
+    """Write an encoder pretrained within a run to the cache ``path`` (atomically), keyed for reuse."""
+    enc.provenance = provenance(rasters, device, cache_key=key)
+    save_encoder(enc, path)
+
+
+def provenance(rasters: list[str], device, **extra) -> dict:
+    """Where and when an encoder was pretrained: the rasters' names, the time, the software."""
+    return {"image": os.path.basename(rasters[0]), "unlabeled": [os.path.basename(p) for p in rasters[1:]],
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "engine_version": __version__, "torch": str(torch.__version__), "device": str(device), **extra}
 
 
 def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True) -> list[str]:

@@ -24,7 +24,7 @@ from . import settings
 from .brush_panel import BrushPanel
 from .class_table import ClassTable
 from .engine_process import EngineResult, EngineSetup, forget_torch_checks
-from .jobs import PredictJob, TrainJob, new_run_folder
+from .jobs import PredictJob, TrainJob, encoder_cache_path, new_run_folder
 from .label_raster import (
     LabelClass,
     create_label_raster,
@@ -252,11 +252,13 @@ class SemiSegDock(QgsDockWidget):
         options = self.train.options()
         for name in ("method", "preset", "device"):
             settings.remember_choice(name, getattr(options, name))
-        folder = new_run_folder(output_base(labels_file), Path(image_file).stem)
+        base = output_base(labels_file)
+        folder = new_run_folder(base, Path(image_file).stem)
         job = TrainJob(image=image_file, labels=labels_file, out_dir=str(folder),
                        label_field=self.layers.label_field(), method=options.method, preset=options.preset,
                        device=options.device, steps=options.steps, tile_size=options.tile_size,
-                       val_fraction=options.val_fraction, seed=options.seed)
+                       val_fraction=options.val_fraction, seed=options.seed,
+                       encoder_cache=str(encoder_cache_path(base, image_file, options.preset)))
         return self._start_task(job, folder)
 
     def _input_problem(self, image_file, labels, labels_file) -> str:

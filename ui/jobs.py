@@ -7,11 +7,13 @@ folder, so the model and the rasters stay with the analyst's work.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 RUNS_FOLDER = "semiseg_runs"  # made beside the project or the label file
+ENCODERS_FOLDER = "encoders"  # in RUNS_FOLDER: each image's inpainting-pretrained encoder, per preset
 
 
 @dataclass
@@ -29,6 +31,9 @@ class TrainJob:
     tile_size: int | None = None  # None: the preset's
     val_fraction: float | None = None  # None: the engine's default
     seed: int | None = None  # None: the engine's default
+    # inpaint methods: the image's encoder cache (encoder_cache_path); the first run pretrains and writes
+    # it, later runs on the unchanged image fine-tune from it (minutes instead of pretraining again)
+    encoder_cache: str = ""
 
     def engine_args(self) -> list[str]:
         args = ["run", "--image", self.image, "--labels", self.labels, "--out-dir", self.out_dir,
@@ -41,6 +46,8 @@ class TrainJob:
         for flag, value in optional.items():
             if value is not None:
                 args += [flag, str(value)]
+        if self.encoder_cache and self.method.startswith("inpaint"):
+            args += ["--encoder-cache", self.encoder_cache]
         return args
 
     @property
@@ -85,3 +92,10 @@ def new_run_folder(base: str | Path, name: str) -> Path:
         folder = root / f"{name}-{stamp}-{n}"
     folder.mkdir(parents=True)
     return folder
+
+
+def encoder_cache_path(base: str | Path, image: str, preset: str) -> Path:
+    """``<base>/semiseg_runs/encoders/<image>-<hash of its path>-<preset>.semienc``: one cache per image
+    file and preset (the engine itself checks that a cached encoder still fits the image and settings)."""
+    tag = hashlib.sha1(str(Path(image).resolve()).encode()).hexdigest()[:8]
+    return Path(base) / RUNS_FOLDER / ENCODERS_FOLDER / f"{Path(image).stem}-{tag}-{preset}.semienc"

@@ -83,6 +83,20 @@ def test_train_job_maps_onto_engine_flags():
     assert predict[predict.index("--out") + 1].endswith("prediction.tif")
 
 
+def test_inpaint_jobs_reuse_the_images_encoder(tmp_path):
+    cache = jobs.encoder_cache_path(tmp_path, str(tmp_path / "a" / "image.tif"), "fast")
+    assert cache.parent == tmp_path / "semiseg_runs" / "encoders" and cache.name.startswith("image-")
+    assert cache != jobs.encoder_cache_path(tmp_path, str(tmp_path / "b" / "image.tif"), "fast")
+    assert cache != jobs.encoder_cache_path(tmp_path, str(tmp_path / "a" / "image.tif"), "balanced")
+    for method, passed in (("inpaint", True), ("inpaint+icnet", True), ("icnet", False),
+                           ("supervised", False)):
+        args = jobs.TrainJob(image="i.tif", labels="l.tif", out_dir="o", method=method,
+                             encoder_cache=str(cache)).engine_args()
+        assert ("--encoder-cache" in args) == passed, method
+        if passed:
+            assert args[args.index("--encoder-cache") + 1] == str(cache)
+
+
 def test_run_folders_are_fresh_and_kept(tmp_path):
     first = jobs.new_run_folder(tmp_path, "image")
     second = jobs.new_run_folder(tmp_path, "image")

@@ -9,8 +9,10 @@ from engine.errors import OutputError
 
 
 def partial_path(path: str) -> str:
+    """Where ``path`` is written until complete; the process id keeps two runs that write the same file
+    (two engines given one output folder, two QGIS sessions on one image's encoder cache) apart."""
     root, ext = os.path.splitext(path)
-    return f"{root}.partial{ext or '.tif'}"
+    return f"{root}.partial-{os.getpid()}{ext or '.tif'}"
 
 
 def check_writable(path: str) -> None:

@@ -17,6 +17,7 @@ from engine import __version__
 from engine.categories import ClassTable
 from engine.config import ModelConfig, TrainConfig
 from engine.errors import InputError
+from engine.io_out import partial_path
 from engine.models import SegNet, build_model
 from engine.raster import BandStats
 
@@ -65,8 +66,8 @@ def save(model: SavedModel, path: str) -> None:
 
 
 def atomic_save(payload: dict, path: str) -> None:
-    """``torch.save`` to ``path.part``, then rename: a reader never sees a half-written file."""
-    tmp = f"{path}.part"
+    """``torch.save`` to a partial name, then rename: a reader never sees a half-written file."""
+    tmp = partial_path(path)
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)

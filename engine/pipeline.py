@@ -17,7 +17,7 @@ from engine import __version__, modelfile
 from engine.config import TrainConfig
 from engine.data import Chip, TileSampler, build_chips, split_labels
 from engine.errors import InputError
-from engine.io_out import check_writable, ensure_folder
+from engine.io_out import check_writable, ensure_folder, partial_path
 from engine.labels import load_labels
 from engine.methods import method_class
 from engine.metrics import confusion, scores
@@ -208,7 +208,7 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
 
 
 def write_json(path: str, obj) -> None:
-    tmp = f"{path}.partial"
+    tmp = partial_path(path)
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2)
     os.replace(tmp, path)

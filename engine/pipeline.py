@@ -43,13 +43,14 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     cache = _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
+    rasters = [image, *(unlabeled or [])]  # what an in-run pretraining learns from
     enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
     with open_image(image) as ds:
         reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
                        f"{ds.count} band(s)")
         cfg.model.set_bands(ds.count)
         if cache:
-            key = pretraining_key([image, *(unlabeled or [])], cfg)
+            key = pretraining_key(rasters, cfg)
             enc = cached_encoder(cache, key, reporter)
         if enc is not None and enc.bands != ds.count:
             raise InputError(f"Encoder {cfg.inpaint.init} was pretrained on {enc.bands} band(s) but {image} "
@@ -96,7 +97,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
         enc = pretrain_chips(chips, stats, cfg, device, reporter, cancel)
         pretrain_seconds = round(time.monotonic() - t0, 2)
         if cache:  # kept at once: a later run reuses it even if this one is cancelled while fine-tuning
-            save_cached_encoder(enc, cache, key, [image, *(unlabeled or [])], device)
+            save_cached_encoder(enc, cache, key, rasters, device)
             reporter.emit("artifact", kind="encoder", path=cache)
     method = method_cls(cfg, data, device)
     if enc is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 RUNS_FOLDER = "semiseg_runs"  # made beside the project or the label file
 ENCODERS_FOLDER = "encoders"  # in RUNS_FOLDER: each image's inpainting-pretrained encoder, per preset
+PRETRAINED_METHODS = ("inpaint", "inpaint+icnet")  # the engine methods that start from such an encoder
 
 
 @dataclass
@@ -46,7 +47,7 @@ class TrainJob:
         for flag, value in optional.items():
             if value is not None:
                 args += [flag, str(value)]
-        if self.encoder_cache and self.method.startswith("inpaint"):
+        if self.encoder_cache and self.method in PRETRAINED_METHODS:
             args += ["--encoder-cache", self.encoder_cache]
         return args
 

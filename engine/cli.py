@@ -43,6 +43,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
                    help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
                         "image has more than 32 bands)")
+    p.add_argument("--stem-init", default=None, choices=["pca", "random"],
+                   help="how that band mixer starts: on the image's principal directions (pca, default) or "
+                        "random")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_icnet_options(p)
     _add_inpaint_options(p)
@@ -211,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
                    help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
                         "image has more than 32 bands)")
+    p.add_argument("--stem-init", default=None, choices=["pca", "random"],
+                   help="how that band mixer starts: on the image's principal directions (pca, default) or "
+                        "random")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_inpaint_options(p, fine_tune=False)
 
@@ -255,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(a: argparse.Namespace):
     cfg = make_config(a.preset, method=a.method, seed=a.seed, val_fraction=a.val_fraction,
                       steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch,
-                      spectral_stem=a.spectral_stem, weight_average=a.weight_average)
+                      spectral_stem=a.spectral_stem, stem_init=a.stem_init,
+                      weight_average=a.weight_average)
     _apply_icnet_options(cfg, a)
     _apply_inpaint_options(cfg, a)
     return cfg
@@ -289,7 +296,8 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
     device = choose_device(a.device)
     rep.emit("start", command=a.command, device=str(device), engine_version=__version__, pid=os.getpid())
     if a.command == "pretrain":
-        cfg = make_config(a.preset, seed=a.seed, arch=a.arch, spectral_stem=a.spectral_stem)
+        cfg = make_config(a.preset, seed=a.seed, arch=a.arch, spectral_stem=a.spectral_stem,
+                          stem_init=a.stem_init)
         _apply_inpaint_options(cfg, a)
         metrics = pipeline.pretrain(a.image, a.out, cfg, device, rep, a.unlabeled, cancel)
         rep.emit("artifact", kind="encoder", path=os.path.abspath(a.out))

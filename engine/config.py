@@ -24,6 +24,9 @@ class ModelConfig:
     # replaces a 3×3 first layer over hundreds of bands (cost and parameters 9× smaller, a learned
     # PCA-like projection that few labels can fit); on RGB/multispectral images it is off.
     spectral_stem: int = -1
+    # how that band mixer starts: "pca" on the image's leading principal directions (models.stem_axes;
+    # each with both signs), "random" like any other layer
+    stem_init: Literal["pca", "random"] = "pca"
 
     def set_bands(self, bands: int) -> None:
         """Set the input band count and resolve the automatic spectral stem for it."""
@@ -41,6 +44,7 @@ class ModelConfig:
         d = dict(d)
         d["widths"] = tuple(d.get("widths", cls.widths))
         d.setdefault("spectral_stem", 0)  # model files from before the stem existed have none
+        d.setdefault("stem_init", "random")  # nor those from before its principal-direction start
         return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
 

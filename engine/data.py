@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from engine.config import ModelConfig
 from engine.raster import BandStats, read_normalised
 
 
@@ -111,6 +112,49 @@ def build_chips(ds, stats: BandStats, train: np.ndarray, val: np.ndarray, budget
         chip_.index()
         chips.append(chip_)
     return chips
+
+
+def sample_pixels(chips: list[Chip], max_pixels: int = 50_000, seed: int = 0) -> np.ndarray:
+    """(N, C) band values of up to ``max_pixels`` valid pixels, drawn evenly from ``chips``."""
+    rng = np.random.default_rng(seed)
+    per_chip = max(1, max_pixels // max(1, len(chips)))
+    samples = [np.zeros((0, chips[0].x.shape[0]), np.float32)] if chips else []
+    for ch in chips:
+        idx = np.flatnonzero(ch.valid.ravel())
+        if len(idx) > per_chip:
+            idx = rng.choice(idx, per_chip, replace=False)
+        samples.append(ch.x.reshape(ch.x.shape[0], -1)[:, idx].T)
+    return np.concatenate(samples) if samples else np.zeros((0, 0), np.float32)
+
+
+def principal_axes(pixels: np.ndarray, count: int) -> np.ndarray:
+    """(C, m) the ``m <= count`` leading principal directions of (N, C) ``pixels`` (unit columns,
+    largest variance first); directions of no variance (below 1e-6 of the largest) are left out."""
+    bands = pixels.shape[1]
+    if len(pixels) < 2:
+        return np.zeros((bands, 0))
+    cov = np.cov(pixels.astype(np.float64), rowvar=False).reshape(bands, bands)
+    lam, vec = np.linalg.eigh(cov)
+    lam, vec = lam[::-1], vec[:, ::-1]
+    if lam[0] <= 0:
+        return np.zeros((bands, 0))
+    keep = min(count, int((lam > 1e-6 * lam[0]).sum()))
+    return np.ascontiguousarray(vec[:, :keep])
+
+
+def stem_axes(cfg: ModelConfig, chips) -> np.ndarray | None:
+    """The principal directions of the training chips' pixels a spectral stem starts on, or None when
+    the network has no stem or ``cfg.stem_init`` is "random".
+
+    Why: on hyperspectral imagery (hundreds of correlated bands) a random 1×1 mixer sees mostly the
+    first component (brightness); the differences between materials live in the next ones, weak in
+    every random projection. Starting on the leading components -- computed from every pixel, labeled
+    or not -- gives the few labels all of them at equal footing (the batch norm after the mixer scales
+    each to unit variance) from the first step; training then moves them like any other weight.
+    """
+    if cfg.spectral_stem <= 0 or cfg.stem_init != "pca" or not chips:
+        return None
+    return principal_axes(sample_pixels(chips), cfg.spectral_stem // 2)
 
 
 class TileSampler:

@@ -29,7 +29,7 @@ from torch import nn
 
 from engine.augment import random_dihedral
 from engine.config import InpaintConfig, ModelConfig
-from engine.data import TileSampler
+from engine.data import TileSampler, sample_pixels, stem_axes
 from engine.models import build_model
 from engine.progress import Reporter
 from engine.runtime import NEVER_CANCELLED, CancelToken
@@ -45,10 +45,10 @@ class Inpainter(nn.Module):
     decoder state dicts load into the segmentation network unchanged.
     """
 
-    def __init__(self, model_cfg: ModelConfig):
+    def __init__(self, model_cfg: ModelConfig, band_axes: np.ndarray | None = None):
         super().__init__()
         cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "num_classes": model_cfg.in_channels})
-        self.net = build_model(cfg, imagenet=True)
+        self.net = build_model(cfg, imagenet=True, band_axes=band_axes)
 
     @property
     def encoder(self) -> nn.Module:
@@ -207,15 +207,7 @@ def spectral_projection(chips, max_pixels: int = 50_000, shrink: float = 0.01, m
     as the image mean scores what it scores with the plain L2, keeping the loss (and the learning
     rate that suits it) on the same scale. Pixels: up to ``max_pixels`` valid ones from ``chips``.
     """
-    rng = np.random.default_rng(seed)
-    per_chip = max(1, max_pixels // max(1, len(chips)))
-    samples = []
-    for ch in chips:
-        idx = np.flatnonzero(ch.valid.ravel())
-        if len(idx) > per_chip:
-            idx = rng.choice(idx, per_chip, replace=False)
-        samples.append(ch.x.reshape(ch.x.shape[0], -1)[:, idx].T)
-    t = np.clip(2.0 * np.concatenate(samples).astype(np.float64) - 1.0, -1.0, 1.0)
+    t = np.clip(2.0 * sample_pixels(chips, max_pixels, seed).astype(np.float64) - 1.0, -1.0, 1.0)
     bands = t.shape[1]
     if len(t) < 2:
         return torch.eye(bands)
@@ -283,7 +275,7 @@ class InpaintingPretrainer:
         self.cfg, self.sampler, self.device = cfg, sampler, device
         torch.manual_seed(seed)
         self.gen = torch.Generator().manual_seed(seed)
-        self.inpainter = Inpainter(model_cfg).to(device).train()
+        self.inpainter = Inpainter(model_cfg, stem_axes(model_cfg, sampler.chips)).to(device).train()
         self.instructor = Instructor(model_cfg.in_channels, cfg.cell, cfg.instructor_width,
                                      cfg.latent).to(device).train()
         self.opt_inp = torch.optim.SGD(self.inpainter.parameters(), lr=cfg.lr, momentum=cfg.momentum,

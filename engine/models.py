@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -124,6 +125,18 @@ class SpectralStem(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.body(self.mix(x))
 
+    def start_on(self, axes: np.ndarray) -> None:
+        """Start the mixer on the image's principal directions (ModelConfig.stem_init): channel pair
+        (i, out/2 + i) projects the bands onto the i-th direction with either sign, so the ReLU after
+        the batch norm keeps both halves of each of the leading out/2 components. Channels without a
+        direction (an image with fewer) keep their random start."""
+        w = self.mix[0].weight
+        n = min(axes.shape[1], w.shape[0] // 2)
+        a = torch.as_tensor(np.ascontiguousarray(axes[:, :n].T), dtype=w.dtype)
+        with torch.no_grad():
+            w[:n, :, 0, 0] = a
+            w[w.shape[0] // 2:w.shape[0] // 2 + n, :, 0, 0] = -a
+
 
 class SegNet(nn.Module):
     """Encoder + decoder + 1×1 classifier, logits at input resolution."""
@@ -155,6 +168,11 @@ class SegNet(nn.Module):
         return self.head(self.features(x))
 
 
-def build_model(cfg: ModelConfig, imagenet: bool = False) -> SegNet:
-    """A fresh network; ``imagenet`` asks for cached ImageNet weights (ResNet encoders only)."""
-    return SegNet(cfg, imagenet)
+def build_model(cfg: ModelConfig, imagenet: bool = False, band_axes: np.ndarray | None = None) -> SegNet:
+    """A fresh network; ``imagenet`` asks for cached ImageNet weights (ResNet encoders only);
+    ``band_axes`` (stem_axes) starts a spectral stem on the image's principal directions."""
+    net = SegNet(cfg, imagenet)
+    if band_axes is not None and isinstance(net.encoder, SpectralStem):
+        net.encoder.start_on(band_axes)
+    return net
+

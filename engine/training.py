@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from engine.config import TrainConfig
-from engine.data import Chip, TileSampler
+from engine.data import Chip, TileSampler, stem_axes
 from engine.metrics import confusion, scores
 from engine.predict import predict_array
 from engine.progress import Reporter
@@ -83,6 +83,8 @@ class Method:
 
     def __init__(self, cfg: TrainConfig, data: TrainData, device: torch.device):
         self.cfg, self.data, self.device = cfg, data, device
+        # where a spectral stem starts (None: random); give it to build_model for every fresh network
+        self.band_axes = stem_axes(cfg.model, data.chips)
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
         raise NotImplementedError

@@ -75,9 +75,9 @@ def pool_bars(preds, thresholds: np.ndarray, share: float) -> np.ndarray:
 class Student(nn.Module):
     """A segmentation network, plus a projection head for the contrastive loss when it is used."""
 
-    def __init__(self, cfg, proj_dim: int = 0):
+    def __init__(self, cfg, proj_dim: int = 0, band_axes=None):
         super().__init__()
-        self.net = build_model(cfg)
+        self.net = build_model(cfg, band_axes=band_axes)
         width = self.net.decoder.out_channels
         self.proj = nn.Sequential(nn.Conv2d(width, width, 1), nn.ReLU(inplace=True),
                                   nn.Conv2d(width, proj_dim, 1)) if proj_dim else None
@@ -122,7 +122,7 @@ class ICNet(Method):
     def _new_student(self, seed: int) -> Student:
         torch.manual_seed(seed)
         proj = self.ic.proj_dim if self.ic.contrastive_weight > 0 else 0
-        return Student(self.cfg.model, proj).to(self.device).train()
+        return Student(self.cfg.model, proj, self.band_axes).to(self.device).train()
 
     def _sgd(self, student: Student) -> torch.optim.Optimizer:
         return torch.optim.SGD(student.parameters(), lr=self.cfg.lr, momentum=self.cfg.momentum,

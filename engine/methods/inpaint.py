@@ -35,7 +35,7 @@ class Inpaint(Method):
     def __init__(self, cfg, data, device):
         super().__init__(cfg, data, device)
         torch.manual_seed(cfg.seed)
-        self.net = build_model(cfg.model).to(device).train()
+        self.net = build_model(cfg.model, band_axes=self.band_axes).to(device).train()
         encoder = list(self.net.encoder.parameters())
         rest = [p for n, p in self.net.named_parameters() if not n.startswith("encoder.")]
         groups = [{"params": encoder, "lr_scale": cfg.inpaint.encoder_lr_scale}, {"params": rest}]

@@ -22,7 +22,7 @@ class Supervised(Method):
     def __init__(self, cfg, data, device):
         super().__init__(cfg, data, device)
         torch.manual_seed(cfg.seed)
-        self.net = build_model(cfg.model, imagenet=True).to(device).train()
+        self.net = build_model(cfg.model, imagenet=True, band_axes=self.band_axes).to(device).train()
         self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
         self.average = WeightAverage(self.net, cfg.weight_average)

@@ -44,8 +44,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
                         "image has more than 32 bands)")
     p.add_argument("--stem-init", default=None, choices=["pca", "random"],
-                   help="how that band mixer starts: on the image's principal directions (pca, default) or "
-                        "random")
+                   help="how that band mixer starts: random (default) or on the image's principal "
+                        "directions (pca; an experiment)")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_icnet_options(p)
     _add_inpaint_options(p)
@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
                         "image has more than 32 bands)")
     p.add_argument("--stem-init", default=None, choices=["pca", "random"],
-                   help="how that band mixer starts: on the image's principal directions (pca, default) or "
-                        "random")
+                   help="how that band mixer starts: random (default) or on the image's principal "
+                        "directions (pca; an experiment)")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_inpaint_options(p, fine_tune=False)
 

@@ -24,9 +24,10 @@ class ModelConfig:
     # replaces a 3×3 first layer over hundreds of bands (cost and parameters 9× smaller, a learned
     # PCA-like projection that few labels can fit); on RGB/multispectral images it is off.
     spectral_stem: int = -1
-    # how that band mixer starts: "pca" on the image's leading principal directions (models.stem_axes;
-    # each with both signs), "random" like any other layer
-    stem_init: Literal["pca", "random"] = "pca"
+    # how that band mixer starts: "random" like any other layer, or "pca" on the image's leading
+    # principal directions, each with both signs (data.stem_axes). An experiment, off: Indian Pines,
+    # supervised, fast preset, seeds 0-2, default output: k=5 0.791 vs 0.794, k=10 0.858 vs 0.863
+    stem_init: Literal["pca", "random"] = "random"
 
     def set_bands(self, bands: int) -> None:
         """Set the input band count and resolve the automatic spectral stem for it."""

@@ -151,6 +151,7 @@ def stem_axes(cfg: ModelConfig, chips) -> np.ndarray | None:
     every random projection. Starting on the leading components -- computed from every pixel, labeled
     or not -- gives the few labels all of them at equal footing (the batch norm after the mixer scales
     each to unit variance) from the first step; training then moves them like any other weight.
+    Measured level with the random start on Indian Pines (README, Benchmarks), so it is not the default.
     """
     if cfg.spectral_stem <= 0 or cfg.stem_init != "pca" or not chips:
         return None

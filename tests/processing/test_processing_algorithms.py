@@ -109,6 +109,19 @@ def test_train_and_segment_loads_styled_layers(semiseg_plugin, scene, tmp_path, 
 
 
 @pytest.mark.slow
+def test_train_and_segment_runs_twice_in_one_session(semiseg_plugin, scene, tmp_path, clean_project):  # noqa: ARG001
+    """Each run's layers are styled by post-processors its own context deletes: a second run in the same
+    QGIS session (the toolbox again, batch mode) must not reach for the first run's deleted ones."""
+    for run in ("first", "second"):
+        results = processing().runAndLoadResults("semiseg:train_and_segment", {
+            "INPUT": scene["image"], "LABELS": scene["labels"], **TINY_TRAINING,
+            "OUTPUT_FOLDER": str(tmp_path / run)})
+        assert Path(results["PREDICTION"]).exists(), run
+    layers = clean_project.mapLayersByName("SemiSeg prediction")
+    assert len(layers) == 2 and all(layer.renderer().type() == "paletted" for layer in layers)
+
+
+@pytest.mark.slow
 def test_engine_error_becomes_a_processing_exception_with_its_sentence(trained, tmp_path):
     other = write_scene(str(tmp_path), height=32, width=32, bands=4, classes=2)  # 4 bands, model has 3
     with pytest.raises(QgsProcessingException, match=r"has 4 band\(s\) but the model was trained on 3"):
@@ -153,3 +166,40 @@ def test_every_training_parameter_maps_to_a_flag_the_engine_accepts(semiseg_plug
     assert (parsed.lr, parsed.val_fraction, parsed.arch, parsed.pretrain_steps) == (0.02, 0.3, "resnet18", 9)
     assert parsed.unlabeled == [scene["image"]] and parsed.init == str(tmp_path / "enc.semienc")
     assert parsed.image == scene["image"] and parsed.labels == scene["labels"]
+
+
+def test_the_encoder_cache_reaches_the_engine_for_the_methods_that_pretrain(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
+    alg = QgsApplication.processingRegistry().createAlgorithmById("semiseg:train_and_segment")
+    cache = str(tmp_path / "scene.semienc")
+    for method, name in enumerate(("supervised", "icnet", "inpaint", "inpaint+icnet")):
+        feedback = RecordingFeedback()
+        parameters = {"INPUT": scene["image"], "LABELS": scene["labels"], "METHOD": method,
+                      "ENCODER_CACHE": cache}
+        args = alg.training_args(parameters, QgsProcessingContext(), feedback)
+        parsed = build_parser().parse_args(["run", *args, "--out-dir", str(tmp_path)])
+        pretrains = name.startswith("inpaint")
+        assert parsed.encoder_cache == (cache if pretrains else None), name
+        assert any("left alone" in line for line in feedback.log) != pretrains, name
+    unset = alg.training_args({"INPUT": scene["image"], "LABELS": scene["labels"], "METHOD": 2},
+                              QgsProcessingContext(), QgsProcessingFeedback())
+    assert "--encoder-cache" not in unset  # nothing is cached unless asked
+
+
+@pytest.mark.slow
+def test_train_and_segment_pretrains_once_into_the_encoder_cache(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
+    cache = tmp_path / "scene.semienc"
+    parameters = {"INPUT": scene["image"], "LABELS": scene["labels"], **TINY_TRAINING, "METHOD": 2,
+                  "PRETRAIN_STEPS": 4, "ENCODER_CACHE": str(cache)}
+    first = RecordingFeedback()
+    results = processing().run("semiseg:train_and_segment",
+                               {**parameters, "OUTPUT_FOLDER": str(tmp_path / "a")}, feedback=first)
+    assert results["ENCODER_CACHE"] == str(cache) and cache.stat().st_size > 0
+    assert any(line.startswith("wrote encoder") for line in first.log)
+    written = cache.stat().st_mtime_ns
+    second = RecordingFeedback()
+    processing().run("semiseg:train_and_segment", {**parameters, "OUTPUT_FOLDER": str(tmp_path / "b")},
+                     feedback=second)
+    assert cache.stat().st_mtime_ns == written  # reused, not pretrained again
+    assert not any(line.startswith("wrote encoder") for line in second.log)
+    assert not any(stage.startswith("pretrain") for stage in second.stages)
+    assert any(stage.startswith("pretrain") for stage in first.stages)

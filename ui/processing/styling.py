@@ -97,7 +97,7 @@ def write_style_file(path: str, kind: str) -> str | None:
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
     """Styles an output when Processing adds it to the project (on the main thread)."""
 
-    _instances: dict[str, StyleOnLoad] = {}  # Processing holds a raw pointer: keep them alive
+    _latest: dict[str, StyleOnLoad] = {}  # a Python reference, so the wrapper outlives this call
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -105,9 +105,10 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 
     @classmethod
     def of(cls, kind: str) -> StyleOnLoad:
-        if kind not in cls._instances:
-            cls._instances[kind] = cls(kind)
-        return cls._instances[kind]
+        """A new one for each output: the context it is given to takes it over and deletes it with itself,
+        so one post-processor cannot serve a second run (that run would fail while loading its layers)."""
+        cls._latest[kind] = cls(kind)
+        return cls._latest[kind]
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: ARG002, N802 (QGIS API)
         if isinstance(layer, QgsRasterLayer):

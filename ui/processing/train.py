@@ -32,4 +32,4 @@ class TrainAlgorithm(TrainingAlgorithm):
         done = self.run_engine(args, feedback).done
         metrics = done.get("metrics") or {}
         return {self.OUTPUT: done.get("model", model), self.VAL_MIOU: metrics.get("val_miou"),
-                self.VAL_OA: metrics.get("val_oa")}
+                self.VAL_OA: metrics.get("val_oa"), **self.cache_output(parameters, context)}

@@ -49,4 +49,5 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
                          load_as=("SemiSeg confidence", self.CONFIDENCE))
         return {self.OUTPUT_FOLDER: folder, self.MODEL: done["model"], self.PREDICTION: done["prediction"],
                 self.CONFIDENCE: done.get("confidence"), self.METRICS: files.get("metrics"),
-                self.VAL_MIOU: (done.get("metrics") or {}).get("map_val_miou")}
+                self.VAL_MIOU: (done.get("metrics") or {}).get("map_val_miou"),
+                **self.cache_output(parameters, context)}

@@ -7,11 +7,13 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterMultipleLayers,
     QgsRasterLayer,
 )
 
+from ..jobs import PRETRAINED_METHODS
 from .base import ARCHITECTURES, METHODS, PRESETS, SemiSegAlgorithm, raster_file
 
 VECTOR_FORMATS = ["gpkg", "shp", "geojson"]  # the engine reads any of these through OGR
@@ -34,6 +36,7 @@ class TrainingAlgorithm(SemiSegAlgorithm):
     ARCH = "ARCH"
     INIT = "INIT"
     PRETRAIN_STEPS = "PRETRAIN_STEPS"
+    ENCODER_CACHE = "ENCODER_CACHE"
 
     # optional numbers: parameter -> (engine flag, integer?)
     NUMBER_FLAGS = {STEPS: ("--steps", True), TILE_SIZE: ("--tile-size", True),
@@ -68,6 +71,12 @@ class TrainingAlgorithm(SemiSegAlgorithm):
             optional=True))
         self.add_number(self.PRETRAIN_STEPS, "Inpainting steps when pretraining in this run (method inpaint)",
                         minimum=1)
+        # Read and written: a run fine-tunes from it when it was pretrained on the same, unchanged image
+        # with the same settings, else pretrains and writes it, so the next run with new labels is quick.
+        self.add_advanced(QgsProcessingParameterFileDestination(
+            self.ENCODER_CACHE, "Encoder cache (methods inpaint, inpaint+icnet): pretrain the image once, "
+            "reuse it in later runs", fileFilter="SemiSeg encoder (*.semienc)", optional=True,
+            createByDefault=False))
 
     def training_args(self, parameters: dict, context, feedback) -> list[str]:
         """``--image ... --labels ... --method ...`` for ``train`` and ``run``."""
@@ -82,7 +91,30 @@ class TrainingAlgorithm(SemiSegAlgorithm):
                  *self.number_args(parameters, context, self.NUMBER_FLAGS)]
         arch = self.enum_value(parameters, self.ARCH, context, ARCHITECTURES)
         init = self.parameterAsFile(parameters, self.INIT, context)
-        return args + (["--arch", arch] if arch else []) + (["--init", init] if init else [])
+        return (args + (["--arch", arch] if arch else []) + (["--init", init] if init else [])
+                + self.cache_args(parameters, context, feedback))
+
+    def encoder_cache(self, parameters: dict, context) -> str:
+        """The encoder cache file the user asked for, or ""."""
+        if not self.is_set(parameters, self.ENCODER_CACHE):
+            return ""
+        return self.parameterAsFileOutput(parameters, self.ENCODER_CACHE, context)
+
+    def cache_args(self, parameters: dict, context, feedback) -> list[str]:
+        """``--encoder-cache FILE`` for the methods that pretrain; the others are told it is unused."""
+        cache = self.encoder_cache(parameters, context)
+        method = self.enum_value(parameters, self.METHOD, context, METHODS) or METHODS[0]
+        if cache and method not in PRETRAINED_METHODS:
+            feedback.pushInfo(f"Method {method} does not pretrain an encoder; the encoder cache {cache} is "
+                              "left alone.")
+            return []
+        return ["--encoder-cache", cache] if cache else []
+
+    def cache_output(self, parameters: dict, context) -> dict:
+        """The encoder cache as an algorithm output (for the modeler), when one was used."""
+        method = self.enum_value(parameters, self.METHOD, context, METHODS) or METHODS[0]
+        cache = self.encoder_cache(parameters, context) if method in PRETRAINED_METHODS else ""
+        return {self.ENCODER_CACHE: cache or None}
 
     def labels_args(self, parameters: dict, context, feedback) -> list[str]:
         """A label raster is passed as its file; a vector layer as a file the engine can read (a layer in a

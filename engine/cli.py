@@ -39,6 +39,14 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-average", type=_decay, default=None, metavar="DECAY",
                    help="supervised/inpaint: predict with the moving average of the weights, DECAY its cap "
                         "(default 0.99; 0 = the last weights)")
+    _add_network_options(p)
+    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
+    _add_icnet_options(p)
+    _add_inpaint_options(p)
+
+
+def _add_network_options(p: argparse.ArgumentParser) -> None:
+    """The architecture flags train, run and pretrain share (config.ModelConfig)."""
     p.add_argument("--arch", default=None, choices=["unet", "resnet18", "resnet34", "resnet50"])
     p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
                    help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
@@ -46,9 +54,6 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stem-init", default=None, choices=["pca", "random"],
                    help="how that band mixer starts: random (default) or on the image's principal "
                         "directions (pca; an experiment)")
-    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
-    _add_icnet_options(p)
-    _add_inpaint_options(p)
 
 
 def _add_icnet_options(p: argparse.ArgumentParser) -> None:
@@ -210,13 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="balanced", choices=sorted(PRESETS))
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--arch", default=None, choices=["unet", "resnet18", "resnet34", "resnet50"])
-    p.add_argument("--spectral-stem", type=int, default=None, metavar="N",
-                   help="1x1 band mixer to N channels before the network (0 = none; default: 32 when the "
-                        "image has more than 32 bands)")
-    p.add_argument("--stem-init", default=None, choices=["pca", "random"],
-                   help="how that band mixer starts: random (default) or on the image's principal "
-                        "directions (pca; an experiment)")
+    _add_network_options(p)
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_inpaint_options(p, fine_tune=False)
 

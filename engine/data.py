@@ -116,15 +116,17 @@ def build_chips(ds, stats: BandStats, train: np.ndarray, val: np.ndarray, budget
 
 def sample_pixels(chips: list[Chip], max_pixels: int = 50_000, seed: int = 0) -> np.ndarray:
     """(N, C) band values of up to ``max_pixels`` valid pixels, drawn evenly from ``chips``."""
+    if not chips:
+        return np.zeros((0, 0), np.float32)
     rng = np.random.default_rng(seed)
-    per_chip = max(1, max_pixels // max(1, len(chips)))
-    samples = [np.zeros((0, chips[0].x.shape[0]), np.float32)] if chips else []
+    per_chip = max(1, max_pixels // len(chips))
+    samples = []
     for ch in chips:
         idx = np.flatnonzero(ch.valid.ravel())
         if len(idx) > per_chip:
             idx = rng.choice(idx, per_chip, replace=False)
         samples.append(ch.x.reshape(ch.x.shape[0], -1)[:, idx].T)
-    return np.concatenate(samples) if samples else np.zeros((0, 0), np.float32)
+    return np.concatenate(samples)
 
 
 def principal_axes(pixels: np.ndarray, count: int) -> np.ndarray:

@@ -175,4 +175,3 @@ def build_model(cfg: ModelConfig, imagenet: bool = False, band_axes: np.ndarray 
     if band_axes is not None and isinstance(net.encoder, SpectralStem):
         net.encoder.start_on(band_axes)
     return net
-

@@ -75,7 +75,7 @@ def pool_bars(preds, thresholds: np.ndarray, share: float) -> np.ndarray:
 class Student(nn.Module):
     """A segmentation network, plus a projection head for the contrastive loss when it is used."""
 
-    def __init__(self, cfg, proj_dim: int = 0, band_axes=None):
+    def __init__(self, cfg, proj_dim: int = 0, band_axes: np.ndarray | None = None):
         super().__init__()
         self.net = build_model(cfg, band_axes=band_axes)
         width = self.net.decoder.out_channels

@@ -95,26 +95,22 @@ class TrainingAlgorithm(SemiSegAlgorithm):
                 + self.cache_args(parameters, context, feedback))
 
     def encoder_cache(self, parameters: dict, context) -> str:
-        """The encoder cache file the user asked for, or ""."""
-        if not self.is_set(parameters, self.ENCODER_CACHE):
+        """The encoder cache the engine gets: the file asked for when the method pretrains, else ""."""
+        method = self.enum_value(parameters, self.METHOD, context, METHODS) or METHODS[0]
+        if not self.is_set(parameters, self.ENCODER_CACHE) or method not in PRETRAINED_METHODS:
             return ""
         return self.parameterAsFileOutput(parameters, self.ENCODER_CACHE, context)
 
     def cache_args(self, parameters: dict, context, feedback) -> list[str]:
-        """``--encoder-cache FILE`` for the methods that pretrain; the others are told it is unused."""
+        """``--encoder-cache FILE`` for the methods that pretrain; for the others a line says it is unused."""
         cache = self.encoder_cache(parameters, context)
-        method = self.enum_value(parameters, self.METHOD, context, METHODS) or METHODS[0]
-        if cache and method not in PRETRAINED_METHODS:
-            feedback.pushInfo(f"Method {method} does not pretrain an encoder; the encoder cache {cache} is "
-                              "left alone.")
-            return []
+        if not cache and self.is_set(parameters, self.ENCODER_CACHE):
+            feedback.pushInfo("This method does not pretrain an encoder; the encoder cache is left alone.")
         return ["--encoder-cache", cache] if cache else []
 
     def cache_output(self, parameters: dict, context) -> dict:
         """The encoder cache as an algorithm output (for the modeler), when one was used."""
-        method = self.enum_value(parameters, self.METHOD, context, METHODS) or METHODS[0]
-        cache = self.encoder_cache(parameters, context) if method in PRETRAINED_METHODS else ""
-        return {self.ENCODER_CACHE: cache or None}
+        return {self.ENCODER_CACHE: self.encoder_cache(parameters, context) or None}
 
     def labels_args(self, parameters: dict, context, feedback) -> list[str]:
         """A label raster is passed as its file; a vector layer as a file the engine can read (a layer in a

@@ -84,6 +84,9 @@ def _add_icnet_options(p: argparse.ArgumentParser) -> None:
                    help="at each new round re-initialise the weaker student (default: keep both)")
     g.add_argument("--pool-tta", action="store_true",
                    help="build the pseudo-label pool from 8-view predictions (while --tta auto would use 8)")
+    g.add_argument("--teacher-views", type=int, default=None, choices=[1, 2, 4, 8],
+                   help="pseudo-labels from the teacher's mean over this many flips / 90° turns of each "
+                        "unlabeled tile (default 1; each extra view costs one more teacher pass)")
     g.add_argument("--smooth-pseudo-labels", action="store_true",
                    help="take every step's pseudo-labels from the teacher's edge-aware smoothed output")
     g.add_argument("--supervised-first", action="store_true",
@@ -98,7 +101,7 @@ def _apply_icnet_options(cfg, a: argparse.Namespace) -> None:
     if a.unlabeled_batch_size is not None:
         cfg.unlabeled_batch_size = a.unlabeled_batch_size
     for name in ("icnet_mode", "conf_threshold", "contrastive_weight", "rounds", "unsup_weight",
-                 "pool_fraction"):
+                 "pool_fraction", "teacher_views"):
         if getattr(a, name) is not None:
             setattr(ic, "mode" if name == "icnet_mode" else name, getattr(a, name))
     ic.conf_mask &= not a.no_conf_mask

@@ -129,6 +129,8 @@ class ICNetConfig:
     pool_tta: bool = False  # pool from 8-view predictions (test-time augmentation) while the chips are
     #                         small enough for ``--tta auto`` to use 8 views (engine.predict.auto_views)
     pseudo_smoothing: bool = False  # every step's pseudo-labels from edge-aware smoothed teacher output
+    teacher_views: int = 1  # the teacher's pseudo-labels from the mean softmax over this many flips /
+    #                         90° turns of the weak view (1, 2, 4 or 8; each extra view one teacher pass)
     supervised_first: bool = False  # round 1 from the labels alone; unlabeled losses start at round 2
     balance_unsup: bool = True  # pseudo-label loss weighted per class against its share (ClassBalance):
     #                             on top of weight 0.25, Indian Pines default output k=5 0.794 -> 0.799,
@@ -143,7 +145,7 @@ class ICNetConfig:
             return self
         return dataclasses.replace(self, unsup_weight=1.0, ema_cap=0.999, clip_value=0.1, conf_mask=False,
                                    class_adaptive=False, cutmix=False, contrastive_weight=0.0, rounds=1,
-                                   pool_smoothing=False, pool_tta=False, pseudo_smoothing=False,
+                                   pool_smoothing=False, pool_tta=False, pseudo_smoothing=False, teacher_views=1,
                                    supervised_first=False, balance_unsup=False, ensemble=False)
 
     @classmethod

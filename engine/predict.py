@@ -56,21 +56,40 @@ def auto_views(pixels: int, device: torch.device) -> int:
     return 8 if pixels <= TTA_AUTO_PIXELS["cpu" if device.type == "cpu" else "accelerator"] else 1
 
 
+# the 8 views of a window: (quarter turns, horizontal flip after the turn); the first is the window itself,
+# the first two a flip pair, the first four also a quarter turn
+DIHEDRAL_VIEWS: tuple[tuple[int, bool], ...] = tuple((t, f) for t in range(4) for f in (False, True))
+
+
+def to_view(x: torch.Tensor, view: tuple[int, bool]) -> torch.Tensor:
+    """``x`` (..., H, W) seen in ``view`` (one of DIHEDRAL_VIEWS)."""
+    turns, flip = view
+    x = torch.rot90(x, turns, (-2, -1))
+    return torch.flip(x, (-1,)) if flip else x
+
+
+def from_view(x: torch.Tensor, view: tuple[int, bool]) -> torch.Tensor:
+    """Undo ``to_view``: a map predicted on the view, back on the window's own grid."""
+    turns, flip = view
+    return torch.rot90(torch.flip(x, (-1,)) if flip else x, -turns, (-2, -1))
+
+
+def view_probs(net: torch.nn.Module, x: torch.Tensor, views) -> torch.Tensor:
+    """Sum (not mean) over ``views`` of ``net``'s softmax on each view of ``x``, turned back."""
+    p = None
+    for view in views:
+        q = from_view(torch.softmax(net(to_view(x, view)).float(), dim=1), view)
+        p = q if p is None else p + q
+    return p
+
+
 @torch.inference_mode()
 def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor, views: int = 1) -> torch.Tensor:
     """Mean softmax of the ensemble members; with ``views=8`` also over the 8 flips / 90° turns of
     ``x`` (each prediction turned back before averaging)."""
     if views not in (1, 8):
         raise ValueError(f"views must be 1 or 8, not {views}")
-    p = None
-    for turns in range(4 if views == 8 else 1):
-        for flip in ((False, True) if views == 8 else (False,)):
-            xv = torch.rot90(x, turns, (2, 3))
-            xv = torch.flip(xv, (3,)) if flip else xv
-            for net in nets:
-                q = torch.softmax(net(xv).float(), dim=1)
-                q = torch.rot90(torch.flip(q, (3,)) if flip else q, -turns, (2, 3))
-                p = q if p is None else p + q
+    p = sum(view_probs(net, x, DIHEDRAL_VIEWS[:views]) for net in nets)
     return p / (len(nets) * views)
 
 

@@ -42,7 +42,7 @@ from engine.losses import (
     pseudo_labels,
 )
 from engine.models import build_model
-from engine.predict import auto_views, predict_array
+from engine.predict import DIHEDRAL_VIEWS, auto_views, predict_array, view_probs
 from engine.smooth import EdgeAwareSmoothing
 from engine.training import Method, evaluate_chips, poly_lr, sparse_ce, to_batch
 
@@ -163,6 +163,10 @@ class ICNet(Method):
         i = 0 if step % 2 == 0 else 1  # the student that learns from the other's teacher this step
         t_logits, t_emb = self.teachers[1 - i](x_u)
         probs = torch.softmax(t_logits.float(), dim=1)
+        if ic.teacher_views > 1:  # the identity view is t_logits; the others turned back and averaged
+            with torch.no_grad():
+                more = view_probs(self.teachers[1 - i].model.net, x_u, DIHEDRAL_VIEWS[1:ic.teacher_views])
+            probs = (probs + more) / ic.teacher_views
         if ic.pseudo_smoothing:
             probs = torch.stack([self.smoothing(p, x, v) for p, x, v in zip(probs, x_u, valid, strict=True)])
         pl, mask = pseudo_labels(probs, self._thresholds(probs, valid))

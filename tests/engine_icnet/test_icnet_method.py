@@ -1,5 +1,7 @@
 """The ICNet method: step-parity alternation, reference vs improved, rounds, CLI mapping."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +221,43 @@ def test_supervised_first_keeps_round_one_to_the_labels():
         assert logs["unsup"] > 0 and logs["loss"] == pytest.approx(logs["sup"], abs=1e-6)
     logs = m.train_step(3, 4)  # round 2: they count
     assert logs["round"] == 2.0 and logs["loss"] > logs["sup"] + 1e-4
+
+
+@pytest.mark.parametrize("views", [1, 2, 8])
+def test_teacher_pseudo_labels_average_the_asked_views(views, monkeypatch):
+    """--teacher-views N: the probabilities behind a step's pseudo-labels are the teacher's mean softmax
+    over the first N flips / turns of the weak view (each turned back), not its single view."""
+    import engine.methods.icnet as icnet_module
+    from engine.predict import ensemble_probs
+
+    m = _method("improved", teacher_views=views, cutmix=False)
+    seen, probs = [], []
+    teacher = m.teachers[0]  # step 1 (odd): B learns from A's teacher
+    orig = teacher.model.forward
+    teacher.model.forward = lambda x, _f=orig: (seen.append(x.clone()), _f(x))[1]
+    real = icnet_module.pseudo_labels
+    monkeypatch.setattr(icnet_module, "pseudo_labels", lambda p, t: (probs.append(p.clone()), real(p, t))[1])
+    net = copy.deepcopy(teacher.model.net)  # the teacher as it taught, before its EMA step
+    m.train_step(1, 4)
+    one = ensemble_probs([net], seen[0], views=1)
+    if views == 8:
+        assert torch.allclose(probs[0], ensemble_probs([net], seen[0], views=8), atol=1e-5)
+    elif views == 1:
+        assert torch.allclose(probs[0], one, atol=1e-6)
+    else:
+        flipped = torch.flip(ensemble_probs([net], torch.flip(seen[0], (-1,)), views=1), (-1,))
+        assert torch.allclose(probs[0], (one + flipped) / 2, atol=1e-5)
+    if views > 1:
+        assert not torch.allclose(probs[0], one, atol=1e-4)  # the extra views changed something
+
+
+def test_teacher_views_from_the_command_line():
+    ap = build_parser()
+    base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "icnet"]
+    assert _config(ap.parse_args(base)).icnet.teacher_views == 1
+    cfg = _config(ap.parse_args(base + ["--teacher-views", "4"]))
+    assert cfg.icnet.teacher_views == 4 and cfg.icnet.resolved().teacher_views == 4
+    ref = _config(ap.parse_args(base + ["--teacher-views", "4", "--icnet-mode", "reference"]))
+    assert ref.icnet.resolved().teacher_views == 1
+    with pytest.raises(SystemExit):
+        ap.parse_args(base + ["--teacher-views", "3"])

@@ -145,8 +145,9 @@ class ICNetConfig:
             return self
         return dataclasses.replace(self, unsup_weight=1.0, ema_cap=0.999, clip_value=0.1, conf_mask=False,
                                    class_adaptive=False, cutmix=False, contrastive_weight=0.0, rounds=1,
-                                   pool_smoothing=False, pool_tta=False, pseudo_smoothing=False, teacher_views=1,
-                                   supervised_first=False, balance_unsup=False, ensemble=False)
+                                   pool_smoothing=False, pool_tta=False, pseudo_smoothing=False,
+                                   teacher_views=1, supervised_first=False, balance_unsup=False,
+                                   ensemble=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> ICNetConfig:

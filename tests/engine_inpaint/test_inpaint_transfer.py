@@ -135,3 +135,53 @@ def test_the_moving_average_of_the_weights_predicts_and_zero_turns_it_off(scene,
     cfg.weight_average = 0.0
     plain = method_cls(cfg, scene["data"], CPU)
     assert plain.ensemble() == [plain.net]
+
+
+@pytest.mark.parametrize("method_name", ["inpaint", "inpaint+icnet"])
+def test_fresh_transfer_scale_keeps_the_function_and_the_fresh_filter_norms(scene, method_name):
+    """--transfer-scale fresh: every transferred filter that feeds a batch norm gets the norm of the
+    network's own fresh filter, its batch norm's statistics follow, so the network computes what the
+    pretrained one does; directions (and every other tensor) are the pretrained ones."""
+    from engine.pretrain import conv_bn_pairs, filter_norms
+
+    enc = load_encoder(scene["enc_path"])
+    # a few pretraining steps barely move the norms; long pretraining grows them (weights x 3 here)
+    enc = dataclasses.replace(enc, encoder={k: v * 3 if v.dim() == 4 else v for k, v in enc.encoder.items()})
+    cfg = tiny_cfg(method_name)
+    cfg.model.in_channels, cfg.model.num_classes = 3, 3
+    cfg.inpaint.transfer_scale = "fresh"
+    cls = Inpaint if method_name == "inpaint" else InpaintICNet
+    method = cls(cfg, scene["data"], CPU)
+    net = method.net if method_name == "inpaint" else method.students[0].net
+    fresh = filter_norms(conv_bn_pairs(net.encoder))
+    method.initialise(enc)
+    plain = build_model(cfg.model)  # the same network loaded as pretrained
+    plain.load_state_dict(net.state_dict())
+    load_pretrained(plain, enc, decoder=method_name == "inpaint")
+    pairs, plain_pairs = conv_bn_pairs(net.encoder), conv_bn_pairs(plain.encoder)
+    assert len(pairs) == 2 * len(cfg.model.widths)  # two conv-BN layers per U-Net stage
+    for got, want in zip(filter_norms(pairs), fresh, strict=True):
+        assert torch.allclose(got, want, rtol=1e-5)
+    pre = filter_norms(plain_pairs)
+    assert all(not torch.allclose(a, b, rtol=0.5) for a, b in zip(pre, fresh, strict=True))
+    for (conv, _), (pconv, _) in zip(pairs, plain_pairs, strict=True):  # same directions
+        cos = torch.nn.functional.cosine_similarity(conv.weight.flatten(1), pconv.weight.flatten(1), dim=1)
+        assert torch.allclose(cos, torch.ones_like(cos), atol=1e-5)
+    x = torch.from_numpy(scene["data"].chips[0].x[None, :, :32, :32]).float()
+    net.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), plain(x), atol=1e-3, rtol=1e-3)
+    net.train(), plain.train()
+    with torch.no_grad():
+        assert torch.allclose(net(x), plain(x), atol=1e-3, rtol=1e-3)
+
+
+def test_transfer_scale_from_the_command_line():
+    from engine.cli import _config, build_parser
+
+    ap = build_parser()
+    base = ["run", "--image", "i.tif", "--labels", "l.tif", "--out-dir", "o", "--method", "inpaint"]
+    assert _config(ap.parse_args(base)).inpaint.transfer_scale == "pretrained"
+    assert _config(ap.parse_args(base + ["--transfer-scale", "fresh"])).inpaint.transfer_scale == "fresh"
+    with pytest.raises(SystemExit):
+        ap.parse_args(base + ["--transfer-scale", "half"])

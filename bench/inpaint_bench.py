@@ -11,8 +11,7 @@ Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instru
 SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [instructor, own-mask
 context]`` (the reference form of the instructor's objective, ``instructor_context="own"``), ``inpaint
 [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--no-decoder-transfer``), ``inpaint
-[encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [filters at fresh norms]`` and its
-random-mask twin (``--transfer-scale fresh``), ``inpaint [classifier alone ...]`` (``--head-warmup
+[encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [classifier alone ...]`` (``--head-warmup
 0.25``: a linear probe over the frozen pretrained network before full fine-tuning, with the instructor's
 or the random-mask encoder), ``inpaint [visible pixels weighted 0.5]`` (pretraining loss weight 0.5 on
 erased and visible pixels alike, instead of 0.99 / 0.01), ``inpaint [whitened spectral restoration
@@ -65,8 +64,6 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "inpaint-probe": ("inpaint", "instructor", {"head_warmup": 0.25}),
     "inpaint-random-probe": ("inpaint", "random", {"head_warmup": 0.25}),
     "inpaint+icnet": ("inpaint+icnet", "instructor", {}),
-    "inpaint-fresh": ("inpaint", "instructor", {"transfer_scale": "fresh"}),
-    "inpaint-random-fresh": ("inpaint", "random", {"transfer_scale": "fresh"}),
 }
 LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "inpaint [random masks]",
           "inpaint-own": "inpaint [instructor, own-mask context]",
@@ -77,9 +74,7 @@ LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "i
           "inpaint-visible": "inpaint [visible pixels weighted 0.5]",
           "inpaint-whiten": "inpaint [whitened spectral restoration loss]",
           "inpaint-long": "inpaint [3x the pretraining steps]",
-          "inpaint+icnet": "inpaint+icnet",
-          "inpaint-fresh": "inpaint [filters at fresh norms]",
-          "inpaint-random-fresh": "inpaint [random masks, filters at fresh norms]"}
+          "inpaint+icnet": "inpaint+icnet"}
 
 
 # pretraining variants: what each changes in InpaintConfig, and its name in tables

@@ -143,9 +143,6 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                        help="learning rate of the pretrained encoder relative to the rest (0 = frozen)")
         g.add_argument("--no-decoder-transfer", action="store_true",
                        help="start the decoder from random instead of the inpainting decoder")
-        g.add_argument("--transfer-scale", default=None, choices=["pretrained", "fresh"],
-                       help="scale of the transferred conv filters: as pretrained (default), or rescaled to "
-                            "a fresh start's norms (same function, the learning speed of a fresh network)")
         g.add_argument("--head-warmup", type=float, default=None, metavar="FRACTION",
                        help="share of the fine-tuning steps that train only the classifier over the "
                             "frozen pretrained network before everything trains")
@@ -191,8 +188,6 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
     if getattr(a, "encoder_lr_scale", None) is not None:
         ip.encoder_lr_scale = a.encoder_lr_scale
     ip.transfer_decoder &= not getattr(a, "no_decoder_transfer", False)
-    if getattr(a, "transfer_scale", None):
-        ip.transfer_scale = a.transfer_scale
     if getattr(a, "head_warmup", None) is not None:
         ip.head_warmup = a.head_warmup
     if a.pretrain_steps is not None:

@@ -82,10 +82,6 @@ class InpaintConfig:
     ssim_weight: float = 1.0  # weight of the patch SSIM loss next to cross-entropy (see methods/inpaint.py)
     transfer_decoder: bool = True  # also start the segmentation decoder from the inpainting decoder
     encoder_lr_scale: float = 1.0  # learning rate of the pretrained encoder relative to the rest (0: frozen)
-    # scale of the transferred conv weights: as "pretrained", or each filter at the norm it had at the fresh
-    # start ("fresh"; every such conv feeds a batch norm, so the network computes the same function, but
-    # SGD moves it as fast as a fresh network: a filter's effective step shrinks with its squared norm)
-    transfer_scale: Literal["pretrained", "fresh"] = "pretrained"
     head_warmup: float = 0.0  # share of fine-tuning steps that train only the classifier (linear probe
     #                           first, then everything: a random head's first gradients do not
     #                           scramble the pretrained features)
@@ -96,8 +92,8 @@ class InpaintConfig:
     debug_dir: str = ""  # folder for the rounds picture (tiles | erasure masks | restorations)
 
     # fields that act on stage 2 or on files only: an encoder pretrained with other values is the same
-    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "encoder_lr_scale", "transfer_scale",
-                        "head_warmup", "init", "cache", "debug_dir")
+    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "encoder_lr_scale", "head_warmup", "init", "cache",
+                        "debug_dir")
 
     @classmethod
     def from_dict(cls, d: dict) -> InpaintConfig:

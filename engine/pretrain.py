@@ -188,41 +188,11 @@ def provenance(rasters: list[str], device, **extra) -> dict:
             "engine_version": __version__, "torch": str(torch.__version__), "device": str(device), **extra}
 
 
-def conv_bn_pairs(module: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
-    """Every convolution of ``module`` whose output goes straight into a batch norm (registration order:
-    conv-BN-ReLU blocks, the spectral stem, ResNet blocks and their down-sampling branches)."""
-    mods = list(module.modules())
-    return [(a, b) for a, b in zip(mods, mods[1:], strict=False)
-            if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)
-            and a.out_channels == b.num_features]
-
-
-def filter_norms(pairs) -> list[torch.Tensor]:
-    return [conv.weight.detach().flatten(1).norm(dim=1).clone() for conv, _ in pairs]
-
-
-@torch.no_grad()
-def rescale_filters(pairs, norms: list[torch.Tensor]) -> None:
-    """Scale each filter of each (conv, BN) pair to ``norms`` and its batch norm's running statistics
-    with it: the batch norm divides the scale out again, so the network computes the same function
-    (to the norm's epsilon) in training and in evaluation."""
-    for (conv, bn), want in zip(pairs, norms, strict=True):
-        c = want / conv.weight.flatten(1).norm(dim=1).clamp_min(1e-12)
-        conv.weight.mul_(c.view(-1, *([1] * (conv.weight.dim() - 1))))
-        if conv.bias is not None:
-            conv.bias.mul_(c)
-        if bn.running_mean is not None:
-            bn.running_mean.mul_(c)
-            bn.running_var.mul_(c * c)
-
-
-def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True,
-                    fresh_scale: bool = False) -> list[str]:
+def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True) -> list[str]:
     """Copy ``enc``'s encoder (and decoder) weights into a SegNet ``net``; return the loaded parts.
 
     Shapes must match exactly: a silent partial load would train from random weights while claiming
-    otherwise, so any mismatch is an error with the reason. ``fresh_scale``: each loaded filter that
-    feeds a batch norm keeps the norm of ``net``'s own (fresh) filter (InpaintConfig.transfer_scale).
+    otherwise, so any mismatch is an error with the reason.
     """
     parts = [("encoder", net.encoder, enc.encoder)]
     if decoder and enc.decoder:
@@ -235,8 +205,5 @@ def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True,
             raise InputError(f"The pretrained {name} does not fit this network ({len(bad)} tensor(s) differ, "
                              f"e.g. {bad[0]}); fine-tune with the architecture it was pretrained with.",
                              "encoder_mismatch")
-        pairs = conv_bn_pairs(module) if fresh_scale else []
-        fresh = filter_norms(pairs)
         module.load_state_dict(state)
-        rescale_filters(pairs, fresh)
     return [name for name, _, _ in parts]

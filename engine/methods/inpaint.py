@@ -48,8 +48,7 @@ class Inpaint(Method):
     def initialise(self, enc: EncoderFile) -> None:
         """Load the pretrained encoder (and decoder) into the network (in place: the optimiser keeps
         working on the same tensors)."""
-        load_pretrained(self.net, enc, decoder=self.cfg.inpaint.transfer_decoder,
-                        fresh_scale=self.cfg.inpaint.transfer_scale == "fresh")
+        load_pretrained(self.net, enc, decoder=self.cfg.inpaint.transfer_decoder)
         self.pretrained = True
 
     def optimizers(self):

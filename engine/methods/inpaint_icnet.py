@@ -20,17 +20,16 @@ class InpaintICNet(ICNet):
 
     def __init__(self, cfg, data, device):
         self.enc: EncoderFile | None = None  # set by initialise(); read by _new_student()
-        self.fresh_scale = cfg.inpaint.transfer_scale == "fresh"
         super().__init__(cfg, data, device)
 
     def initialise(self, enc: EncoderFile) -> None:
         self.enc = enc
         for student, teacher in zip(self.students, self.teachers, strict=True):
-            load_pretrained(student.net, enc, decoder=False, fresh_scale=self.fresh_scale)
+            load_pretrained(student.net, enc, decoder=False)
             teacher.reset(student)
 
     def _new_student(self, seed: int) -> Student:
         student = super()._new_student(seed)
         if self.enc is not None:
-            load_pretrained(student.net, self.enc, decoder=False, fresh_scale=self.fresh_scale)
+            load_pretrained(student.net, self.enc, decoder=False)
         return student

@@ -163,10 +163,10 @@ class ICNet(Method):
         i = 0 if step % 2 == 0 else 1  # the student that learns from the other's teacher this step
         t_logits, t_emb = self.teachers[1 - i](x_u)
         probs = torch.softmax(t_logits.float(), dim=1)
-        if ic.teacher_views > 1:  # the identity view is t_logits; the others turned back and averaged
+        extra = DIHEDRAL_VIEWS[1:ic.teacher_views]  # the identity view is t_logits
+        if extra:  # the other views, each turned back, averaged with it
             with torch.no_grad():
-                more = view_probs(self.teachers[1 - i].model.net, x_u, DIHEDRAL_VIEWS[1:ic.teacher_views])
-            probs = (probs + more) / ic.teacher_views
+                probs = (probs + view_probs(self.teachers[1 - i].model.net, x_u, extra)) / (1 + len(extra))
         if ic.pseudo_smoothing:
             probs = torch.stack([self.smoothing(p, x, v) for p, x, v in zip(probs, x_u, valid, strict=True)])
         pl, mask = pseudo_labels(probs, self._thresholds(probs, valid))

@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True)
     p.add_argument("--out", required=True, help="class GeoTIFF to write")
     p.add_argument("--confidence", default=None, help="also write the max-softmax confidence GeoTIFF")
+    p.add_argument("--labels", default=None,
+                   help="labels on this image (raster or vector, the model's class numbers): the smoothing "
+                        "holds them at their class and spreads them to alike neighbours, as run does")
+    p.add_argument("--label-field", default=None, help="class field of vector labels (default: class)")
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_predict_options(p)
@@ -236,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True,
                    help="folder for model.semiseg, prediction.tif, confidence.tif, metrics.json")
     _add_predict_options(p)
+    p.add_argument("--anchor-labels", default="on", choices=["on", "off"],
+                   help="the smoothing holds the labeled pixels the model trained on at their class and "
+                        "spreads them to alike neighbours (label propagation; default on)")
 
     p = sub.add_parser("evaluate", help="score a prediction against a truth raster (JSON)")
     p.add_argument("--prediction", required=True)
@@ -317,12 +324,19 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         model = modelfile.load(a.model)
         from engine.predict import predict_file  # noqa: PLC0415
 
-        predict_file(model, a.image, a.out, a.confidence, device, rep, cancel=cancel, tta=a.tta,
-                     smooth=a.smooth == "on")
-        return {"prediction": os.path.abspath(a.out)}
+        anchors = None
+        if a.labels:
+            if a.smooth == "off":
+                rep.warning("--labels act through the smoothing, which --smooth off turns off; they are "
+                            "not used", "labels_unused")
+            anchors = pipeline.prediction_anchors(a.labels, a.image, model, a.label_field)
+        how = predict_file(model, a.image, a.out, a.confidence, device, rep, cancel=cancel, tta=a.tta,
+                           smooth=a.smooth == "on", anchors=anchors)
+        return {"prediction": os.path.abspath(a.out), "anchored_pixels": how["anchors"]}
     if a.command == "run":
         res = pipeline.run(a.image, a.labels, a.out_dir, _config(a), device, rep, a.label_field,
-                           a.unlabeled, cancel=cancel, tta=a.tta, smooth=a.smooth == "on")
+                           a.unlabeled, cancel=cancel, tta=a.tta, smooth=a.smooth == "on",
+                           anchor=a.anchor_labels == "on")
         return {"model": res["paths"]["model"], **res["paths"], "metrics": res["metrics"]}
     raise AssertionError(a.command)
 

@@ -38,6 +38,43 @@ class LabelMap:
         return np.bincount(self.array.ravel(), minlength=self.num_classes + 1)[1:self.num_classes + 1]
 
 
+@dataclass
+class Anchors:
+    """Labeled pixels a prediction holds at their class (engine.smooth): the label array cropped to the
+    bounding box of its labeled pixels (sparse labels on a huge raster stay small), at ``row``, ``col``."""
+
+    array: np.ndarray  # (h, w) uint8, 0 = unlabeled
+    row: int
+    col: int
+
+    @classmethod
+    def from_array(cls, labels: np.ndarray) -> Anchors | None:
+        """From labels on the image grid; None when no pixel is labeled."""
+        rows, cols = np.flatnonzero(labels.any(1)), np.flatnonzero(labels.any(0))
+        if not len(rows):
+            return None
+        crop = labels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        return cls(np.ascontiguousarray(crop, np.uint8), int(rows[0]), int(cols[0]))
+
+    @property
+    def count(self) -> int:
+        return int(np.count_nonzero(self.array))
+
+    @property
+    def max_class(self) -> int:
+        return int(self.array.max())
+
+    def window(self, r: int, c: int, h: int, w: int) -> np.ndarray:
+        """(h, w) labels of the window at row ``r``, column ``c`` (which may reach beyond the raster)."""
+        out = np.zeros((h, w), np.uint8)
+        r0, c0 = max(r, self.row), max(c, self.col)
+        r1, c1 = min(r + h, self.row + self.array.shape[0]), min(c + w, self.col + self.array.shape[1])
+        if r1 > r0 and c1 > c0:
+            part = self.array[r0 - self.row:r1 - self.row, c0 - self.col:c1 - self.col]
+            out[r0 - r:r1 - r, c0 - c:c1 - c] = part
+        return out
+
+
 def load_labels(path: str, image, label_field: str | None = None) -> LabelMap:
     """Labels from ``path`` (raster or vector) on the grid of the open ``image`` dataset, validated."""
     if not os.path.exists(path):

@@ -18,7 +18,7 @@ from engine.config import TrainConfig
 from engine.data import Chip, TileSampler, build_chips, split_labels
 from engine.errors import InputError
 from engine.io_out import check_writable, ensure_folder, partial_path
-from engine.labels import load_labels
+from engine.labels import Anchors, load_labels
 from engine.methods import method_class
 from engine.metrics import confusion, scores
 from engine.modelfile import SavedModel
@@ -37,8 +37,11 @@ def train(image: str, labels: str, cfg: TrainConfig, device: torch.device, repor
     return _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)[0]
 
 
-def _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel) -> tuple[SavedModel, list]:
-    """train(), plus the held-out validation pixels (see held_out) to score the delivered map with."""
+def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
+           cancel) -> tuple[SavedModel, list, Anchors | None]:
+    """train(), plus the held-out validation pixels (see held_out) to score the delivered map with, and
+    the training labels as Anchors for the prediction (held-out pixels are not among them, so the map's
+    validation score stays honest)."""
     method_cls = method_class(cfg.method)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -71,6 +74,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
         cfg.model.set_bands(ds.count)
         cfg.model.num_classes = lab.num_classes
         chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
+        anchors = Anchors.from_array(train_lab)  # nodata pixels among them are ignored when predicting
     if not any(c.class_pixels for c in chips):
         raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels on "
                          "valid image pixels.", "labels_on_nodata")
@@ -112,7 +116,21 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
                   "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                   "engine_version": __version__, "torch": str(torch.__version__), "device": str(device),
                   "python": platform.python_version()}
-    return SavedModel(cfg, lab.classes, stats, members, metrics, provenance), held_out(data.val_chips)
+    model = SavedModel(cfg, lab.classes, stats, members, metrics, provenance)
+    return model, held_out(data.val_chips), anchors
+
+
+def prediction_anchors(labels: str, image: str, model: SavedModel, label_field: str | None = None) -> Anchors:
+    """``labels`` (raster or vector, the model's class numbers) on ``image``'s grid, to hold at their class
+    when predicting it; refused when they name a class the model does not have."""
+    with open_image(image) as ds:
+        lab = load_labels(labels, ds, label_field)
+    k = model.classes.num_classes
+    if lab.array.max() > k:
+        raise InputError(f"Labels {labels} hold class {int(lab.array.max())} but the model knows classes "
+                         f"1..{k}; give labels numbered like the model's training labels.",
+                         "labels_unknown_class")
+    return Anchors.from_array(lab.array)
 
 
 def held_out(chips: list[Chip]) -> list[tuple[int, int, np.ndarray]]:
@@ -179,8 +197,9 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
 def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.device,
         reporter: Reporter, label_field: str | None = None, unlabeled: list[str] | None = None,
         confidence: bool = True, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
-        smooth: bool = True) -> dict:
-    """Train, save the model, predict the image: the one-click path (``tta``, ``smooth``: predict_file's)."""
+        smooth: bool = True, anchor: bool = True) -> dict:
+    """Train, save the model, predict the image: the one-click path (``tta``, ``smooth``: predict_file's;
+    ``anchor``: the smoothing holds the training labels at their class and spreads them)."""
     t0 = time.monotonic()
     ensure_folder(out_dir)
     paths = {"model": os.path.join(out_dir, "model.semiseg"),
@@ -190,14 +209,15 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     for p in paths.values():
         if p:
             check_writable(p)
-    model, held = _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
+    model, held, anchors = _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
     modelfile.save(model, paths["model"])
     reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
     t_pred = time.monotonic()
     how = predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter,
-                       cancel=cancel, tta=tta, smooth=smooth)
+                       cancel=cancel, tta=tta, smooth=smooth, anchors=anchors if anchor else None)
     metrics = dict(model.metrics)
     metrics["predict_views"], metrics["predict_smoothing"] = how["views"], how["smoothing"]
+    metrics["predict_anchored_pixels"] = how["anchors"]
     if held:  # map_val_*: the delivered map on the held-out pixels; val_*: the network during training
         s = score_map(paths["prediction"], held, model.classes.num_classes, model.classes.names)
         metrics.update({f"map_val_{k}": v for k, v in s.items()})

@@ -23,6 +23,7 @@ import torch
 from engine.categories import write_class_table
 from engine.errors import InputError
 from engine.io_out import check_writable, partial_path
+from engine.labels import Anchors
 from engine.modelfile import SavedModel
 from engine.progress import Reporter
 from engine.raster import open_image, read_normalised
@@ -95,10 +96,10 @@ def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor, views: int = 1)
 
 def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch.device,
                 batch: int = 4, cancel: CancelToken = NEVER_CANCELLED, views: int = 1,
-                smooth: EdgeAwareSmoothing | None = None) -> Iterator:
+                smooth: EdgeAwareSmoothing | None = None, anchors: Anchors | None = None) -> Iterator:
     """Yield ((row, col, h, w), class map uint8 1..K, confidence float32, valid bool) per core block;
     with ``smooth``, from the edge-aware smoothed probabilities of each window (``halo`` must be at
-    least its reach: pick_halo)."""
+    least its reach: pick_halo), which hold the labeled pixels of ``anchors`` at their class."""
     if smooth is not None and halo < smooth.reach:
         raise ValueError(f"halo {halo} px is narrower than the smoothing's reach {smooth.reach} px")
     pending = []
@@ -114,8 +115,9 @@ def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch
         for i, ((r, c, h, w), x, valid) in enumerate(pending):
             if smooth is not None:
                 hh, ww = x.shape[1:]
+                known = anchors and torch.from_numpy(anchors.window(r - halo, c - halo, hh, ww))
                 p = smooth(probs[i, :, :hh, :ww], xt[i, :, :hh, :ww], torch.from_numpy(valid).to(device),
-                           core=(halo, halo, h, w)).cpu().numpy()
+                           core=(halo, halo, h, w), anchors=known).cpu().numpy()
             else:
                 p = probs[i, :, halo:halo + h, halo:halo + w].cpu().numpy()
             core_valid = valid[halo:halo + h, halo:halo + w]
@@ -188,11 +190,12 @@ def smoothing_for(read: Reader, height: int, width: int, enabled: bool) -> EdgeA
 def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_path: str | None,
                  device: torch.device, reporter: Reporter | None = None, core: int = 512,
                  batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
-                 smooth: bool = True) -> dict:
+                 smooth: bool = True, anchors: Anchors | None = None) -> dict:
     """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF);
     ``tta``: test-time augmentation, ``auto``, ``on`` or ``off`` (tta_views); ``smooth``: edge-aware
-    smoothing of the probabilities (engine.smooth). Returns how it predicted: views per window and
-    whether it smoothed."""
+    smoothing of the probabilities (engine.smooth), which holds the labeled pixels of ``anchors`` (on
+    this image's grid) at their class and spreads them to alike neighbours. Returns how it predicted:
+    views per window, whether it smoothed, how many labeled pixels it anchored."""
     reporter = reporter or Reporter("none")
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
@@ -208,6 +211,10 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),
                         ds.height, ds.width)
         smoothing = smoothing_for(read, ds.height, ds.width, smooth)
+        if anchors is not None and anchors.max_class > model.classes.num_classes:
+            raise ValueError(f"anchors hold class {anchors.max_class} but the model has "
+                             f"{model.classes.num_classes} classes")
+        anchors = anchors if smoothing is not None else None  # they act through the smoothing
         halo = pick_halo(stride, smoothing)
         core = max(stride, core // stride * stride)
         batch = batch or (16 if device.type == "cuda" else 2)
@@ -225,9 +232,10 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                     reporter.stage("predict", len(cores), message=f"{ds.width}×{ds.height} px, "
                                    f"{len(cores)} block(s) on {device}"
                                    + (", 8 views each (test-time augmentation)" if views == 8 else "")
-                                   + (", edge-aware smoothing" if smoothing else ""))
+                                   + (", edge-aware smoothing" if smoothing else "")
+                                   + (f" held to {anchors.count} labeled pixel(s)" if anchors else ""))
                     windows = run_windows(nets, read, cores, halo, stride, device, batch, cancel, views,
-                                          smoothing)
+                                          smoothing, anchors)
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(windows, start=1):
                         win = rasterio.windows.Window(c, r, w, h)
                         dst.write(np.where(valid, cls, 0).astype(np.uint8), 1, window=win)
@@ -252,13 +260,14 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     for kind, p in (("prediction", out_path), ("confidence", confidence_path)):
         if p:
             reporter.emit("artifact", kind=kind, path=os.path.abspath(p))
-    return {"views": views, "smoothing": smoothing is not None}
+    return {"views": views, "smoothing": smoothing is not None, "anchors": anchors.count if anchors else 0}
 
 
 def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, core: int = 256,
-                  windows=None, views: int = 1,
-                  smooth: EdgeAwareSmoothing | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Classes (uint8, 0 = invalid) and confidence for an in-memory (C, H, W) block."""
+                  windows=None, views: int = 1, smooth: EdgeAwareSmoothing | None = None,
+                  anchors: Anchors | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Classes (uint8, 0 = invalid) and confidence for an in-memory (C, H, W) block (``smooth``,
+    ``anchors``: as in run_windows)."""
     _, h, w = x.shape
     stride = nets[0].stride
     halo = pick_halo(stride, smooth)
@@ -269,7 +278,8 @@ def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, 
     conf_out = np.zeros((h, w), np.float32)
     core = max(stride, core // stride * stride)
     for (r, c, hh, ww), cls, conf, v in run_windows(nets, read, windows or core_windows(h, w, core),
-                                                    halo, stride, device, views=views, smooth=smooth):
+                                                    halo, stride, device, views=views, smooth=smooth,
+                                                    anchors=anchors):
         cls_out[r:r + hh, c:c + ww] = np.where(v, cls, 0)
         conf_out[r:r + hh, c:c + ww] = conf
     return cls_out, conf_out

@@ -9,6 +9,11 @@ repeating that ``iterations`` times, spreads the consensus of a homogeneous regi
 edge between unlike pixels stops it: a bilateral filter applied as a few rounds of mean-field
 message passing. Nodata pixels send nothing.
 
+With ``anchors`` (the analyst's labeled pixels) it is also label propagation: a labeled pixel holds
+its class with certainty before and after every round, so it keeps its painted class and keeps
+sending it to the alike pixels around it, while the network's guesses elsewhere can still be
+overruled by their neighbours.
+
 The result at a pixel depends on the raster within ``reach`` = ``radius`` × ``iterations`` px, so a
 sliding window whose halo is at least that wide gives the same map as a whole-raster pass.
 """
@@ -113,17 +118,22 @@ class EdgeAwareSmoothing:
 
     @torch.no_grad()
     def __call__(self, probs: torch.Tensor, x: torch.Tensor, valid: torch.Tensor,
-                 core: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+                 core: tuple[int, int, int, int] | None = None,
+                 anchors: torch.Tensor | None = None) -> torch.Tensor:
         """Smoothed (K, H, W) probabilities; ``x`` (C, H, W) the normalised bands, ``valid`` (H, W).
 
         ``core`` (top, left, height, width): only that part of the block is wanted (a sliding window's
         core), and only it is returned. Each round then works on the core grown by the reach still to
         come -- what the remaining rounds read -- not on the whole block: the same values, less work.
+
+        ``anchors`` (H, W) integer: 0 where nothing is known, else the pixel's labeled class 1..K; a
+        valid anchored pixel is held at that class (probability 1) throughout.
         """
         H, W = valid.shape
         top, left, h, w = core or (0, 0, H, W)
+        fix = _anchoring(anchors, valid, probs.shape[0], probs.device)
         if self.iterations <= 0:
-            return probs[:, top:top + h, left:left + w]
+            return fix(probs.float(), (0, 0, H, W))[:, top:top + h, left:left + w]
         r, n = self.radius, self.iterations
 
         def around(m: int) -> Box:  # the core grown by m px, within the block
@@ -133,7 +143,7 @@ class EdgeAwareSmoothing:
         wgt = self.weights(x.float(), valid.float(), first)
         valid = valid.bool()
         src = around(n * r)
-        q = probs.float()[:, src[0]:src[2], src[1]:src[3]]
+        q = fix(probs.float()[:, src[0]:src[2], src[1]:src[3]], src)
         for i in range(1, n + 1):
             box = around((n - i) * r)
             bh, bw = box[2] - box[0], box[3] - box[1]
@@ -142,9 +152,28 @@ class EdgeAwareSmoothing:
             acc = torch.zeros((q.shape[0], bh, bw), device=q.device)
             for j, (dy, dx) in enumerate(self.offsets):
                 acc.addcmul_(wb[j], qp[:, r + dy:r + dy + bh, r + dx:r + dx + bw])
-            q = torch.where(valid[box[0]:box[2], box[1]:box[3]], acc, qp[:, r:r + bh, r:r + bw])
+            q = fix(torch.where(valid[box[0]:box[2], box[1]:box[3]], acc, qp[:, r:r + bh, r:r + bw]), box)
             src = box
         return q
+
+
+def _anchoring(anchors: torch.Tensor | None, valid: torch.Tensor, classes: int,
+               device: torch.device) -> Callable[[torch.Tensor, Box], torch.Tensor]:
+    """fix(q, box): ``q`` (K, h, w) over ``box`` of the block with every valid anchored pixel set to its
+    class's one-hot vector (``q`` itself when there is nothing to anchor)."""
+    if anchors is None:
+        return lambda q, box: q
+    a = anchors.to(device=device, dtype=torch.long)
+    a = torch.where(valid.to(device).bool() & (a >= 1) & (a <= classes), a, 0)
+    if not bool(a.any()):
+        return lambda q, box: q
+    one_hot = torch.nn.functional.one_hot(a, classes + 1)[..., 1:].permute(2, 0, 1).float()
+
+    def fix(q: torch.Tensor, box: Box) -> torch.Tensor:
+        part = a[box[0]:box[2], box[1]:box[3]]
+        return torch.where(part > 0, one_hot[:, box[0]:box[2], box[1]:box[3]], q)
+
+    return fix
 
 
 def grown(t: torch.Tensor, box: Box, m: int, origin: Box | None = None) -> torch.Tensor:

@@ -75,15 +75,16 @@ class Anchors:
         return out
 
 
-def load_labels(path: str, image, label_field: str | None = None) -> LabelMap:
-    """Labels from ``path`` (raster or vector) on the grid of the open ``image`` dataset, validated."""
+def load_labels(path: str, image, label_field: str | None = None, min_classes: int = 2) -> LabelMap:
+    """Labels from ``path`` (raster or vector) on the grid of the open ``image`` dataset, validated: some
+    pixel labeled, at least ``min_classes`` classes (training needs two, holding labels in a map one)."""
     if not os.path.exists(path):
         raise InputError(f"Labels {path} do not exist; check the path.", "labels_not_found")
     if os.path.splitext(path)[1].lower() in VECTOR_SUFFIXES:
         labels = _from_vector(path, image, label_field or "class")
     else:
         labels = _from_raster(path, image)
-    _validate(labels, path)
+    _validate(labels, path, min_classes)
     return labels
 
 
@@ -219,12 +220,12 @@ def _from_vector(path: str, image, field: str) -> LabelMap:
     return LabelMap(arr, table)
 
 
-def _validate(labels: LabelMap, path: str) -> None:
+def _validate(labels: LabelMap, path: str, min_classes: int) -> None:
     present = [int(v) for v in np.unique(labels.array) if v > 0]
     if not present:
         raise InputError(f"Labels {path} contain no labeled pixel (all are 0); paint at least two "
                          "classes.", "labels_empty")
-    if len(present) < 2:
+    if len(present) < min_classes:
         name = labels.classes.names[present[0] - 1]
         raise InputError(f"Labels {path} contain only one class ('{name}'); paint at least one more "
                          "class so there is something to tell apart.", "labels_single_class")

@@ -124,7 +124,7 @@ def prediction_anchors(labels: str, image: str, model: SavedModel, label_field: 
     """``labels`` (raster or vector, the model's class numbers) on ``image``'s grid, to hold at their class
     when predicting it; refused when they name a class the model does not have."""
     with open_image(image) as ds:
-        lab = load_labels(labels, ds, label_field)
+        lab = load_labels(labels, ds, label_field, min_classes=1)
     k = model.classes.num_classes
     if lab.array.max() > k:
         raise InputError(f"Labels {labels} hold class {int(lab.array.max())} but the model knows classes "

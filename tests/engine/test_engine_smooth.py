@@ -156,3 +156,74 @@ def test_cli_predict_smooth_on_and_off(learned, tmp_path, capsys):
     acc = {m: g["accuracy"] for m, g in got.items()}
     assert not np.array_equal(got["on"]["map"], got["off"]["map"])  # the option reaches the prediction
     assert acc["on"] >= acc["off"] - 0.01, acc
+
+
+def test_anchored_pixels_keep_their_class_and_spread_it_to_alike_pixels_only():
+    """Label propagation: the network wrongly (and unsurely) says class 1 over the whole left material,
+    class 0 -- a field swallowed by its neighbour, which no smoothing of its own output undoes; a few
+    labeled class-0 pixels in it win it back, while they do not leak across the edge into the unlike
+    right half (class 1) or the thin stripe (class 2)."""
+    x, cls = _scene(5)
+    valid = torch.ones(H, W, dtype=torch.bool)
+    p = np.full((3, H, W), 0.1, np.float32)
+    p[cls, np.arange(H)[:, None], np.arange(W)[None]] = 0.8
+    left = cls == 0
+    p[:, left] = np.array([0.3, 0.4, 0.3], np.float32)[:, None]
+    p[:, cls == 1] = np.array([0.3, 0.45, 0.25], np.float32)[:, None]  # right, but unsure too
+    probs = torch.from_numpy(p)
+    anchors = torch.zeros(H, W, dtype=torch.long)
+    anchors[3:40:6, [3, 19]] = 1  # 14 labeled class-0 pixels, half of them at the edge (classes 1-based)
+    assert bool(left[anchors.numpy() > 0].all())
+    smooth = EdgeAwareSmoothing.fit([(x, valid.numpy())])
+    xt = torch.from_numpy(x)
+    free = smooth(probs, xt, valid).argmax(0).numpy()
+    held = smooth(probs, xt, valid, anchors=anchors)
+    held_cls = held.argmax(0).numpy()
+    assert (free[left] == 1).all()  # smoothing alone keeps the field's wrong majority
+    assert (held_cls[left] == 0).mean() > 0.95, (held_cls[left] == 0).mean()
+    assert torch.equal(held[:, anchors > 0], torch.tensor([1.0, 0.0, 0.0])[:, None].expand(3, 14))
+    assert torch.allclose(held.sum(0), torch.ones(H, W), atol=1e-5)
+    assert (held_cls[cls == 1] == 1).all() and (held_cls[cls == 2] == 2).all()  # nothing crossed an edge
+    # the band term is what stops them: blind to bands, the labels at the edge leak into the right half
+    blind = EdgeAwareSmoothing(scale=1e9)(probs, xt, valid, anchors=anchors).argmax(0).numpy()
+    assert (blind[cls == 1] == 0).sum() > 20
+
+
+def test_anchors_on_nodata_or_beyond_the_classes_are_ignored_and_cores_match_the_whole_block():
+    x, cls = _scene(6)
+    valid = np.ones((H, W), bool)
+    valid[30:, 5:12] = False
+    probs = _noisy_probs(cls, seed=6)
+    xt, vt = torch.from_numpy(x), torch.from_numpy(valid)
+    anchors = torch.zeros(H, W, dtype=torch.long)
+    anchors[::5, ::5] = torch.from_numpy(cls[::5, ::5] + 1)
+    anchors[32, 6] = 3  # on nodata: sends nothing, keeps its probabilities
+    anchors[2, 2] = 9  # no such class
+    smooth = EdgeAwareSmoothing(EdgeAwareSmoothing.fit([(x, valid)]).scale, radius=2, iterations=4)
+    whole = smooth(probs, xt, vt, anchors=anchors)
+    assert torch.equal(whole[:, 32, 6], probs[:, 32, 6])
+    assert not torch.equal(whole[:, 2, 2], torch.tensor([0.0, 0.0, 0.0]))
+    for top, left, h, w in ((9, 9, 22, 22), (25, 30, 15, 10), (0, 0, H, W)):
+        part = smooth(probs, xt, vt, core=(top, left, h, w), anchors=anchors)
+        assert torch.allclose(part, whole[:, top:top + h, left:left + w], atol=1e-6), (top, left, h, w)
+    # no rounds: the labeled pixels are still held, everything else is untouched
+    none = EdgeAwareSmoothing(smooth.scale, iterations=0)(probs, xt, vt, anchors=anchors)
+    at = (anchors >= 1) & (anchors <= 3) & vt
+    assert torch.equal(none[:, ~at], probs[:, ~at])
+    assert torch.equal(none.argmax(0)[at] + 1, anchors[at])
+
+
+def test_anchor_windows_read_the_labels_crop_anywhere_even_beyond_the_raster():
+    from engine.labels import Anchors
+
+    labels = np.zeros((50, 60), np.uint8)
+    labels[10, 20] = 1
+    labels[30, 45] = 2
+    a = Anchors.from_array(labels)
+    assert (a.row, a.col, a.array.shape, a.count, a.max_class) == (10, 20, (21, 26), 2, 2)
+    assert np.array_equal(a.window(0, 0, 50, 60), labels)
+    assert np.array_equal(a.window(-64, -64, 200, 200)[64:114, 64:124], labels)
+    win = a.window(25, 40, 10, 10)
+    assert win[5, 5] == 2 and win.sum() == 2
+    assert not a.window(100, 100, 10, 10).any()
+    assert Anchors.from_array(np.zeros((5, 5), np.uint8)) is None

@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="run folder labels (LABEL_fast_kK_sS under the runs folder)")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--held-labels", default="on", choices=["on", "off"],
+                    help="the smoothing holds the run's training labels (on: what `run` gives today; off: "
+                         "the default output before label anchoring, as in files made before it)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     rows, oas = {}, {}
@@ -56,16 +59,19 @@ def main(argv: list[str] | None = None) -> int:
             model = os.path.join(ip.WORK, "runs", f"{label}_fast_k{a.k}_s{seed}", "model.semiseg")
             if not os.path.exists(model):
                 raise SystemExit(f"No saved model {os.path.relpath(model, REPO)}; run its benchmark first.")
-            pred = ip.predict_saved(model, 8, smooth=True)
+            held = ip.labels_path(a.k, seed) if a.held_labels == "on" else None
+            pred = ip.predict_saved(model, 8, smooth=True, anchors=held)
             rec, pred_n, true_n = recall_and_area(pred, truth)
             rows[(label, seed)] = (rec, pred_n)
             oas[(label, seed)] = float((pred[truth > 0] == truth[truth > 0]).mean())
             print(f"{label} k={a.k} s={seed}: OA {oas[(label, seed)]:.3f}, classes with recall < 0.2: "
                   f"{[c + 1 for c in np.flatnonzero(rec < 0.2)]}", flush=True)
     head = " | ".join(f"{lab} s{s}" for s in a.seeds for lab in a.labels)
-    lines = [f"# Indian Pines k = {a.k}: recall per class, default output (8 views + smoothing)", "",
+    what = "8 views + smoothing" + (" holding the training labels" if a.held_labels == "on" else "")
+    lines = [f"# Indian Pines k = {a.k}: recall per class, {what}", "",
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}, `python bench/class_recall.py --labels "
-             f"{' '.join(a.labels)} --k {a.k} --seeds {' '.join(map(str, a.seeds))}`. Saved models of the "
+             f"{' '.join(a.labels)} --k {a.k} --seeds {' '.join(map(str, a.seeds))} --held-labels "
+             f"{a.held_labels}`. Saved models of the "
              "benchmark runs, re-predicted; cells: recall (predicted area / true area in pixels).", "",
              f"| class | true px | {head} |", "|---:|---:|" + "---|" * (len(a.seeds) * len(a.labels))]
     for c in range(CLASSES):

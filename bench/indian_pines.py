@@ -191,14 +191,16 @@ def read_prediction(path: str) -> np.ndarray:
 
 
 def predict_saved(model_path: str, views: int, members: slice | None = None,
-                  smooth: bool = False) -> np.ndarray:
+                  smooth: bool = False, anchors: str | None = None) -> np.ndarray:
     """A saved model's class map of the whole Indian Pines image with the engine's own windows and
     mirrored edges, from ``views`` (1, or 8 = test-time augmentation) views per window and the
     ``members`` of its ensemble (all by default), edge-aware smoothed if ``smooth`` (as `predict`
-    does by default); one thread."""
+    does by default), holding the labels of the raster ``anchors`` at their class (as `run` does with
+    its training labels); one thread."""
     import torch
 
     from engine import modelfile
+    from engine.labels import Anchors
     from engine.predict import array_reader, predict_array, smoothing_for
     from engine.raster import open_image, read_normalised
 
@@ -208,8 +210,15 @@ def predict_saved(model_path: str, views: int, members: slice | None = None,
         x, valid = read_normalised(ds, model.band_stats, 0, 0, ds.height, ds.width)
     nets = model.networks(torch.device("cpu"))[members or slice(None)]
     smoothing = smoothing_for(array_reader(x, valid), *valid.shape, smooth)
-    cls, _ = predict_array(nets, x, valid, torch.device("cpu"), core=512, views=views, smooth=smoothing)
+    held = Anchors.from_array(read_prediction(anchors)) if anchors else None
+    cls, _ = predict_array(nets, x, valid, torch.device("cpu"), core=512, views=views, smooth=smoothing,
+                           anchors=held)
     return cls
+
+
+def labels_path(k: int, seed: int) -> str:
+    """The labels a run of ``k`` pixels per class and ``seed`` trained on."""
+    return os.path.join(WORK, f"labels_k{k}_s{seed}.tif")
 
 
 # ----------------------------------------------------------------------------------------- methods
@@ -286,22 +295,25 @@ def repo_relative(arg: str) -> str:
 
 def add_tta_scores(rec: dict, truth_eval: np.ndarray, n_classes: int) -> None:
     """OA / mIoU of the run's saved model predicted with 8 views per window (the engine's ``--tta on``),
-    and with 8 views and edge-aware smoothing (``--smooth on``: both are what `run` and `predict` do by
-    default on an image this small); the run itself predicted with one view and no smoothing, so all
-    figures come from the same model. Only the columns a record lacks are computed."""
+    with 8 views and edge-aware smoothing (``--smooth on``), and with the smoothing holding the run's
+    training labels (what `run` gives by default on an image this small: `--anchor-labels on`); the run
+    itself predicted with one view and no smoothing, so all figures come from the same model. Only the
+    columns a record lacks are computed."""
     model = os.path.join(os.path.dirname(os.path.join(REPO, rec["pred_path"])), "model.semiseg")
     if rec.get("method") != "rf":
         add_saved_model_scores(rec, model, truth_eval, n_classes)
 
 
 def add_saved_model_scores(rec: dict, model: str, truth_eval: np.ndarray, n_classes: int) -> None:
-    """``rec``'s missing ``oa/miou_tta`` (8 views) and ``oa/miou_smooth`` (8 views + smoothing) columns,
-    from the saved ``model`` (nothing when it is gone)."""
+    """``rec``'s missing ``oa/miou_tta`` (8 views), ``oa/miou_smooth`` (8 views + smoothing) and
+    ``oa/miou_anchor`` (8 views + smoothing holding the training labels ``rec``'s k and seed name)
+    columns, from the saved ``model`` (nothing when it is gone)."""
     if not os.path.exists(model):
         return
-    for suffix, smooth in (("tta", False), ("smooth", True)):
+    anchors = labels_path(rec["k"], rec["seed"])
+    for suffix, smooth, held in (("tta", False, None), ("smooth", True, None), ("anchor", True, anchors)):
         if f"oa_{suffix}" not in rec:
-            sc = scores(predict_saved(model, 8, smooth=smooth), truth_eval, n_classes)
+            sc = scores(predict_saved(model, 8, smooth=smooth, anchors=held), truth_eval, n_classes)
             rec.update({f"oa_{suffix}": sc["oa"], f"miou_{suffix}": sc["miou"]})
 
 
@@ -397,7 +409,7 @@ def summarise(records: list[dict]) -> list[dict]:
                     "seeds": [r["seed"] for r in ok],
                     "oa": ms("oa"), "miou": ms("miou"), "wall_s": ms("wall_s"),
                     **{f"{m}_{sfx}": ms(f"{m}_{sfx}", [r for r in ok if f"oa_{sfx}" in r])
-                       for m in ("oa", "miou") for sfx in ("tta", "smooth")},
+                       for m in ("oa", "miou") for sfx in ("tta", "smooth", "anchor")},
                     "cpu_s": [r["cpu_s"] for r in ok if r.get("cpu_s") is not None]})
     return out
 
@@ -418,11 +430,12 @@ def markdown(summary: list[dict], meta: dict) -> str:
         "OA / mIoU: each run's prediction from one view per window (`--tta off`); 8 views: the same "
         "saved model predicted with test-time augmentation (`--tta on`, the engine's default on an image "
         "this small); 8 views + smoothing: also with edge-aware smoothing of the probabilities (`--smooth "
-        "on`): what `run` and `predict` give by default.",
+        "on`), what `predict` gives by default; default: the smoothing also holds the run's training labels "
+        "at their class (`--anchor-labels on`), what `run` gives by default.",
         "",
         "| method | k | OA | mIoU | OA, 8 views | mIoU, 8 views | OA, 8 views + smoothing | "
-        "mIoU, 8 views + smoothing | wall s | CPU s | runs ok |",
-        "|---|---:|---|---|---|---|---|---|---:|---:|---:|",
+        "mIoU, 8 views + smoothing | OA, default (labels held) | mIoU, default | wall s | CPU s | runs ok |",
+        "|---|---:|---|---|---|---|---|---|---|---|---:|---:|---:|",
     ]
     for s in summary:
         def f(pair, nd=3, missing="failed"):
@@ -435,6 +448,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
         lines.append(f"| {s['label']} | {s['k']} | {f(s['oa'])} | {f(s['miou'])} | "
                      f"{f(s['oa_tta'], missing='-')} | {f(s['miou_tta'], missing='-')} | "
                      f"{f(s['oa_smooth'], missing='-')} | {f(s['miou_smooth'], missing='-')} | "
+                     f"{f(s['oa_anchor'], missing='-')} | {f(s['miou_anchor'], missing='-')} | "
                      f"{wall} | {cpu} | {s['n_ok']}/{s['n']} |")
     lines += ["", f"Command: `{meta['command']}`", ""]
     if meta.get("notes"):

@@ -141,9 +141,10 @@ def job_finetune(row: str, k: int, seed: int, preset: str) -> dict:
     wall = time.perf_counter() - t0
     pred = ip.read_prediction(res["paths"]["prediction"])
     truth = ip.read_prediction(os.path.join(ip.WORK, f"truth_eval_{tag}.tif"))
-    rec = {"ok": True, "wall_s": wall, "train_seconds": res["metrics"].get("train_seconds")}
+    rec = {"ok": True, "k": k, "seed": seed, "wall_s": wall,
+           "train_seconds": res["metrics"].get("train_seconds")}
     rec.update(ip.scores(pred, truth, 16))
-    ip.add_saved_model_scores(rec, res["paths"]["model"], truth, 16)  # 8 views, 8 views + smoothing
+    ip.add_saved_model_scores(rec, res["paths"]["model"], truth, 16)  # 8 views, + smoothing, + labels held
     return rec
 
 
@@ -184,8 +185,9 @@ def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[s
         return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
 
     lines = ["| method | k | OA | mIoU | OA, 8 views | mIoU, 8 views | OA, 8 views + smoothing | "
-             "mIoU, 8 views + smoothing | fine-tune wall s | runs |",
-             "|---|---:|---|---|---|---|---|---|---:|---:|"]
+             "mIoU, 8 views + smoothing | OA, default (labels held) | mIoU, default | fine-tune wall s | "
+             "runs |",
+             "|---|---:|---|---|---|---|---|---|---|---|---:|---:|"]
     for k in ks:
         for row in rows:
             rs = [r for r in records if r["kind"] == "run" and r["row"] == row and r["k"] == k
@@ -193,7 +195,7 @@ def summary_table(records: list[dict], rows: list[str], ks: list[int]) -> list[s
             wall = f"{np.mean([r['wall_s'] for r in rs]):.0f}" if rs else "-"
             oa, miou = ms([r["oa"] for r in rs]), ms([r["miou"] for r in rs])
             cols = [ms([r[f"{m}_{sfx}"] for r in rs if f"oa_{sfx}" in r])
-                    for sfx in ("tta", "smooth") for m in ("oa", "miou")]
+                    for sfx in ("tta", "smooth", "anchor") for m in ("oa", "miou")]
             lines.append(f"| {LABELS[row]} | {k} | {oa} | {miou} | {' | '.join(cols)} | {wall} | {len(rs)} |")
     pre = [r for r in records if r["kind"] == "pretrain" and r.get("ok")]
     if pre:
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 for s in args.seeds for k in args.k for r in rows]
     records = list(done.values())
     for r in records:  # runs recorded before a column was added: score their saved model that way too
-        if r["kind"] == "run" and not ("oa_tta" in r and "oa_smooth" in r):
+        if r["kind"] == "run" and not all(f"oa_{sfx}" in r for sfx in ("tta", "smooth", "anchor")):
             model = os.path.join(ip.WORK, "runs", f"ib_{r['row']}_{r['preset']}_k{r['k']}_s{r['seed']}",
                                  "model.semiseg")
             truth = ip.read_prediction(os.path.join(ip.WORK, f"truth_eval_k{r['k']}_s{r['seed']}.tif"))
@@ -271,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
               "OA / mIoU: the run's prediction from one view per window, unsmoothed (`--tta off --smooth "
               "off`); 8 views: the same saved model predicted with test-time augmentation (`--tta on`, the "
               "engine's default on an image this small); 8 views + smoothing: also with edge-aware "
-              "smoothing (`--smooth on`): what `run` and `predict` give by default.",
+              "smoothing (`--smooth on`), what `predict` gives by default; default: the smoothing also "
+              "holds the run's training labels at their class (`--anchor-labels on`), what `run` gives.",
               "",
               *summary_table(records, rows, args.k), "", f"Command: `{meta['command']}`", ""]
         with open(args.out, "w") as f:

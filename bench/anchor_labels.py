@@ -21,9 +21,7 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
-import time
 
 import numpy as np
 import rasterio
@@ -33,25 +31,8 @@ sys.path.insert(0, REPO)
 
 from engine.synthetic import write_scene  # noqa: E402
 
-
-def engine(args: list[str]) -> dict:
-    """Run ``python -m engine ARGS`` in a fresh process; its wall seconds, CPU seconds and peak memory."""
-    env = dict(os.environ, PYTHONPATH=REPO)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=REPO, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"engine {args[0]} failed (exit {proc.returncode}): {' '.join(args)}")
-    return {"wall_s": time.perf_counter() - t0, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mib": usage.ru_maxrss / 1024.0}
-
-
-def evaluate(pred: str, truth: str) -> dict:
-    res = subprocess.run([sys.executable, "-m", "engine", "evaluate", "--prediction", pred, "--truth", truth],
-                         cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), check=True, capture_output=True,
-                         text=True)
-    return json.loads(res.stdout)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from smoothing import engine, evaluate  # noqa: E402
 
 
 def truth_without_labels(truth: str, labels: str, out: str) -> str:

@@ -39,18 +39,22 @@ CASES = [  # label, model, image, truth (relative to bench/data)
 ]
 
 
-def predict(model: str, image: str, out: str, smooth: str) -> dict:
+def engine(args: list[str]) -> dict:
+    """Run ``python -m engine ARGS`` in a fresh process; its wall seconds, CPU seconds and peak memory."""
     env = dict(os.environ, PYTHONPATH=REPO)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "predict", "--model", model, "--image", image,
-                             "--out", out, "--smooth", smooth, "--device", "cpu", "--progress", "none"],
-                            cwd=REPO, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=REPO, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise SystemExit(f"engine predict failed on {image} (exit {proc.returncode})")
+        raise SystemExit(f"engine {args[0]} failed (exit {proc.returncode}): {' '.join(args)}")
     return {"wall_s": time.perf_counter() - t0, "cpu_s": usage.ru_utime + usage.ru_stime,
             "peak_rss_mib": usage.ru_maxrss / 1024.0}
+
+
+def predict(model: str, image: str, out: str, smooth: str) -> dict:
+    return engine(["predict", "--model", model, "--image", image, "--out", out, "--smooth", smooth,
+                   "--device", "cpu", "--progress", "none"])
 
 
 def evaluate(pred: str, truth: str) -> dict:

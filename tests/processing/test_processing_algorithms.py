@@ -78,6 +78,25 @@ def test_predict_writes_a_styled_class_raster_and_confidence(trained, scene, tmp
 
 
 @pytest.mark.slow
+def test_predict_holds_labels_given_to_it(trained, scene, tmp_path):
+    """Optional labels on the training image reach the engine, which holds them: each labeled pixel comes
+    out as its class."""
+    feedback = RecordingFeedback()
+    out = tmp_path / "held.tif"
+    processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": scene["image"],
+                                         "LABELS": scene["labels"], "DEVICE": "cpu", "OUTPUT": str(out)},
+                     feedback=feedback)
+    with rasterio.open(scene["labels"]) as ds:
+        count = int((ds.read(1) > 0).sum())
+    assert any(f"held to {count} labeled pixel(s)" in text for text in feedback.stages), feedback.stages
+    with rasterio.open(scene["labels"]) as ds:
+        labels = ds.read(1)
+    with rasterio.open(out) as ds:
+        held = ds.read(1)
+    assert (held[labels > 0] == labels[labels > 0]).all()
+
+
+@pytest.mark.slow
 def test_evaluate_scores_a_prediction(trained, scene, tmp_path):
     pred = processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": scene["image"],
                                               "OUTPUT": str(tmp_path / "pred.tif")})["OUTPUT"]

@@ -14,10 +14,13 @@ import shlex
 from pathlib import Path
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
+    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -35,6 +38,7 @@ ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "semis
 METHODS = ("supervised", "icnet", "inpaint", "inpaint+icnet")
 PRESETS = ("fast", "balanced", "best")
 ARCHITECTURES = ("unet", "resnet18", "resnet34", "resnet50")
+VECTOR_FORMATS = ["gpkg", "shp", "geojson"]  # the engine reads any of these through OGR
 
 # The engine interpreter: this environment variable (handy for qgis_process on a server), else the
 # dock's setting, else the first Python that can import torch (see ui.engine_process).
@@ -105,6 +109,8 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
     # Parameter names shared by several algorithms (they mirror the engine's flags).
     INPUT = "INPUT"
     DEVICE = "DEVICE"
+    LABELS = "LABELS"
+    LABEL_FIELD = "LABEL_FIELD"
 
     def name(self) -> str:
         return self.NAME
@@ -129,6 +135,15 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
 
     def add_image_parameter(self, description: str = "Image") -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, description))
+
+    def add_labels_parameters(self, description: str, optional: bool = False) -> None:
+        """Labels (a label raster, or points/lines/polygons) and the class field of vector labels."""
+        self.addParameter(QgsProcessingParameterMapLayer(
+            self.LABELS, description, types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorAnyGeometry],
+            optional=optional))
+        self.addParameter(QgsProcessingParameterField(
+            self.LABEL_FIELD, "Class field of vector labels (default: class)",
+            parentLayerParameterName=self.LABELS, optional=True))
 
     def add_device_parameter(self) -> None:
         self.add_advanced(QgsProcessingParameterString(
@@ -177,6 +192,19 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
                          else self.parameterAsDouble(parameters, name, context))
                 args += [flag, str(value)]
         return args
+
+    def labels_args(self, parameters: dict, context, feedback) -> list[str]:
+        """A label raster is passed as its file; a vector layer as a file the engine can read (a layer in a
+        multi-layer GeoPackage, a memory layer or a filtered layer is written to a temporary file)."""
+        layer = self.parameterAsLayer(parameters, self.LABELS, context)
+        if layer is None:
+            raise QgsProcessingException("No labels were given; choose a label raster or a vector layer.")
+        if isinstance(layer, QgsRasterLayer):
+            return ["--labels", raster_file(layer, "labels")]
+        path = self.parameterAsCompatibleSourceLayerPath(parameters, self.LABELS, context, VECTOR_FORMATS,
+                                                         "gpkg", feedback)
+        fields = self.parameterAsFields(parameters, self.LABEL_FIELD, context)
+        return ["--labels", path] + (["--label-field", fields[0]] if fields else [])
 
     # --- running the engine -----------------------------------------------------------------------------
 

@@ -14,7 +14,9 @@ class PredictAlgorithm(SemiSegAlgorithm):
     HELP = ("Segments a whole raster with a .semiseg model (from Train, or Train and segment). The image "
             "needs the bands the model was trained on. Writes a class GeoTIFF with the classes' colours "
             "and names and, optionally, the model's confidence (0..1): low confidence shows where more "
-            "labels would help most.")
+            "labels would help most. Labels on the image the model was trained on (optional, numbered like "
+            "the training labels) come out as labeled and spread their class to alike neighbouring pixels, "
+            "as Train and segment does with its training labels.")
 
     MODEL = "MODEL"
     OUTPUT = "OUTPUT"
@@ -23,6 +25,8 @@ class PredictAlgorithm(SemiSegAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
         self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", extension="semiseg"))
         self.add_image_parameter("Image to segment")
+        self.add_labels_parameters("Labels to hold (optional; label raster or points/lines/polygons)",
+                                   optional=True)
         self.add_device_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prediction"))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -36,6 +40,8 @@ class PredictAlgorithm(SemiSegAlgorithm):
                 "--out", prediction, *self.device_args(parameters, context)]
         if confidence:
             args += ["--confidence", confidence]
+        if self.is_set(parameters, self.LABELS):
+            args += self.labels_args(parameters, context, feedback)
         self.run_engine(args, feedback)
         style_output(context, prediction, PREDICTION, feedback)
         results = {self.OUTPUT: prediction}

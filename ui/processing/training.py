@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingException,
-    QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMapLayer,
     QgsProcessingParameterMultipleLayers,
-    QgsRasterLayer,
 )
 
 from ..jobs import PRETRAINED_METHODS
 from .base import ARCHITECTURES, METHODS, PRESETS, SemiSegAlgorithm, raster_file
 
-VECTOR_FORMATS = ["gpkg", "shp", "geojson"]  # the engine reads any of these through OGR
-
 
 class TrainingAlgorithm(SemiSegAlgorithm):
     """An algorithm that trains: image, labels (raster or vector + class field), method, preset..."""
 
-    LABELS = "LABELS"
-    LABEL_FIELD = "LABEL_FIELD"
     UNLABELED = "UNLABELED"
     METHOD = "METHOD"
     PRESET = "PRESET"
@@ -46,12 +38,8 @@ class TrainingAlgorithm(SemiSegAlgorithm):
 
     def add_training_parameters(self) -> None:
         self.add_image_parameter("Image to learn from")
-        self.addParameter(QgsProcessingParameterMapLayer(
-            self.LABELS, "Labels (label raster: 0 = unlabeled, 1..K = classes; or points/lines/polygons)",
-            types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorAnyGeometry]))
-        self.addParameter(QgsProcessingParameterField(
-            self.LABEL_FIELD, "Class field of vector labels (default: class)",
-            parentLayerParameterName=self.LABELS, optional=True))
+        self.add_labels_parameters(
+            "Labels (label raster: 0 = unlabeled, 1..K = classes; or points/lines/polygons)")
         self.add_enum(self.METHOD, "Method", METHODS, default=0)
         self.add_enum(self.PRESET, "Preset", PRESETS, default=1)
         self.add_device_parameter()
@@ -111,16 +99,3 @@ class TrainingAlgorithm(SemiSegAlgorithm):
     def cache_output(self, parameters: dict, context) -> dict:
         """The encoder cache as an algorithm output (for the modeler), when one was used."""
         return {self.ENCODER_CACHE: self.encoder_cache(parameters, context) or None}
-
-    def labels_args(self, parameters: dict, context, feedback) -> list[str]:
-        """A label raster is passed as its file; a vector layer as a file the engine can read (a layer in a
-        multi-layer GeoPackage, a memory layer or a filtered layer is written to a temporary file)."""
-        layer = self.parameterAsLayer(parameters, self.LABELS, context)
-        if layer is None:
-            raise QgsProcessingException("No labels were given; choose a label raster or a vector layer.")
-        if isinstance(layer, QgsRasterLayer):
-            return ["--labels", raster_file(layer, "labels")]
-        path = self.parameterAsCompatibleSourceLayerPath(parameters, self.LABELS, context, VECTOR_FORMATS,
-                                                         "gpkg", feedback)
-        fields = self.parameterAsFields(parameters, self.LABEL_FIELD, context)
-        return ["--labels", path] + (["--label-field", fields[0]] if fields else [])

@@ -32,7 +32,7 @@ sys.path.insert(0, REPO)
 from engine.synthetic import write_scene  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smoothing import engine, evaluate  # noqa: E402
+from smoothing import engine, evaluate, write_report  # noqa: E402
 
 
 def truth_without_labels(truth: str, labels: str, out: str) -> str:
@@ -99,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {m} | {mean(m, 'oa')} | {mean(m, 'miou')} |" for m in modes]
     cmd = " ".join(["python bench/anchor_labels.py", *(sys.argv[1:] if argv is None else argv)])
     lines += ["", f"Command: `{cmd}`"]
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump({"command": cmd, "runs": rows}, f, indent=1)
-    print("\n".join(lines))
+    write_report(args.out, lines, {"command": cmd, "runs": rows})
     return 0
 
 

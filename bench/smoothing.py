@@ -64,6 +64,15 @@ def evaluate(pred: str, truth: str) -> dict:
     return json.loads(res.stdout)
 
 
+def write_report(out: str, lines: list[str], record: dict) -> None:
+    """The markdown ``lines`` to ``out`` (also printed) and ``record`` as JSON beside it."""
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump(record, f, indent=1)
+    print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join("bench", "results", "smoothing.md"))
@@ -96,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {r['case']} | {r['smooth']} | {r['oa']:.4f} | {r['miou']:.4f} | {r['wall_s']:.1f} | "
               f"{r['cpu_s']:.1f} | {r['peak_rss_mib']:.0f} |" for r in rows]
     lines += ["", "Command: `python bench/smoothing.py`", "", *("- " + n for n in notes)]
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump({"runs": rows, "notes": notes}, f, indent=1)
-    print("\n".join(lines))
+    write_report(args.out, lines, {"runs": rows, "notes": notes})
     return 0
 
 

@@ -115,9 +115,10 @@ def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch
         for i, ((r, c, h, w), x, valid) in enumerate(pending):
             if smooth is not None:
                 hh, ww = x.shape[1:]
-                known = anchors and torch.from_numpy(anchors.window(r - halo, c - halo, hh, ww))
+                known = None if anchors is None else anchors.window(r - halo, c - halo, hh, ww)
                 p = smooth(probs[i, :, :hh, :ww], xt[i, :, :hh, :ww], torch.from_numpy(valid).to(device),
-                           core=(halo, halo, h, w), anchors=known).cpu().numpy()
+                           core=(halo, halo, h, w),
+                           anchors=None if known is None else torch.from_numpy(known)).cpu().numpy()
             else:
                 p = probs[i, :, halo:halo + h, halo:halo + w].cpu().numpy()
             core_valid = valid[halo:halo + h, halo:halo + w]

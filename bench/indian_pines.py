@@ -200,7 +200,7 @@ def predict_saved(model_path: str, views: int, members: slice | None = None,
     import torch
 
     from engine import modelfile
-    from engine.labels import Anchors
+    from engine.labels import LabelPatches
     from engine.predict import array_reader, predict_array, smoothing_for
     from engine.raster import open_image, read_normalised
 
@@ -210,7 +210,7 @@ def predict_saved(model_path: str, views: int, members: slice | None = None,
         x, valid = read_normalised(ds, model.band_stats, 0, 0, ds.height, ds.width)
     nets = model.networks(torch.device("cpu"))[members or slice(None)]
     smoothing = smoothing_for(array_reader(x, valid), *valid.shape, smooth)
-    held = Anchors.from_array(read_prediction(anchors)) if anchors else None
+    held = LabelPatches.from_array(read_prediction(anchors)) if anchors else None
     cls, _ = predict_array(nets, x, valid, torch.device("cpu"), core=512, views=views, smooth=smoothing,
                            anchors=held)
     return cls

@@ -10,7 +10,8 @@ follow the strokes, not the raster. This script
    lines; plus a second, label-free raster for ``--unlabeled``;
 2. runs every case in its own child process and records its wall seconds and peak resident memory
    (``ru_maxrss`` from ``os.wait4`` on exactly that process):
-   * ``load``: ``engine.labels.load_labels`` alone;
+   * ``load``: ``engine.labels.load_labels`` alone (under the GDAL block cache the engine's commands
+     set, where the measured checkout has one: ``engine.raster.GDAL_CACHE_MB``);
    * ``train``: ``python -m engine train --preset fast --steps 2`` (band statistics, labels, validation
      split, training chips within the preset's memory budget, two steps, the model file), with
      ``--unlabeled`` the second raster for the ``+unlabeled`` rows.
@@ -140,8 +141,13 @@ def make_data(size: int) -> dict:
     return paths
 
 
-LOAD = ("import sys, rasterio; sys.path.insert(0, {repo!r}); from engine.labels import load_labels\n"
-        "with rasterio.open({image!r}) as ds: lab = load_labels({labels!r}, ds)\n"
+# load_labels under the GDAL cache the engine's commands set (engine.raster.GDAL_CACHE_MB), where the
+# measured checkout has one
+LOAD = ("import sys, rasterio; sys.path.insert(0, {repo!r}); from engine import raster\n"
+        "from engine.labels import load_labels\n"
+        "cache = getattr(raster, 'GDAL_CACHE_MB', None)\n"
+        "with rasterio.Env(**({{'GDAL_CACHEMAX': cache}} if cache else {{}})):\n"
+        "    with rasterio.open({image!r}) as ds: lab = load_labels({labels!r}, ds)\n"
         "print(lab.counts().tolist())\n")
 
 

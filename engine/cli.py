@@ -356,8 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     cancel = CancelToken()
     cancel.install()
     t0 = time.monotonic()
+    import rasterio  # noqa: PLC0415
+
+    from engine.raster import GDAL_CACHE_MB  # noqa: PLC0415
+
+    # a bounded GDAL block cache for every command, unless the user set one
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     try:
-        result = _dispatch(a, rep, cancel)
+        with rasterio.Env(**cache):
+            result = _dispatch(a, rep, cancel)
     except SemiSegError as e:
         rep.emit("error", code=e.code, message=e.message)
         if rep.mode != "jsonl" or isinstance(e, Cancelled):

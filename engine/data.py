@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from engine.config import ModelConfig
+from engine.labels import LabelPatches
 from engine.raster import BandStats, read_normalised
 
 
@@ -35,29 +36,27 @@ class Chip:
         self.class_pixels = {int(c): np.flatnonzero(flat == c) for c in np.unique(flat) if c > 0}
 
 
-def split_labels(labels: np.ndarray, fraction: float, seed: int, block: int = 32):
+def split_labels(labels: LabelPatches, fraction: float, seed: int, block: int = 32):
     """Hold out ``fraction`` of each class's labeled pixels as *whole units* for validation.
 
     A unit is a connected stroke/blob; when a class has fewer than 3 of them, its strokes are cut into
     ``block``-px grid pieces, so one long scribble still yields a disjoint validation piece. At least one
-    unit of every class stays in training. Returns (train, val) uint8 arrays.
+    unit of every class stays in training. Works patch by patch (a stroke never straddles two patches),
+    numbering strokes across patches as one labelling of the whole grid would, so the split does not
+    depend on how the labels are cut into patches. Returns (train, val) LabelPatches (val None when
+    nothing is held out).
     """
-    train = labels.copy()
-    val = np.zeros_like(labels)
-    if fraction <= 0 or not labels.any():
-        return train, val
+    train = [c.array.copy() for c in labels.crops]
+    val = [np.zeros_like(c.array) for c in labels.crops]
+    if fraction <= 0:
+        return labels.replace(train), None
     rng = np.random.default_rng(seed)
-    # Work on the labels' bounding box only: scribbles on a huge raster stay cheap.
-    rows, cols = np.nonzero(labels)
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    box = labels[r0:r1, c0:c1]
-    for c in [int(v) for v in np.unique(box) if v > 0]:
-        mask = box == c
-        comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
-        rr, cc = np.nonzero(mask)
-        unit = comp[rr, cc].astype(np.int64)
+    top, left = labels.origin  # the block pieces follow the labels' bounding box, as they always have
+    for c in [int(v) for v in np.flatnonzero(labels.histogram()) if v > 0]:
+        rr, cc, where, unit = _units(labels, c)
+        n = int(unit.max())
         if n < 3:  # split strokes into grid pieces: (component, block row, block col)
-            unit = (unit * 100_003 + rr // block) * 100_003 + cc // block
+            unit = (unit * 100_003 + (rr - top) // block) * 100_003 + (cc - left) // block
         ids, inverse, sizes = np.unique(unit, return_inverse=True, return_counts=True)
         if len(ids) < 2:
             continue
@@ -73,24 +72,63 @@ def split_labels(labels: np.ndarray, fraction: float, seed: int, block: int = 32
         if not held:  # every unit is large: hold out the smallest one
             held = [int(np.argmin(sizes))]
         pick = np.isin(inverse, held)
-        val[rr[pick] + r0, cc[pick] + c0] = c
-        train[rr[pick] + r0, cc[pick] + c0] = 0
-    return train, val
+        for i, crop in enumerate(labels.crops):
+            mine = pick & (where == i)
+            r, q = rr[mine] - crop.row, cc[mine] - crop.col
+            val[i][r, q] = c
+            train[i][r, q] = 0
+    return labels.replace(train), labels.replace(val)
 
 
-def build_chips(ds, stats: BandStats, train: np.ndarray, val: np.ndarray, budget_mb: int,
+def _units(labels: LabelPatches, c: int):
+    """Grid rows, columns, patch index and stroke number (1..n, int64) of the pixels of class ``c``;
+    strokes (8-connected) are numbered in the raster order of their first pixel over the whole grid."""
+    rows, cols, where, local, firsts = [], [], [], [], []
+    offset = 0
+    for i, crop in enumerate(labels.crops):
+        mask = crop.array == c
+        comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
+        if n == 0:
+            continue
+        rr, cc = np.nonzero(mask)
+        lab = comp[rr, cc].astype(np.int64)
+        first = np.unique(lab, return_index=True)[1]  # each stroke's first pixel in raster order
+        rows.append(rr + crop.row)
+        cols.append(cc + crop.col)
+        where.append(np.full(len(rr), i))
+        local.append(lab + offset)
+        firsts.append(np.stack([rr[first] + crop.row, cc[first] + crop.col], 1))
+        offset += n
+    firsts = np.concatenate(firsts)
+    number = np.empty(offset + 1, np.int64)
+    number[1 + np.lexsort((firsts[:, 1], firsts[:, 0]))] = np.arange(1, offset + 1)
+    return (np.concatenate(rows), np.concatenate(cols), np.concatenate(where),
+            number[np.concatenate(local)])
+
+
+def _chip_labels(labels: LabelPatches | None, valid: np.ndarray, r: int, q: int) -> np.ndarray:
+    """The labels of the chip at row ``r``, column ``q`` shaped like ``valid``, 0 on invalid pixels."""
+    if labels is None:
+        return np.zeros(valid.shape, np.uint8)
+    return np.where(valid, labels.window(r, q, *valid.shape), 0).astype(np.uint8)
+
+
+def build_chips(ds, stats: BandStats, train: LabelPatches | None, val: LabelPatches | None, budget_mb: int,
                 seed: int, chip: int = 512) -> list[Chip]:
-    """Load the image blocks needed for training within ``budget_mb`` of RAM."""
+    """Load the image blocks needed for training within ``budget_mb`` of RAM: the whole image when it
+    fits, else the ``chip``-px blocks with labels (``train``, ``val``: None for an image without labels)
+    and random unlabeled ones."""
     h, w, c = ds.height, ds.width, ds.count
     bytes_per_px = c * 4 + 3
     if h * w * bytes_per_px <= budget_mb * 2**20:
         windows = [(0, 0, h, w)]
     else:
-        labeled = (train > 0) | (val > 0)
         gh, gw = (h + chip - 1) // chip, (w + chip - 1) // chip
         has = np.zeros((gh, gw), bool)
-        rr, cc = np.nonzero(labeled)
-        has[rr // chip, cc // chip] = True
+        for labels in (train, val):
+            if labels is not None:
+                rr, cc = labels.nonzero()
+                has[rr // chip, cc // chip] = True
         cap = max(2, budget_mb * 2**20 // (chip * chip * bytes_per_px))
         rng = np.random.default_rng(seed)
         lab_cells = [tuple(v) for v in np.argwhere(has)]
@@ -104,8 +142,7 @@ def build_chips(ds, stats: BandStats, train: np.ndarray, val: np.ndarray, budget
     chips = []
     for r, q, ch, cw in windows:
         x, valid = read_normalised(ds, stats, r, q, ch, cw)
-        t = np.where(valid, train[r:r + ch, q:q + cw], 0).astype(np.uint8)
-        v = np.where(valid, val[r:r + ch, q:q + cw], 0).astype(np.uint8)
+        t, v = _chip_labels(train, valid, r, q), _chip_labels(val, valid, r, q)
         if not valid.any():
             continue
         chip_ = Chip(r, q, x, valid, t, v)

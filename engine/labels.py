@@ -6,6 +6,8 @@ labels that do not overlap the image are an error, not an empty result.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -15,6 +17,8 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.features import rasterize
 from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
+from scipy import ndimage
 
 from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
 from engine.errors import InputError
@@ -23,38 +27,24 @@ VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlit
 
 
 @dataclass
-class LabelMap:
-    """Labels rasterized onto the image grid."""
-
-    array: np.ndarray  # (H, W) uint8, 0 = unlabeled
-    classes: ClassTable  # classes 1..K
-
-    @property
-    def num_classes(self) -> int:
-        return self.classes.num_classes
-
-    def counts(self) -> np.ndarray:
-        """Labeled pixels per class, index 0 = class 1."""
-        return np.bincount(self.array.ravel(), minlength=self.num_classes + 1)[1:self.num_classes + 1]
-
-
-@dataclass
-class Anchors:
-    """Labeled pixels a prediction holds at their class (engine.smooth): the label array cropped to the
-    bounding box of its labeled pixels (sparse labels on a huge raster stay small), at ``row``, ``col``."""
+class LabelCrop:
+    """Labels on an image grid kept as the crop of their labeled pixels' bounding box, whose top-left pixel
+    is at ``row``, ``col`` of the grid: a few strokes on a huge raster stay as small as the strokes. The
+    training and validation labels and the labels a prediction holds (engine.smooth) are all LabelCrops."""
 
     array: np.ndarray  # (h, w) uint8, 0 = unlabeled
     row: int
     col: int
 
     @classmethod
-    def from_array(cls, labels: np.ndarray) -> Anchors | None:
-        """From labels on the image grid; None when no pixel is labeled."""
+    def from_array(cls, labels: np.ndarray, row: int = 0, col: int = 0) -> LabelCrop | None:
+        """From ``labels`` whose top-left pixel is at ``row``, ``col`` of the grid, cropped to its labeled
+        pixels; None when no pixel is labeled."""
         rows, cols = np.flatnonzero(labels.any(1)), np.flatnonzero(labels.any(0))
         if not len(rows):
             return None
         crop = labels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        return cls(np.ascontiguousarray(crop, np.uint8), int(rows[0]), int(cols[0]))
+        return cls(np.ascontiguousarray(crop, np.uint8), row + int(rows[0]), col + int(cols[0]))
 
     @property
     def count(self) -> int:
@@ -63,6 +53,11 @@ class Anchors:
     @property
     def max_class(self) -> int:
         return int(self.array.max())
+
+    def nonzero(self) -> tuple[np.ndarray, np.ndarray]:
+        """Grid rows and columns of the labeled pixels."""
+        rr, cc = np.nonzero(self.array)
+        return rr + self.row, cc + self.col
 
     def window(self, r: int, c: int, h: int, w: int) -> np.ndarray:
         """(h, w) labels of the window at row ``r``, column ``c`` (which may reach beyond the raster)."""
@@ -73,6 +68,123 @@ class Anchors:
             part = self.array[r0 - self.row:r1 - self.row, c0 - self.col:c1 - self.col]
             out[r0 - r:r1 - r, c0 - c:c1 - c] = part
         return out
+
+
+CELL = 256  # px: labeled pixels in grid cells that do not touch are held in separate crops
+
+
+def cell_rectangles(has: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(row0, col0, row1, col1) cell rectangles covering the True cells of the (gh, gw) grid ``has``:
+    touching cells (side or corner) share a rectangle, and no two rectangles overlap or touch."""
+    grid = has.astype(bool)
+    eight = np.ones((3, 3), bool)
+    while True:  # fill each group's bounding box until the boxes no longer meet: a few passes at most
+        groups, n = ndimage.label(grid, structure=eight)
+        boxes = ndimage.find_objects(groups)
+        filled = np.zeros_like(grid)
+        for b in boxes:
+            filled[b] = True
+        if np.array_equal(filled, grid):
+            return [(b[0].start, b[1].start, b[0].stop, b[1].stop) for b in boxes]
+        grid = filled
+
+
+@dataclass
+class LabelPatches:
+    """Labels on an image grid as crops (LabelCrop) of groups of labeled pixels: pixels in ``CELL``-px grid
+    cells that touch share a crop, and crops are at least a cell apart. Strokes far apart are held apart, so
+    labels spread over a huge raster stay as small as the strokes, and a connected stroke never straddles
+    two crops (engine.data.split_labels relies on that). Training labels, validation labels and the labels
+    a prediction holds (engine.smooth) are all LabelPatches."""
+
+    crops: list[LabelCrop]
+
+    @classmethod
+    def from_array(cls, labels: np.ndarray, row: int = 0, col: int = 0) -> LabelPatches | None:
+        """From ``labels`` whose top-left pixel is at ``row``, ``col`` of the grid; None when none is
+        labeled."""
+        h, w = labels.shape
+        gh, gw = -(-h // CELL), -(-w // CELL)
+        padded = np.zeros((gh * CELL, gw * CELL), bool)
+        padded[:h, :w] = labels != 0
+        has = padded.reshape(gh, CELL, gw, CELL).any(axis=(1, 3))
+        crops = []
+        for r0, c0, r1, c1 in cell_rectangles(has):
+            crop = LabelCrop.from_array(labels[r0 * CELL:r1 * CELL, c0 * CELL:c1 * CELL],
+                                        row + r0 * CELL, col + c0 * CELL)
+            if crop is not None:
+                crops.append(crop)
+        return cls(crops) if crops else None
+
+    @property
+    def count(self) -> int:
+        return sum(c.count for c in self.crops)
+
+    @property
+    def max_class(self) -> int:
+        return max(c.max_class for c in self.crops)
+
+    @property
+    def origin(self) -> tuple[int, int]:
+        """Grid row and column of the top-left corner of all the labels' bounding box."""
+        return min(c.row for c in self.crops), min(c.col for c in self.crops)
+
+    def histogram(self) -> np.ndarray:
+        """(256,) pixels per value over the crops (index 0: unlabeled pixels inside them)."""
+        return sum(np.bincount(c.array.ravel(), minlength=256) for c in self.crops)
+
+    def nonzero(self) -> tuple[np.ndarray, np.ndarray]:
+        """Grid rows and columns of the labeled pixels."""
+        parts = [c.nonzero() for c in self.crops]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def window(self, r: int, c: int, h: int, w: int) -> np.ndarray:
+        """(h, w) labels of the window at row ``r``, column ``c`` (which may reach beyond the raster)."""
+        out = np.zeros((h, w), np.uint8)
+        for crop in self.crops:
+            ch, cw = crop.array.shape
+            if crop.row < r + h and r < crop.row + ch and crop.col < c + w and c < crop.col + cw:
+                out |= crop.window(r, c, h, w)  # crops do not overlap
+        return out
+
+    def replace(self, arrays: list[np.ndarray]) -> LabelPatches | None:
+        """Patches with new arrays in the same places (each shaped like its crop), cropped again to what
+        they label; None when nothing is."""
+        crops = [LabelCrop.from_array(a, c.row, c.col) for a, c in zip(arrays, self.crops, strict=True)]
+        crops = [c for c in crops if c is not None]
+        return LabelPatches(crops) if crops else None
+
+
+@dataclass
+class LabelMap:
+    """Labels rasterized onto the image grid of ``shape`` (height, width), held as the patches of the
+    labeled pixels (``patches``; None when none is labeled)."""
+
+    patches: LabelPatches | None
+    shape: tuple[int, int]
+    classes: ClassTable  # classes 1..K
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes.num_classes
+
+    @property
+    def max_class(self) -> int:
+        return self.patches.max_class if self.patches is not None else 0
+
+    def histogram(self) -> np.ndarray:
+        """(256,) labeled pixels per value (index 0 is not the grid's unlabeled pixels)."""
+        return self.patches.histogram() if self.patches is not None else np.zeros(256, np.int64)
+
+    def counts(self) -> np.ndarray:
+        """Labeled pixels per class, index 0 = class 1."""
+        return self.histogram()[1:self.num_classes + 1]
+
+    def full(self) -> np.ndarray:
+        """The (height, width) label array of the whole grid (for small rasters: evaluation, tests)."""
+        if self.patches is None:
+            return np.zeros(self.shape, np.uint8)
+        return self.patches.window(0, 0, *self.shape)
 
 
 def load_labels(path: str, image, label_field: str | None = None, min_classes: int = 2) -> LabelMap:
@@ -92,6 +204,114 @@ def _bounds_overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+BLOCK_BYTES = 32 * 2**20  # label rows read at a time: a label raster is never held whole
+
+
+def _row_blocks(height: int, width: int, itemsize: int, align: int = 1):
+    """(first row, rows) blocks of about BLOCK_BYTES each, a multiple of ``align`` rows."""
+    step = max(align, BLOCK_BYTES // max(1, width * itemsize) // align * align)
+    for r in range(0, height, step):
+        yield r, min(step, height - r)
+
+
+def _cells(nz: np.ndarray) -> np.ndarray:
+    """(ceil(h / CELL), ceil(w / CELL)) bool: the CELL-px cells of ``nz`` with a True pixel."""
+    h, w = nz.shape
+    gh, gw = -(-h // CELL), -(-w // CELL)
+    padded = np.zeros((gh * CELL, gw * CELL), bool)
+    padded[:h, :w] = nz
+    return padded.reshape(gh, CELL, gw, CELL).any(axis=(1, 3))
+
+
+def _class_values(data: np.ndarray, nodata, path: str) -> np.ndarray:
+    """A block of a label raster as uint8 class values (nodata and NaN -> 0), or the one-sentence refusal
+    of values that are no class numbers."""
+    if np.issubdtype(data.dtype, np.floating):
+        finite = np.isfinite(data)
+        if np.any(data[finite] != np.round(data[finite])):
+            raise InputError(f"Labels {path} hold fractional values; label pixels must be whole "
+                             "class numbers 0..255 (0 = unlabeled).", "labels_values")
+        data = np.where(finite, data, 0)
+    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
+        data = np.where(data == nodata, 0, data)
+    if data.size and (data.min() < 0 or data.max() > 255):
+        raise InputError(f"Labels {path} hold values outside 0..255; use 0 for unlabeled and "
+                         "1..K for classes.", "labels_values")
+    return data.astype(np.uint8)
+
+
+def _read_patches(src, path: str) -> LabelPatches | None:
+    """The labeled pixels of band 1 of the open ``src`` on its own grid, read in row blocks: a first pass
+    checks the values and marks the CELL-px cells with labels, a second reads only the cell rectangles
+    (cell_rectangles) those make."""
+    h, w = src.height, src.width
+    itemsize = np.dtype(src.dtypes[0]).itemsize
+    has = np.zeros((-(-h // CELL), -(-w // CELL)), bool)
+    for r, n in _row_blocks(h, w, itemsize, align=CELL):
+        block = _class_values(src.read(1, window=Window(0, r, w, n)), src.nodata, path)
+        has[r // CELL:r // CELL + -(-n // CELL)] |= _cells(block != 0)
+    crops = []
+    for r0, c0, r1, c1 in cell_rectangles(has):
+        top, left = r0 * CELL, c0 * CELL
+        rh, rw = min(h, r1 * CELL) - top, min(w, c1 * CELL) - left
+        arr = np.zeros((rh, rw), np.uint8)
+        for r, n in _row_blocks(rh, rw, itemsize):
+            arr[r:r + n] = _class_values(src.read(1, window=Window(left, top + r, rw, n)), src.nodata, path)
+        crop = LabelCrop.from_array(arr, top, left)
+        if crop is not None:
+            crops.append(crop)
+    return LabelPatches(crops) if crops else None
+
+
+def _rectangles_and_owner(has: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+    """cell_rectangles(has), and per cell the index of the rectangle it lies in (-1: none)."""
+    rects = cell_rectangles(has)
+    owner = np.full(has.shape, -1, np.int64)
+    for k, (r0, c0, r1, c1) in enumerate(rects):
+        owner[r0:r1, c0:c1] = k
+    return rects, owner
+
+
+def patches_from_pieces(pieces: list[LabelCrop | None], shape: tuple[int, int]) -> LabelPatches | None:
+    """LabelPatches from crops on a grid of ``shape`` that may overlap or touch (a later piece's labels
+    win where they overlap); None when none labels anything."""
+    pieces = [p for p in pieces if p is not None]
+    if not pieces:
+        return None
+    has = np.zeros((-(-shape[0] // CELL), -(-shape[1] // CELL)), bool)
+    for p in pieces:
+        ph, pw = p.array.shape
+        has[p.row // CELL:(p.row + ph - 1) // CELL + 1, p.col // CELL:(p.col + pw - 1) // CELL + 1] = True
+    rects, owner = _rectangles_and_owner(has)
+    arrays = [np.zeros((min(shape[0], r1 * CELL) - r0 * CELL, min(shape[1], c1 * CELL) - c0 * CELL), np.uint8)
+              for r0, c0, r1, c1 in rects]
+    for p in pieces:
+        k = owner[p.row // CELL, p.col // CELL]
+        top, left = rects[k][0] * CELL, rects[k][1] * CELL
+        ph, pw = p.array.shape
+        target = arrays[k][p.row - top:p.row - top + ph, p.col - left:p.col - left + pw]
+        np.copyto(target, p.array, where=p.array > 0)
+    crops = [LabelCrop.from_array(a, r[0] * CELL, r[1] * CELL) for a, r in zip(arrays, rects, strict=True)]
+    crops = [c for c in crops if c is not None]
+    return LabelPatches(crops) if crops else None
+
+
+def _grid_window(bounds, image, pad: int = 1) -> tuple[int, int, int, int] | None:
+    """(row, col, height, width) of the image-grid window that covers ``bounds`` (left, bottom, right, top
+    in the image's CRS) plus ``pad`` pixels, clipped to the image; None when they do not meet. A rotated
+    image grid gets the whole image."""
+    if not image.transform.is_rectilinear:
+        return 0, 0, image.height, image.width
+    win = from_bounds(*bounds, transform=image.transform)
+    r0 = max(0, math.floor(win.row_off) - pad)
+    c0 = max(0, math.floor(win.col_off) - pad)
+    r1 = min(image.height, math.ceil(win.row_off + win.height) + pad)
+    c1 = min(image.width, math.ceil(win.col_off + win.width) + pad)
+    if r1 <= r0 or c1 <= c0:
+        return None
+    return r0, c0, r1 - r0, c1 - c0
+
+
 def _from_raster(path: str, image) -> LabelMap:
     try:
         src = rasterio.open(path)
@@ -102,24 +322,9 @@ def _from_raster(path: str, image) -> LabelMap:
         if src.count != 1:
             raise InputError(f"Labels {path} have {src.count} bands; a label raster has one band "
                              "(0 = unlabeled, 1..K = classes).", "labels_bands")
-        data = src.read(1)
-        if np.issubdtype(data.dtype, np.floating):
-            finite = data[np.isfinite(data)]
-            if finite.size and np.any(finite != np.round(finite)):
-                raise InputError(f"Labels {path} hold fractional values; label pixels must be whole "
-                                 "class numbers 0..255 (0 = unlabeled).", "labels_values")
-        if src.nodata is not None:
-            data = np.where(data == src.nodata, 0, data)
-        data = np.nan_to_num(data.astype(np.float64), nan=0.0)
-        if data.min() < 0 or data.max() > 255:
-            raise InputError(f"Labels {path} hold values outside 0..255; use 0 for unlabeled and "
-                             "1..K for classes.", "labels_values")
-        data = data.astype(np.uint8)
         same_grid = (src.shape == (image.height, image.width) and src.transform == image.transform
                      and src.crs == image.crs)
-        if same_grid:
-            arr = data
-        else:
+        if not same_grid:
             if (src.crs is None) != (image.crs is None):
                 raise InputError(f"Labels {path} and the image do not both have a CRS, so they cannot be "
                                  "aligned; give the labels the image's CRS.", "labels_crs")
@@ -129,23 +334,47 @@ def _from_raster(path: str, image) -> LabelMap:
             if not _bounds_overlap(lb, image.bounds):
                 raise InputError(f"Labels {path} lie outside the image; paint or pick labels that "
                                  "overlap it.", "labels_outside_image")
-            arr = np.zeros((image.height, image.width), np.uint8)
-            reproject(data, arr, src_transform=src.transform, src_crs=src.crs or image.crs,
-                      dst_transform=image.transform, dst_crs=image.crs or src.crs,
-                      src_nodata=0, dst_nodata=0, resampling=Resampling.nearest)
-            if data.any() and not arr.any():
+        own = _read_patches(src, path)
+        if same_grid or own is None:
+            patches = own
+        else:
+            patches = patches_from_pieces([_warp_crop(c, src, image) for c in own.crops],
+                                          (image.height, image.width))
+            if patches is None:
                 raise InputError(f"Labels {path} lie outside the image; paint or pick labels that "
                                  "overlap it.", "labels_outside_image")
-    max_value = int(arr.max()) if arr.size else 0
+    max_value = patches.max_class if patches is not None else 0
     names = read_category_names(path)
     named = len(names) - 1  # entry 0 describes the unlabeled value
     if named >= 1 and max_value > named:
-        bad = sorted(int(v) for v in np.unique(arr) if v > named)
+        present = np.flatnonzero(patches.histogram())
+        bad = [int(v) for v in present if v > named]
         raise InputError(f"Labels {path} contain value(s) {bad[:5]} but their class table names only "
                          f"classes 1..{named}; add those classes or erase those pixels.",
                          "labels_unknown_class")
     table = read_class_table(path, max(max_value, named))
-    return LabelMap(arr, table)
+    return LabelMap(patches, (image.height, image.width), table)
+
+
+def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
+    """A crop of labels on another grid or CRS onto the image grid, nearest neighbour, into the image
+    window it covers only; None when nothing of it lands on the image."""
+    h, w = own.array.shape
+    src_transform = src.window_transform(Window(own.col, own.row, w, h))
+    left, top = src_transform * (0, 0)
+    right, bottom = src_transform * (w, h)
+    b = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+    if src.crs is not None and image.crs is not None and src.crs != image.crs:
+        b = transform_bounds(src.crs, image.crs, *b, densify_pts=21)
+    win = _grid_window(b, image)
+    if win is None:
+        return None
+    r0, c0, wh, ww = win
+    arr = np.zeros((wh, ww), np.uint8)
+    reproject(own.array, arr, src_transform=src_transform, src_crs=src.crs or image.crs,
+              dst_transform=image.window_transform(Window(c0, r0, ww, wh)), dst_crs=image.crs or src.crs,
+              src_nodata=0, dst_nodata=0, resampling=Resampling.nearest)
+    return LabelCrop.from_array(arr, r0, c0)
 
 
 def _from_vector(path: str, image, field: str) -> LabelMap:
@@ -175,6 +404,7 @@ def _from_vector(path: str, image, field: str) -> LabelMap:
         target.ImportFromWkt(image.crs.to_wkt())
         target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     feats = []  # (value, geojson geometry, dimension, colour)
+    envelopes = []
     for f in layer:
         g = f.GetGeometryRef()
         v = f.GetField(field)
@@ -188,6 +418,7 @@ def _from_vector(path: str, image, field: str) -> LabelMap:
                 g.TransformTo(target)
         colour = f.GetField(colour_field) if colour_field else None
         feats.append((v, g.ExportToJson(), g.GetDimension(), colour))
+        envelopes.append(g.GetEnvelope())  # (min x, max x, min y, max y) in the image's CRS
     if not feats:
         raise InputError(f"Labels {path} have no features with a value in field '{field}'; draw some "
                          "labels first.", "labels_empty")
@@ -207,21 +438,42 @@ def _from_vector(path: str, image, field: str) -> LabelMap:
     for (_, _, _, colour), i in zip(feats, ids, strict=False):
         if isinstance(colour, str) and colour.startswith("#") and len(colour) == 7:
             table.colours[i - 1] = tuple(int(colour[j:j + 2], 16) for j in (1, 3, 5))
-    import json  # noqa: PLC0415
-
     # Areas first, then lines, then points, so thin strokes painted over an area win.
     order = sorted(range(len(feats)), key=lambda j: -feats[j][2])
-    shapes = [(json.loads(feats[j][1]), ids[j]) for j in order]
-    arr = rasterize(shapes, out_shape=(image.height, image.width), transform=image.transform,
-                    fill=0, all_touched=True, dtype="uint8")
-    if not arr.any():
+    # Each feature's image window (its envelope + 1 px); features whose windows share or touch CELL-px
+    # cells are rasterized together into their cells' rectangle (cell_rectangles), in that order: a few
+    # strokes on a huge raster never make an image-sized array.
+    windows = [_grid_window((e[0], e[2], e[1], e[3]), image) for e in envelopes]
+    has = np.zeros((-(-image.height // CELL), -(-image.width // CELL)), bool)
+    for win in windows:
+        if win is not None:
+            r0, c0, h, w = win
+            has[r0 // CELL:(r0 + h - 1) // CELL + 1, c0 // CELL:(c0 + w - 1) // CELL + 1] = True
+    rects, owner = _rectangles_and_owner(has)
+    members: list[list] = [[] for _ in rects]
+    for j in order:
+        if windows[j] is not None:
+            k = owner[windows[j][0] // CELL, windows[j][1] // CELL]
+            members[k].append((json.loads(feats[j][1]), ids[j]))
+    crops = []
+    for (r0, c0, r1, c1), shapes in zip(rects, members, strict=True):
+        if not shapes:
+            continue
+        top, left = r0 * CELL, c0 * CELL
+        h, w = min(image.height, r1 * CELL) - top, min(image.width, c1 * CELL) - left
+        arr = rasterize(shapes, out_shape=(h, w), transform=image.window_transform(Window(left, top, w, h)),
+                        fill=0, all_touched=True, dtype="uint8")
+        crop = LabelCrop.from_array(arr, top, left)
+        if crop is not None:
+            crops.append(crop)
+    if not crops:
         raise InputError(f"Labels {path} lie outside the image; paint or pick labels that overlap it.",
                          "labels_outside_image")
-    return LabelMap(arr, table)
+    return LabelMap(LabelPatches(crops), (image.height, image.width), table)
 
 
 def _validate(labels: LabelMap, path: str, min_classes: int) -> None:
-    present = [int(v) for v in np.unique(labels.array) if v > 0]
+    present = [int(v) for v in np.flatnonzero(labels.histogram()) if v > 0]
     if not present:
         raise InputError(f"Labels {path} contain no labeled pixel (all are 0); paint at least two "
                          "classes.", "labels_empty")

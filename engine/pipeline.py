@@ -18,7 +18,7 @@ from engine.config import TrainConfig
 from engine.data import Chip, TileSampler, build_chips, split_labels
 from engine.errors import InputError
 from engine.io_out import check_writable, ensure_folder, partial_path
-from engine.labels import Anchors, load_labels
+from engine.labels import LabelPatches, load_labels
 from engine.methods import method_class
 from engine.metrics import confusion, scores
 from engine.modelfile import SavedModel
@@ -38,9 +38,9 @@ def train(image: str, labels: str, cfg: TrainConfig, device: torch.device, repor
 
 
 def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
-           cancel) -> tuple[SavedModel, list, Anchors | None]:
+           cancel) -> tuple[SavedModel, list, LabelPatches | None]:
     """train(), plus the held-out validation pixels (see held_out) to score the delivered map with, and
-    the training labels as Anchors for the prediction (held-out pixels are not among them, so the map's
+    the training labels, which the prediction holds (held-out pixels are not among them, so the map's
     validation score stays honest)."""
     method_cls = method_class(cfg.method)
     np.random.seed(cfg.seed)
@@ -67,14 +67,14 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
             if n == 0:
                 reporter.warning(f"class '{lab.classes.names[i]}' has no labeled pixel; the model will "
                                  "rarely predict it", "class_without_labels")
-        train_lab, val_lab = split_labels(lab.array, cfg.val_fraction, cfg.seed)
-        if cfg.val_fraction > 0 and not val_lab.any():
+        train_lab, val_lab = split_labels(lab.patches, cfg.val_fraction, cfg.seed)
+        if cfg.val_fraction > 0 and val_lab is None:
             reporter.warning("too few separate strokes to hold any out for validation; the model is "
                              "kept at the last step and no validation score is reported", "no_validation")
         cfg.model.set_bands(ds.count)
         cfg.model.num_classes = lab.num_classes
         chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
-        anchors = Anchors.from_array(train_lab)  # nodata pixels among them are ignored when predicting
+        anchors = train_lab  # held when predicting (nodata pixels among them are ignored there)
     if not any(c.class_pixels for c in chips):
         raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels on "
                          "valid image pixels.", "labels_on_nodata")
@@ -88,9 +88,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                 raise InputError(f"Unlabeled image {extra} has {ds.count} band(s) but {image} has "
                                  f"{cfg.model.in_channels}; give rasters with the same bands.",
                                  "band_mismatch")
-            h, w = ds.height, ds.width
-            z = np.zeros((h, w), np.uint8)
-            chips += build_chips(ds, stats, z, z, cfg.memory_budget_mb // 2, cfg.seed)
+            chips += build_chips(ds, stats, None, None, cfg.memory_budget_mb // 2, cfg.seed)
     sampler = TileSampler(chips, cfg.tile_size, cfg.seed)
     from engine.training import TrainData, fit  # noqa: PLC0415
 
@@ -120,17 +118,18 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     return model, held_out(data.val_chips), anchors
 
 
-def prediction_anchors(labels: str, image: str, model: SavedModel, label_field: str | None = None) -> Anchors:
+def prediction_anchors(labels: str, image: str, model: SavedModel,
+                       label_field: str | None = None) -> LabelPatches:
     """``labels`` (raster or vector, the model's class numbers) on ``image``'s grid, to hold at their class
     when predicting it; refused when they name a class the model does not have."""
     with open_image(image) as ds:
         lab = load_labels(labels, ds, label_field, min_classes=1)
     k = model.classes.num_classes
-    if lab.array.max() > k:
-        raise InputError(f"Labels {labels} hold class {int(lab.array.max())} but the model knows classes "
+    if lab.max_class > k:
+        raise InputError(f"Labels {labels} hold class {lab.max_class} but the model knows classes "
                          f"1..{k}; give labels numbered like the model's training labels.",
                          "labels_unknown_class")
-    return Anchors.from_array(lab.array)
+    return lab.patches
 
 
 def held_out(chips: list[Chip]) -> list[tuple[int, int, np.ndarray]]:
@@ -247,12 +246,12 @@ def evaluate(prediction: str, truth: str) -> dict:
         truth_map = _from_raster(truth, ds)
     from engine.categories import read_class_table  # noqa: PLC0415
 
-    k = int(max(pred.max(), truth_map.array.max(), truth_map.num_classes))
+    k = int(max(pred.max(), truth_map.max_class, truth_map.num_classes))
     names = read_class_table(prediction, k).names
-    if not truth_map.array.any():
+    if truth_map.patches is None:
         raise InputError(f"Truth {truth} has no labeled pixel over the prediction; give a truth raster "
                          "that overlaps it.", "truth_empty")
-    return scores(confusion(truth_map.array, pred, k), names)
+    return scores(confusion(truth_map.full(), pred, k), names)
 
 
 def describe(model_path: str) -> dict:

@@ -23,10 +23,10 @@ import torch
 from engine.categories import write_class_table
 from engine.errors import InputError
 from engine.io_out import check_writable, partial_path
-from engine.labels import Anchors
+from engine.labels import LabelPatches
 from engine.modelfile import SavedModel
 from engine.progress import Reporter
-from engine.raster import open_image, read_normalised
+from engine.raster import GDAL_CACHE_MB, open_image, read_normalised
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.smooth import EdgeAwareSmoothing, sample_windows
 
@@ -96,7 +96,7 @@ def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor, views: int = 1)
 
 def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch.device,
                 batch: int = 4, cancel: CancelToken = NEVER_CANCELLED, views: int = 1,
-                smooth: EdgeAwareSmoothing | None = None, anchors: Anchors | None = None) -> Iterator:
+                smooth: EdgeAwareSmoothing | None = None, anchors: LabelPatches | None = None) -> Iterator:
     """Yield ((row, col, h, w), class map uint8 1..K, confidence float32, valid bool) per core block;
     with ``smooth``, from the edge-aware smoothed probabilities of each window (``halo`` must be at
     least its reach: pick_halo), which hold the labeled pixels of ``anchors`` at their class."""
@@ -191,7 +191,7 @@ def smoothing_for(read: Reader, height: int, width: int, enabled: bool) -> EdgeA
 def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_path: str | None,
                  device: torch.device, reporter: Reporter | None = None, core: int = 512,
                  batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
-                 smooth: bool = True, anchors: Anchors | None = None) -> dict:
+                 smooth: bool = True, anchors: LabelPatches | None = None) -> dict:
     """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF);
     ``tta``: test-time augmentation, ``auto``, ``on`` or ``off`` (tta_views); ``smooth``: edge-aware
     smoothing of the probabilities (engine.smooth), which holds the labeled pixels of ``anchors`` (on
@@ -225,7 +225,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                    "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         parts = {p: partial_path(p) for p in outputs}
         try:
-            with rasterio.Env(GDAL_CACHEMAX=64):
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
                 dst = rasterio.open(parts[out_path], "w", dtype="uint8", nodata=0, **profile)
                 cdst = (rasterio.open(parts[confidence_path], "w", dtype="float32", nodata=-1.0,
                                       predictor=3, **profile) if confidence_path else None)
@@ -266,7 +266,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
 
 def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, core: int = 256,
                   windows=None, views: int = 1, smooth: EdgeAwareSmoothing | None = None,
-                  anchors: Anchors | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  anchors: LabelPatches | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Classes (uint8, 0 = invalid) and confidence for an in-memory (C, H, W) block (``smooth``,
     ``anchors``: as in run_windows)."""
     _, h, w = x.shape

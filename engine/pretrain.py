@@ -20,7 +20,6 @@ import json
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -114,8 +113,7 @@ def unlabeled_chips(paths: list[str], stats: BandStats | None, bands: int | None
             if stats is None:
                 stats = compute_band_stats(ds, path, seed=seed)
             bands = ds.count
-            z = np.zeros((ds.height, ds.width), np.uint8)
-            chips += build_chips(ds, stats, z, z, budget_mb if i == 0 else budget_mb // 2, seed)
+            chips += build_chips(ds, stats, None, None, budget_mb if i == 0 else budget_mb // 2, seed)
     return chips, stats, bands
 
 

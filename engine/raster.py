@@ -16,6 +16,10 @@ from rasterio.windows import Window
 
 from engine.errors import InputError
 
+# GDAL's block cache, MiB. Every raster is read or written once, window by window, so a cache of a few
+# windows is all that helps; GDAL's default (5 % of the RAM) only adds decoded tiles to the footprint.
+GDAL_CACHE_MB = 64
+
 SUPPORTED_DTYPES = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
 
 

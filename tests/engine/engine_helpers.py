@@ -98,3 +98,16 @@ def predict_modes(capsys, learned: dict, folder: Path, option: str, modes, extra
         out[mode] = {"message": stage.get("message", ""), "map": pred,
                      "accuracy": float((pred[known] == truth[known]).mean())}
     return out
+
+
+def split_label_array(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """engine.data.split_labels on a whole label array: (train, val) arrays shaped like it."""
+    from engine.data import split_labels
+    from engine.labels import LabelPatches
+
+    train, val = split_labels(LabelPatches.from_array(labels), fraction, seed)
+
+    def whole(patches):
+        return np.zeros_like(labels) if patches is None else patches.window(0, 0, *labels.shape)
+
+    return whole(train), whole(val)

@@ -10,11 +10,18 @@ import json
 
 import numpy as np
 import rasterio
-from engine_helpers import LEARN_CONFIG, TINY_TRAIN, jsonl_events, leftovers, run_cli, write_raster
+from engine_helpers import (
+    LEARN_CONFIG,
+    TINY_TRAIN,
+    jsonl_events,
+    leftovers,
+    run_cli,
+    split_label_array,
+    write_raster,
+)
 from test_engine_bad_input import assert_one_sentence
 
 from engine.config import make_config
-from engine.data import split_labels
 from engine.synthetic import write_scene
 
 
@@ -25,7 +32,7 @@ def _read(path):
 
 def test_run_holds_the_training_labels_and_not_the_held_out_ones(learned):
     labels, pred = _read(learned["labels"]), _read(learned["prediction"])
-    train, val = split_labels(labels, make_config("fast", seed=0, **LEARN_CONFIG).val_fraction, 0)
+    train, val = split_label_array(labels, make_config("fast", seed=0, **LEARN_CONFIG).val_fraction, 0)
     metrics = json.loads(learned["metrics"].read_text())
     assert metrics["predict_anchored_pixels"] == int((train > 0).sum()) > 0
     shown = (train > 0) & (pred > 0)  # labeled pixels on nodata stay nodata

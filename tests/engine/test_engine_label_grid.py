@@ -44,8 +44,8 @@ def test_coarser_label_raster_is_warped_nearest(tmp_path, image):
     expected = np.repeat(np.repeat(coarse, 2, 0), 2, 1)
     with rasterio.open(image) as img:
         lab = load_labels(str(path), img)
-    assert lab.array.shape == (H, W)
-    assert np.array_equal(lab.array, expected)
+    assert lab.full().shape == (H, W)
+    assert np.array_equal(lab.full(), expected)
     assert lab.classes.names == ["water", "forest", "urban"]
     assert lab.classes.colours[1] == (0, 128, 0)
 
@@ -81,7 +81,7 @@ def test_label_raster_in_another_crs_is_warped_nearest(tmp_path, image):
 
     with rasterio.open(image) as img:
         lab = load_labels(str(path), img)
-    got = lab.array
+    got = lab.full()
     labeled = fine > 0
     agree = (got[labeled] == fine[labeled]).mean()
     assert agree >= 0.95, agree

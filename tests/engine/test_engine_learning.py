@@ -21,7 +21,7 @@ import json
 
 import numpy as np
 import rasterio
-from engine_helpers import LEARN_CLASSES, LEARN_CONFIG, run_cli
+from engine_helpers import LEARN_CLASSES, LEARN_CONFIG, run_cli, split_label_array
 
 from engine import pipeline
 
@@ -60,10 +60,9 @@ def test_supervised_learns_synthetic_scene_from_scribbles(learned, capsys):
     # map_val_*: the delivered map scored on the very pixels training held out, recomputed here from the
     # labels' own split and the whole prediction raster
     from engine.config import make_config
-    from engine.data import split_labels
     from engine.metrics import confusion, scores
 
-    _, val = split_labels(labels, make_config("fast", seed=0, **LEARN_CONFIG).val_fraction, 0)
+    _, val = split_label_array(labels, make_config("fast", seed=0, **LEARN_CONFIG).val_fraction, 0)
     assert val.any()
     expected = scores(confusion(val, pred, LEARN_CLASSES), list(metrics["labeled_pixels"]))
     assert metrics["map_val_pixels"] == expected["pixels"] == int((val > 0).sum())

@@ -214,16 +214,17 @@ def test_anchors_on_nodata_or_beyond_the_classes_are_ignored_and_cores_match_the
 
 
 def test_anchor_windows_read_the_labels_crop_anywhere_even_beyond_the_raster():
-    from engine.labels import Anchors
+    from engine.labels import LabelPatches
 
     labels = np.zeros((50, 60), np.uint8)
     labels[10, 20] = 1
     labels[30, 45] = 2
-    a = Anchors.from_array(labels)
-    assert (a.row, a.col, a.array.shape, a.count, a.max_class) == (10, 20, (21, 26), 2, 2)
+    a = LabelPatches.from_array(labels)
+    (crop,) = a.crops
+    assert (crop.row, crop.col, crop.array.shape, a.count, a.max_class) == (10, 20, (21, 26), 2, 2)
     assert np.array_equal(a.window(0, 0, 50, 60), labels)
     assert np.array_equal(a.window(-64, -64, 200, 200)[64:114, 64:124], labels)
     win = a.window(25, 40, 10, 10)
     assert win[5, 5] == 2 and win.sum() == 2
     assert not a.window(100, 100, 10, 10).any()
-    assert Anchors.from_array(np.zeros((5, 5), np.uint8)) is None
+    assert LabelPatches.from_array(np.zeros((5, 5), np.uint8)) is None

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from engine_helpers import LEARN_CLASSES, run_cli, write_raster
+from engine_helpers import LEARN_CLASSES, run_cli, split_label_array, write_raster
 from scipy import ndimage
 
 from engine import modelfile
-from engine.data import split_labels
 from engine.metrics import confusion, scores
 from engine.raster import compute_band_stats
 
@@ -91,7 +90,7 @@ def stroke_labels() -> np.ndarray:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_split_labels_whole_units_disjoint_and_balanced(seed):
     lab = stroke_labels()
-    train, val = split_labels(lab, 0.2, seed)
+    train, val = split_label_array(lab, 0.2, seed)
     assert train.dtype == lab.dtype and val.dtype == lab.dtype
     # disjoint, and together exactly the labels
     assert not np.any((train > 0) & (val > 0))
@@ -122,18 +121,18 @@ def test_split_labels_whole_units_disjoint_and_balanced(seed):
     assert len(pieces) >= 5
     assert all(len(sides) == 1 for sides in pieces.values())
     # deterministic for a seed
-    t2, v2 = split_labels(lab, 0.2, seed)
+    t2, v2 = split_label_array(lab, 0.2, seed)
     assert np.array_equal(val, v2) and np.array_equal(train, t2)
 
 
 def test_split_labels_zero_fraction_and_single_unit():
     lab = stroke_labels()
-    train, val = split_labels(lab, 0.0, 0)
+    train, val = split_label_array(lab, 0.0, 0)
     assert not val.any() and np.array_equal(train, lab)
     tiny = np.zeros((20, 20), np.uint8)
     tiny[2:4, 2:4] = 1
     tiny[10:12, 10:12] = 2
-    train, val = split_labels(tiny, 0.2, 0)
+    train, val = split_label_array(tiny, 0.2, 0)
     assert np.array_equal(train, tiny) and not val.any()  # nothing to spare: all stays in training
 
 

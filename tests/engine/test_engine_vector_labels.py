@@ -110,12 +110,12 @@ def test_vector_names_become_classes_and_train(scene, tmp_path, capsys):
     truth = scene["truth_array"]
     for k, name in NAMES.items():
         r0, c0, r1, c1 = interior_box(truth, k)
-        assert np.all(lab.array[r0 + 1:r1 - 1, c0 + 1:c1 - 1] == ids[name]), name
+        assert np.all(lab.full()[r0 + 1:r1 - 1, c0 + 1:c1 - 1] == ids[name]), name
         # labels fall only on pixels of the right truth class (placement is on the image grid)
     for name, i in ids.items():
         k = {v: kk for kk, v in NAMES.items()}[name]
-        assert np.all(truth[lab.array == i] == k), name
-    assert (lab.array == 0).mean() > 0.8
+        assert np.all(truth[lab.full() == i] == k), name
+    assert (lab.full() == 0).mean() > 0.8
 
     model = tmp_path / "out" / "model.semiseg"
     rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", gpkg,
@@ -136,8 +136,8 @@ def test_vector_in_another_crs_is_reprojected(scene, tmp_path):
     degrees = write_gpkg(tmp_path / "wgs84.gpkg", feats, to_epsg=4326)
     with rasterio.open(scene["image"]) as img:
         assert img.crs.to_epsg() == 32633
-        a = load_labels(str(same), img, "landcover").array
-        b = load_labels(str(degrees), img, "landcover").array
+        a = load_labels(str(same), img, "landcover").full()
+        b = load_labels(str(degrees), img, "landcover").full()
     assert a.any()
     # same pixels (up to a pixel of edge rounding along the polygon borders)
     both = (a > 0) & (b > 0)
@@ -188,5 +188,5 @@ def test_vector_integer_class_field(scene, tmp_path):
     with rasterio.open(scene["image"]) as img:
         lab = load_labels(str(path), img)  # default field: class
     assert lab.classes.names == ["class 1", "class 2", "class 3"]
-    assert set(np.unique(lab.array)) == {0, 1, 3}
-    assert np.all(truth[lab.array == 1] == 1) and np.all(truth[lab.array == 3] == 3)
+    assert set(np.unique(lab.full())) == {0, 1, 3}
+    assert np.all(truth[lab.full() == 1] == 1) and np.all(truth[lab.full() == 3] == 3)

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import numpy as np
 import pytest
 import rasterio
 import torch
@@ -10,6 +9,7 @@ import torch
 from engine.config import make_config
 from engine.data import TileSampler, build_chips
 from engine.errors import InputError
+from engine.labels import LabelPatches
 from engine.methods.inpaint import Inpaint
 from engine.methods.inpaint_icnet import InpaintICNet
 from engine.methods.supervised import Supervised
@@ -39,7 +39,7 @@ def scene(tmp_path_factory):
         lab = ds.read(1)
     with open_image(paths["image"]) as ds:
         stats = compute_band_stats(ds)
-        chips = build_chips(ds, stats, lab, np.zeros_like(lab), 64, 0)
+        chips = build_chips(ds, stats, LabelPatches.from_array(lab), None, 64, 0)
     cfg.model.in_channels, cfg.model.num_classes = 3, 3
     enc = pretrain_chips(chips, stats, cfg, CPU, Reporter("none"))
     path = str(folder / "enc.pt")

@@ -174,7 +174,15 @@ def main() -> None:
     ap.add_argument("--repo", default=REPO, help="checkout whose engine is measured (default: this one)")
     ap.add_argument("--cases", default="load,train", help="comma-separated: load, train")
     ap.add_argument("--out", default=os.path.join("bench", "results", "label_memory.md"))
+    ap.add_argument("--generate-only", action="store_true", help="write the data and stop")
     args = ap.parse_args()
+    if args.generate_only:
+        make_data(args.size)
+        return
+    # The data are written by a child of their own: a child's peak RSS (ru_maxrss) starts from what its
+    # parent held when it forked, so the measuring process must stay small.
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--size", str(args.size), "--generate-only"],
+                   check=True)
     paths = make_data(args.size)
     env_repo = os.path.abspath(args.repo)
     rows = []

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import rasterio
 import torch
+from rasterio.enums import Resampling
 
 from engine.categories import write_class_table
 from engine.errors import InputError
@@ -248,6 +249,13 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                     dst.close()
                     if cdst is not None:
                         cdst.close()
+            cancel.check()
+            factors = overview_factors(ds.height, ds.width)
+            if factors:
+                reporter.stage("overviews", message=f"overviews 1:{factors[0]}..1:{factors[-1]} for display")
+                add_overviews(parts[out_path], factors, Resampling.mode)
+                if confidence_path:
+                    add_overviews(parts[confidence_path], factors, Resampling.average)
             write_class_table(parts[out_path], model.classes, zero_name="no data")
             for p in outputs:
                 os.replace(parts[p], p)
@@ -262,6 +270,26 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         if p:
             reporter.emit("artifact", kind=kind, path=os.path.abspath(p))
     return {"views": views, "smoothing": smoothing is not None, "anchors": anchors.count if anchors else 0}
+
+
+def overview_factors(height: int, width: int, smallest: int = 256) -> list[int]:
+    """Reduction factors 2, 4, 8, ... down to the first overview whose longer side is at most
+    ``smallest`` px (none for a raster that small already)."""
+    factors, f = [], 2
+    while max(height, width) / (f // 2) > smallest:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def add_overviews(path: str, factors: list[int], resampling: Resampling) -> None:
+    """Internal, deflated overviews of the GeoTIFF at ``path``: GIS software draws a large map from them
+    when zoomed out instead of reading every pixel. Classes use ``mode`` (the most frequent class of each
+    block, so no class is ever blended into another), confidence ``average``; nodata is left out of both."""
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, COMPRESS_OVERVIEW="DEFLATE"), \
+            rasterio.open(path, "r+") as ds:
+        ds.build_overviews(factors, resampling)
+        ds.update_tags(ns="rio_overview", resampling=resampling.name)
 
 
 def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, core: int = 256,

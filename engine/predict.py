@@ -238,8 +238,11 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                                    + (f" held to {anchors.count} labeled pixel(s)" if anchors else ""))
                     windows = run_windows(nets, read, cores, halo, stride, device, batch, cancel, views,
                                           smoothing, anchors)
+                    held = 0  # labeled pixels the smoothing held: those on valid pixels
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(windows, start=1):
                         win = rasterio.windows.Window(c, r, w, h)
+                        if anchors is not None:
+                            held += int(np.count_nonzero(anchors.window(r, c, h, w)[valid]))
                         dst.write(np.where(valid, cls, 0).astype(np.uint8), 1, window=win)
                         if cdst is not None:
                             cdst.write(np.where(valid, conf, -1.0).astype(np.float32), 1, window=win)
@@ -269,7 +272,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     for kind, p in (("prediction", out_path), ("confidence", confidence_path)):
         if p:
             reporter.emit("artifact", kind=kind, path=os.path.abspath(p))
-    return {"views": views, "smoothing": smoothing is not None, "anchors": anchors.count if anchors else 0}
+    return {"views": views, "smoothing": smoothing is not None, "anchors": held}
 
 
 def overview_factors(height: int, width: int, smallest: int = 256) -> list[int]:

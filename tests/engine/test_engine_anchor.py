@@ -34,8 +34,8 @@ def test_run_holds_the_training_labels_and_not_the_held_out_ones(learned):
     labels, pred = _read(learned["labels"]), _read(learned["prediction"])
     train, val = split_label_array(labels, make_config("fast", seed=0, **LEARN_CONFIG).val_fraction, 0)
     metrics = json.loads(learned["metrics"].read_text())
-    assert metrics["predict_anchored_pixels"] == int((train > 0).sum()) > 0
-    shown = (train > 0) & (pred > 0)  # labeled pixels on nodata stay nodata
+    shown = (train > 0) & (pred > 0)  # labeled pixels on nodata stay nodata, and are not counted as held
+    assert metrics["predict_anchored_pixels"] == int(shown.sum()) > 0
     assert shown.sum() >= 0.99 * (train > 0).sum()
     assert np.array_equal(pred[shown], train[shown])
     assert val.any() and not (train[val > 0] > 0).any()
@@ -105,3 +105,25 @@ def test_run_anchor_labels_off_leaves_the_map_to_the_network(capsys, tmp_path):
         assert rc == 0, err
         counts[mode] = json.loads((out / "metrics.json").read_text())["predict_anchored_pixels"]
     assert counts == {"on": int((_read(scene["labels"]) > 0).sum()), "off": 0}
+
+
+def test_labels_on_nodata_are_neither_held_nor_counted(learned, tmp_path):
+    """A labeled patch half on nodata: the map stays nodata there, and only its valid half is counted."""
+    import torch
+
+    from engine import modelfile
+    from engine.labels import LabelPatches
+    from engine.predict import predict_file
+
+    with rasterio.open(learned["image"]) as ds:
+        img, crs, transform = ds.read(), ds.crs, ds.transform
+    img[:, 40:60, 40:60] = 0
+    image = write_raster(tmp_path / "holes.tif", img, crs=crs, transform=transform, nodata=0)
+    labels = np.zeros(img.shape[1:], np.uint8)
+    labels[50:70, 50:54] = 2  # rows 50..59 on nodata, 60..69 on valid pixels
+    out = tmp_path / "pred.tif"
+    how = predict_file(modelfile.load(str(learned["model"])), str(image), str(out), None, torch.device("cpu"),
+                       tta="off", anchors=LabelPatches.from_array(labels))
+    pred = _read(out)
+    assert how["anchors"] == 10 * 4
+    assert (pred[50:60, 50:54] == 0).all() and (pred[60:70, 50:54] == 2).all()

@@ -14,7 +14,9 @@ follow the strokes, not the raster. This script
      set, where the measured checkout has one: ``engine.raster.GDAL_CACHE_MB``);
    * ``train``: ``python -m engine train --preset fast --steps 2`` (band statistics, labels, validation
      split, training chips within the preset's memory budget, two steps, the model file), with
-     ``--unlabeled`` the second raster for the ``+unlabeled`` rows.
+     ``--unlabeled`` the second raster for the ``+unlabeled`` rows;
+   * ``pretrain``: ``python -m engine pretrain --preset fast --pretrain-steps 8`` (no labels: the image's
+     chips for inpainting pretraining, eight steps, the encoder file).
 
 Run it from the repository root (or from a checkout of another commit, with ``--python`` naming the
 interpreter, to compare commits on the same machine)::
@@ -172,7 +174,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=20000, help="raster side, px")
     ap.add_argument("--python", default=sys.executable, help="interpreter that runs the engine")
     ap.add_argument("--repo", default=REPO, help="checkout whose engine is measured (default: this one)")
-    ap.add_argument("--cases", default="load,train", help="comma-separated: load, train")
+    ap.add_argument("--cases", default="load,train,pretrain", help="comma-separated: load, train, pretrain")
     ap.add_argument("--out", default=os.path.join("bench", "results", "label_memory.md"))
     ap.add_argument("--generate-only", action="store_true", help="write the data and stop")
     args = ap.parse_args()
@@ -204,6 +206,12 @@ def main() -> None:
                         rows.append({"case": "train" + (" +unlabeled" if extra else ""),
                                      "labels": f"{kind} {fmt}", **measure(cmd, env_repo)})
                         print(json.dumps(rows[-1]), flush=True)
+        if "pretrain" in cases:  # no labels: what reading the image for pretraining holds
+            cmd = [args.python, "-m", "engine", "pretrain", "--image", paths["image"], "--preset", "fast",
+                   "--pretrain-steps", "8", "--device", "cpu", "--progress", "none",
+                   "--out", os.path.join(tmp, "e.semienc")]
+            rows.append({"case": "pretrain", "labels": "none", **measure(cmd, env_repo)})
+            print(json.dumps(rows[-1]), flush=True)
     commit = subprocess.run(["git", "-C", env_repo, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     cpu = platform.processor() or platform.machine()
@@ -219,7 +227,7 @@ def main() -> None:
              f"{meta['date']}, {cpu}, engine at commit {commit}. Each row is one child process; peak RSS "
              "is its `ru_maxrss`. `load` = `engine.labels.load_labels` alone; `train` = `python -m engine "
              "train --preset fast --steps 2` (statistics, labels, validation split, chips, 2 steps, model "
-             "file).", "",
+             "file); `pretrain` = `python -m engine pretrain --preset fast --pretrain-steps 8`.", "",
              "| case | labels | wall s | peak RSS, MiB | ok |", "|---|---|---:|---:|---|"]
     for r in rows:
         ok = "yes" if r["rc"] == 0 else f"no: {' '.join(r.get('error', []))[:120]}"

@@ -30,7 +30,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import tempfile
 import time
 
 import numpy as np
+from indian_pines import machine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "bench", "data", "label_memory")
@@ -214,12 +214,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     commit = subprocess.run(["git", "-C", env_repo, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = machine()
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "cpu": cpu, "commit": commit,
             "size": args.size, "command": cmd}

@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -31,6 +30,7 @@ import sys
 import time
 
 import numpy as np
+from indian_pines import machine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -148,12 +148,7 @@ def main() -> None:
                 print(kind, variant, last, flush=True)
     app.exitQgis()
 
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = machine()
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
     with rasterio.open(plain["classes"]) as ds:
         gdal_version = rasterio.__gdal_version__

@@ -111,3 +111,12 @@ def split_label_array(labels: np.ndarray, fraction: float, seed: int) -> tuple[n
         return np.zeros_like(labels) if patches is None else patches.window(0, 0, *labels.shape)
 
     return whole(train), whole(val)
+
+
+def random_image(path: Path, height: int, width: int, origin=(500000.0, 5000000.0), seed: int = 0) -> Path:
+    """A 3-band uint8 GeoTIFF of noise on a 1 m grid whose top-left corner is ``origin`` (EPSG:32633)."""
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(seed)
+    return write_raster(path, rng.integers(0, 255, (3, height, width), dtype=np.uint8),
+                        transform=from_origin(*origin, 1.0, 1.0))

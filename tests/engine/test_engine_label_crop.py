@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from engine_helpers import write_raster
+from engine_helpers import random_image, write_raster
 from osgeo import ogr
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
@@ -30,9 +30,7 @@ ORIGIN = (500000.0, 5000000.0)
 
 @pytest.fixture
 def image(tmp_path):
-    rng = np.random.default_rng(0)
-    return write_raster(tmp_path / "image.tif", rng.integers(0, 255, (3, H, W), dtype=np.uint8),
-                        transform=from_origin(*ORIGIN, 1.0, 1.0))
+    return random_image(tmp_path / "image.tif", H, W, ORIGIN)
 
 
 def strokes() -> np.ndarray:
@@ -124,9 +122,7 @@ def test_vector_labels_rasterize_in_their_window_only(tmp_path, image):
 def test_chips_take_their_labels_from_the_crops(tmp_path):
     """Over the memory budget, chips are the labeled blocks plus random ones, with the crop's labels."""
     h, w = 256, 320  # 1.2 MB of normalised pixels: over a 1 MiB budget
-    rng = np.random.default_rng(1)
-    img = write_raster(tmp_path / "big.tif", rng.integers(0, 255, (3, h, w), dtype=np.uint8),
-                       transform=from_origin(*ORIGIN, 1.0, 1.0))
+    img = random_image(tmp_path / "big.tif", h, w, ORIGIN, seed=1)
     lab = np.zeros((h, w), np.uint8)
     lab[100:120, 200:260] = strokes()[30:50, 70:130]
     crop = LabelPatches.from_array(lab)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from engine_helpers import run_cli, write_raster
+from engine_helpers import random_image, run_cli, write_raster
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
@@ -21,9 +21,7 @@ ORIGIN = (500000.0, 5000000.0)
 
 @pytest.fixture
 def image(tmp_path):
-    rng = np.random.default_rng(0)
-    return write_raster(tmp_path / "image.tif", rng.integers(0, 255, (3, H, W), dtype=np.uint8),
-                        transform=from_origin(*ORIGIN, 1.0, 1.0))
+    return random_image(tmp_path / "image.tif", H, W, ORIGIN)
 
 
 def blocky_classes() -> np.ndarray:

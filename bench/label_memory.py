@@ -38,6 +38,7 @@ import time
 
 import numpy as np
 from indian_pines import machine
+from smoothing import write_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "bench", "data", "label_memory")
@@ -227,13 +228,9 @@ def main() -> None:
     for r in rows:
         ok = "yes" if r["rc"] == 0 else f"no: {' '.join(r.get('error', []))[:120]}"
         lines.append(f"| {r['case']} | {r['labels']} | {r['wall_s']:.1f} | {r['peak_rss_mib']:.0f} | {ok} |")
-    lines += ["", f"Command: `{cmd}`", ""]
+    lines += ["", f"Command: `{cmd}`"]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
-    print("\n".join(lines))
+    write_report(args.out, lines, {"meta": meta, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shlex
 import shutil
@@ -31,6 +30,7 @@ import time
 
 import numpy as np
 from indian_pines import machine
+from smoothing import write_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -167,14 +167,11 @@ def main() -> None:
             mb = sizes[kind][variant == "with"] / 1e6
             render, read = statistics.median(t["render"]), statistics.median(t["read"])
             lines.append(f"| {kind} | {variant} ({levels}) | {b} | {mb:.1f} | {render:.2f} | {read:.2f} |")
-    lines += ["", f"Command: `{cmd}`", ""]
+    lines += ["", f"Command: `{cmd}`"]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump({"command": cmd, "cpu": cpu, "size": args.size, "factors": factors, "build_s": build,
-                   "bytes": sizes, "times": {f"{k}/{v}": t for (k, v), t in times.items()}}, f, indent=1)
-    print("\n".join(lines))
+    write_report(args.out, lines, {"command": cmd, "cpu": cpu, "size": args.size, "factors": factors,
+                                   "build_s": build, "bytes": sizes,
+                                   "times": {f"{k}/{v}": t for (k, v), t in times.items()}})
 
 
 if __name__ == "__main__":

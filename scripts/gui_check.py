@@ -5,9 +5,11 @@ profile under ``out/gui-check/``, starts QGIS under ``xvfb-run`` with ``--code``
 file, waits, and prints the checks. Inside QGIS the same file is the *driver*: it opens the SemiSeg
 dock, loads the bundled sample, creates a label layer, paints the sample's strokes (read from
 ``resources/sample/make_labels.py`` without importing it) through real mouse events on the canvas,
-runs Train and segment, and saves three screenshots: the dock ready, training in progress, results.
+runs Train and segment, and saves four screenshots: the dock ready, training in progress, results, and
+the dock's Advanced settings opened.
 
 Everything lands in ``out/gui-check/``: ``1-ready.png``, ``2-training.png``, ``3-results.png``,
+``4-advanced.png``,
 ``result.json`` (the checks) and ``qgis.log``. Environment: ``GUI_CHECK_STEPS`` (training steps, default
 60) and ``GUI_CHECK_TIMEOUT_S`` (default 1200).
 """
@@ -306,6 +308,13 @@ class Driver:
 
     def shoot_results(self) -> None:
         self.shoot("3-results.png")
+        train = self.dock.train
+        self.check("map smoothing offered under Advanced, on by default", train.smooth_check.isChecked())
+        train.advanced.setCollapsed(False)
+        self.later(1, self.shoot_advanced)
+
+    def shoot_advanced(self) -> None:
+        self.shoot("4-advanced.png")
         self.finish()
 
     def time_out(self) -> None:

@@ -257,7 +257,7 @@ class SemiSegDock(QgsDockWidget):
         job = TrainJob(image=image_file, labels=labels_file, out_dir=str(folder),
                        label_field=self.layers.label_field(), method=options.method, preset=options.preset,
                        device=options.device, steps=options.steps, tile_size=options.tile_size,
-                       val_fraction=options.val_fraction, seed=options.seed,
+                       val_fraction=options.val_fraction, seed=options.seed, smooth=options.smooth,
                        encoder_cache=str(encoder_cache_path(base, image_file, options.preset)))
         return self._start_task(job, folder)
 
@@ -282,8 +282,9 @@ class SemiSegDock(QgsDockWidget):
             self._message(problem, Qgis.Warning)
             return None
         folder = new_run_folder(output_base(image_file), f"{Path(image_file).stem}-applied")
-        device = self.train.options().device
-        return self._start_task(PredictJob(self.results.model_path, image_file, str(folder), device), folder)
+        options = self.train.options()
+        job = PredictJob(self.results.model_path, image_file, str(folder), options.device, options.smooth)
+        return self._start_task(job, folder)
 
     def _start_task(self, job, folder: Path) -> EngineTask:
         task = EngineTask(job, self.engine.python, cleanup_dir=str(folder))

@@ -8,6 +8,7 @@ from pathlib import Path
 from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget
 from qgis.PyQt.QtCore import QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -47,6 +48,7 @@ class TrainOptions:
     tile_size: int | None
     val_fraction: float | None
     seed: int | None
+    smooth: bool = True  # edge-aware smoothing of the map (the engine's --smooth)
 
 
 def format_seconds(seconds: float) -> str:
@@ -110,6 +112,12 @@ class TrainPanel(QGroupBox):
         self.val_spin.setValue(0.2)
         self.val_spin.setToolTip("Share of the painted strokes held out to measure the model.")
         self.seed_spin = self._spin(0, 2**31 - 1, 0, "", "Random seed: the same seed gives the same model.")
+        self.smooth_check = QCheckBox("Smooth the map")
+        self.smooth_check.setChecked(True)
+        self.smooth_check.setToolTip(
+            "Edge-aware smoothing of the map, which holds your strokes and spreads them to alike pixels "
+            "(recommended). Off: the network's own map, predicted about 2.6 times faster on a CPU: for "
+            "very large rasters without a GPU.")
         self.python_widget = QgsFileWidget()
         self.python_widget.setToolTip("A Python interpreter with torch installed. Empty: the first one "
                                       "found (the plugin folder's .venv, then python3 on PATH).")
@@ -119,6 +127,7 @@ class TrainPanel(QGroupBox):
         advanced_form.addRow("Tile size", self.tile_spin)
         advanced_form.addRow("Validation share", self.val_spin)
         advanced_form.addRow("Seed", self.seed_spin)
+        advanced_form.addRow("Map", self.smooth_check)
         advanced_form.addRow("Engine Python", self.python_widget)
 
         self.engine_label = QLabel("Looking for a Python with torch…")
@@ -178,6 +187,7 @@ class TrainPanel(QGroupBox):
             tile_size=self.tile_spin.value() or None,
             val_fraction=round(self.val_spin.value(), 3),
             seed=self.seed_spin.value(),
+            smooth=self.smooth_check.isChecked(),
         )
 
     def set_methods(self, methods: list[str], current: str = "") -> None:

@@ -237,7 +237,10 @@ def test_cancel_real_engine_stops_the_child_and_adds_no_layer(dock, scene):
     dock.layers.set_label_layer(labels)
     dock.train.steps_spin.setValue(2000)
     dock.train.tile_spin.setValue(64)
+    dock.train.smooth_check.setChecked(False)  # the Advanced choice reaches the engine's arguments
     task = dock.start_training()
+    args = task.job.engine_args()
+    assert args[args.index("--smooth") + 1] == "off"
     training, pid = [], []
     task.event_received.connect(
         lambda e: training.append(e) if e.get("event") == "stage" and e.get("stage") != "prepare" else None)

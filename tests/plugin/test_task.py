@@ -81,6 +81,12 @@ def test_train_job_maps_onto_engine_flags():
     assert args[args.index("--steps") + 1] == "20" and "--seed" not in args
     predict = jobs.PredictJob(model="m.semiseg", image="i.tif", out_dir="o").engine_args()
     assert predict[predict.index("--out") + 1].endswith("prediction.tif")
+    # smoothing stays the engine's default unless turned off
+    assert "--smooth" not in args and "--smooth" not in predict
+    plain = jobs.TrainJob(image="i.tif", labels="l.tif", out_dir="o", smooth=False).engine_args()
+    assert plain[plain.index("--smooth") + 1] == "off"
+    plain = jobs.PredictJob(model="m.semiseg", image="i.tif", out_dir="o", smooth=False).engine_args()
+    assert plain[plain.index("--smooth") + 1] == "off"
 
 
 def test_inpaint_jobs_reuse_the_images_encoder(tmp_path):

@@ -187,6 +187,18 @@ def test_every_training_parameter_maps_to_a_flag_the_engine_accepts(semiseg_plug
     assert parsed.image == scene["image"] and parsed.labels == scene["labels"]
 
 
+def test_map_smoothing_is_the_engines_default_and_can_be_turned_off(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    run = QgsApplication.processingRegistry().createAlgorithmById("semiseg:train_and_segment")
+    predict = QgsApplication.processingRegistry().createAlgorithmById("semiseg:predict")
+    base = {"INPUT": scene["image"], "LABELS": scene["labels"]}
+    for smooth, expected in ((None, "on"), (True, "on"), (False, "off")):
+        parameters = base if smooth is None else {**base, "SMOOTH": smooth}
+        args = run.run_args(parameters, context, feedback, str(tmp_path))
+        assert build_parser().parse_args(args).smooth == expected, smooth
+        assert predict.smooth_args(parameters, context) == ([] if expected == "on" else ["--smooth", "off"])
+
+
 def test_the_encoder_cache_reaches_the_engine_for_the_methods_that_pretrain(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
     alg = QgsApplication.processingRegistry().createAlgorithmById("semiseg:train_and_segment")
     cache = str(tmp_path / "scene.semienc")

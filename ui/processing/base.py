@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterField,
@@ -111,6 +112,7 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
     DEVICE = "DEVICE"
     LABELS = "LABELS"
     LABEL_FIELD = "LABEL_FIELD"
+    SMOOTH = "SMOOTH"
 
     def name(self) -> str:
         return self.NAME
@@ -149,6 +151,11 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
         self.add_advanced(QgsProcessingParameterString(
             self.DEVICE, "Device (auto, cpu, cuda, cuda:N or mps)", defaultValue="auto"))
 
+    def add_smooth_parameter(self) -> None:
+        self.add_advanced(QgsProcessingParameterBoolean(
+            self.SMOOTH, "Smooth the map (edge-aware, holding the labels; off: the network's own map, about "
+            "2.6 times faster to predict on a CPU)", defaultValue=True))
+
     def add_enum(self, name: str, description: str, options: tuple[str, ...], default: int | None,
                  advanced: bool = False) -> None:
         parameter = QgsProcessingParameterEnum(name, description, options=list(options),
@@ -177,6 +184,10 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
 
     def device_args(self, parameters: dict, context) -> list[str]:
         return ["--device", self.parameterAsString(parameters, self.DEVICE, context).strip() or "auto"]
+
+    def smooth_args(self, parameters: dict, context) -> list[str]:
+        """``--smooth off`` when the map is not to be smoothed; nothing for the engine's default (on)."""
+        return [] if self.parameterAsBool(parameters, self.SMOOTH, context) else ["--smooth", "off"]
 
     def enum_value(self, parameters: dict, name: str, context, options: tuple[str, ...]) -> str | None:
         if not self.is_set(parameters, name):

@@ -28,6 +28,7 @@ class PredictAlgorithm(SemiSegAlgorithm):
         self.add_labels_parameters("Labels to hold (optional; label raster or points/lines/polygons)",
                                    optional=True)
         self.add_device_parameter()
+        self.add_smooth_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prediction"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.CONFIDENCE, "Confidence", optional=True, createByDefault=True))
@@ -37,7 +38,8 @@ class PredictAlgorithm(SemiSegAlgorithm):
         prediction = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context)
         args = ["predict", "--model", self.parameterAsFile(parameters, self.MODEL, context), "--image", image,
-                "--out", prediction, *self.device_args(parameters, context)]
+                "--out", prediction, *self.device_args(parameters, context),
+                *self.smooth_args(parameters, context)]
         if confidence:
             args += ["--confidence", confidence]
         if self.is_set(parameters, self.LABELS):

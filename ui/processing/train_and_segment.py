@@ -30,6 +30,7 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
         self.add_training_parameters()
+        self.add_smooth_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
         self.addOutput(QgsProcessingOutputFile(self.MODEL, "Model file"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.PREDICTION, "Prediction"))
@@ -37,10 +38,15 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.METRICS, "Metrics (JSON)"))
         self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, "Validation mIoU (the map, held-out labels)"))
 
+    def run_args(self, parameters: dict, context, feedback, folder: str) -> list[str]:
+        """The ``engine run`` arguments: training's, then the map's smoothing, then the output folder."""
+        return ["run", *self.training_args(parameters, context, feedback),
+                *self.smooth_args(parameters, context), "--out-dir", folder]
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
-        args = ["run", *self.training_args(parameters, context, feedback), "--out-dir", folder]
-        result = self.run_engine(args, feedback, trains_then_predicts=True)
+        result = self.run_engine(self.run_args(parameters, context, feedback, folder), feedback,
+                                 trains_then_predicts=True)
         done, files = result.done, result.artifacts()
         style_output(context, done["prediction"], PREDICTION, feedback,
                      load_as=("SemiSeg prediction", self.PREDICTION))

@@ -39,11 +39,19 @@ class SavedModel:
         return self.config.model.in_channels
 
     def networks(self, device: torch.device) -> list[SegNet]:
+        """The members, ready to predict on ``device``. On a CPU their weights are channels-last (NHWC)
+        and ``channels_last`` is set, so engine.predict feeds them channels-last windows: oneDNN's
+        convolutions run about 1.45× faster on 4-band windows and no slower on 200 bands, with the same
+        maps (bench/channels_last.py)."""
         nets = []
         for sd in self.members:
             net = build_model(self.config.model)
             net.load_state_dict(sd)
-            nets.append(net.to(device).eval())
+            net = net.to(device).eval()
+            if device.type == "cpu":
+                net = net.to(memory_format=torch.channels_last)
+                net.channels_last = True
+            nets.append(net)
         return nets
 
     def info(self) -> dict:

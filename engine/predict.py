@@ -79,8 +79,10 @@ def from_view(x: torch.Tensor, view: tuple[int, bool]) -> torch.Tensor:
 def view_probs(net: torch.nn.Module, x: torch.Tensor, views) -> torch.Tensor:
     """Sum (not mean) over ``views`` of ``net``'s softmax on each view of ``x``, turned back."""
     p = None
+    layout = torch.channels_last if getattr(net, "channels_last", False) else torch.contiguous_format
     for view in views:
-        q = from_view(torch.softmax(net(to_view(x, view)).float(), dim=1), view)
+        logits = net(to_view(x, view).contiguous(memory_format=layout))
+        q = from_view(torch.softmax(logits.float(), dim=1), view)
         p = q if p is None else p + q
     return p
 

@@ -67,3 +67,21 @@ def test_cli_predict_tta_on_and_off(learned, tmp_path, capsys):
     # the same model, so the maps mostly agree; averaging 8 views does not make a trained model worse
     assert (got["on"]["map"] == got["off"]["map"]).mean() > 0.9
     assert acc["on"] >= acc["off"] - 0.01, acc
+
+
+def test_cpu_networks_are_channels_last_and_predict_as_before(learned):
+    """A saved model's networks on a CPU run channels-last (faster convolutions) and give the NCHW
+    network's probabilities, with one view and with eight."""
+    from engine import modelfile
+
+    model = modelfile.load(str(learned["model"]))
+    (net,) = model.networks(torch.device("cpu"))
+    assert net.channels_last
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    plain = build_model(model.config.model)
+    plain.load_state_dict(model.members[0])
+    plain.eval()
+    x = torch.randn(2, model.bands, 96, 80)
+    for views in (1, 8):
+        assert torch.allclose(ensemble_probs([net], x, views), ensemble_probs([plain], x, views), atol=1e-5)

@@ -17,7 +17,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.features import rasterize
 from rasterio.warp import reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 from scipy import ndimage
 
 from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
@@ -201,7 +201,11 @@ def load_labels(path: str, image, label_field: str | None = None, min_classes: i
 
 
 def _bounds_overlap(a, b) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    """Whether two (left, bottom, right, top) boxes meet; either may come from a south-up or mirrored grid,
+    whose "bottom" lies above its "top" (rasterio's bounds follow the transform)."""
+    (ax0, ax1), (ay0, ay1) = sorted((a[0], a[2])), sorted((a[1], a[3]))
+    (bx0, bx1), (by0, by1) = sorted((b[0], b[2])), sorted((b[1], b[3]))
+    return ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1
 
 
 BLOCK_BYTES = 32 * 2**20  # label rows read at a time: a label raster is never held whole
@@ -298,15 +302,16 @@ def patches_from_pieces(pieces: list[LabelCrop | None], shape: tuple[int, int]) 
 
 def _grid_window(bounds, image, pad: int = 1) -> tuple[int, int, int, int] | None:
     """(row, col, height, width) of the image-grid window that covers ``bounds`` (left, bottom, right, top
-    in the image's CRS) plus ``pad`` pixels, clipped to the image; None when they do not meet. A rotated
-    image grid gets the whole image."""
-    if not image.transform.is_rectilinear:
-        return 0, 0, image.height, image.width
-    win = from_bounds(*bounds, transform=image.transform)
-    r0 = max(0, math.floor(win.row_off) - pad)
-    c0 = max(0, math.floor(win.col_off) - pad)
-    r1 = min(image.height, math.ceil(win.row_off + win.height) + pad)
-    c1 = min(image.width, math.ceil(win.col_off + win.width) + pad)
+    in the image's CRS) plus ``pad`` pixels, clipped to the image; None when they do not meet. Works for
+    any grid orientation (north-up, south-up, mirrored, rotated): the window spans the pixel positions of
+    the bounds' four corners."""
+    left, bottom, right, top = bounds
+    inverse = ~image.transform
+    cols, rows = zip(*(inverse * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
+    r0 = max(0, math.floor(min(rows)) - pad)
+    c0 = max(0, math.floor(min(cols)) - pad)
+    r1 = min(image.height, math.ceil(max(rows)) + pad)
+    c1 = min(image.width, math.ceil(max(cols)) + pad)
     if r1 <= r0 or c1 <= c0:
         return None
     return r0, c0, r1 - r0, c1 - c0

@@ -14,7 +14,7 @@ from engine_helpers import random_image, write_raster
 from osgeo import ogr
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
-from rasterio.transform import from_origin
+from rasterio.transform import Affine, from_origin
 from rasterio.warp import reproject
 from test_engine_vector_labels import px_to_xy, write_gpkg
 
@@ -214,3 +214,42 @@ def test_raster_and_vector_labels_far_apart_make_separate_small_patches(tmp_path
             assert sum(c.array.size for c in crops) <= 3 * 10 * 10
     with rasterio.open(image) as img:
         assert np.array_equal(load_labels(str(path), img).full(), lab)
+
+
+GRIDS = {  # image grids of every orientation, all covering about the same ground
+    "north-up": Affine(1, 0, ORIGIN[0], 0, -1, ORIGIN[1]),
+    "south-up": Affine(1, 0, ORIGIN[0], 0, 1, ORIGIN[1] - H),
+    "mirrored": Affine(-1, 0, ORIGIN[0] + W, 0, -1, ORIGIN[1]),
+    "rotated": Affine.translation(*ORIGIN) * Affine.rotation(20) * Affine.scale(1, -1),
+}
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+def test_labels_land_where_a_whole_grid_reading_puts_them_on_any_grid_orientation(tmp_path, grid):
+    """Vector labels and labels on another raster grid, on images whose grid is north-up, south-up,
+    mirrored or rotated: the windows they are read into give the whole-grid result."""
+    transform = GRIDS[grid]
+    image = write_raster(tmp_path / "image.tif", np.ones((1, H, W), np.uint8), transform=transform)
+    x0, y0 = ORIGIN
+    line = [[x0 + 10.3, y0 - 50.2], [x0 + 40.7, y0 - 70.1]]
+    feats = [{"type": "Feature", "properties": {"class": 1},
+              "geometry": {"type": "LineString", "coordinates": line}},
+             {"type": "Feature", "properties": {"class": 2},
+              "geometry": {"type": "Point", "coordinates": [x0 + 100.5, y0 - 9.5]}}]
+    vector = tmp_path / "labels.geojson"
+    vector.write_text(json.dumps({"type": "FeatureCollection", "features": feats,
+                                  "crs": {"type": "name", "properties": {"name": "EPSG:32633"}}}))
+    coarse = np.zeros((40, 60), np.uint8)  # 2 m north-up labels
+    coarse[5:8, 10:20] = 3
+    coarse[30, 50:55] = 1
+    raster = write_raster(tmp_path / "coarse.tif", coarse, transform=from_origin(x0, y0, 2.0, 2.0))
+    expected_vector = rasterize([(f["geometry"], f["properties"]["class"]) for f in feats], out_shape=(H, W),
+                                transform=transform, fill=0, all_touched=True, dtype="uint8")
+    expected_raster = np.zeros((H, W), np.uint8)
+    reproject(coarse, expected_raster, src_transform=from_origin(x0, y0, 2.0, 2.0), src_crs="EPSG:32633",
+              dst_transform=transform, dst_crs="EPSG:32633", src_nodata=0, dst_nodata=0,
+              resampling=Resampling.nearest)
+    assert expected_vector.any() and expected_raster.any()
+    with rasterio.open(image) as img:
+        assert np.array_equal(load_labels(str(vector), img, min_classes=1).full(), expected_vector)
+        assert np.array_equal(load_labels(str(raster), img, min_classes=1).full(), expected_raster)

@@ -131,7 +131,7 @@ def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_
     """
     onnx = _onnx_modules()
     check_writable(out_path)
-    nets = model.networks(torch.device("cpu"))
+    nets = model.networks(torch.device("cpu"), channels_last=False)  # the exporter traces NCHW
     stride = int(nets[0].stride)
     _check_tile_size(tile_size, stride)
     graph = DeepnessGraph(nets, model.band_stats).eval()

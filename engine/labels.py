@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
@@ -98,6 +98,9 @@ class LabelPatches:
     a prediction holds (engine.smooth) are all LabelPatches."""
 
     crops: list[LabelCrop]
+    # (CELL, {CELL-grid cell: indices of the crops reaching into it}), built on first use: a window finds
+    # its crops without looking at every one (thousands of points clicked over a large raster)
+    _cells: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_array(cls, labels: np.ndarray, row: int = 0, col: int = 0) -> LabelPatches | None:
@@ -140,11 +143,21 @@ class LabelPatches:
 
     def window(self, r: int, c: int, h: int, w: int) -> np.ndarray:
         """(h, w) labels of the window at row ``r``, column ``c`` (which may reach beyond the raster)."""
+        if self._cells is None or self._cells[0] != CELL:
+            index: dict[tuple[int, int], list[int]] = {}
+            for i, crop in enumerate(self.crops):
+                ch, cw = crop.array.shape
+                for gr in range(crop.row // CELL, (crop.row + ch - 1) // CELL + 1):
+                    for gc in range(crop.col // CELL, (crop.col + cw - 1) // CELL + 1):
+                        index.setdefault((gr, gc), []).append(i)
+            self._cells = (CELL, index)
+        near = set()
+        for gr in range(r // CELL, (r + h - 1) // CELL + 1):
+            for gc in range(c // CELL, (c + w - 1) // CELL + 1):
+                near.update(self._cells[1].get((gr, gc), ()))
         out = np.zeros((h, w), np.uint8)
-        for crop in self.crops:
-            ch, cw = crop.array.shape
-            if crop.row < r + h and r < crop.row + ch and crop.col < c + w and c < crop.col + cw:
-                out |= crop.window(r, c, h, w)  # crops do not overlap
+        for i in sorted(near):
+            out |= self.crops[i].window(r, c, h, w)  # crops do not overlap
         return out
 
     def replace(self, arrays: list[np.ndarray]) -> LabelPatches | None:

@@ -38,17 +38,19 @@ class SavedModel:
     def bands(self) -> int:
         return self.config.model.in_channels
 
-    def networks(self, device: torch.device) -> list[SegNet]:
-        """The members, ready to predict on ``device``. On a CPU their weights are channels-last (NHWC)
-        and ``channels_last`` is set, so engine.predict feeds them channels-last windows: oneDNN's
-        convolutions run about 1.45× faster on 4-band windows and no slower on 200 bands, with the same
-        maps (bench/channels_last.py)."""
+    def networks(self, device: torch.device, channels_last: bool | None = None) -> list[SegNet]:
+        """The members, ready to predict on ``device``. ``channels_last`` (None: on a CPU) gives them
+        channels-last (NHWC) weights and sets their ``channels_last``, so engine.predict feeds them
+        channels-last windows: oneDNN's convolutions run about 1.45× faster on 4-band windows and no
+        slower on 200 bands, with the same maps (bench/channels_last.py). Export asks for NCHW."""
+        if channels_last is None:
+            channels_last = device.type == "cpu"
         nets = []
         for sd in self.members:
             net = build_model(self.config.model)
             net.load_state_dict(sd)
             net = net.to(device).eval()
-            if device.type == "cpu":
+            if channels_last:
                 net = net.to(memory_format=torch.channels_last)
                 net.channels_last = True
             nets.append(net)

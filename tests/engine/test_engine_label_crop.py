@@ -186,6 +186,12 @@ def test_patches_hold_scattered_labels_apart_and_the_split_ignores_the_cut(monke
     cut = LabelPatches.from_array(lab)
     assert len(cut.crops) > 3 and _apart(cut.crops)
     assert np.array_equal(cut.window(0, 0, *lab.shape), lab)
+    padded = np.pad(lab, 40)
+    rng = np.random.default_rng(seed)
+    for _ in range(50):  # windows found through the cell index, some reaching beyond the grid
+        r, c = int(rng.integers(-40, lab.shape[0])), int(rng.integers(-40, lab.shape[1]))
+        h, w = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        assert np.array_equal(cut.window(r, c, h, w), padded[r + 40:r + 40 + h, c + 40:c + 40 + w])
     assert cut.count == int((lab > 0).sum()) and cut.max_class == 3
     assert np.array_equal(cut.histogram()[1:4], whole.histogram()[1:4])
     for fraction in (0.2, 0.5):

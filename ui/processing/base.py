@@ -152,9 +152,10 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
             self.DEVICE, "Device (auto, cpu, cuda, cuda:N or mps)", defaultValue="auto"))
 
     def add_smooth_parameter(self) -> None:
+        # optional, default true: models saved in the modeler before it existed leave it out
         self.add_advanced(QgsProcessingParameterBoolean(
             self.SMOOTH, "Smooth the map (edge-aware, holding the labels; off: the network's own map, about "
-            "2.6 times faster to predict on a CPU)", defaultValue=True))
+            "2.6 times faster to predict on a CPU)", defaultValue=True, optional=True))
 
     def add_enum(self, name: str, description: str, options: tuple[str, ...], default: int | None,
                  advanced: bool = False) -> None:

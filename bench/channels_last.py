@@ -6,10 +6,10 @@ one core with one torch thread, default (NCHW) against channels-last weights, in
 1. a forward pass of the segmentation network (batch 2 of 640 x 640 px windows: what prediction runs)
    and one training step (forward, backward, SGD; the preset's batch and tile) for the fast preset with 4
    and 200 bands and the balanced preset with 4 bands;
-2. ``engine.predict.predict_file`` on the bundled sample with a model trained by ``make demo``
-   (``out/demo/model.semiseg``; one view, without and with smoothing) as the engine runs it (channels-last
-   networks on a CPU, ``SavedModel.networks``) against NCHW networks, and whether the two class maps are
-   identical and how far the confidences differ.
+2. ``engine.predict.predict_file`` on the bundled sample (or ``--image``) with a model trained by
+   ``make demo`` (``out/demo/model.semiseg``; one view, without and with smoothing) as the engine runs
+   it (channels-last networks on a CPU, ``SavedModel.networks``) against NCHW networks, and whether the
+   two class maps are identical and how far the confidences differ.
 
 Usage (from the repository root, after ``make demo``)::
 
@@ -121,7 +121,10 @@ def predict_rows(model_path: str, image: str, repeats: int) -> list[dict]:
                         maps[fmt] = (a.read(1), b.read(1))
             modelfile.SavedModel.networks = networks
             (ca, fa), (cb, fb) = maps["default"], maps["channels_last"]
-            label = f"predict_file, sample 640², one view, smoothing {'on' if smooth else 'off'}"
+            with rasterio.open(image) as ds:
+                size = f"{ds.width}×{ds.height}"
+            label = (f"predict_file, {os.path.basename(image)} {size}, one view, "
+                     f"smoothing {'on' if smooth else 'off'}")
             rows.append({"case": label,
                          "default_s": statistics.median(times["default"]),
                          "channels_last_s": statistics.median(times["channels_last"]),

@@ -6,6 +6,7 @@ labels that do not overlap the image are an error, not an empty result.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -29,8 +30,7 @@ VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlit
 @dataclass
 class LabelCrop:
     """Labels on an image grid kept as the crop of their labeled pixels' bounding box, whose top-left pixel
-    is at ``row``, ``col`` of the grid: a few strokes on a huge raster stay as small as the strokes. The
-    training and validation labels and the labels a prediction holds (engine.smooth) are all LabelCrops."""
+    is at ``row``, ``col`` of the grid: one piece of a LabelPatches."""
 
     array: np.ndarray  # (h, w) uint8, 0 = unlabeled
     row: int
@@ -73,6 +73,12 @@ class LabelCrop:
 CELL = 256  # px: labeled pixels in grid cells that do not touch are held in separate crops
 
 
+def _cell_span(row: int, col: int, height: int, width: int) -> tuple[slice, slice]:
+    """The CELL-grid rows and columns the (height, width) box at ``row``, ``col`` reaches into."""
+    return (slice(row // CELL, (row + height - 1) // CELL + 1),
+            slice(col // CELL, (col + width - 1) // CELL + 1))
+
+
 def cell_rectangles(has: np.ndarray) -> list[tuple[int, int, int, int]]:
     """(row0, col0, row1, col1) cell rectangles covering the True cells of the (gh, gw) grid ``has``:
     touching cells (side or corner) share a rectangle, and no two rectangles overlap or touch."""
@@ -98,21 +104,23 @@ class LabelPatches:
     a prediction holds (engine.smooth) are all LabelPatches."""
 
     crops: list[LabelCrop]
-    # (CELL, {CELL-grid cell: indices of the crops reaching into it}), built on first use: a window finds
-    # its crops without looking at every one (thousands of points clicked over a large raster)
-    _cells: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # CELL-grid cell -> indices of the crops reaching into it: a window finds its crops without looking at
+    # every one (thousands of points clicked over a large raster)
+    _index: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._index = {}
+        for i, crop in enumerate(self.crops):
+            rows, cols = _cell_span(crop.row, crop.col, *crop.array.shape)
+            for cell in itertools.product(range(rows.start, rows.stop), range(cols.start, cols.stop)):
+                self._index.setdefault(cell, []).append(i)
 
     @classmethod
     def from_array(cls, labels: np.ndarray, row: int = 0, col: int = 0) -> LabelPatches | None:
         """From ``labels`` whose top-left pixel is at ``row``, ``col`` of the grid; None when none is
         labeled."""
-        h, w = labels.shape
-        gh, gw = -(-h // CELL), -(-w // CELL)
-        padded = np.zeros((gh * CELL, gw * CELL), bool)
-        padded[:h, :w] = labels != 0
-        has = padded.reshape(gh, CELL, gw, CELL).any(axis=(1, 3))
         crops = []
-        for r0, c0, r1, c1 in cell_rectangles(has):
+        for r0, c0, r1, c1 in cell_rectangles(_cells(labels != 0)):
             crop = LabelCrop.from_array(labels[r0 * CELL:r1 * CELL, c0 * CELL:c1 * CELL],
                                         row + r0 * CELL, col + c0 * CELL)
             if crop is not None:
@@ -143,18 +151,10 @@ class LabelPatches:
 
     def window(self, r: int, c: int, h: int, w: int) -> np.ndarray:
         """(h, w) labels of the window at row ``r``, column ``c`` (which may reach beyond the raster)."""
-        if self._cells is None or self._cells[0] != CELL:
-            index: dict[tuple[int, int], list[int]] = {}
-            for i, crop in enumerate(self.crops):
-                ch, cw = crop.array.shape
-                for gr in range(crop.row // CELL, (crop.row + ch - 1) // CELL + 1):
-                    for gc in range(crop.col // CELL, (crop.col + cw - 1) // CELL + 1):
-                        index.setdefault((gr, gc), []).append(i)
-            self._cells = (CELL, index)
+        rows, cols = _cell_span(r, c, h, w)
         near = set()
-        for gr in range(r // CELL, (r + h - 1) // CELL + 1):
-            for gc in range(c // CELL, (c + w - 1) // CELL + 1):
-                near.update(self._cells[1].get((gr, gc), ()))
+        for cell in itertools.product(range(rows.start, rows.stop), range(cols.start, cols.stop)):
+            near.update(self._index.get(cell, ()))
         out = np.zeros((h, w), np.uint8)
         for i in sorted(near):
             out |= self.crops[i].window(r, c, h, w)  # crops do not overlap
@@ -297,8 +297,7 @@ def patches_from_pieces(pieces: list[LabelCrop | None], shape: tuple[int, int]) 
         return None
     has = np.zeros((-(-shape[0] // CELL), -(-shape[1] // CELL)), bool)
     for p in pieces:
-        ph, pw = p.array.shape
-        has[p.row // CELL:(p.row + ph - 1) // CELL + 1, p.col // CELL:(p.col + pw - 1) // CELL + 1] = True
+        has[_cell_span(p.row, p.col, *p.array.shape)] = True
     rects, owner = _rectangles_and_owner(has)
     arrays = [np.zeros((min(shape[0], r1 * CELL) - r0 * CELL, min(shape[1], c1 * CELL) - c0 * CELL), np.uint8)
               for r0, c0, r1, c1 in rects]
@@ -465,8 +464,7 @@ def _from_vector(path: str, image, field: str) -> LabelMap:
     has = np.zeros((-(-image.height // CELL), -(-image.width // CELL)), bool)
     for win in windows:
         if win is not None:
-            r0, c0, h, w = win
-            has[r0 // CELL:(r0 + h - 1) // CELL + 1, c0 // CELL:(c0 + w - 1) // CELL + 1] = True
+            has[_cell_span(*win)] = True
     rects, owner = _rectangles_and_owner(has)
     members: list[list] = [[] for _ in rects]
     for j in order:

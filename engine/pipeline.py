@@ -74,7 +74,6 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
         cfg.model.set_bands(ds.count)
         cfg.model.num_classes = lab.num_classes
         chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
-        anchors = train_lab  # held when predicting (nodata pixels among them are ignored there)
     if not any(c.class_pixels for c in chips):
         raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels on "
                          "valid image pixels.", "labels_on_nodata")
@@ -115,7 +114,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                   "engine_version": __version__, "torch": str(torch.__version__), "device": str(device),
                   "python": platform.python_version()}
     model = SavedModel(cfg, lab.classes, stats, members, metrics, provenance)
-    return model, held_out(data.val_chips), anchors
+    return model, held_out(data.val_chips), train_lab  # held when predicting (nodata pixels ignored there)
 
 
 def prediction_anchors(labels: str, image: str, model: SavedModel,

@@ -175,6 +175,9 @@ def _add_predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smooth", default="on", choices=["on", "off"],
                    help="edge-aware smoothing of the class probabilities: neighbouring pixels with alike "
                         "bands share a class, an edge between unlike pixels stops it (default on)")
+    p.add_argument("--area", type=float, nargs=4, default=None, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+                   help="segment only this part of the image (bounds in the image's CRS): the map covers "
+                        "the image pixels the area touches and equals the whole image's map there")
 
 
 def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
@@ -324,6 +327,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         model = modelfile.load(a.model)
         from engine.predict import predict_file  # noqa: PLC0415
 
+        area = pipeline.resolve_area(a.image, a.area)
         anchors = None
         if a.labels:
             if a.smooth == "off":
@@ -331,12 +335,12 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
                             "not used", "labels_unused")
             anchors = pipeline.prediction_anchors(a.labels, a.image, model, a.label_field)
         how = predict_file(model, a.image, a.out, a.confidence, device, rep, cancel=cancel, tta=a.tta,
-                           smooth=a.smooth == "on", anchors=anchors)
-        return {"prediction": os.path.abspath(a.out), "anchored_pixels": how["anchors"]}
+                           smooth=a.smooth == "on", anchors=anchors, area=area)
+        return {"prediction": os.path.abspath(a.out), "anchored_pixels": how["anchors"], "area": how["area"]}
     if a.command == "run":
         res = pipeline.run(a.image, a.labels, a.out_dir, _config(a), device, rep, a.label_field,
                            a.unlabeled, cancel=cancel, tta=a.tta, smooth=a.smooth == "on",
-                           anchor=a.anchor_labels == "on")
+                           anchor=a.anchor_labels == "on", area=a.area)
         return {"model": res["paths"]["model"], **res["paths"], "metrics": res["metrics"]}
     raise AssertionError(a.command)
 

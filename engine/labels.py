@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from scipy import ndimage
 
 from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
 from engine.errors import InputError
+from engine.raster import grid_window
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab"}
 
@@ -312,23 +312,6 @@ def patches_from_pieces(pieces: list[LabelCrop | None], shape: tuple[int, int]) 
     return LabelPatches(crops) if crops else None
 
 
-def _grid_window(bounds, image, pad: int = 1) -> tuple[int, int, int, int] | None:
-    """(row, col, height, width) of the image-grid window that covers ``bounds`` (left, bottom, right, top
-    in the image's CRS) plus ``pad`` pixels, clipped to the image; None when they do not meet. Works for
-    any grid orientation (north-up, south-up, mirrored, rotated): the window spans the pixel positions of
-    the bounds' four corners."""
-    left, bottom, right, top = bounds
-    inverse = ~image.transform
-    cols, rows = zip(*(inverse * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
-    r0 = max(0, math.floor(min(rows)) - pad)
-    c0 = max(0, math.floor(min(cols)) - pad)
-    r1 = min(image.height, math.ceil(max(rows)) + pad)
-    c1 = min(image.width, math.ceil(max(cols)) + pad)
-    if r1 <= r0 or c1 <= c0:
-        return None
-    return r0, c0, r1 - r0, c1 - c0
-
-
 def _from_raster(path: str, image) -> LabelMap:
     try:
         src = rasterio.open(path)
@@ -383,7 +366,7 @@ def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
     b = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
     if src.crs is not None and image.crs is not None and src.crs != image.crs:
         b = transform_bounds(src.crs, image.crs, *b, densify_pts=21)
-    win = _grid_window(b, image)
+    win = grid_window(b, image)
     if win is None:
         return None
     r0, c0, wh, ww = win
@@ -460,7 +443,7 @@ def _from_vector(path: str, image, field: str) -> LabelMap:
     # Each feature's image window (its envelope + 1 px); features whose windows share or touch CELL-px
     # cells are rasterized together into their cells' rectangle (cell_rectangles), in that order: a few
     # strokes on a huge raster never make an image-sized array.
-    windows = [_grid_window((e[0], e[2], e[1], e[3]), image) for e in envelopes]
+    windows = [grid_window((e[0], e[2], e[1], e[3]), image) for e in envelopes]
     has = np.zeros((-(-image.height // CELL), -(-image.width // CELL)), bool)
     for win in windows:
         if win is not None:

@@ -26,7 +26,7 @@ from engine.predict import predict_file
 from engine.pretrain import cached_encoder, load_encoder, pretrain_chips, pretraining_key, save_cached_encoder
 from engine.pretrain import pretrain as pretrain_job
 from engine.progress import Reporter
-from engine.raster import compute_band_stats, open_image
+from engine.raster import area_window, compute_band_stats, open_image
 from engine.runtime import NEVER_CANCELLED, CancelToken
 
 
@@ -144,15 +144,27 @@ def held_out(chips: list[Chip]) -> list[tuple[int, int, np.ndarray]]:
 
 
 def score_map(prediction: str, held: list[tuple[int, int, np.ndarray]], num_classes: int,
-              names: list[str]) -> dict:
+              names: list[str], origin: tuple[int, int] = (0, 0)) -> dict:
     """Scores of a written class raster on held-out validation pixels: the map as the analyst gets it
-    (all its views, smoothing), where the training-time validation scores the network's own one-view map."""
+    (all its views, smoothing), where the training-time validation scores the network's own one-view map.
+    ``origin``: the image row and column of the map's top-left pixel (a map of an area); held-out pixels
+    outside the map are not scored (``pixels`` counts those that are)."""
     cm = np.zeros((num_classes, num_classes), np.int64)
     with rasterio.open(prediction) as ds:
         for row, col, val in held:
-            pred = ds.read(1, window=Window(col, row, val.shape[1], val.shape[0]))
+            win = Window(col - origin[1], row - origin[0], val.shape[1], val.shape[0])
+            pred = ds.read(1, window=win, boundless=True, fill_value=0)  # 0 (outside) is never scored
             cm += confusion(val, pred, num_classes)
     return scores(cm, names)
+
+
+def resolve_area(image: str, bounds) -> tuple[int, int, int, int] | None:
+    """The (row, col, height, width) window of ``image`` that ``--area`` ``bounds`` ask to segment (None:
+    the whole image), checked before any work starts."""
+    if bounds is None:
+        return None
+    with open_image(image) as ds:
+        return area_window(bounds, ds, image)
 
 
 def _load_init(method_cls, cfg: TrainConfig):
@@ -195,10 +207,12 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
 def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.device,
         reporter: Reporter, label_field: str | None = None, unlabeled: list[str] | None = None,
         confidence: bool = True, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
-        smooth: bool = True, anchor: bool = True) -> dict:
+        smooth: bool = True, anchor: bool = True, area=None) -> dict:
     """Train, save the model, predict the image: the one-click path (``tta``, ``smooth``: predict_file's;
-    ``anchor``: the smoothing holds the training labels at their class and spreads them)."""
+    ``anchor``: the smoothing holds the training labels at their class and spreads them; ``area``: bounds
+    (xmin, ymin, xmax, ymax, image CRS) of the part to segment; training still learns from everything)."""
     t0 = time.monotonic()
+    window = resolve_area(image, area)
     ensure_folder(out_dir)
     paths = {"model": os.path.join(out_dir, "model.semiseg"),
              "prediction": os.path.join(out_dir, "prediction.tif"),
@@ -212,13 +226,22 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
     t_pred = time.monotonic()
     how = predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter,
-                       cancel=cancel, tta=tta, smooth=smooth, anchors=anchors if anchor else None)
+                       cancel=cancel, tta=tta, smooth=smooth, anchors=anchors if anchor else None,
+                       area=window)
     metrics = dict(model.metrics)
     metrics["predict_views"], metrics["predict_smoothing"] = how["views"], how["smoothing"]
     metrics["predict_anchored_pixels"] = how["anchors"]
+    if window is not None:
+        metrics["predict_area"] = {"bounds": [float(v) for v in area], "row": window[0], "col": window[1],
+                                   "height": window[2], "width": window[3]}
     if held:  # map_val_*: the delivered map on the held-out pixels; val_*: the network during training
-        s = score_map(paths["prediction"], held, model.classes.num_classes, model.classes.names)
-        metrics.update({f"map_val_{k}": v for k, v in s.items()})
+        s = score_map(paths["prediction"], held, model.classes.num_classes, model.classes.names,
+                      window[:2] if window else (0, 0))
+        if s["pixels"]:
+            metrics.update({f"map_val_{k}": v for k, v in s.items()})
+        else:
+            reporter.warning("no held-out stroke lies in the segmented area, so the map is not scored; "
+                             "val_* scores the network on all of them", "area_unscored")
     metrics["predict_seconds"] = round(time.monotonic() - t_pred, 2)
     metrics["total_seconds"] = round(time.monotonic() - t0, 2)
     write_json(paths["metrics"], metrics)

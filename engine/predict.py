@@ -194,12 +194,16 @@ def smoothing_for(read: Reader, height: int, width: int, enabled: bool) -> EdgeA
 def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_path: str | None,
                  device: torch.device, reporter: Reporter | None = None, core: int = 512,
                  batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
-                 smooth: bool = True, anchors: LabelPatches | None = None) -> dict:
+                 smooth: bool = True, anchors: LabelPatches | None = None,
+                 area: tuple[int, int, int, int] | None = None) -> dict:
     """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF);
     ``tta``: test-time augmentation, ``auto``, ``on`` or ``off`` (tta_views); ``smooth``: edge-aware
     smoothing of the probabilities (engine.smooth), which holds the labeled pixels of ``anchors`` (on
-    this image's grid) at their class and spreads them to alike neighbours. Returns how it predicted:
-    views per window, whether it smoothed, how many labeled pixels it anchored."""
+    this image's grid) at their class and spreads them to alike neighbours; ``area``: (row, col, height,
+    width) of the image to segment (engine.raster.area_window), the output rasters then cover only it.
+    An area is predicted from the same windows as the whole raster (those of the core blocks it meets),
+    so its map is the whole raster's map there, only sooner. Returns how it predicted: views per window,
+    whether it smoothed, how many labeled pixels it anchored, the area."""
     reporter = reporter or Reporter("none")
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
@@ -209,7 +213,10 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
             raise InputError(f"Image {image_path} has {ds.count} band(s) but the model was trained on "
                              f"{model.bands}; use an image with the same bands or retrain the model.",
                              "band_mismatch")
-        views = tta_views(tta, ds.height, ds.width, device)
+        ar, ac, ah, aw = area or (0, 0, ds.height, ds.width)
+        if not (0 <= ar and 0 <= ac and 0 < ah and 0 < aw and ar + ah <= ds.height and ac + aw <= ds.width):
+            raise ValueError(f"area {area} is not inside the {ds.height}×{ds.width} raster")
+        views = tta_views(tta, ah, aw, device)  # what the map costs is the area's size
         nets = model.networks(device)
         stride = nets[0].stride
         read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),
@@ -222,9 +229,11 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         halo = pick_halo(stride, smoothing)
         core = max(stride, core // stride * stride)
         batch = batch or (16 if device.type == "cuda" else 2)
-        cores = core_windows(ds.height, ds.width, core)
-        profile = {"driver": "GTiff", "width": ds.width, "height": ds.height, "count": 1,
-                   "crs": ds.crs, "transform": ds.transform, "tiled": True, "blockxsize": 256,
+        cores = [(r, c, h, w) for r, c, h, w in core_windows(ds.height, ds.width, core)
+                 if r < ar + ah and ar < r + h and c < ac + aw and ac < c + w]
+        transform = ds.window_transform(rasterio.windows.Window(ac, ar, aw, ah))
+        profile = {"driver": "GTiff", "width": aw, "height": ah, "count": 1,
+                   "crs": ds.crs, "transform": transform, "tiled": True, "blockxsize": 256,
                    "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         parts = {p: partial_path(p) for p in outputs}
         try:
@@ -233,7 +242,9 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                 cdst = (rasterio.open(parts[confidence_path], "w", dtype="float32", nodata=-1.0,
                                       predictor=3, **profile) if confidence_path else None)
                 try:
-                    reporter.stage("predict", len(cores), message=f"{ds.width}×{ds.height} px, "
+                    size = f"{ds.width}×{ds.height} px" if area is None else \
+                        f"{aw}×{ah} px of the {ds.width}×{ds.height} px image"
+                    reporter.stage("predict", len(cores), message=f"{size}, "
                                    f"{len(cores)} block(s) on {device}"
                                    + (", 8 views each (test-time augmentation)" if views == 8 else "")
                                    + (", edge-aware smoothing" if smoothing else "")
@@ -242,9 +253,14 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                                           smoothing, anchors)
                     held = 0  # labeled pixels the smoothing held: those on valid pixels
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(windows, start=1):
-                        win = rasterio.windows.Window(c, r, w, h)
+                        # the part of the core block inside the area, in block and in output pixels
+                        r0, c0 = max(r, ar), max(c, ac)
+                        r1, c1 = min(r + h, ar + ah), min(c + w, ac + aw)
+                        part = np.s_[r0 - r:r1 - r, c0 - c:c1 - c]
+                        cls, conf, valid = cls[part], conf[part], valid[part]
+                        win = rasterio.windows.Window(c0 - ac, r0 - ar, c1 - c0, r1 - r0)
                         if anchors is not None:
-                            held += int(np.count_nonzero(anchors.window(r, c, h, w)[valid]))
+                            held += int(np.count_nonzero(anchors.window(r0, c0, r1 - r0, c1 - c0)[valid]))
                         dst.write(np.where(valid, cls, 0).astype(np.uint8), 1, window=win)
                         if cdst is not None:
                             cdst.write(np.where(valid, conf, -1.0).astype(np.float32), 1, window=win)
@@ -255,7 +271,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                     if cdst is not None:
                         cdst.close()
             cancel.check()
-            factors = overview_factors(ds.height, ds.width)
+            factors = overview_factors(ah, aw)
             if factors:
                 reporter.stage("overviews", message=f"overviews 1:{factors[0]}..1:{factors[-1]} for display")
                 add_overviews(parts[out_path], factors, Resampling.mode)
@@ -274,7 +290,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     for kind, p in (("prediction", out_path), ("confidence", confidence_path)):
         if p:
             reporter.emit("artifact", kind=kind, path=os.path.abspath(p))
-    return {"views": views, "smoothing": smoothing is not None, "anchors": held}
+    return {"views": views, "smoothing": smoothing is not None, "anchors": held,
+            "area": None if area is None else [ar, ac, ah, aw]}
 
 
 def overview_factors(height: int, width: int, smallest: int = 256) -> list[int]:

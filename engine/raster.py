@@ -6,6 +6,7 @@ window, so memory stays bounded however large the raster is.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -64,6 +65,46 @@ def open_image(path: str) -> rasterio.io.DatasetReader:
         raise InputError(f"Image {path} has pixel type {ds.dtypes[0]}, which SemiSeg cannot use; "
                          "convert it to uint8, uint16, int16 or float32.", "image_dtype")
     return ds
+
+
+# a bound within this many pixels of a pixel edge is taken to lie on it (coordinates written as decimals)
+EDGE_TOLERANCE = 1e-6
+
+
+def grid_window(bounds, image, pad: int = 1) -> tuple[int, int, int, int] | None:
+    """(row, col, height, width) of the image-grid window that covers ``bounds`` (left, bottom, right, top
+    in the image's CRS) plus ``pad`` pixels, clipped to the image; None when they do not meet. Works for
+    any grid orientation (north-up, south-up, mirrored, rotated): the window spans the pixel positions of
+    the bounds' four corners."""
+    left, bottom, right, top = bounds
+    inverse = ~image.transform
+    cols, rows = zip(*(inverse * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
+    r0 = max(0, math.floor(min(rows) + EDGE_TOLERANCE) - pad)
+    c0 = max(0, math.floor(min(cols) + EDGE_TOLERANCE) - pad)
+    r1 = min(image.height, math.ceil(max(rows) - EDGE_TOLERANCE) + pad)
+    c1 = min(image.width, math.ceil(max(cols) - EDGE_TOLERANCE) + pad)
+    if r1 <= r0 or c1 <= c0:
+        return None
+    return r0, c0, r1 - r0, c1 - c0
+
+
+def area_window(bounds, image, path: str) -> tuple[int, int, int, int]:
+    """The window of the open ``image`` (at ``path``) to segment for ``--area`` ``bounds`` (xmin, ymin,
+    xmax, ymax in the image's CRS): every pixel the area touches, clipped to the image; one clear
+    sentence when the bounds are not an area or miss the image."""
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmin >= xmax or ymin >= ymax:
+        raise InputError(f"Area {xmin:g} {ymin:g} {xmax:g} {ymax:g} is not an area; give XMIN YMIN XMAX YMAX "
+                         "with XMIN < XMAX and YMIN < YMAX, in the image's coordinates.", "bad_area")
+    win = grid_window((xmin, ymin, xmax, ymax), image, pad=0)
+    if win is None:
+        left, bottom, right, top = image.bounds
+        crs = image.crs.to_string() if image.crs else "pixel coordinates"
+        raise InputError(f"Area {xmin:g} {ymin:g} {xmax:g} {ymax:g} does not overlap image {path} (which "
+                         f"spans {min(left, right):g} {min(bottom, top):g} {max(left, right):g} "
+                         f"{max(bottom, top):g} in {crs}); give the area in the image's coordinates.",
+                         "area_outside")
+    return win
 
 
 def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateTransform,
+    QgsCsException,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
@@ -66,6 +74,7 @@ class SemiSegDock(QgsDockWidget):
         self._build()
         self._connect()
         self.train.set_preset(settings.last_choice("preset", "fast"))
+        self.train.set_segment(settings.last_choice("segment", "whole"))
         self.train.set_engine_python(settings.engine_python())
         self._on_labels_changed(self.layers.label_layer())
         QTimer.singleShot(0, self.detect_engine)  # only once an event loop runs
@@ -250,7 +259,11 @@ class SemiSegDock(QgsDockWidget):
             self._message(problem, Qgis.Warning)
             return None
         options = self.train.options()
-        for name in ("method", "preset", "device"):
+        area, problem = self._segment_area(self.layers.image_layer(), options.segment)
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return None
+        for name in ("method", "preset", "device", "segment"):
             settings.remember_choice(name, getattr(options, name))
         base = output_base(labels_file)
         folder = new_run_folder(base, Path(image_file).stem)
@@ -258,8 +271,29 @@ class SemiSegDock(QgsDockWidget):
                        label_field=self.layers.label_field(), method=options.method, preset=options.preset,
                        device=options.device, steps=options.steps, tile_size=options.tile_size,
                        val_fraction=options.val_fraction, seed=options.seed, smooth=options.smooth,
-                       encoder_cache=str(encoder_cache_path(base, image_file, options.preset)))
+                       area=area, encoder_cache=str(encoder_cache_path(base, image_file, options.preset)))
         return self._start_task(job, folder)
+
+    def _segment_area(self, layer: QgsRasterLayer, segment: str) -> tuple[tuple | None, str]:
+        """(area, problem): the bounds (xmin, ymin, xmax, ymax, in ``layer``'s CRS) of the part of ``layer``
+        the map view shows when ``segment`` is "view" (None: the whole raster), or a sentence saying why
+        there is none."""
+        if segment != "view":
+            return None, ""
+        view = self.canvas.mapSettings()
+        try:
+            to_image = QgsCoordinateTransform(view.destinationCrs(), layer.crs(), QgsProject.instance())
+            extent = to_image.transformBoundingBox(view.visibleExtent())
+        except QgsCsException:
+            extent = None
+        if extent is None or not extent.intersects(layer.extent()):
+            return None, (f"The map view shows none of {layer.name()}; pan to it, or set Segment to "
+                          "Whole raster.")
+        part = extent.intersect(layer.extent())
+        if part.width() <= 0 or part.height() <= 0:
+            return None, (f"The map view shows none of {layer.name()}; pan to it, or set Segment to "
+                          "Whole raster.")
+        return (part.xMinimum(), part.yMinimum(), part.xMaximum(), part.yMaximum()), ""
 
     def _input_problem(self, image_file, labels, labels_file) -> str:
         if self.task is not None:
@@ -281,9 +315,14 @@ class SemiSegDock(QgsDockWidget):
         if problem:
             self._message(problem, Qgis.Warning)
             return None
-        folder = new_run_folder(output_base(image_file), f"{Path(image_file).stem}-applied")
         options = self.train.options()
-        job = PredictJob(self.results.model_path, image_file, str(folder), options.device, options.smooth)
+        area, problem = self._segment_area(layer, options.segment)
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return None
+        folder = new_run_folder(output_base(image_file), f"{Path(image_file).stem}-applied")
+        job = PredictJob(self.results.model_path, image_file, str(folder), options.device, options.smooth,
+                         area)
         return self._start_task(job, folder)
 
     def _start_task(self, job, folder: Path) -> EngineTask:
@@ -320,7 +359,8 @@ class SemiSegDock(QgsDockWidget):
         if isinstance(job, PredictJob):
             confidence = confidence or job.confidence
         try:
-            add_results(QgsProject.instance(), prediction, confidence, job.image, Path(job.image).stem)
+            title = Path(job.image).stem + (" visible area" if job.area else "")
+            add_results(QgsProject.instance(), prediction, confidence, job.image, title)
         except OSError as e:
             self._message(f"The engine finished but its output cannot be shown: {e}", Qgis.Critical)
             return

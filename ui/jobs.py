@@ -33,6 +33,9 @@ class TrainJob:
     val_fraction: float | None = None  # None: the engine's default
     seed: int | None = None  # None: the engine's default
     smooth: bool = True  # False: the network's own map (--smooth off), faster on a CPU
+    # (xmin, ymin, xmax, ymax) in the image's CRS: segment only this part (--area; e.g. the map view);
+    # None: the whole image. Training learns from the whole image either way.
+    area: tuple[float, float, float, float] | None = None
     # inpaint methods: the image's encoder cache (encoder_cache_path); the first run pretrains and writes
     # it, later runs on the unchanged image fine-tune from it (minutes instead of pretraining again)
     encoder_cache: str = ""
@@ -52,11 +55,12 @@ class TrainJob:
             args += ["--encoder-cache", self.encoder_cache]
         if not self.smooth:
             args += ["--smooth", "off"]
-        return args
+        return args + area_args(self.area)
 
     @property
     def description(self) -> str:
-        return f"SemiSeg: train and segment {Path(self.image).name}"
+        where = " (visible area)" if self.area else ""
+        return f"SemiSeg: train and segment {Path(self.image).name}{where}"
 
 
 @dataclass
@@ -68,6 +72,7 @@ class PredictJob:
     out_dir: str  # receives prediction.tif and confidence.tif
     device: str = "auto"
     smooth: bool = True  # False: the network's own map (--smooth off), faster on a CPU
+    area: tuple[float, float, float, float] | None = None  # as TrainJob.area
 
     @property
     def prediction(self) -> str:
@@ -80,11 +85,19 @@ class PredictJob:
     def engine_args(self) -> list[str]:
         args = ["predict", "--model", self.model, "--image", self.image, "--out", self.prediction,
                 "--confidence", self.confidence, "--device", self.device, "--progress", "jsonl"]
-        return args if self.smooth else [*args, "--smooth", "off"]
+        if not self.smooth:
+            args += ["--smooth", "off"]
+        return args + area_args(self.area)
 
     @property
     def description(self) -> str:
-        return f"SemiSeg: segment {Path(self.image).name}"
+        where = " (visible area)" if self.area else ""
+        return f"SemiSeg: segment {Path(self.image).name}{where}"
+
+
+def area_args(area: tuple[float, float, float, float] | None) -> list[str]:
+    """``--area XMIN YMIN XMAX YMAX`` (exact decimal forms of the floats), or nothing for the whole image."""
+    return [] if area is None else ["--area", *(repr(float(v)) for v in area)]
 
 
 def new_run_folder(base: str | Path, name: str) -> Path:

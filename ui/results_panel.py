@@ -28,6 +28,8 @@ def metrics_html(metrics: dict) -> str:
     if not isinstance(metrics.get(f"{prefix}miou"), int | float):
         return "No validation score: paint more strokes per class to hold some out."
     what = "the map on held-out strokes" if prefix == "map_val_" else "held-out strokes"
+    if prefix == "map_val_" and metrics.get("predict_area"):
+        what += " in the segmented area"
     lines = [f"<b>Validation</b> ({what}) mIoU {metrics[f'{prefix}miou']:.2f}"]
     if isinstance(metrics.get(f"{prefix}oa"), int | float):
         lines[0] += f" · overall accuracy {metrics[f'{prefix}oa']:.2f}"

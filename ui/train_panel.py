@@ -36,6 +36,13 @@ METHOD_HINTS = {
     "inpaint+icnet": "Inpainting pretraining, then the iterative contrastive network.",
 }
 
+SEGMENT_CHOICES = {
+    "whole": ("Whole raster", "The map covers the whole image."),
+    "view": ("Visible map area", "The map covers only the part of the image shown in the map view: a "
+             "quick look on a large raster (the same map there as the whole raster's), minutes instead "
+             "of hours on a CPU. Pan, then Apply model to segment another part."),
+}
+
 
 @dataclass
 class TrainOptions:
@@ -49,6 +56,7 @@ class TrainOptions:
     val_fraction: float | None
     seed: int | None
     smooth: bool = True  # edge-aware smoothing of the map (the engine's --smooth)
+    segment: str = "whole"  # "whole": the whole raster; "view": the part shown in the map view (--area)
 
 
 def format_seconds(seconds: float) -> str:
@@ -98,6 +106,12 @@ class TrainPanel(QGroupBox):
             self.preset_combo.addItem(name, name)
             self.preset_combo.setItemData(self.preset_combo.count() - 1, hint, 3)  # Qt.ToolTipRole
         self.device_combo = QComboBox()
+        self.segment_combo = QComboBox()
+        for value, (label, tip) in SEGMENT_CHOICES.items():
+            self.segment_combo.addItem(label, value)
+            self.segment_combo.setItemData(self.segment_combo.count() - 1, tip, 3)  # Qt.ToolTipRole
+        self.segment_combo.setToolTip("Which part of the image the map covers. Training always learns "
+                                      "from the whole image.")
         self.set_methods(list(FALLBACK_METHODS))
         self.set_devices([])
 
@@ -146,6 +160,7 @@ class TrainPanel(QGroupBox):
         form.addRow("Method", self.method_combo)
         form.addRow("Preset", self.preset_combo)
         form.addRow("Device", self.device_combo)
+        form.addRow("Segment", self.segment_combo)
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button, 1)
         buttons.addWidget(self.cancel_button)
@@ -188,6 +203,7 @@ class TrainPanel(QGroupBox):
             val_fraction=round(self.val_spin.value(), 3),
             seed=self.seed_spin.value(),
             smooth=self.smooth_check.isChecked(),
+            segment=self.segment_combo.currentData() or "whole",
         )
 
     def set_methods(self, methods: list[str], current: str = "") -> None:
@@ -214,6 +230,9 @@ class TrainPanel(QGroupBox):
 
     def set_preset(self, preset: str) -> None:
         self._select(self.preset_combo, preset)
+
+    def set_segment(self, segment: str) -> None:
+        self._select(self.segment_combo, segment)
 
     @staticmethod
     def _select(combo: QComboBox, value: str) -> None:

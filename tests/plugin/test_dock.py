@@ -17,9 +17,11 @@ from osgeo import gdal
 from plugin_helpers import plugin_module, wait_until
 from qgis.core import (
     Qgis,
+    QgsApplication,
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterLayer,
+    QgsRectangle,
     QgsSingleBandGrayRenderer,
     QgsVectorLayer,
 )
@@ -193,6 +195,73 @@ def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, s
     now = result_layers.result_layers(QgsProject.instance())
     assert sorted(layer.customProperty("semiseg/role") for layer in now) == ["confidence", "prediction"]
     assert all("-applied-" in layer.source() for layer in now)
+
+
+def show_part_of(dock, layer, qgis_parent, left: float, top: float, size: float):
+    """Point the (shown) map view at the square of ``size`` map units whose top-left is ``left``, ``top``
+    of ``layer``'s extent, as fractions of it."""
+    qgis_parent.show()
+    QgsApplication.processEvents()
+    e = layer.extent()
+    x0, y1 = e.xMinimum() + left * e.width(), e.yMaximum() - top * e.height()
+    dock.canvas.setDestinationCrs(layer.crs())
+    dock.canvas.setExtent(QgsRectangle(x0, y1 - size, x0 + size, y1))
+    dock.canvas.refresh()
+    QgsApplication.processEvents()
+
+
+def test_segmenting_the_visible_area_needs_the_view_on_the_image(dock, image_layer, qgis_iface, qgis_parent):
+    labels = QgsRasterLayer(image_layer.source(), "labels", "gdal")  # any file: refused before the engine
+    QgsProject.instance().addMapLayer(labels)
+    dock.layers.set_label_layer(labels)
+    dock.train.set_segment("view")
+    e = image_layer.extent()
+    show_part_of(dock, image_layer, qgis_parent, 3.0, 0.0, e.width() / 4)  # three widths to the east
+    assert dock.start_training() is None and dock.task is None
+    assert any("shows none of image" in m and "Whole raster" in m for m in messages(qgis_iface, Qgis.Warning))
+
+
+def test_scores_of_an_area_map_say_so():
+    html = plugin_module("ui.results_panel").metrics_html
+    scored = {"map_val_miou": 0.8, "map_val_oa": 0.9, "val_miou": 0.7}
+    assert "the map on held-out strokes" in html(scored) and "segmented area" not in html(scored)
+    area = {**scored, "predict_area": {"row": 0, "col": 0, "height": 8, "width": 8}}
+    assert "the map on held-out strokes in the segmented area" in html(area)
+    # no held-out stroke in the area: the network's own score on all of them, said as such
+    assert "(held-out strokes)" in html({"val_miou": 0.7, "predict_area": area["predict_area"]})
+
+
+@pytest.mark.slow
+def test_train_and_segment_the_visible_area_real_engine(dock, scene, image_layer, qgis_parent):
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
+    QgsProject.instance().addMapLayer(labels)
+    dock.layers.set_label_layer(labels)
+    dock.train.steps_spin.setValue(10)
+    dock.train.tile_spin.setValue(64)
+    dock.train.device_combo.setCurrentIndex(dock.train.device_combo.findData("cpu"))
+    dock.train.set_segment("view")
+    e = image_layer.extent()
+    show_part_of(dock, image_layer, qgis_parent, 0.5, 0.25, e.width() / 3)
+    try:
+        task = dock.start_training()
+        assert task is not None and "--area" in task.job.engine_args()
+        assert settings.last_choice("segment", "whole") == "view"  # remembered for the next session
+    finally:
+        settings.remember_choice("segment", "whole")
+    result = wait_for_task(dock)
+    assert result.ok, result.user_message() + result.stderr_tail
+    prediction, confidence = sorted(result_layers.result_layers(QgsProject.instance()),
+                                    key=lambda layer: layer.customProperty("semiseg/role"), reverse=True)
+    shown = dock.canvas.mapSettings().visibleExtent().intersect(e)
+    for layer in (prediction, confidence):
+        part = layer.extent()
+        assert "visible area" in layer.name()
+        assert layer.width() < image_layer.width() and layer.height() < image_layer.height()
+        # the pixels the view touches, on the image's grid: within one pixel of the view's part of it
+        px = image_layer.rasterUnitsPerPixelX()
+        assert part.contains(shown) and part.width() - shown.width() <= 2 * px
+        assert ((part.xMinimum() - e.xMinimum()) / px) == pytest.approx(
+            round((part.xMinimum() - e.xMinimum()) / px), abs=1e-6)
 
 
 def test_vector_labels_need_a_class_field_and_cannot_be_painted(dock, clean_project):

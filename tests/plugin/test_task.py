@@ -89,6 +89,20 @@ def test_train_job_maps_onto_engine_flags():
     assert plain[plain.index("--smooth") + 1] == "off"
 
 
+def test_area_jobs_pass_bounds_the_engine_parses_back_exactly():
+    from engine.cli import build_parser
+
+    area = (731745.123456789, -2821995.5, 750945.0, -2802795.25)  # negative numbers are values, not flags
+    for job in (jobs.TrainJob(image="i.tif", labels="l.tif", out_dir="o", area=area),
+                jobs.PredictJob(model="m.semiseg", image="i.tif", out_dir="o", area=area)):
+        args = job.engine_args()
+        assert tuple(build_parser().parse_args(args).area) == area
+        assert "visible area" in job.description
+    for job in (jobs.TrainJob(image="i.tif", labels="l.tif", out_dir="o"),
+                jobs.PredictJob(model="m.semiseg", image="i.tif", out_dir="o")):
+        assert "--area" not in job.engine_args() and build_parser().parse_args(job.engine_args()).area is None
+
+
 def test_inpaint_jobs_reuse_the_images_encoder(tmp_path):
     cache = jobs.encoder_cache_path(tmp_path, str(tmp_path / "a" / "image.tif"), "fast")
     assert cache.parent == tmp_path / "semiseg_runs" / "encoders" and cache.name.startswith("image-")

@@ -199,6 +199,33 @@ def test_map_smoothing_is_the_engines_default_and_can_be_turned_off(semiseg_plug
         assert predict.smooth_args(parameters, context) == ([] if expected == "on" else ["--smooth", "off"])
 
 
+def test_an_area_reaches_the_engine_in_the_images_crs(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    run = QgsApplication.processingRegistry().createAlgorithmById("semiseg:train_and_segment")
+    predict = QgsApplication.processingRegistry().createAlgorithmById("semiseg:predict")
+    base = {"INPUT": scene["image"], "LABELS": scene["labels"]}
+    assert build_parser().parse_args(run.run_args(base, context, feedback, str(tmp_path))).area is None
+    assert predict.area_args(base, context) == []
+    # the image's grid: 1 m pixels from (500000, 5000000) in EPSG:32633 (engine.synthetic)
+    same_crs = {**base, "AREA": "500020,500050.5,4999970,4999990 [EPSG:32633]"}
+    parsed = build_parser().parse_args(run.run_args(same_crs, context, feedback, str(tmp_path)))
+    assert parsed.area == [500020.0, 4999970.0, 500050.5, 4999990.0]
+    # an extent in another CRS is transformed into the image's
+    lon_lat = {**base, "AREA": "14.99,15.01,45.10,45.12 [EPSG:4326]"}
+    xmin, ymin, xmax, ymax = (float(v) for v in predict.area_args(lon_lat, context)[1:])
+    assert 499000 < xmin < 500000 < xmax < 501600 and 4_994_000 < ymin < ymax < 4_997_000
+
+
+@pytest.mark.slow
+def test_predict_an_area_writes_only_its_pixels(trained, scene, tmp_path):
+    out = tmp_path / "area.tif"
+    processing().run("semiseg:predict", {
+        "MODEL": trained["model"], "INPUT": scene["image"], "DEVICE": "cpu", "OUTPUT": str(out),
+        "AREA": "500020,500050,4999970,4999990 [EPSG:32633]"})
+    with rasterio.open(out) as ds:
+        assert (ds.width, ds.height) == (30, 20) and ds.bounds == (500020, 4999970, 500050, 4999990)
+
+
 def test_the_encoder_cache_reaches_the_engine_for_the_methods_that_pretrain(semiseg_plugin, scene, tmp_path):  # noqa: ARG001
     alg = QgsApplication.processingRegistry().createAlgorithmById("semiseg:train_and_segment")
     cache = str(tmp_path / "scene.semienc")

@@ -20,6 +20,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterField,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
@@ -113,6 +114,7 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
     LABELS = "LABELS"
     LABEL_FIELD = "LABEL_FIELD"
     SMOOTH = "SMOOTH"
+    AREA = "AREA"
 
     def name(self) -> str:
         return self.NAME
@@ -157,6 +159,12 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
             self.SMOOTH, "Smooth the map (edge-aware, holding the labels; off: the network's own map, about "
             "2.6 times faster to predict on a CPU)", defaultValue=True, optional=True))
 
+    def add_area_parameter(self) -> None:
+        # optional: left empty, the whole image is segmented (and models saved before it still run)
+        self.addParameter(QgsProcessingParameterExtent(
+            self.AREA, "Area to segment (empty: the whole image; training still learns from all of it)",
+            optional=True))
+
     def add_enum(self, name: str, description: str, options: tuple[str, ...], default: int | None,
                  advanced: bool = False) -> None:
         parameter = QgsProcessingParameterEnum(name, description, options=list(options),
@@ -189,6 +197,18 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
     def smooth_args(self, parameters: dict, context) -> list[str]:
         """``--smooth off`` when the map is not to be smoothed; nothing for the engine's default (on)."""
         return [] if self.parameterAsBool(parameters, self.SMOOTH, context) else ["--smooth", "off"]
+
+    def area_args(self, parameters: dict, context) -> list[str]:
+        """``--area XMIN YMIN XMAX YMAX`` in the image's CRS (an extent in another CRS is transformed), or
+        nothing for the whole image."""
+        if not self.is_set(parameters, self.AREA):
+            return []
+        image = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        extent = self.parameterAsExtent(parameters, self.AREA, context, image.crs() if image else None)
+        if extent.isNull() or extent.isEmpty():
+            return []
+        return ["--area", *(repr(v) for v in (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(),
+                                              extent.yMaximum()))]
 
     def enum_value(self, parameters: dict, name: str, context, options: tuple[str, ...]) -> str | None:
         if not self.is_set(parameters, name):

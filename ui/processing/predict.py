@@ -11,12 +11,14 @@ from .styling import CONFIDENCE, PREDICTION, style_output
 class PredictAlgorithm(SemiSegAlgorithm):
     NAME = "predict"
     DISPLAY_NAME = "Segment with a model"
-    HELP = ("Segments a whole raster with a .semiseg model (from Train, or Train and segment). The image "
-            "needs the bands the model was trained on. Writes a class GeoTIFF with the classes' colours "
-            "and names and, optionally, the model's confidence (0..1): low confidence shows where more "
-            "labels would help most. Labels on the image the model was trained on (optional, numbered like "
-            "the training labels) come out as labeled and spread their class to alike neighbouring pixels, "
-            "as Train and segment does with its training labels.")
+    HELP = ("Segments a raster (or the area given) with a .semiseg model (from Train, or Train and segment). "
+            "The image needs the bands the model was trained on. Writes a class GeoTIFF with the classes' "
+            "colours and names and, optionally, the model's confidence (0..1): low confidence shows where "
+            "more labels would help most. Labels on the image the model was trained on (optional, numbered "
+            "like the training labels) come out as labeled and spread their class to alike neighbouring "
+            "pixels, as Train and segment does with its training labels. An area (optional) limits the map to"
+            " the image pixels it touches: the same map there as the whole image's, far sooner on a large "
+            "raster.")
 
     MODEL = "MODEL"
     OUTPUT = "OUTPUT"
@@ -29,6 +31,7 @@ class PredictAlgorithm(SemiSegAlgorithm):
                                    optional=True)
         self.add_device_parameter()
         self.add_smooth_parameter()
+        self.add_area_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prediction"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.CONFIDENCE, "Confidence", optional=True, createByDefault=True))
@@ -39,7 +42,7 @@ class PredictAlgorithm(SemiSegAlgorithm):
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context)
         args = ["predict", "--model", self.parameterAsFile(parameters, self.MODEL, context), "--image", image,
                 "--out", prediction, *self.device_args(parameters, context),
-                *self.smooth_args(parameters, context)]
+                *self.smooth_args(parameters, context), *self.area_args(parameters, context)]
         if confidence:
             args += ["--confidence", confidence]
         if self.is_set(parameters, self.LABELS):

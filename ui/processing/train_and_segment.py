@@ -19,7 +19,9 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
     HELP = ("The one-click path: learns from a few labels on an image, then segments the whole image. "
             "Writes model.semiseg, prediction.tif (classes, with their colours and names), confidence.tif "
             "and metrics.json (with the map's validation scores on held-out labels) into the output folder, "
-            "and adds the prediction and confidence to the project. Preset: 0 fast, 1 balanced, 2 best.")
+            "and adds the prediction and confidence to the project. An area (optional) limits the map to the "
+            "image pixels it touches; training still learns from the whole image. Preset: 0 fast, "
+            "1 balanced, 2 best.")
 
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     MODEL = "MODEL"
@@ -31,6 +33,7 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
         self.add_training_parameters()
         self.add_smooth_parameter()
+        self.add_area_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
         self.addOutput(QgsProcessingOutputFile(self.MODEL, "Model file"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.PREDICTION, "Prediction"))
@@ -39,9 +42,11 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, "Validation mIoU (the map, held-out labels)"))
 
     def run_args(self, parameters: dict, context, feedback, folder: str) -> list[str]:
-        """The ``engine run`` arguments: training's, then the map's smoothing, then the output folder."""
+        """The ``engine run`` arguments: training's, then the map's smoothing and area, then the output
+        folder."""
         return ["run", *self.training_args(parameters, context, feedback),
-                *self.smooth_args(parameters, context), "--out-dir", folder]
+                *self.smooth_args(parameters, context), *self.area_args(parameters, context),
+                "--out-dir", folder]
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)

@@ -216,7 +216,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         ar, ac, ah, aw = area or (0, 0, ds.height, ds.width)
         if not (0 <= ar and 0 <= ac and 0 < ah and 0 < aw and ar + ah <= ds.height and ac + aw <= ds.width):
             raise ValueError(f"area {area} is not inside the {ds.height}×{ds.width} raster")
-        views = tta_views(tta, ah, aw, device)  # what the map costs is the area's size
+        # ``auto`` decides for the whole image even for an area: the area's map is the whole map there
+        views = tta_views(tta, ds.height, ds.width, device)
         nets = model.networks(device)
         stride = nets[0].stride
         read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),

@@ -315,7 +315,44 @@ class Driver:
 
     def shoot_advanced(self) -> None:
         self.shoot("4-advanced.png")
-        self.finish()
+        self.dock.train.advanced.setCollapsed(True)
+        self.segment_visible_area()
+
+    def segment_visible_area(self) -> None:
+        """Zoom in on part of the image, set Segment to the visible map area and apply the model there."""
+        from qgis.core import QgsRectangle
+
+        e = self.image.extent()
+        canvas = self.iface.mapCanvas()
+        canvas.setExtent(QgsRectangle(e.xMinimum() + 0.2 * e.width(), e.yMinimum() + 0.35 * e.height(),
+                                      e.xMinimum() + 0.6 * e.width(), e.yMinimum() + 0.75 * e.height()))
+        canvas.refresh()
+        self.dock.train.set_segment("view")
+        self.check("segment choice offers the visible map area",
+                   self.dock.train.segment_combo.currentText() == "Visible map area",
+                   self.dock.train.segment_combo.currentText())
+        task = self.dock.apply_model(self.image)
+        if not self.check("visible-area prediction started", task is not None):
+            return self.finish()
+        task.completed.connect(lambda result: self.later(1, lambda: self.on_area_done(result)))
+
+    def on_area_done(self, result) -> None:
+        from qgis.core import QgsProject
+
+        self.check("visible-area prediction finished", result.ok, result.user_message())
+        group = QgsProject.instance().layerTreeRoot().findGroup("SemiSeg")
+        layers = [node.layer() for node in group.findLayers()] if group else []
+        shown = self.iface.mapCanvas().mapSettings().visibleExtent().intersect(self.image.extent())
+        ok = len(layers) == 2 and all(
+            "visible area" in layer.name() and layer.extent().contains(shown)
+            and layer.width() < self.image.width() and layer.height() < self.image.height()
+            for layer in layers)
+        self.check("visible-area layers cover the view and not the whole image", ok,
+                   "; ".join(f"{layer.name()} {layer.width()}x{layer.height()}" for layer in layers))
+        if layers:
+            self.arrange_results_view(layers)
+            self.iface.mapCanvas().setExtent(self.image.extent())  # zoomed out: the part within the whole
+        self.later(3, lambda: (self.shoot("5-visible-area.png"), self.finish()))
 
     def time_out(self) -> None:
         self.check("finished in time", False, "timed out")

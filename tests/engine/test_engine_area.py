@@ -63,6 +63,16 @@ def test_area_map_equals_the_whole_map_there(learned, big_image, tmp_path):
     assert how["anchors"] == int(np.count_nonzero(labels[r:r + h, c:c + w][valid[r:r + h, c:c + w]])) > 0
 
 
+def test_automatic_views_are_chosen_for_the_whole_image(learned, big_image, tmp_path, monkeypatch):
+    """``--tta auto`` picks what the whole image would get, so an area of it is not predicted otherwise."""
+    from engine import predict
+
+    monkeypatch.setitem(predict.TTA_AUTO_PIXELS, "cpu", 200 * 200)  # the 300² image: one view
+    how = predict_file(modelfile.load(str(learned["model"])), str(big_image), str(tmp_path / "a.tif"), None,
+                       torch.device("cpu"), smooth=False, area=(0, 0, 100, 100))  # an area small enough for 8
+    assert how["views"] == 1
+
+
 @pytest.mark.parametrize("south_up", [False, True])
 def test_area_bounds_become_the_pixels_they_touch(tmp_path, south_up):
     y_scale = 2.0 if south_up else -2.0

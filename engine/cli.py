@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="ONNX file to write")
     p.add_argument("--tile-size", type=int, default=512, help="tile side Deepness uses (px; default 512)")
     p.add_argument("--resolution", type=float, default=None,
-                   help="pixel size of the imagery the model expects, in cm/px (Deepness resamples to it)")
+                   help="pixel size of the imagery the model expects, in cm/px (Deepness resamples to it; "
+                        "default: the training raster's, when the model records it in metres)")
     p.add_argument("--fixed-size", action="store_true",
                    help="declare a fixed 1 x bands x tile x tile input instead of dynamic axes")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
@@ -328,6 +329,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         from engine.predict import predict_file  # noqa: PLC0415
 
         area = pipeline.resolve_area(a.image, a.area)
+        pipeline.check_fit(model, a.image, rep)
         anchors = None
         if a.labels:
             if a.smooth == "off":

@@ -24,8 +24,9 @@ Metadata (``metadata_props``, every value JSON-encoded as Deepness decodes it wi
 ``model_type`` "Segmentor", ``class_names`` {"0": name of class 1, ...}, ``tile_size`` (and the
 documented spelling ``tiles_size``), ``tiles_overlap`` (percent), ``seg_thresh`` 0.0 (plain argmax),
 ``seg_small_segment`` 0 (no clean-up), ``standardization_mean``/``standardization_std`` (0 and 1 per
-band), ``resolution`` (cm/px, only when given) and SemiSeg's own ``semiseg_*`` keys (classes' colours,
-bands, method, stride, engine version, input description).
+band), ``resolution`` (cm/px: given, or the training raster's pixel size when the model records it in
+metres) and SemiSeg's own ``semiseg_*`` keys (classes' colours, bands, method, stride, engine version,
+input description).
 """
 
 from __future__ import annotations
@@ -122,6 +123,15 @@ def _onnx_modules():
     return onnx
 
 
+def training_resolution_cm(model: SavedModel) -> float | None:
+    """The training raster's pixel size in cm (the mean of its two sides), when the model file records
+    it in metres (models trained since it does, on a projected CRS); else None."""
+    grid = model.provenance.get("grid") or {}
+    if grid.get("units") != "metre" or not grid.get("pixel_size"):
+        return None
+    return round(100.0 * sum(grid["pixel_size"]) / len(grid["pixel_size"]), 6)
+
+
 def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_SIZE,
                 resolution_cm: float | None = None, fixed_size: bool = False, opset: int = OPSET) -> dict:
     """Write ``model`` as an ONNX file at ``out_path``; return its input and output shapes.
@@ -131,6 +141,8 @@ def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_
     """
     onnx = _onnx_modules()
     check_writable(out_path)
+    if resolution_cm is None:
+        resolution_cm = training_resolution_cm(model)
     nets = model.networks(torch.device("cpu"), channels_last=False)  # the exporter traces NCHW
     stride = int(nets[0].stride)
     _check_tile_size(tile_size, stride)

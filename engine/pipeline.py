@@ -17,6 +17,7 @@ from engine import __version__, modelfile
 from engine.config import TrainConfig
 from engine.data import Chip, TileSampler, build_chips, split_labels
 from engine.errors import InputError
+from engine.fit_check import fit_warnings, grid_facts
 from engine.io_out import check_writable, ensure_folder, partial_path
 from engine.labels import LabelPatches, load_labels
 from engine.methods import method_class
@@ -51,6 +52,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     with open_image(image) as ds:
         reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
                        f"{ds.count} band(s)")
+        grid = grid_facts(ds)  # kept in the model, to warn when it is applied to imagery at another scale
         cfg.model.set_bands(ds.count)
         if cache:
             key = pretraining_key(rasters, cfg)
@@ -112,7 +114,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     provenance = {"image": os.path.basename(image), "labels": os.path.basename(labels),
                   "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                   "engine_version": __version__, "torch": str(torch.__version__), "device": str(device),
-                  "python": platform.python_version()}
+                  "python": platform.python_version(), "grid": grid}
     model = SavedModel(cfg, lab.classes, stats, members, metrics, provenance)
     return model, held_out(data.val_chips), train_lab  # held when predicting (nodata pixels ignored there)
 
@@ -156,6 +158,16 @@ def score_map(prediction: str, held: list[tuple[int, int, np.ndarray]], num_clas
             pred = ds.read(1, window=win, boundless=True, fill_value=0)  # 0 (outside) is never scored
             cm += confusion(val, pred, num_classes)
     return scores(cm, names)
+
+
+def check_fit(model: SavedModel, image: str, reporter: Reporter) -> list[str]:
+    """Warn (events, not errors) when ``image`` differs from the model's training raster in pixel size or
+    band values (engine.fit_check); returns the warning codes."""
+    with open_image(image) as ds:
+        found = fit_warnings(model, ds, image)
+    for code, message in found:
+        reporter.warning(message, code)
+    return [code for code, _ in found]
 
 
 def resolve_area(image: str, bounds) -> tuple[int, int, int, int] | None:

@@ -366,9 +366,13 @@ class SemiSegDock(QgsDockWidget):
             return
         if isinstance(job, TrainJob):
             self.results.show_run(done.get("metrics") or {}, done.get("model") or found.get("model", ""))
+        self.results.show_warnings(result.warnings)
         self.train.show_progress(100)
-        self.train.show_status(f"Done in {done.get('seconds', 0):.0f} s.")
+        warned = f", with {len(result.warnings)} warning(s) (see Results)" if result.warnings else ""
+        self.train.show_status(f"Done in {done.get('seconds', 0):.0f} s{warned}.")
         self._message("Prediction and confidence layers are in the SemiSeg group.", Qgis.Success)
+        for warning in result.warnings:
+            self._message(warning, Qgis.Warning)
 
     # --- model --------------------------------------------------------------------------------------
 

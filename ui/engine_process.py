@@ -64,6 +64,13 @@ class EngineResult:
         return next((e for e in reversed(self.events) if e.get("event") == "error"), None)
 
     @property
+    def warnings(self) -> list[str]:
+        """The engine's warning sentences (each once, in order): things the analyst should know even
+        though the run succeeded, e.g. a model applied to imagery unlike its training image."""
+        return list(dict.fromkeys(str(e["message"]) for e in self.events
+                                  if e.get("event") == "warning" and e.get("message")))
+
+    @property
     def ok(self) -> bool:
         return self.returncode == 0 and self.done is not None and not self.cancelled
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from qgis.core import QgsProject, QgsRasterLayer
@@ -55,6 +56,9 @@ class ResultsPanel(QGroupBox):
         super().__init__("Results", parent)
         self.metrics_label = QLabel("Train a model to see its validation scores here.")
         self.metrics_label.setWordWrap(True)
+        self.warnings_label = QLabel("")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setVisible(False)
         self.folder_label = QLabel("")
         self.folder_label.setOpenExternalLinks(True)
         self.folder_label.setWordWrap(True)
@@ -66,6 +70,7 @@ class ResultsPanel(QGroupBox):
             button.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.metrics_label)
+        layout.addWidget(self.warnings_label)
         layout.addWidget(self.folder_label)
         layout.addWidget(self.apply_button)
         layout.addWidget(self.save_button)
@@ -78,6 +83,11 @@ class ResultsPanel(QGroupBox):
     def show_run(self, metrics: dict, model_path: str) -> None:
         self.metrics_label.setText(metrics_html(metrics))
         self._use_model(model_path)
+
+    def show_warnings(self, warnings: list[str]) -> None:
+        """The last run's warnings (none: hidden), kept in view after the message bar has moved on."""
+        self.warnings_label.setText("<br>".join(f"<b>Warning:</b> {html.escape(w)}" for w in warnings))
+        self.warnings_label.setVisible(bool(warnings))
 
     def show_loaded(self, model_path: str) -> None:
         """A model file picked by the user: its buttons act on that file from now on."""

@@ -15,7 +15,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from qgis.core import QgsMessageLog, QgsTask
+from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from .engine_process import EngineProcess, EngineResult, EngineSetup, probe_engine
@@ -78,6 +78,8 @@ class EngineTask(QgsTask):
         if not self.result.ok and not self.result.cancelled:
             QgsMessageLog.logMessage(f"{self.description()}: {self.result.user_message()}\n"
                                      f"{self.result.stderr_tail}", LOG_TAG)
+        for warning in self.result.warnings:
+            QgsMessageLog.logMessage(f"{self.description()}: {warning}", LOG_TAG, Qgis.Warning)
         self.completed.emit(self.result)
 
     def _on_event(self, event: dict) -> None:

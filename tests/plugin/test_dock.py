@@ -264,6 +264,31 @@ def test_train_and_segment_the_visible_area_real_engine(dock, scene, image_layer
             round((part.xMinimum() - e.xMinimum()) / px), abs=1e-6)
 
 
+@pytest.mark.slow
+def test_a_model_applied_to_unlike_imagery_warns_in_the_dock_real_engine(dock, scene, qgis_iface):
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
+    QgsProject.instance().addMapLayer(labels)
+    dock.layers.set_label_layer(labels)
+    dock.train.steps_spin.setValue(5)
+    dock.train.tile_spin.setValue(64)
+    dock.train.device_combo.setCurrentIndex(dock.train.device_combo.findData("cpu"))
+    assert dock.start_training() is not None
+    trained = wait_for_task(dock)
+    assert trained.ok and trained.warnings == [] and dock.results.warnings_label.isHidden()
+    # the same scene as reflectance (0..1) instead of 0..10000: the model has never seen such values
+    rescaled = Path(scene["image"]).with_name("reflectance.tif")
+    gdal.Translate(str(rescaled), scene["image"], outputType=gdal.GDT_Float32, scaleParams=[[0, 10000, 0, 1]])
+    other = QgsRasterLayer(str(rescaled), "reflectance", "gdal")
+    QgsProject.instance().addMapLayer(other)
+    assert dock.apply_model(other) is not None
+    applied = wait_for_task(dock, timeout_s=120)
+    assert applied.ok and len(applied.warnings) == 1 and "band values unlike" in applied.warnings[0]
+    assert "band values unlike" in dock.results.warnings_label.text()
+    assert not dock.results.warnings_label.isHidden()
+    assert "1 warning(s)" in dock.train.status_label.text()
+    assert any("band values unlike" in m for m in messages(qgis_iface, Qgis.Warning))
+
+
 def test_vector_labels_need_a_class_field_and_cannot_be_painted(dock, clean_project):
     sample = Path(__file__).resolve().parents[2] / "resources" / "sample" / "landsat_rgb_labels.gpkg"
     vector = QgsVectorLayer(str(sample), "scribbles", "ogr")

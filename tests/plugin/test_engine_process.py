@@ -33,6 +33,15 @@ def test_successful_run_streams_every_event_in_order(fake_python):
     assert result.done["metrics"] == {"val_miou": 0.5}
 
 
+def test_warnings_are_collected_once_each_in_order():
+    events = [{"event": "warning", "code": "a", "message": "First."}, {"event": "progress", "step": 1},
+              {"event": "warning", "code": "b", "message": "Second."},
+              {"event": "warning", "code": "a", "message": "First."}, {"event": "done"}]
+    result = engine_process.EngineResult(0, events)
+    assert result.ok and result.warnings == ["First.", "Second."]
+    assert engine_process.EngineResult(0, [{"event": "done"}]).warnings == []
+
+
 def test_user_error_gives_the_engines_sentence(fake_python):
     result = run_fake(fake_python, "user_error")[0].run()
     assert not result.ok and result.returncode == 2

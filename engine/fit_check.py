@@ -85,12 +85,14 @@ def values_warning(trained: BandStats, here: BandStats, path: str) -> str | None
 def fit_warnings(model, ds, path: str) -> list[tuple[str, str]]:
     """(code, sentence) for each way the open raster ``ds`` at ``path`` differs from the model's training
     raster; [] when it fits (or nothing is known to compare)."""
+    if ds.count != model.bands:
+        return []  # prediction refuses it, with its own sentence
     out = []
     res = resolution_warning(model.provenance.get("grid"), ds, path)
     if res:
         out.append(("resolution_differs", res))
     try:
-        here = compute_band_stats(ds, path, max_pixels=500_000)
+        here = compute_band_stats(ds, path)  # sampled as the training image's were
     except InputError:  # nothing valid to compare: prediction writes nodata anyway
         return out
     val = values_warning(model.band_stats, here, path)

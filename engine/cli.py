@@ -15,7 +15,7 @@ import time
 import traceback
 
 from engine import __version__
-from engine.config import PRESETS, make_config
+from engine.config import PRESETS, WARM_START_SHARE, make_config
 from engine.errors import Cancelled, SemiSegError
 from engine.progress import Reporter
 
@@ -33,6 +33,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="share of labeled pixels held out for validation, by whole strokes (default 0.2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="override the preset's training steps")
+    p.add_argument("--warm-start", default=None, metavar="MODEL",
+                   help="start from this model of the image (e.g. the last run's, before more labels were "
+                        "painted; same method): its weights, normalisation and network, for a quarter of "
+                        "the preset's steps unless --steps is given")
     p.add_argument("--tile-size", type=int, default=None, help="override the training tile side (px)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -272,8 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(a: argparse.Namespace):
+    steps = a.steps
+    if steps is None and a.warm_start:
+        steps = max(1, round(PRESETS[a.preset].steps * WARM_START_SHARE))
     cfg = make_config(a.preset, method=a.method, seed=a.seed, val_fraction=a.val_fraction,
-                      steps=a.steps, tile_size=a.tile_size, batch_size=a.batch_size, lr=a.lr, arch=a.arch,
+                      steps=steps, tile_size=a.tile_size, warm_start=a.warm_start,
+                      batch_size=a.batch_size, lr=a.lr, arch=a.arch,
                       spectral_stem=a.spectral_stem, stem_init=a.stem_init,
                       weight_average=a.weight_average)
     _apply_icnet_options(cfg, a)

@@ -176,6 +176,7 @@ class TrainConfig:
     #                               (0 = with the last weights); ICNet's teachers are EMAs already
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)  # inpaint, inpaint+icnet
     icnet: ICNetConfig = field(default_factory=ICNetConfig)  # icnet, inpaint+icnet
+    warm_start: str = ""  # a model file to start from (--warm-start): its weights, normalisation, network
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -191,6 +192,9 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(model=model, **{k: v for k, v in d.items() if k in known})
 
+
+# A warm start (the analyst's previous model of the image) trains this share of the preset's steps.
+WARM_START_SHARE = 0.25
 
 # Presets: named instances. `fast` is sized for a ~1 Mpx image to a finished map in a few minutes on
 # 2 CPU cores; `best` assumes a GPU or patience.

@@ -14,7 +14,7 @@ import torch
 from rasterio.windows import Window
 
 from engine import __version__, modelfile
-from engine.config import TrainConfig
+from engine.config import ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips, split_labels
 from engine.errors import InputError
 from engine.fit_check import fit_warnings, grid_facts
@@ -46,7 +46,8 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     method_cls = method_class(cfg.method)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    cache = _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
+    warm = _load_warm_start(cfg)  # the model to start from (--warm-start), or None
+    cache = "" if warm else _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
     rasters = [image, *(unlabeled or [])]  # what an in-run pretraining learns from
     enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
     with open_image(image) as ds:
@@ -61,8 +62,14 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
             raise InputError(f"Encoder {cfg.inpaint.init} was pretrained on {enc.bands} band(s) but {image} "
                              f"has {ds.count}; pretrain on this image (python -m engine pretrain).",
                              "band_mismatch")
-        # fine-tuning normalises with the statistics the encoder was pretrained with
-        stats = enc.band_stats if enc is not None else compute_band_stats(ds, image, seed=cfg.seed)
+        if warm is not None and warm.bands != ds.count:
+            raise InputError(f"Model {cfg.warm_start} was trained on {warm.bands} band(s) but {image} has "
+                             f"{ds.count}; warm-start from a model of this image, or train without "
+                             "--warm-start.", "band_mismatch")
+        # fine-tuning normalises with the statistics the encoder was pretrained with; a warm start with
+        # those its weights were trained with
+        stats = (warm.band_stats if warm is not None else enc.band_stats if enc is not None
+                 else compute_band_stats(ds, image, seed=cfg.seed))
         lab = load_labels(labels, ds, label_field)
         counts = lab.counts()
         for i, n in enumerate(counts):
@@ -95,7 +102,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
 
     data = TrainData(chips, sampler, lab.num_classes, cfg.model.in_channels, lab.classes.names)
     pretrain_seconds = None
-    if enc is None and hasattr(method_cls, "initialise"):  # stage 1 within the run, on the same chips
+    if warm is None and enc is None and hasattr(method_cls, "initialise"):  # stage 1 within the run
         t0 = time.monotonic()
         enc = pretrain_chips(chips, stats, cfg, device, reporter, cancel)
         pretrain_seconds = round(time.monotonic() - t0, 2)
@@ -103,13 +110,26 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
             save_cached_encoder(enc, cache, key, rasters, device)
             reporter.emit("artifact", kind="encoder", path=cache)
     method = method_cls(cfg, data, device)
-    if enc is not None:
+    if warm is not None:
+        fresh = method.warm_start(warm.members)
+        known = warm.classes.num_classes
+        if known != lab.num_classes:
+            reporter.warning(f"the model to start from knew {known} classes and the labels have "
+                             f"{lab.num_classes}, so its classifier starts afresh", "warm_start_classes")
+        elif fresh:
+            raise AssertionError(f"warm start left {fresh} fresh")  # same network: everything must fit
+        reporter.stage("warm-start", message=f"starting from {os.path.basename(cfg.warm_start)}, "
+                       f"{cfg.steps} steps")
+    elif enc is not None:
         method.initialise(enc)
     members, metrics = fit(method, reporter, cancel)
     if enc is not None:
         from_file = cfg.inpaint.init or (cache if pretrain_seconds is None else "")
         metrics["pretrain"] = {**enc.metrics, "seconds": pretrain_seconds,
                                "from_file": os.path.basename(from_file) or None}
+    if warm is not None:
+        metrics["warm_start"] = {"model": os.path.basename(cfg.warm_start),
+                                 "created": warm.provenance.get("created")}
     metrics["labeled_pixels"] = {n: int(c) for n, c in zip(lab.classes.names, counts, strict=False)}
     provenance = {"image": os.path.basename(image), "labels": os.path.basename(labels),
                   "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -177,6 +197,23 @@ def resolve_area(image: str, bounds) -> tuple[int, int, int, int] | None:
         return None
     with open_image(image) as ds:
         return area_window(bounds, ds, image)
+
+
+def _load_warm_start(cfg: TrainConfig) -> SavedModel | None:
+    """The model named by ``cfg.warm_start`` (its network adopted), or None; refused with a sentence when
+    it was trained with another method or cannot start this run."""
+    if not cfg.warm_start:
+        return None
+    if cfg.inpaint.init:
+        raise InputError("Give either --warm-start (a model to continue from) or --init (a pretrained "
+                         "encoder), not both.", "bad_usage")
+    model = modelfile.load(cfg.warm_start)
+    if model.config.method != cfg.method:
+        raise InputError(f"Model {cfg.warm_start} was trained with the {model.config.method} method; "
+                         f"warm-start it with --method {model.config.method}, or train without "
+                         "--warm-start.", "warm_start_method")
+    cfg.model = ModelConfig.from_dict(model.config.model.to_dict())  # bands and classes set later
+    return model
 
 
 def _load_init(method_cls, cfg: TrainConfig):

@@ -54,6 +54,16 @@ def to_batch(arrays, device: torch.device):
     return [torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays]
 
 
+def load_matching(net: nn.Module, state: dict) -> list[str]:
+    """Load the tensors of ``state`` whose name and shape ``net`` shares (in place, so an optimiser keeps
+    working on the same tensors); returns the names left as they were (e.g. a classifier for another
+    number of classes)."""
+    own = net.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    net.load_state_dict(fit, strict=False)
+    return sorted(k for k in own if k not in fit)
+
+
 def snapshot(nets: list[nn.Module]) -> list[dict]:
     return [{k: v.detach().clone().cpu() for k, v in n.state_dict().items()} for n in nets]
 
@@ -95,6 +105,13 @@ class Method:
     def ensemble(self) -> list[nn.Module]:
         """Networks whose mean softmax is the prediction (saved in the model file)."""
         raise NotImplementedError
+
+    def warm_start(self, members: list[dict]) -> list[str]:
+        """Start from a saved model's networks (``members``: its ensemble's weights, e.g. the model of
+        the analyst's previous run on this image) instead of a fresh initialisation; returns the names
+        of the weights left fresh. A method with one network (``self.net``) loads the model's last
+        member into it; methods with more override this."""
+        return load_matching(self.net, members[-1])
 
 
 def fit(method: Method, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLED) -> tuple[list[dict], dict]:

@@ -70,6 +70,8 @@ class SemiSegDock(QgsDockWidget):
         self.task: EngineTask | None = None  # the engine run in progress
         self.probe: EngineProbe | None = None  # the engine search in progress
         self.engine: EngineSetup | None = None
+        # the last successful Train and segment: (image file, method, preset) -> its model file
+        self.last_model: tuple[tuple[str, str, str], str] | None = None
         self._closed = False  # set by close_down(): no new background work after that
         self._build()
         self._connect()
@@ -271,8 +273,18 @@ class SemiSegDock(QgsDockWidget):
                        label_field=self.layers.label_field(), method=options.method, preset=options.preset,
                        device=options.device, steps=options.steps, tile_size=options.tile_size,
                        val_fraction=options.val_fraction, seed=options.seed, smooth=options.smooth,
-                       area=area, encoder_cache=str(encoder_cache_path(base, image_file, options.preset)))
+                       area=area, encoder_cache=str(encoder_cache_path(base, image_file, options.preset)),
+                       warm_start=self._model_to_continue(image_file, options))
         return self._start_task(job, folder)
+
+    def _model_to_continue(self, image_file: str, options) -> str:
+        """The last run's model when training may continue from it (same image, method and preset, the
+        file still there, the option on), else "" (from scratch)."""
+        if not options.continue_last or self.last_model is None:
+            return ""
+        key, model = self.last_model
+        same = key == (str(Path(image_file).resolve()), options.method, options.preset)
+        return model if same and Path(model).is_file() else ""
 
     def _segment_area(self, layer: QgsRasterLayer, segment: str) -> tuple[tuple | None, str]:
         """(area, problem): the bounds (xmin, ymin, xmax, ymax, in ``layer``'s CRS) of the part of ``layer``
@@ -365,7 +377,9 @@ class SemiSegDock(QgsDockWidget):
             self._message(f"The engine finished but its output cannot be shown: {e}", Qgis.Critical)
             return
         if isinstance(job, TrainJob):
-            self.results.show_run(done.get("metrics") or {}, done.get("model") or found.get("model", ""))
+            model = done.get("model") or found.get("model", "")
+            self.results.show_run(done.get("metrics") or {}, model)
+            self.last_model = ((str(Path(job.image).resolve()), job.method, job.preset), model)
         self.results.show_warnings(result.warnings)
         self.train.show_progress(100)
         warned = f", with {len(result.warnings)} warning(s) (see Results)" if result.warnings else ""

@@ -36,6 +36,9 @@ class TrainJob:
     # (xmin, ymin, xmax, ymax) in the image's CRS: segment only this part (--area; e.g. the map view);
     # None: the whole image. Training learns from the whole image either way.
     area: tuple[float, float, float, float] | None = None
+    # the model of the last run on this image with this method and preset (--warm-start): training
+    # continues from it for a quarter of the steps; "": from scratch
+    warm_start: str = ""
     # inpaint methods: the image's encoder cache (encoder_cache_path); the first run pretrains and writes
     # it, later runs on the unchanged image fine-tune from it (minutes instead of pretraining again)
     encoder_cache: str = ""
@@ -51,7 +54,9 @@ class TrainJob:
         for flag, value in optional.items():
             if value is not None:
                 args += [flag, str(value)]
-        if self.encoder_cache and self.method in PRETRAINED_METHODS:
+        if self.warm_start:
+            args += ["--warm-start", self.warm_start]
+        elif self.encoder_cache and self.method in PRETRAINED_METHODS:
             args += ["--encoder-cache", self.encoder_cache]
         if not self.smooth:
             args += ["--smooth", "off"]

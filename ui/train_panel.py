@@ -57,6 +57,7 @@ class TrainOptions:
     seed: int | None
     smooth: bool = True  # edge-aware smoothing of the map (the engine's --smooth)
     segment: str = "whole"  # "whole": the whole raster; "view": the part shown in the map view (--area)
+    continue_last: bool = True  # start from the last model of the same image, method and preset
 
 
 def format_seconds(seconds: float) -> str:
@@ -132,6 +133,12 @@ class TrainPanel(QGroupBox):
             "Edge-aware smoothing of the map, which holds your strokes and spreads them to alike pixels "
             "(recommended). Off: the network's own map, predicted about 2.6 times faster on a CPU: for "
             "very large rasters without a GPU.")
+        self.continue_check = QCheckBox("Continue from the last model")
+        self.continue_check.setChecked(True)
+        self.continue_check.setToolTip(
+            "After you paint more strokes, start from the model of your last run on this image (same method "
+            "and preset) and train a quarter of the steps, in a quarter of the training time. Off, or after "
+            "changing the image, method or preset: train from scratch.")
         self.python_widget = QgsFileWidget()
         self.python_widget.setToolTip("A Python interpreter with torch installed. Empty: the first one "
                                       "found (the plugin folder's .venv, then python3 on PATH).")
@@ -142,6 +149,7 @@ class TrainPanel(QGroupBox):
         advanced_form.addRow("Validation share", self.val_spin)
         advanced_form.addRow("Seed", self.seed_spin)
         advanced_form.addRow("Map", self.smooth_check)
+        advanced_form.addRow("Training", self.continue_check)
         advanced_form.addRow("Engine Python", self.python_widget)
 
         self.engine_label = QLabel("Looking for a Python with torch…")
@@ -204,6 +212,7 @@ class TrainPanel(QGroupBox):
             seed=self.seed_spin.value(),
             smooth=self.smooth_check.isChecked(),
             segment=self.segment_combo.currentData() or "whole",
+            continue_last=self.continue_check.isChecked(),
         )
 
     def set_methods(self, methods: list[str], current: str = "") -> None:

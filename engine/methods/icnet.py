@@ -44,7 +44,7 @@ from engine.losses import (
 from engine.models import build_model
 from engine.predict import DIHEDRAL_VIEWS, auto_views, predict_array, view_probs
 from engine.smooth import EdgeAwareSmoothing
-from engine.training import Method, evaluate_chips, poly_lr, sparse_ce, to_batch
+from engine.training import Method, evaluate_chips, load_matching, poly_lr, sparse_ce, to_batch
 
 
 def pool_bars(preds, thresholds: np.ndarray, share: float) -> np.ndarray:
@@ -134,6 +134,16 @@ class ICNet(Method):
     def ensemble(self):
         nets = [t.model.net for t in self.teachers]
         return nets if self.ic.ensemble else nets[1:]
+
+    def warm_start(self, members):
+        """Student A from the model's first member, B from its last (its two teachers, or one for a
+        model saved with a single teacher); the teachers restart as copies of their students."""
+        fresh = []
+        for student, teacher, state in zip(self.students, self.teachers, (members[0], members[-1]),
+                                           strict=True):
+            fresh = load_matching(student.net, state)
+            teacher.reset(student)
+        return fresh
 
     def _thresholds(self, probs: torch.Tensor, valid: torch.Tensor):
         if not self.ic.conf_mask:

@@ -187,6 +187,22 @@ def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, s
     assert dock.results.model_path == str(kept) and dock.results.apply_button.isEnabled()
     assert "kept.semiseg" in dock.results.metrics_label.text()
 
+    # Train again after the first run: it continues from that model (same image, method and preset)
+    again = dock.start_training()
+    assert again.job.warm_start == str(run_folder / "model.semiseg")
+    continued = wait_for_task(dock)
+    assert continued.ok, continued.user_message() + continued.stderr_tail
+    assert (continued.done["metrics"]["warm_start"]["model"] == "model.semiseg"
+            and continued.done["metrics"]["steps"] == 10)  # the Advanced steps, when set, still rule
+    dock.train.continue_check.setChecked(False)  # off: from scratch
+    assert dock.start_training().job.warm_start == ""
+    assert wait_for_task(dock).ok
+    dock.train.continue_check.setChecked(True)
+    dock.train.preset_combo.setCurrentIndex(dock.train.preset_combo.findData("balanced"))
+    assert dock._model_to_continue(scene["image"], dock.train.options()) == ""  # another preset
+    dock.train.preset_combo.setCurrentIndex(dock.train.preset_combo.findData("fast"))
+    dock.load_model(kept)
+
     # "Apply model to another raster": here the same image, so its layers are replaced once more.
     task = dock.apply_model(image_layer)
     assert task is not None

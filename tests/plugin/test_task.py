@@ -103,6 +103,16 @@ def test_area_jobs_pass_bounds_the_engine_parses_back_exactly():
         assert "--area" not in job.engine_args() and build_parser().parse_args(job.engine_args()).area is None
 
 
+def test_a_warm_start_job_continues_from_the_model_instead_of_the_encoder_cache():
+    from engine.cli import build_parser
+
+    job = jobs.TrainJob(image="i.tif", labels="l.tif", out_dir="o", method="inpaint",
+                        encoder_cache="enc.semienc", warm_start="last/model.semiseg")
+    parsed = build_parser().parse_args(job.engine_args())
+    assert parsed.warm_start == "last/model.semiseg" and parsed.encoder_cache is None
+    assert "--warm-start" not in jobs.TrainJob(image="i.tif", labels="l.tif", out_dir="o").engine_args()
+
+
 def test_inpaint_jobs_reuse_the_images_encoder(tmp_path):
     cache = jobs.encoder_cache_path(tmp_path, str(tmp_path / "a" / "image.tif"), "fast")
     assert cache.parent == tmp_path / "semiseg_runs" / "encoders" and cache.name.startswith("image-")

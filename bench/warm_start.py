@@ -1,0 +1,124 @@
+"""Warm start: after painting more labels, continue from the last model instead of training afresh.
+
+The analyst's loop is paint, train, look, paint more. On Indian Pines the k = 5 labels of a seed are a
+subset of its k = 10 labels (``draw_labels`` takes the first k of one permutation per class), so "paint
+five more pixels per class" is exactly k = 5 -> k = 10. For each method and seed this script trains
+``engine run --warm-start <the saved k = 5 model> --labels <k = 10 labels>`` (the default quarter of the
+fast preset's steps) and scores it as the main table does (8 views + smoothing holding the k = 10 labels;
+OA on all remaining ground-truth pixels), beside
+
+* the fresh k = 10 model of the same method and seed (the saved run of the main table, full schedule),
+  predicted again the same way, and
+* the k = 5 model itself, predicted holding the k = 10 labels (what the new labels give without any
+  training).
+
+Training seconds are the engine's own ``train_seconds`` (one torch thread per run).
+
+Usage (from the repository root, after the main table's runs exist in bench/data/indian_pines/runs)::
+
+    .venv/bin/python bench/warm_start.py --jobs 2 --out bench/results/warm_start_indian_pines.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import shlex
+import statistics
+import sys
+
+import indian_pines as ip
+from smoothing import write_report
+
+REPO = ip.REPO
+RUNS = os.path.join(ip.WORK, "runs")
+# method -> the main table's run folder name for k and seed
+SAVED = {"supervised": "supervised_fast_k{k}_s{seed}", "icnet": "icnet_fast_k{k}_s{seed}",
+         "inpaint": "ib_inpaint_fast_k{k}_s{seed}", "inpaint+icnet": "ib_inpaint+icnet_fast_k{k}_s{seed}"}
+
+
+def warm_run(method: str, seed: int, python: str) -> dict:
+    source = os.path.join(RUNS, SAVED[method].format(k=5, seed=seed), "model.semiseg")
+    out_dir = os.path.join(RUNS, f"warm_{method}_fast_k5to10_s{seed}")
+    os.makedirs(out_dir, exist_ok=True)
+    cmd = ip.engine_cmd(python, method, "fast", seed, os.path.join(ip.WORK, "image.tif"),
+                        ip.labels_path(10, seed), out_dir, ["--warm-start", source])
+    rec = ip.run_engine(cmd, out_dir, None, threads=1)
+    if not rec["ok"]:
+        raise RuntimeError(f"{method} seed {seed}: {rec.get('error_tail', '')[-500:]}")
+    return {"method": method, "seed": seed, "model": os.path.join(out_dir, "model.semiseg"),
+            "train_s": rec["engine_metrics"]["train_seconds"], "steps": rec["engine_metrics"]["steps"]}
+
+
+def score(model: str, seed: int, truth_eval, n_classes: int) -> dict:
+    cls = ip.predict_saved(model, 8, smooth=True, anchors=ip.labels_path(10, seed))
+    one = ip.predict_saved(model, 1)
+    return {"oa": ip.scores(cls, truth_eval, n_classes)["oa"],
+            "oa_1view": ip.scores(one, truth_eval, n_classes)["oa"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--methods", default="supervised,icnet,inpaint,inpaint+icnet")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--out", default=os.path.join("bench", "results", "warm_start_indian_pines.md"))
+    args = ap.parse_args()
+    methods = args.methods.split(",")
+    image, gt = ip.load_data()
+    n_classes = int(gt.max())
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(lambda ms: warm_run(*ms, args.python),
+                             [(m, s) for m in methods for s in args.seeds]))
+    rows = []
+    for r in runs:
+        seed, method = r["seed"], r["method"]
+        truth_eval = gt * (ip.read_prediction(ip.labels_path(10, seed)) == 0)  # the remaining pixels
+        fresh = os.path.join(RUNS, SAVED[method].format(k=10, seed=seed))
+        with open(os.path.join(fresh, "metrics.json")) as f:
+            fresh_metrics = json.load(f)
+        rows.append({**r, "warm": score(r["model"], seed, truth_eval, n_classes),
+                     "fresh": score(os.path.join(fresh, "model.semiseg"), seed, truth_eval, n_classes),
+                     "fresh_train_s": fresh_metrics["train_seconds"], "fresh_steps": fresh_metrics["steps"],
+                     "k5_held": score(os.path.join(RUNS, SAVED[method].format(k=5, seed=seed),
+                                                   "model.semiseg"), seed, truth_eval, n_classes)})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "model"}), flush=True)
+    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
+    lines = ["# Warm start on Indian Pines: k = 5 model + five more labels per class", "",
+             f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {ip.machine()}; fast preset, seeds "
+             f"{', '.join(map(str, args.seeds))}; OA with 8 views + smoothing holding the k = 10 labels, "
+             "on all remaining ground-truth pixels (one view without smoothing in brackets); training "
+             "seconds of one torch thread.", "",
+             "| method | k = 5 model, k = 10 labels held (no training) | warm start from it (steps) | "
+             "fresh k = 10 model (steps) | warm − fresh, per seed | training s, warm / fresh |",
+             "|---|---|---|---|---|---|"]
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+
+        def mean(key, sub="oa", mine=mine):
+            vals = [r[key][sub] for r in mine]
+            return f"{statistics.mean(vals):.3f} ± {statistics.pstdev(vals):.3f}"
+
+        per_seed = " / ".join(f"{r['warm']['oa'] - r['fresh']['oa']:+.3f}" for r in mine)
+        lines.append(
+            f"| {method} | {mean('k5_held')} ({mean('k5_held', 'oa_1view')}) | {mean('warm')} "
+            f"({mean('warm', 'oa_1view')}; {mine[0]['steps']}) | {mean('fresh')} "
+            f"({mean('fresh', 'oa_1view')}; {mine[0]['fresh_steps']}) | {per_seed} | "
+            f"{statistics.mean(r['train_s'] for r in mine):.0f} / "
+            f"{statistics.mean(r['fresh_train_s'] for r in mine):.0f} |")
+    lines += ["", "Per seed (OA, default output):", ""]
+    for r in rows:
+        lines.append(f"- {r['method']}, seed {r['seed']}: k = 5 held {r['k5_held']['oa']:.3f}, warm "
+                     f"{r['warm']['oa']:.3f}, fresh {r['fresh']['oa']:.3f}")
+    lines += ["", f"Command: `{cmd}`"]
+    for r in rows:
+        r["model"] = os.path.relpath(r["model"], REPO)
+    write_report(args.out, lines, {"command": cmd, "cpu": ip.machine(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

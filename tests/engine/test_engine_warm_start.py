@@ -1,0 +1,116 @@
+"""``--warm-start MODEL``: training continues from a model of the image (the analyst's last run) with its
+weights, normalisation and network, for a quarter of the preset's steps by default."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from engine_helpers import TINY_TRAIN, jsonl_events, leftovers, run_cli, write_raster
+
+from engine import modelfile
+from engine.cli import _config, build_parser
+
+
+def _params(model_path) -> list[dict]:
+    """Each member's parameters (batch-norm running statistics left out: they move in any forward)."""
+    model = modelfile.load(str(model_path))
+    out = []
+    for sd in model.members:
+        out.append({k: v for k, v in sd.items() if "running_" not in k and "num_batches" not in k})
+    return out
+
+
+def _same(a: list[dict], b: list[dict]) -> bool:
+    return len(a) == len(b) and all(x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+                                   for x, y in zip(a, b, strict=True))
+
+
+def _run(capsys, learned, out, *extra):
+    return run_cli(capsys, ["run", "--image", learned["image"], "--labels", learned["labels"],
+                            "--out-dir", out, "--progress", "jsonl", *TINY_TRAIN, *extra])
+
+
+def test_training_starts_from_the_models_weights(capsys, learned, tmp_path):
+    """With a learning rate of 0 nothing moves: a warm start keeps the source model's weights exactly,
+    while a fresh start keeps random ones."""
+    rc, stdout, err = _run(capsys, learned, tmp_path / "warm", "--lr", "0", "--warm-start", learned["model"])
+    assert rc == 0, err
+    assert _same(_params(tmp_path / "warm" / "model.semiseg"), _params(learned["model"]))
+    stages = [e for e in jsonl_events(stdout) if e["event"] == "stage" and e["stage"] == "warm-start"]
+    assert len(stages) == 1 and "model.semiseg" in stages[0]["message"]
+    metrics = json.loads((tmp_path / "warm" / "metrics.json").read_text())
+    assert metrics["warm_start"]["model"] == "model.semiseg" and metrics["steps"] == 3
+    # its normalisation too: the source model's band statistics, not the image's recomputed ones
+    warm = modelfile.load(str(tmp_path / "warm" / "model.semiseg"))
+    source = modelfile.load(str(learned["model"]))
+    assert np.array_equal(warm.band_stats.low, source.band_stats.low)
+    rc, _, err = _run(capsys, learned, tmp_path / "fresh", "--lr", "0")
+    assert rc == 0, err
+    assert not _same(_params(tmp_path / "fresh" / "model.semiseg"), _params(learned["model"]))
+
+
+def test_icnet_students_start_from_both_teachers(capsys, learned, tmp_path):
+    rc, _, err = _run(capsys, learned, tmp_path / "first", "--method", "icnet")
+    assert rc == 0, err
+    first = tmp_path / "first" / "model.semiseg"
+    assert len(_params(first)) == 2 and not _same(_params(first)[:1], _params(first)[1:])
+    rc, _, err = _run(capsys, learned, tmp_path / "again", "--method", "icnet", "--lr", "0",
+                      "--warm-start", first)
+    assert rc == 0, err
+    assert _same(_params(tmp_path / "again" / "model.semiseg"), _params(first))
+
+
+def test_a_new_class_restarts_only_the_classifier(capsys, learned, tmp_path):
+    with rasterio.open(learned["labels"]) as ds:
+        labels, profile = ds.read(1), ds.profile
+    labels[:6, :6] = labels.max() + 1  # the analyst added a class
+    more = write_raster(tmp_path / "more.tif", labels, crs=profile["crs"], transform=profile["transform"])
+    rc, stdout, err = run_cli(capsys, ["run", "--image", learned["image"], "--labels", more,
+                                       "--out-dir", tmp_path / "out", "--warm-start", learned["model"],
+                                       "--progress", "jsonl", *TINY_TRAIN])
+    assert rc == 0, err
+    codes = [e["code"] for e in jsonl_events(stdout) if e["event"] == "warning"]
+    assert "warm_start_classes" in codes
+    warm, source = _params(tmp_path / "out" / "model.semiseg")[0], _params(learned["model"])[0]
+    fresh = [k for k in warm if warm[k].shape != source[k].shape]
+    assert fresh and all(k.startswith("head") for k in fresh)
+
+
+@pytest.mark.parametrize("extra, code, words", [
+    (["--method", "icnet"], "warm_start_method", "--method supervised"),
+    (["--init", "enc.semienc"], "bad_usage", "not both"),
+])
+def test_a_warm_start_that_cannot_work_is_refused(capsys, learned, tmp_path, extra, code, words):
+    out = tmp_path / "out"
+    rc, stdout, _ = _run(capsys, learned, out, "--warm-start", learned["model"], *extra)
+    assert rc == 2
+    errors = [e for e in jsonl_events(stdout) if e["event"] == "error"]
+    assert [e["code"] for e in errors] == [code] and words in errors[0]["message"]
+    assert leftovers(out) == []  # nothing written
+
+
+def test_a_model_of_other_bands_is_refused(capsys, learned, tmp_path):
+    from engine.synthetic import write_scene
+
+    three = write_scene(str(tmp_path), 48, 48, bands=3, classes=3, seed=4)
+    rc, stdout, _ = run_cli(capsys, ["run", "--image", three["image"], "--labels", three["labels"],
+                                     "--out-dir", tmp_path / "out", "--warm-start", learned["model"],
+                                     "--progress", "jsonl", *TINY_TRAIN])
+    assert rc == 2
+    error = next(e for e in jsonl_events(stdout) if e["event"] == "error")
+    assert error["code"] == "band_mismatch" and "4 band(s)" in error["message"]
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_a_warm_start_trains_a_quarter_of_the_presets_steps():
+    def steps(*extra):
+        a = build_parser().parse_args(["train", "--image", "i.tif", "--labels", "l.tif", "--preset", "fast",
+                                       *extra])
+        return _config(a).steps
+
+    assert steps() == 400 and steps("--warm-start", "m.semiseg") == 100
+    assert steps("--warm-start", "m.semiseg", "--steps", "7") == 7

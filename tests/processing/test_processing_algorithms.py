@@ -185,6 +185,10 @@ def test_every_training_parameter_maps_to_a_flag_the_engine_accepts(semiseg_plug
     assert (parsed.lr, parsed.val_fraction, parsed.arch, parsed.pretrain_steps) == (0.02, 0.3, "resnet18", 9)
     assert parsed.unlabeled == [scene["image"]] and parsed.init == str(tmp_path / "enc.semienc")
     assert parsed.image == scene["image"] and parsed.labels == scene["labels"]
+    warm = {**parameters, "WARM_START": str(tmp_path / "last.semiseg")}
+    parsed = build_parser().parse_args(["run", *alg.training_args(warm, QgsProcessingContext(),
+                                                                  QgsProcessingFeedback()), "--out-dir", "o"])
+    assert parsed.warm_start == str(tmp_path / "last.semiseg") and parsed.encoder_cache is None
 
 
 def test_map_smoothing_is_the_engines_default_and_can_be_turned_off(semiseg_plugin, scene, tmp_path):  # noqa: ARG001

@@ -29,6 +29,7 @@ class TrainingAlgorithm(SemiSegAlgorithm):
     INIT = "INIT"
     PRETRAIN_STEPS = "PRETRAIN_STEPS"
     ENCODER_CACHE = "ENCODER_CACHE"
+    WARM_START = "WARM_START"
 
     # optional numbers: parameter -> (engine flag, integer?)
     NUMBER_FLAGS = {STEPS: ("--steps", True), TILE_SIZE: ("--tile-size", True),
@@ -59,6 +60,9 @@ class TrainingAlgorithm(SemiSegAlgorithm):
             optional=True))
         self.add_number(self.PRETRAIN_STEPS, "Inpainting steps when pretraining in this run (method inpaint)",
                         minimum=1)
+        self.add_advanced(QgsProcessingParameterFile(
+            self.WARM_START, "Continue from a model of this image (same method; a quarter of the preset's "
+            "steps unless Training steps is set)", extension="semiseg", optional=True))
         # Read and written: a run fine-tunes from it when it was pretrained on the same, unchanged image
         # with the same settings, else pretrains and writes it, so the next run with new labels is quick.
         self.add_advanced(QgsProcessingParameterFileDestination(
@@ -79,6 +83,9 @@ class TrainingAlgorithm(SemiSegAlgorithm):
                  *self.number_args(parameters, context, self.NUMBER_FLAGS)]
         arch = self.enum_value(parameters, self.ARCH, context, ARCHITECTURES)
         init = self.parameterAsFile(parameters, self.INIT, context)
+        warm = self.parameterAsFile(parameters, self.WARM_START, context)
+        if warm:  # the model carries the trained encoder: no pretraining, no encoder cache
+            return args + (["--arch", arch] if arch else []) + ["--warm-start", warm]
         return (args + (["--arch", arch] if arch else []) + (["--init", init] if init else [])
                 + self.cache_args(parameters, context, feedback))
 

@@ -80,6 +80,28 @@ def split_labels(labels: LabelPatches, fraction: float, seed: int, block: int = 
     return labels.replace(train), labels.replace(val)
 
 
+def keep_validation(labels: LabelPatches, held: LabelPatches | None):
+    """(train, val) for a warm start: ``held`` (the validation pixels of the model it starts from) stay
+    the validation wherever ``labels`` still give them the same class, and every other labeled pixel
+    trains -- the strokes painted since included. The model never learnt from ``held``, so its scores
+    stay honest, and they stay comparable from one run of the loop to the next."""
+    if held is None:
+        return labels, None
+    val = []
+    for crop in held.crops:
+        now = labels.window(crop.row, crop.col, *crop.array.shape)
+        val.append(np.where(now == crop.array, crop.array, 0).astype(np.uint8))
+    val = held.replace(val)
+    if val is None:
+        return labels, None
+    train = []
+    for crop in labels.crops:
+        v = val.window(crop.row, crop.col, *crop.array.shape)
+        train.append(np.where(v > 0, 0, crop.array).astype(np.uint8))
+    train = labels.replace(train)
+    return train, val
+
+
 def _units(labels: LabelPatches, c: int):
     """Grid rows, columns, patch index and stroke number (1..n, int64) of the pixels of class ``c``;
     strokes (8-connected) are numbered in the raster order of their first pixel over the whole grid."""

@@ -11,6 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from engine import __version__
@@ -18,6 +19,7 @@ from engine.categories import ClassTable
 from engine.config import ModelConfig, TrainConfig
 from engine.errors import InputError
 from engine.io_out import partial_path
+from engine.labels import LabelCrop, LabelPatches
 from engine.models import SegNet, build_model
 from engine.raster import BandStats
 
@@ -33,6 +35,9 @@ class SavedModel:
     members: list[dict]  # state_dicts; predictions average their softmax
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    # the labeled pixels held out of training (None: none): a warm start from this model validates on
+    # them again, since they are the ones it never learnt from
+    validation: LabelPatches | None = None
 
     @property
     def bands(self) -> int:
@@ -71,6 +76,8 @@ def save(model: SavedModel, path: str) -> None:
         "band_stats": model.band_stats.to_dict(),
         "members": [{k: v.detach().cpu() for k, v in sd.items()} for sd in model.members],
         "metrics": model.metrics, "provenance": model.provenance,
+        "validation": [{"row": c.row, "col": c.col, "labels": torch.from_numpy(c.array)}
+                       for c in (model.validation.crops if model.validation is not None else [])],
     }
     atomic_save(payload, path)
 
@@ -112,8 +119,11 @@ def load(path: str) -> SavedModel:
                          "model_version")
     try:
         cfg = TrainConfig.from_dict(d["config"])
+        crops = [LabelCrop(v["labels"].numpy().astype(np.uint8), int(v["row"]), int(v["col"]))
+                 for v in d.get("validation", [])]
         return SavedModel(cfg, ClassTable.from_dict(d["classes"]), BandStats.from_dict(d["band_stats"]),
-                          list(d["members"]), dict(d.get("metrics", {})), dict(d.get("provenance", {})))
+                          list(d["members"]), dict(d.get("metrics", {})), dict(d.get("provenance", {})),
+                          LabelPatches(crops) if crops else None)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"Model {path} is incomplete or damaged; retrain it.", "model_invalid") from e
 

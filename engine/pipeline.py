@@ -15,7 +15,7 @@ from rasterio.windows import Window
 
 from engine import __version__, modelfile
 from engine.config import ModelConfig, TrainConfig
-from engine.data import Chip, TileSampler, build_chips, split_labels
+from engine.data import Chip, TileSampler, build_chips, keep_validation, split_labels
 from engine.errors import InputError
 from engine.fit_check import fit_warnings, grid_facts
 from engine.io_out import check_writable, ensure_folder, partial_path
@@ -76,10 +76,22 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
             if n == 0:
                 reporter.warning(f"class '{lab.classes.names[i]}' has no labeled pixel; the model will "
                                  "rarely predict it", "class_without_labels")
-        train_lab, val_lab = split_labels(lab.patches, cfg.val_fraction, cfg.seed)
-        if cfg.val_fraction > 0 and val_lab is None:
-            reporter.warning("too few separate strokes to hold any out for validation; the model is "
-                             "kept at the last step and no validation score is reported", "no_validation")
+        if warm is not None:  # validate on what the model to continue from held out: it never saw them
+            train_lab, val_lab = keep_validation(lab.patches, warm.validation)
+            if train_lab is None:
+                raise InputError(f"Labels {labels} hold only the strokes the model {cfg.warm_start} is "
+                                 "validated on; paint more strokes, or train without --warm-start.",
+                                 "warm_start_no_training")
+            if val_lab is None:
+                reporter.warning("the model to continue from held no painted stroke out (or none is left), "
+                                 "so no validation score is reported; train from scratch for one",
+                                 "no_validation")
+        else:
+            train_lab, val_lab = split_labels(lab.patches, cfg.val_fraction, cfg.seed)
+            if cfg.val_fraction > 0 and val_lab is None:
+                reporter.warning("too few separate strokes to hold any out for validation; the model is "
+                                 "kept at the last step and no validation score is reported",
+                                 "no_validation")
         cfg.model.set_bands(ds.count)
         cfg.model.num_classes = lab.num_classes
         chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
@@ -135,7 +147,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                   "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                   "engine_version": __version__, "torch": str(torch.__version__), "device": str(device),
                   "python": platform.python_version(), "grid": grid}
-    model = SavedModel(cfg, lab.classes, stats, members, metrics, provenance)
+    model = SavedModel(cfg, lab.classes, stats, members, metrics, provenance, val_lab)
     return model, held_out(data.val_chips), train_lab  # held when predicting (nodata pixels ignored there)
 
 

@@ -352,7 +352,25 @@ class Driver:
         if layers:
             self.arrange_results_view(layers)
             self.iface.mapCanvas().setExtent(self.image.extent())  # zoomed out: the part within the whole
-        self.later(3, lambda: (self.shoot("5-visible-area.png"), self.finish()))
+        self.later(3, lambda: (self.shoot("5-visible-area.png"), self.train_again()))
+
+    def train_again(self) -> None:
+        """Press Train and segment again: it continues from the first run's model (same image, method and
+        preset), for a quarter of the preset's steps (Steps back at "preset's")."""
+        self.dock.train.steps_spin.setValue(0)
+        task = self.dock.start_training()
+        started = task is not None and bool(task.job.warm_start)
+        if not self.check("second run continues from the last model", started,
+                          task.job.warm_start if task is not None else "not started"):
+            return self.finish()
+        task.completed.connect(lambda result: self.later(1, lambda: self.on_again_done(result)))
+
+    def on_again_done(self, result) -> None:
+        metrics = (result.done or {}).get("metrics") or {}
+        self.check("second run finished from the last model",
+                   result.ok and bool(metrics.get("warm_start")) and metrics.get("steps") == 100,  # 400 / 4
+                   f"{result.user_message()} steps {metrics.get('steps')}")
+        self.finish()
 
     def time_out(self) -> None:
         self.check("finished in time", False, "timed out")

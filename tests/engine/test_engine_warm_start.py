@@ -114,3 +114,41 @@ def test_a_warm_start_trains_a_quarter_of_the_presets_steps():
 
     assert steps() == 400 and steps("--warm-start", "m.semiseg") == 100
     assert steps("--warm-start", "m.semiseg", "--steps", "7") == 7
+
+
+def test_a_warm_start_validates_on_what_the_model_held_out(capsys, learned, tmp_path):
+    """The model file keeps its held-out pixels; continuing from it validates on them again (it never
+    learnt from them), and every stroke painted since trains."""
+    source = modelfile.load(str(learned["model"]))
+    assert source.validation is not None and source.validation.count > 0
+    with rasterio.open(learned["labels"]) as ds:
+        labels, profile = ds.read(1), ds.profile
+    held = source.validation.window(0, 0, *labels.shape)
+    assert np.array_equal(labels[held > 0], held[held > 0])  # held-out pixels are painted pixels
+    labels[-5:, -20:] = 1  # a new stroke
+    more = write_raster(tmp_path / "more.tif", labels, crs=profile["crs"], transform=profile["transform"])
+    rc, _, err = run_cli(capsys, ["run", "--image", learned["image"], "--labels", more, "--out-dir",
+                                  tmp_path / "out", "--warm-start", learned["model"], "--progress", "none",
+                                  *TINY_TRAIN])
+    assert rc == 0, err
+    warm = modelfile.load(str(tmp_path / "out" / "model.semiseg"))
+    assert np.array_equal(warm.validation.window(0, 0, *labels.shape), held)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["map_val_pixels"] == int((held > 0).sum())  # scored on exactly those (all valid)
+
+
+def test_keep_validation_drops_repainted_pixels_and_trains_the_rest():
+    from engine.data import keep_validation
+    from engine.labels import LabelPatches
+
+    labels = np.zeros((40, 40), np.uint8)
+    labels[2:6, 2:30] = 1
+    labels[20:24, 5:35] = 2
+    held = np.zeros_like(labels)
+    held[20:24, 5:15] = 2  # held out before
+    labels[20:22, 5:15] = 1  # since repainted as class 1 in part: no longer a validation pixel
+    train, val = keep_validation(LabelPatches.from_array(labels), LabelPatches.from_array(held))
+    val, train = val.window(0, 0, 40, 40), train.window(0, 0, 40, 40)
+    assert (val[22:24, 5:15] == 2).all() and val.sum() == 2 * 2 * 10
+    assert not (train & val).any() and np.array_equal(np.where(val > 0, val, train), labels)
+    assert keep_validation(LabelPatches.from_array(labels), None)[1] is None

@@ -34,23 +34,30 @@ import indian_pines as ip
 from smoothing import write_report
 
 REPO = ip.REPO
+sys.path.insert(0, REPO)
 RUNS = os.path.join(ip.WORK, "runs")
 # method -> the main table's run folder name for k and seed
 SAVED = {"supervised": "supervised_fast_k{k}_s{seed}", "icnet": "icnet_fast_k{k}_s{seed}",
          "inpaint": "ib_inpaint_fast_k{k}_s{seed}", "inpaint+icnet": "ib_inpaint+icnet_fast_k{k}_s{seed}"}
 
 
-def warm_run(method: str, seed: int, python: str) -> dict:
+def warm_run(method: str, seed: int, python: str, again: bool) -> dict:
+    """The warm-started run of ``method`` and ``seed``: trained now, or (unless ``again``) the finished
+    run already in its folder."""
     source = os.path.join(RUNS, SAVED[method].format(k=5, seed=seed), "model.semiseg")
     out_dir = os.path.join(RUNS, f"warm_{method}_fast_k5to10_s{seed}")
-    os.makedirs(out_dir, exist_ok=True)
-    cmd = ip.engine_cmd(python, method, "fast", seed, os.path.join(ip.WORK, "image.tif"),
-                        ip.labels_path(10, seed), out_dir, ["--warm-start", source])
-    rec = ip.run_engine(cmd, out_dir, None, threads=1)
-    if not rec["ok"]:
-        raise RuntimeError(f"{method} seed {seed}: {rec.get('error_tail', '')[-500:]}")
-    return {"method": method, "seed": seed, "model": os.path.join(out_dir, "model.semiseg"),
-            "train_s": rec["engine_metrics"]["train_seconds"], "steps": rec["engine_metrics"]["steps"]}
+    model, metrics = os.path.join(out_dir, "model.semiseg"), os.path.join(out_dir, "metrics.json")
+    if again or not (os.path.exists(model) and os.path.exists(metrics)):
+        os.makedirs(out_dir, exist_ok=True)
+        cmd = ip.engine_cmd(python, method, "fast", seed, os.path.join(ip.WORK, "image.tif"),
+                            ip.labels_path(10, seed), out_dir, ["--warm-start", source])
+        rec = ip.run_engine(cmd, out_dir, None, threads=1)
+        if not rec["ok"]:
+            raise RuntimeError(f"{method} seed {seed}: {rec.get('error_tail', '')[-500:]}")
+    with open(metrics) as f:
+        m = json.load(f)
+    return {"method": method, "seed": seed, "model": model, "train_s": m["train_seconds"],
+            "steps": m["steps"]}
 
 
 def score(model: str, seed: int, truth_eval, n_classes: int) -> dict:
@@ -66,13 +73,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--again", action="store_true", help="train the warm runs again even where they exist")
     ap.add_argument("--out", default=os.path.join("bench", "results", "warm_start_indian_pines.md"))
     args = ap.parse_args()
     methods = args.methods.split(",")
     image, gt = ip.load_data()
     n_classes = int(gt.max())
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda ms: warm_run(*ms, args.python),
+        runs = list(pool.map(lambda ms: warm_run(*ms, args.python, args.again),
                              [(m, s) for m in methods for s in args.seeds]))
     rows = []
     for r in runs:

@@ -41,16 +41,18 @@ SAVED = {"supervised": "supervised_fast_k{k}_s{seed}", "icnet": "icnet_fast_k{k}
          "inpaint": "ib_inpaint_fast_k{k}_s{seed}", "inpaint+icnet": "ib_inpaint+icnet_fast_k{k}_s{seed}"}
 
 
-def warm_run(method: str, seed: int, python: str, again: bool) -> dict:
-    """The warm-started run of ``method`` and ``seed``: trained now, or (unless ``again``) the finished
-    run already in its folder."""
+def warm_run(method: str, seed: int, python: str, again: bool, steps: int | None) -> dict:
+    """The warm-started run of ``method`` and ``seed`` (``steps``: None = the engine's default): trained
+    now, or (unless ``again``) the finished run already in its folder."""
     source = os.path.join(RUNS, SAVED[method].format(k=5, seed=seed), "model.semiseg")
-    out_dir = os.path.join(RUNS, f"warm_{method}_fast_k5to10_s{seed}")
+    tag = "" if steps is None else f"_{steps}steps"
+    out_dir = os.path.join(RUNS, f"warm_{method}_fast_k5to10{tag}_s{seed}")
     model, metrics = os.path.join(out_dir, "model.semiseg"), os.path.join(out_dir, "metrics.json")
     if again or not (os.path.exists(model) and os.path.exists(metrics)):
         os.makedirs(out_dir, exist_ok=True)
         cmd = ip.engine_cmd(python, method, "fast", seed, os.path.join(ip.WORK, "image.tif"),
-                            ip.labels_path(10, seed), out_dir, ["--warm-start", source])
+                            ip.labels_path(10, seed), out_dir,
+                            ["--warm-start", source, *([] if steps is None else ["--steps", str(steps)])])
         rec = ip.run_engine(cmd, out_dir, None, threads=1)
         if not rec["ok"]:
             raise RuntimeError(f"{method} seed {seed}: {rec.get('error_tail', '')[-500:]}")
@@ -74,13 +76,15 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--again", action="store_true", help="train the warm runs again even where they exist")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="warm runs' steps (default: the engine's, a quarter of the preset's)")
     ap.add_argument("--out", default=os.path.join("bench", "results", "warm_start_indian_pines.md"))
     args = ap.parse_args()
     methods = args.methods.split(",")
     image, gt = ip.load_data()
     n_classes = int(gt.max())
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda ms: warm_run(*ms, args.python, args.again),
+        runs = list(pool.map(lambda ms: warm_run(*ms, args.python, args.again, args.steps),
                              [(m, s) for m in methods for s in args.seeds]))
     rows = []
     for r in runs:

@@ -123,13 +123,15 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
             reporter.emit("artifact", kind="encoder", path=cache)
     method = method_cls(cfg, data, device)
     if warm is not None:
-        fresh = method.warm_start(warm.members)
-        known = warm.classes.num_classes
-        if known != lab.num_classes:
-            reporter.warning(f"the model to start from knew {known} classes and the labels have "
-                             f"{lab.num_classes}, so its classifier starts afresh", "warm_start_classes")
-        elif fresh:
-            raise AssertionError(f"warm start left {fresh} fresh")  # same network: everything must fit
+        members = warm.members
+        if warm.classes.names != lab.classes.names:  # a class added, removed or renamed: a new classifier
+            members = [{k: v for k, v in m.items() if not k.startswith("head.")} for m in members]
+            reporter.warning(f"the model to start from knew the classes {', '.join(warm.classes.names)} "
+                             f"and the labels have {', '.join(lab.classes.names)}, so its classifier starts "
+                             "afresh", "warm_start_classes")
+        fresh = method.warm_start(members)
+        if any(not k.startswith("head.") for k in fresh):  # same network: all but the head must fit
+            raise AssertionError(f"warm start left {fresh} fresh")
         reporter.stage("warm-start", message=f"starting from {os.path.basename(cfg.warm_start)}, "
                        f"{cfg.steps} steps")
     elif enc is not None:

@@ -152,3 +152,29 @@ def test_keep_validation_drops_repainted_pixels_and_trains_the_rest():
     assert (val[22:24, 5:15] == 2).all() and val.sum() == 2 * 2 * 10
     assert not (train & val).any() and np.array_equal(np.where(val > 0, val, train), labels)
     assert keep_validation(LabelPatches.from_array(labels), None)[1] is None
+
+
+def test_renamed_classes_restart_the_classifier(capsys, learned, tmp_path):
+    """Same number of classes, other meaning (a class removed and another added): the classifier of the
+    model to continue from would name the wrong classes, so it starts afresh; the rest is kept."""
+    from engine.categories import ClassTable, write_class_table
+
+    with rasterio.open(learned["labels"]) as ds:
+        labels, profile = ds.read(1), ds.profile
+    renamed = write_raster(tmp_path / "renamed.tif", labels, crs=profile["crs"],
+                           transform=profile["transform"])
+    table = ClassTable.numbered(int(labels.max()))
+    table.names[-1] = "orchard"
+    write_class_table(str(renamed), table)
+    rc, stdout, err = _run(capsys, learned, tmp_path / "out", "--lr", "0", "--warm-start", learned["model"])
+    assert rc == 0, err
+    codes = [e["code"] for e in jsonl_events(stdout) if e["event"] == "warning"]
+    assert "warm_start_classes" not in codes  # the same classes: the classifier is kept
+    rc, stdout, err = run_cli(capsys, ["run", "--image", learned["image"], "--labels", renamed, "--out-dir",
+                                       tmp_path / "out2", "--warm-start", learned["model"], "--lr", "0",
+                                       "--progress", "jsonl", *TINY_TRAIN])
+    assert rc == 0, err
+    assert any(e["event"] == "warning" and e["code"] == "warm_start_classes" for e in jsonl_events(stdout))
+    warm, source = _params(tmp_path / "out2" / "model.semiseg")[0], _params(learned["model"])[0]
+    assert not torch.equal(warm["head.weight"], source["head.weight"])
+    assert all(torch.equal(warm[k], source[k]) for k in source if not k.startswith("head."))

@@ -35,8 +35,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="override the preset's training steps")
     p.add_argument("--warm-start", default=None, metavar="MODEL",
                    help="start from this model of the image (e.g. the last run's, before more labels were "
-                        "painted; same method): its weights, normalisation and network, for a quarter of "
-                        "the preset's steps unless --steps is given")
+                        "painted; same method): its weights, normalisation and network, for half the "
+                        "preset's steps unless --steps is given")
     p.add_argument("--tile-size", type=int, default=None, help="override the training tile side (px)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)

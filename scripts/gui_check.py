@@ -356,7 +356,7 @@ class Driver:
 
     def train_again(self) -> None:
         """Press Train and segment again: it continues from the first run's model (same image, method and
-        preset), for a quarter of the preset's steps (Steps back at "preset's")."""
+        preset), for half the preset's steps (Steps back at "preset's")."""
         self.dock.train.steps_spin.setValue(0)
         task = self.dock.start_training()
         started = task is not None and bool(task.job.warm_start)
@@ -368,7 +368,7 @@ class Driver:
     def on_again_done(self, result) -> None:
         metrics = (result.done or {}).get("metrics") or {}
         self.check("second run finished from the last model",
-                   result.ok and bool(metrics.get("warm_start")) and metrics.get("steps") == 100,  # 400 / 4
+                   result.ok and bool(metrics.get("warm_start")) and metrics.get("steps") == 200,  # 400 / 2
                    f"{result.user_message()} steps {metrics.get('steps')}")
         self.finish()
 

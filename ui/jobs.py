@@ -37,7 +37,7 @@ class TrainJob:
     # None: the whole image. Training learns from the whole image either way.
     area: tuple[float, float, float, float] | None = None
     # the model of the last run on this image with this method and preset (--warm-start): training
-    # continues from it for a quarter of the steps; "": from scratch
+    # continues from it for half the steps; "": from scratch
     warm_start: str = ""
     # inpaint methods: the image's encoder cache (encoder_cache_path); the first run pretrains and writes
     # it, later runs on the unchanged image fine-tune from it (minutes instead of pretraining again)

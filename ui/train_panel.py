@@ -137,8 +137,8 @@ class TrainPanel(QGroupBox):
         self.continue_check.setChecked(True)
         self.continue_check.setToolTip(
             "After you paint more strokes, start from the model of your last run on this image (same method "
-            "and preset) and train a quarter of the steps, in a quarter of the training time. Off, or after "
-            "changing the image, method or preset: train from scratch.")
+            "and preset) and train half the steps, in about half the training time. Off, or after changing "
+            "the image, method or preset: train from scratch.")
         self.python_widget = QgsFileWidget()
         self.python_widget.setToolTip("A Python interpreter with torch installed. Empty: the first one "
                                       "found (the plugin folder's .venv, then python3 on PATH).")

@@ -1,5 +1,5 @@
 """``--warm-start MODEL``: training continues from a model of the image (the analyst's last run) with its
-weights, normalisation and network, for a quarter of the preset's steps by default."""
+weights, normalisation and network, for half the preset's steps by default."""
 
 from __future__ import annotations
 
@@ -106,13 +106,13 @@ def test_a_model_of_other_bands_is_refused(capsys, learned, tmp_path):
     assert leftovers(tmp_path / "out") == []
 
 
-def test_a_warm_start_trains_a_quarter_of_the_presets_steps():
+def test_a_warm_start_trains_half_the_presets_steps():
     def steps(*extra):
         a = build_parser().parse_args(["train", "--image", "i.tif", "--labels", "l.tif", "--preset", "fast",
                                        *extra])
         return _config(a).steps
 
-    assert steps() == 400 and steps("--warm-start", "m.semiseg") == 100
+    assert steps() == 400 and steps("--warm-start", "m.semiseg") == 200
     assert steps("--warm-start", "m.semiseg", "--steps", "7") == 7
 
 

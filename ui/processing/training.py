@@ -61,8 +61,8 @@ class TrainingAlgorithm(SemiSegAlgorithm):
         self.add_number(self.PRETRAIN_STEPS, "Inpainting steps when pretraining in this run (method inpaint)",
                         minimum=1)
         self.add_advanced(QgsProcessingParameterFile(
-            self.WARM_START, "Continue from a model of this image (same method; a quarter of the preset's "
-            "steps unless Training steps is set)", extension="semiseg", optional=True))
+            self.WARM_START, "Continue from a model of this image (same method; half the preset's steps "
+            "unless Training steps is set)", extension="semiseg", optional=True))
         # Read and written: a run fine-tunes from it when it was pretrained on the same, unchanged image
         # with the same settings, else pretrains and writes it, so the next run with new labels is quick.
         self.add_advanced(QgsProcessingParameterFileDestination(

@@ -127,18 +127,14 @@ class TrainPanel(QGroupBox):
         self.val_spin.setValue(0.2)
         self.val_spin.setToolTip("Share of the painted strokes held out to measure the model.")
         self.seed_spin = self._spin(0, 2**31 - 1, 0, "", "Random seed: the same seed gives the same model.")
-        self.smooth_check = QCheckBox("Smooth the map")
-        self.smooth_check.setChecked(True)
-        self.smooth_check.setToolTip(
-            "Edge-aware smoothing of the map, which holds your strokes and spreads them to alike pixels "
-            "(recommended). Off: the network's own map, predicted about 2.6 times faster on a CPU: for "
-            "very large rasters without a GPU.")
-        self.continue_check = QCheckBox("Continue from the last model")
-        self.continue_check.setChecked(True)
-        self.continue_check.setToolTip(
-            "After you paint more strokes, start from the model of your last run on this image (same method "
-            "and preset) and train half the steps, in about half the training time. Off, or after changing "
-            "the image, method or preset: train from scratch.")
+        self.smooth_check = self._check(
+            "Smooth the map", "Edge-aware smoothing of the map, which holds your strokes and spreads them to "
+            "alike pixels (recommended). Off: the network's own map, predicted about 2.6 times faster on a "
+            "CPU: for very large rasters without a GPU.")
+        self.continue_check = self._check(
+            "Continue from the last model", "After you paint more strokes, start from the model of your last "
+            "run on this image (same method and preset) and train half the steps, in about half the "
+            "training time. Off, or after changing the image, method or preset: train from scratch.")
         self.python_widget = QgsFileWidget()
         self.python_widget.setToolTip("A Python interpreter with torch installed. Empty: the first one "
                                       "found (the plugin folder's .venv, then python3 on PATH).")
@@ -190,6 +186,14 @@ class TrainPanel(QGroupBox):
             lambda: self.engine_python_changed.emit(self.python_widget.filePath().strip()))
         self.python_widget.fileChanged.connect(lambda _path: self._python_timer.start())
         self._ready = False
+
+    @staticmethod
+    def _check(text: str, tip: str) -> QCheckBox:
+        """A checkbox, on by default."""
+        check = QCheckBox(text)
+        check.setChecked(True)
+        check.setToolTip(tip)
+        return check
 
     @staticmethod
     def _spin(low: int, high: int, value: int, special: str, tip: str) -> QSpinBox:

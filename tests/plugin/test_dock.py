@@ -76,6 +76,17 @@ def messages(qgis_iface, level) -> list[str]:
     return qgis_iface.messageBar().get_messages(level)
 
 
+def ready_to_train(dock, scene, steps: int = 10) -> None:
+    """The scene's label raster picked in the dock, and a tiny CPU training: ``steps`` steps of 64 px
+    tiles."""
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
+    QgsProject.instance().addMapLayer(labels)
+    dock.layers.set_label_layer(labels)
+    dock.train.steps_spin.setValue(steps)
+    dock.train.tile_spin.setValue(64)
+    dock.train.device_combo.setCurrentIndex(dock.train.device_combo.findData("cpu"))
+
+
 def wait_for_task(dock, timeout_s: float = 300.0):
     results = []
     dock.task.completed.connect(results.append)
@@ -135,13 +146,8 @@ def test_missing_torch_is_explained_in_the_dock(qgis_iface, image_layer, fake_py
 
 @pytest.mark.slow
 def test_train_and_segment_real_engine_adds_styled_georeferenced_results(dock, scene, image_layer):
-    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
-    QgsProject.instance().addMapLayer(labels)
-    dock.layers.set_label_layer(labels)
+    ready_to_train(dock, scene)
     assert [c.name for c in dock.classes.classes()] == ["class 1", "class 2", "class 3"]
-    dock.train.steps_spin.setValue(10)
-    dock.train.tile_spin.setValue(64)
-    dock.train.device_combo.setCurrentIndex(dock.train.device_combo.findData("cpu"))
     task = dock.start_training()
     assert task is not None and dock.train.cancel_button.isEnabled()
     result = wait_for_task(dock)
@@ -249,12 +255,7 @@ def test_scores_of_an_area_map_say_so():
 
 @pytest.mark.slow
 def test_train_and_segment_the_visible_area_real_engine(dock, scene, image_layer, qgis_parent):
-    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
-    QgsProject.instance().addMapLayer(labels)
-    dock.layers.set_label_layer(labels)
-    dock.train.steps_spin.setValue(10)
-    dock.train.tile_spin.setValue(64)
-    dock.train.device_combo.setCurrentIndex(dock.train.device_combo.findData("cpu"))
+    ready_to_train(dock, scene)
     dock.train.set_segment("view")
     e = image_layer.extent()
     show_part_of(dock, image_layer, qgis_parent, 0.5, 0.25, e.width() / 3)
@@ -282,12 +283,7 @@ def test_train_and_segment_the_visible_area_real_engine(dock, scene, image_layer
 
 @pytest.mark.slow
 def test_a_model_applied_to_unlike_imagery_warns_in_the_dock_real_engine(dock, scene, qgis_iface):
-    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
-    QgsProject.instance().addMapLayer(labels)
-    dock.layers.set_label_layer(labels)
-    dock.train.steps_spin.setValue(5)
-    dock.train.tile_spin.setValue(64)
-    dock.train.device_combo.setCurrentIndex(dock.train.device_combo.findData("cpu"))
+    ready_to_train(dock, scene, steps=5)
     assert dock.start_training() is not None
     trained = wait_for_task(dock)
     assert trained.ok and trained.warnings == [] and dock.results.warnings_label.isHidden()

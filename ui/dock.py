@@ -344,6 +344,7 @@ class SemiSegDock(QgsDockWidget):
         task.completed.connect(self._on_task_completed)
         self.task = task
         self.train.set_running(True)
+        self.results.show_warnings([])  # the last run's warnings are not this one's
         QgsApplication.taskManager().addTask(task)
         return task
 

@@ -282,7 +282,8 @@ def test_train_and_segment_the_visible_area_real_engine(dock, scene, image_layer
 
 
 @pytest.mark.slow
-def test_a_model_applied_to_unlike_imagery_warns_in_the_dock_real_engine(dock, scene, qgis_iface):
+def test_a_model_applied_to_unlike_imagery_warns_in_the_dock_real_engine(dock, scene, image_layer,
+                                                                         qgis_iface):
     ready_to_train(dock, scene, steps=5)
     assert dock.start_training() is not None
     trained = wait_for_task(dock)
@@ -299,6 +300,9 @@ def test_a_model_applied_to_unlike_imagery_warns_in_the_dock_real_engine(dock, s
     assert not dock.results.warnings_label.isHidden()
     assert "1 warning(s)" in dock.train.status_label.text()
     assert any("band values unlike" in m for m in messages(qgis_iface, Qgis.Warning))
+    assert dock.apply_model(image_layer) is not None  # a new run: the last one's warnings go
+    assert dock.results.warnings_label.isHidden()
+    assert wait_for_task(dock, timeout_s=120).ok
 
 
 def test_vector_labels_need_a_class_field_and_cannot_be_painted(dock, clean_project):

@@ -44,16 +44,28 @@ SAVED = {"supervised": "supervised_fast_k{k}_s{seed}", "icnet": "icnet_fast_k{k}
          "inpaint": "ib_inpaint_fast_k{k}_s{seed}", "inpaint+icnet": "ib_inpaint+icnet_fast_k{k}_s{seed}"}
 
 
-def warm_run(method: str, seed: int, python: str, again: bool, steps: int) -> dict:
-    """The warm-started run of ``method`` and ``seed`` for ``steps`` steps: trained now, or (unless
-    ``again``) the finished run already in its folder."""
-    source = os.path.join(RUNS, SAVED[method].format(k=5, seed=seed), "model.semiseg")
-    out_dir = os.path.join(RUNS, f"warm_{method}_fast_k5to10_{steps}steps_s{seed}")
+def source_dir(method: str, seed: int, ks: list[int], steps: int) -> str:
+    """The run the warm start of the last step of ``ks`` (e.g. [5, 10, 15]) starts from: the main
+    table's fresh model of ``ks[0]`` for one step, else the warm run of the steps before."""
+    if len(ks) == 2:
+        return os.path.join(RUNS, SAVED[method].format(k=ks[0], seed=seed))
+    return warm_dir(method, seed, ks[:-1], steps)
+
+
+def warm_dir(method: str, seed: int, ks: list[int], steps: int) -> str:
+    return os.path.join(RUNS, f"warm_{method}_fast_k{'to'.join(map(str, ks))}_{steps}steps_s{seed}")
+
+
+def warm_run(method: str, seed: int, python: str, again: bool, steps: int, ks: list[int]) -> dict:
+    """The warm-started run of ``method`` and ``seed`` for ``steps`` steps along ``ks``: trained now, or
+    (unless ``again``) the finished run already in its folder."""
+    source = os.path.join(source_dir(method, seed, ks, steps), "model.semiseg")
+    out_dir = warm_dir(method, seed, ks, steps)
     model, metrics = os.path.join(out_dir, "model.semiseg"), os.path.join(out_dir, "metrics.json")
     if again or not (os.path.exists(model) and os.path.exists(metrics)):
         os.makedirs(out_dir, exist_ok=True)
         cmd = ip.engine_cmd(python, method, "fast", seed, os.path.join(ip.WORK, "image.tif"),
-                            ip.labels_path(10, seed), out_dir,
+                            ip.labels_path(ks[-1], seed), out_dir,
                             ["--warm-start", source, "--steps", str(steps)])
         rec = ip.run_engine(cmd, out_dir, None, threads=1)
         if not rec["ok"]:
@@ -64,8 +76,8 @@ def warm_run(method: str, seed: int, python: str, again: bool, steps: int) -> di
             "steps": m["steps"]}
 
 
-def score(model: str, seed: int, truth_eval, n_classes: int) -> dict:
-    cls = ip.predict_saved(model, 8, smooth=True, anchors=ip.labels_path(10, seed))
+def score(model: str, seed: int, k: int, truth_eval, n_classes: int) -> dict:
+    cls = ip.predict_saved(model, 8, smooth=True, anchors=ip.labels_path(k, seed))
     one = ip.predict_saved(model, 1)
     return {"oa": ip.scores(cls, truth_eval, n_classes)["oa"],
             "oa_1view": ip.scores(one, truth_eval, n_classes)["oa"]}
@@ -80,35 +92,42 @@ def main() -> None:
     ap.add_argument("--again", action="store_true", help="train the warm runs again even where they exist")
     ap.add_argument("--steps", type=int, default=200,
                     help="warm runs' steps (default 200: half the fast preset's, the engine's default)")
+    ap.add_argument("--ks", type=int, nargs="+", default=[5, 10],
+                    help="labels per class along the loop: 5 10 (one warm start from the main table's k = 5 "
+                         "model) or 5 10 15 (a second one, from that warm run; needs fresh k = 15 runs)")
     ap.add_argument("--out", default=os.path.join("bench", "results", "warm_start_indian_pines.md"))
     args = ap.parse_args()
     methods = args.methods.split(",")
+    ks, k, before = args.ks, args.ks[-1], args.ks[-2]
     image, gt = ip.load_data()
     n_classes = int(gt.max())
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda ms: warm_run(*ms, args.python, args.again, args.steps),
+        runs = list(pool.map(lambda ms: warm_run(*ms, args.python, args.again, args.steps, ks),
                              [(m, s) for m in methods for s in args.seeds]))
     rows = []
     for r in runs:
         seed, method = r["seed"], r["method"]
-        truth_eval = gt * (ip.read_prediction(ip.labels_path(10, seed)) == 0)  # the remaining pixels
-        fresh = os.path.join(RUNS, SAVED[method].format(k=10, seed=seed))
+        truth_eval = gt * (ip.read_prediction(ip.labels_path(k, seed)) == 0)  # the remaining pixels
+        fresh = os.path.join(RUNS, SAVED[method].format(k=k, seed=seed))
         with open(os.path.join(fresh, "metrics.json")) as f:
             fresh_metrics = json.load(f)
-        rows.append({**r, "warm": score(r["model"], seed, truth_eval, n_classes),
-                     "fresh": score(os.path.join(fresh, "model.semiseg"), seed, truth_eval, n_classes),
+        rows.append({**r, "warm": score(r["model"], seed, k, truth_eval, n_classes),
+                     "fresh": score(os.path.join(fresh, "model.semiseg"), seed, k, truth_eval, n_classes),
                      "fresh_train_s": fresh_metrics["train_seconds"], "fresh_steps": fresh_metrics["steps"],
-                     "k5_held": score(os.path.join(RUNS, SAVED[method].format(k=5, seed=seed),
-                                                   "model.semiseg"), seed, truth_eval, n_classes)})
+                     "held": score(os.path.join(source_dir(method, seed, ks, args.steps), "model.semiseg"),
+                                      seed, k, truth_eval, n_classes)})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "model"}), flush=True)
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
-    lines = ["# Warm start on Indian Pines: k = 5 model + five more labels per class", "",
+    chain = " → ".join(f"k = {v}" for v in ks)
+    source = (f"the main table's k = {before} model" if len(ks) == 2
+              else f"the warm k = {before} model ({' → '.join(map(str, ks[:-1]))})")
+    lines = [f"# Warm start on Indian Pines: {chain}, five more labels per class each time", "",
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {ip.machine()}; fast preset, seeds "
-             f"{', '.join(map(str, args.seeds))}; OA with 8 views + smoothing holding the k = 10 labels, "
-             "on all remaining ground-truth pixels (one view without smoothing in brackets); training "
-             "seconds of one torch thread.", "",
-             "| method | k = 5 model, k = 10 labels held (no training) | warm start from it (steps) | "
-             "fresh k = 10 model (steps) | warm − fresh, per seed | training s, warm / fresh |",
+             f"{', '.join(map(str, args.seeds))}; the warm start from {source}; OA with 8 views + "
+             f"smoothing holding the k = {k} labels, on all remaining ground-truth pixels (one view without "
+             "smoothing in brackets); training seconds of one torch thread.", "",
+             f"| method | k = {before} model, k = {k} labels held (no training) | warm start from it "
+             f"(steps) | fresh k = {k} model (steps) | warm − fresh, per seed | training s, warm / fresh |",
              "|---|---|---|---|---|---|"]
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
@@ -119,14 +138,14 @@ def main() -> None:
 
         per_seed = " / ".join(f"{r['warm']['oa'] - r['fresh']['oa']:+.3f}" for r in mine)
         lines.append(
-            f"| {method} | {mean('k5_held')} ({mean('k5_held', 'oa_1view')}) | {mean('warm')} "
+            f"| {method} | {mean('held')} ({mean('held', 'oa_1view')}) | {mean('warm')} "
             f"({mean('warm', 'oa_1view')}; {mine[0]['steps']}) | {mean('fresh')} "
             f"({mean('fresh', 'oa_1view')}; {mine[0]['fresh_steps']}) | {per_seed} | "
             f"{statistics.mean(r['train_s'] for r in mine):.0f} / "
             f"{statistics.mean(r['fresh_train_s'] for r in mine):.0f} |")
     lines += ["", "Per seed (OA, default output):", ""]
     for r in rows:
-        lines.append(f"- {r['method']}, seed {r['seed']}: k = 5 held {r['k5_held']['oa']:.3f}, warm "
+        lines.append(f"- {r['method']}, seed {r['seed']}: k = {before} held {r['held']['oa']:.3f}, warm "
                      f"{r['warm']['oa']:.3f}, fresh {r['fresh']['oa']:.3f}")
     lines += ["", f"Command: `{cmd}`"]
     for r in rows:

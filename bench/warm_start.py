@@ -125,7 +125,8 @@ def main() -> None:
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {ip.machine()}; fast preset, seeds "
              f"{', '.join(map(str, args.seeds))}; the warm start from {source}; OA with 8 views + "
              f"smoothing holding the k = {k} labels, on all remaining ground-truth pixels (one view without "
-             "smoothing in brackets); training seconds of one torch thread.", "",
+             "smoothing in brackets); mean ± sample standard deviation over seeds; training seconds of one "
+             "torch thread.", "",
              f"| method | k = {before} model, k = {k} labels held (no training) | warm start from it "
              f"(steps) | fresh k = {k} model (steps) | warm − fresh, per seed | training s, warm / fresh |",
              "|---|---|---|---|---|---|"]
@@ -134,7 +135,7 @@ def main() -> None:
 
         def mean(key, sub="oa", mine=mine):
             vals = [r[key][sub] for r in mine]
-            return f"{statistics.mean(vals):.3f} ± {statistics.pstdev(vals):.3f}"
+            return f"{statistics.mean(vals):.3f} ± {statistics.stdev(vals):.3f}"
 
         per_seed = " / ".join(f"{r['warm']['oa'] - r['fresh']['oa']:+.3f}" for r in mine)
         lines.append(

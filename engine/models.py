@@ -157,6 +157,8 @@ class SegNet(nn.Module):
         self.decoder = Decoder(self.encoder.widths, dec)
         self.head = nn.Conv2d(self.decoder.out_channels, cfg.num_classes, 1)
 
+    CLASSIFIER = "head."  # state-dict names of the 1×1 classifier: the one part tied to the classes
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Decoder features at (up to) input resolution, before the classifier."""
         y = self.decoder(self.encoder(x))

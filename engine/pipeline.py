@@ -23,6 +23,7 @@ from engine.labels import LabelPatches, load_labels
 from engine.methods import method_class
 from engine.metrics import confusion, scores
 from engine.modelfile import SavedModel
+from engine.models import SegNet
 from engine.predict import predict_file
 from engine.pretrain import cached_encoder, load_encoder, pretrain_chips, pretraining_key, save_cached_encoder
 from engine.pretrain import pretrain as pretrain_job
@@ -125,12 +126,12 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     if warm is not None:
         members = warm.members
         if warm.classes.names != lab.classes.names:  # a class added, removed or renamed: a new classifier
-            members = [{k: v for k, v in m.items() if not k.startswith("head.")} for m in members]
+            members = [{k: v for k, v in m.items() if not k.startswith(SegNet.CLASSIFIER)} for m in members]
             reporter.warning(f"the model to start from knew the classes {', '.join(warm.classes.names)} "
                              f"and the labels have {', '.join(lab.classes.names)}, so its classifier starts "
                              "afresh", "warm_start_classes")
         fresh = method.warm_start(members)
-        if any(not k.startswith("head.") for k in fresh):  # same network: all but the head must fit
+        if any(not k.startswith(SegNet.CLASSIFIER) for k in fresh):  # same network: all else must fit
             raise AssertionError(f"warm start left {fresh} fresh")
         reporter.stage("warm-start", message=f"starting from {os.path.basename(cfg.warm_start)}, "
                        f"{cfg.steps} steps")

@@ -291,6 +291,7 @@ def _config(a: argparse.Namespace):
 
 def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
     from engine import modelfile, pipeline  # noqa: PLC0415  (keeps --help fast)
+    from engine.areas import areas_text  # noqa: PLC0415
     from engine.runtime import choose_device  # noqa: PLC0415
 
     if a.command == "evaluate":
@@ -346,11 +347,16 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
             anchors = pipeline.prediction_anchors(a.labels, a.image, model, a.label_field)
         how = predict_file(model, a.image, a.out, a.confidence, device, rep, cancel=cancel, tta=a.tta,
                            smooth=a.smooth == "on", anchors=anchors, area=area)
-        return {"prediction": os.path.abspath(a.out), "anchored_pixels": how["anchors"], "area": how["area"]}
+        if rep.mode == "bar":
+            print(f"Classes: {areas_text(how['class_areas'])}", file=sys.stderr)
+        return {"prediction": os.path.abspath(a.out), "anchored_pixels": how["anchors"], "area": how["area"],
+                "class_areas": how["class_areas"]}
     if a.command == "run":
         res = pipeline.run(a.image, a.labels, a.out_dir, _config(a), device, rep, a.label_field,
                            a.unlabeled, cancel=cancel, tta=a.tta, smooth=a.smooth == "on",
                            anchor=a.anchor_labels == "on", area=a.area)
+        if rep.mode == "bar":
+            print(f"Classes: {areas_text(res['metrics']['class_areas'])}", file=sys.stderr)
         return {"model": res["paths"]["model"], **res["paths"], "metrics": res["metrics"]}
     raise AssertionError(a.command)
 

@@ -21,6 +21,7 @@ import rasterio
 import torch
 from rasterio.enums import Resampling
 
+from engine.areas import ClassTally
 from engine.categories import write_class_table
 from engine.errors import InputError
 from engine.io_out import check_writable, partial_path
@@ -203,7 +204,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     width) of the image to segment (engine.raster.area_window), the output rasters then cover only it.
     An area is predicted from the same windows as the whole raster (those of the core blocks it meets),
     so its map is the whole raster's map there, only sooner. Returns how it predicted: views per window,
-    whether it smoothed, how many labeled pixels it anchored, the area."""
+    whether it smoothed, how many labeled pixels it anchored, the area, and how much of each class the
+    map holds (engine.areas: pixels, share, hectares)."""
     reporter = reporter or Reporter("none")
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
@@ -253,6 +255,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                     windows = run_windows(nets, read, cores, halo, stride, device, batch, cancel, views,
                                           smoothing, anchors)
                     held = 0  # labeled pixels the smoothing held: those on valid pixels
+                    tally = ClassTally(model.classes.num_classes, transform, ds.crs)
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(windows, start=1):
                         # the part of the core block inside the area, in block and in output pixels
                         r0, c0 = max(r, ar), max(c, ac)
@@ -262,7 +265,9 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                         win = rasterio.windows.Window(c0 - ac, r0 - ar, c1 - c0, r1 - r0)
                         if anchors is not None:
                             held += int(np.count_nonzero(anchors.window(r0, c0, r1 - r0, c1 - c0)[valid]))
-                        dst.write(np.where(valid, cls, 0).astype(np.uint8), 1, window=win)
+                        written = np.where(valid, cls, 0).astype(np.uint8)
+                        dst.write(written, 1, window=win)
+                        tally.add(written, r0 - ar)
                         if cdst is not None:
                             cdst.write(np.where(valid, conf, -1.0).astype(np.float32), 1, window=win)
                         if i % max(1, len(cores) // 100) == 0 or i == len(cores):
@@ -292,7 +297,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         if p:
             reporter.emit("artifact", kind=kind, path=os.path.abspath(p))
     return {"views": views, "smoothing": smoothing is not None, "anchors": held,
-            "area": None if area is None else [ar, ac, ah, aw]}
+            "area": None if area is None else [ar, ac, ah, aw],
+            "class_areas": tally.summary(model.classes.names)}
 
 
 def overview_factors(height: int, width: int, smallest: int = 256) -> list[int]:

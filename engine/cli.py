@@ -251,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the smoothing holds the labeled pixels the model trained on at their class and "
                         "spreads them to alike neighbours (label propagation; default on)")
 
+    p = sub.add_parser("polygons", help="a class map as polygons (GeoPackage) with class names and areas")
+    p.add_argument("--prediction", required=True, help="class raster written by predict or run")
+    p.add_argument("--out", required=True, help="GeoPackage (.gpkg) to write")
+    p.add_argument("--min-pixels", type=int, default=0, metavar="N",
+                   help="minimum mapping unit: patches of fewer than N pixels first join their largest "
+                        "neighbour (default 0: every patch)")
+    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
+
     p = sub.add_parser("evaluate", help="score a prediction against a truth raster (JSON)")
     p.add_argument("--prediction", required=True)
     p.add_argument("--truth", required=True)
@@ -308,6 +316,14 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
 
         print(json.dumps(list_devices()))
         return None
+    if a.command == "polygons":
+        from engine.polygons import polygonize  # noqa: PLC0415  (needs GDAL's bindings; only loaded here)
+
+        rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
+        result = polygonize(a.prediction, a.out, a.min_pixels, rep, cancel)
+        if rep.mode == "bar":
+            print(f"{result['features']:,} polygons", file=sys.stderr)
+        return result
     if a.command == "export":
         from engine.export import export_onnx  # noqa: PLC0415  (needs onnx; only loaded for export)
 

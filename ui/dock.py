@@ -32,7 +32,7 @@ from . import settings
 from .brush_panel import BrushPanel
 from .class_table import ClassTable
 from .engine_process import EngineResult, EngineSetup, forget_torch_checks
-from .jobs import PredictJob, TrainJob, encoder_cache_path, new_run_folder
+from .jobs import PolygonsJob, PredictJob, TrainJob, encoder_cache_path, free_path, new_run_folder
 from .label_raster import (
     LabelClass,
     create_label_raster,
@@ -44,7 +44,7 @@ from .label_raster import (
 from .layer_files import is_label_raster, layer_file, output_base
 from .layer_panel import LayerPanel
 from .paint_tool import LabelPaintTool
-from .result_layers import add_results
+from .result_layers import add_polygons, add_results
 from .results_panel import ResultsPanel
 from .styles import style_class_layer
 from .task import EngineProbe, EngineTask
@@ -72,6 +72,7 @@ class SemiSegDock(QgsDockWidget):
         self.engine: EngineSetup | None = None
         # the last successful Train and segment: (image file, method, preset) -> its model file
         self.last_model: tuple[tuple[str, str, str], str] | None = None
+        self.last_map: tuple[str, str] = ("", "")  # the last map's image file and layer title
         self._closed = False  # set by close_down(): no new background work after that
         self._build()
         self._connect()
@@ -119,6 +120,7 @@ class SemiSegDock(QgsDockWidget):
         self.results.apply_requested.connect(self.apply_model)
         self.results.save_requested.connect(self.save_model)
         self.results.load_requested.connect(self.load_model)
+        self.results.polygons_requested.connect(self.make_polygons)
 
     # --- engine discovery ---------------------------------------------------------------------------
 
@@ -337,14 +339,30 @@ class SemiSegDock(QgsDockWidget):
                          area)
         return self._start_task(job, folder)
 
-    def _start_task(self, job, folder: Path) -> EngineTask:
-        task = EngineTask(job, self.engine.python, cleanup_dir=str(folder))
+    def make_polygons(self, min_pixels: int) -> EngineTask | None:
+        """The last map as polygons (a GeoPackage beside it), in the background."""
+        prediction = self.results.prediction
+        problem = self._input_problem(prediction or None, None, prediction or None)
+        if not problem and not Path(prediction).is_file():
+            problem = f"The map {prediction} is gone; train or apply a model again."
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return None
+        out = free_path(Path(prediction).parent, "polygons", ".gpkg")
+        job = PolygonsJob(prediction, str(out), min_pixels, self.last_map[0], self.last_map[1])
+        return self._start_task(job, None)
+
+    def _start_task(self, job, folder: Path | None) -> EngineTask:
+        # a run's own new folder goes when it fails; polygons write into an existing one (the engine
+        # itself leaves no partial file)
+        task = EngineTask(job, self.engine.python, cleanup_dir=str(folder) if folder else None)
         task.event_received.connect(self.train.show_event)
         task.progressChanged.connect(self.train.show_progress)
         task.completed.connect(self._on_task_completed)
         self.task = task
         self.train.set_running(True)
-        self.results.show_warnings([])  # the last run's warnings are not this one's
+        if not isinstance(job, PolygonsJob):
+            self.results.show_warnings([])  # the last run's warnings are not this one's
         QgsApplication.taskManager().addTask(task)
         return task
 
@@ -367,6 +385,9 @@ class SemiSegDock(QgsDockWidget):
 
     def _show_results(self, job, result: EngineResult) -> None:
         done, found = result.done, result.artifacts()
+        if isinstance(job, PolygonsJob):
+            self._show_polygons(job, done)
+            return
         prediction = done.get("prediction") or found.get("prediction")
         confidence = done.get("confidence") or found.get("confidence")
         if isinstance(job, PredictJob):
@@ -381,6 +402,9 @@ class SemiSegDock(QgsDockWidget):
             model = done.get("model") or found.get("model", "")
             self.results.show_run(done.get("metrics") or {}, model)
             self.last_model = ((str(Path(job.image).resolve()), job.method, job.preset), model)
+        areas = done.get("class_areas") or (done.get("metrics") or {}).get("class_areas")
+        self.results.show_map(prediction, areas, bool(job.area))
+        self.last_map = (job.image, title)
         self.results.show_warnings(result.warnings)
         self.train.show_progress(100)
         warned = f", with {len(result.warnings)} warning(s) (see Results)" if result.warnings else ""
@@ -388,6 +412,20 @@ class SemiSegDock(QgsDockWidget):
         self._message("Prediction and confidence layers are in the SemiSeg group.", Qgis.Success)
         for warning in result.warnings:
             self._message(warning, Qgis.Warning)
+
+    def _show_polygons(self, job: PolygonsJob, done: dict) -> None:
+        try:
+            add_polygons(QgsProject.instance(), done.get("polygons") or job.out, job.prediction, job.image,
+                         job.title)
+        except OSError as e:
+            self._message(f"The engine wrote the polygons but they cannot be shown: {e}", Qgis.Critical)
+            return
+        self.train.show_progress(100)
+        merged = f", patches under {job.min_pixels} px merged" if job.min_pixels > 1 else ""
+        self.train.show_status(f"{done.get('features', 0):,} polygons in {done.get('seconds', 0):.0f} s"
+                               f"{merged}.")
+        self._message(f"Polygons are in the SemiSeg group ({Path(job.out).name}, beside the map).",
+                      Qgis.Success)
 
     # --- model --------------------------------------------------------------------------------------
 

@@ -100,6 +100,34 @@ class PredictJob:
         return f"SemiSeg: segment {Path(self.image).name}{where}"
 
 
+@dataclass
+class PolygonsJob:
+    """A class map as polygons with class names and areas (``python -m engine polygons``)."""
+
+    prediction: str  # the class raster (a run's prediction.tif)
+    out: str  # the GeoPackage to write
+    min_pixels: int = 0  # minimum mapping unit: smaller patches join their largest neighbour
+    image: str = ""  # the raster the map segments (its layers are replaced together)
+    title: str = ""  # layer name stem, as the prediction layer's
+
+    def engine_args(self) -> list[str]:
+        return ["polygons", "--prediction", self.prediction, "--out", self.out, "--min-pixels",
+                str(self.min_pixels), "--progress", "jsonl"]
+
+    @property
+    def description(self) -> str:
+        return f"SemiSeg: polygons of {self.title or Path(self.prediction).parent.name}"
+
+
+def free_path(folder: str | Path, stem: str, suffix: str) -> Path:
+    """``<folder>/<stem><suffix>``, or ``<stem>-2<suffix>``, ``-3``... when taken: nothing is overwritten."""
+    path, n = Path(folder) / f"{stem}{suffix}", 1
+    while path.exists():
+        n += 1
+        path = Path(folder) / f"{stem}-{n}{suffix}"
+    return path
+
+
 def area_args(area: tuple[float, float, float, float] | None) -> list[str]:
     """``--area XMIN YMIN XMAX YMAX`` (exact decimal forms of the floats), or nothing for the whole image."""
     return [] if area is None else ["--area", *(repr(float(v)) for v in area)]

@@ -6,13 +6,13 @@ image (the files stay on disk, in their run folder) instead of piling up.
 
 from __future__ import annotations
 
-from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer
+from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 from .label_raster import read_classes
-from .styles import style_class_layer, style_confidence_layer
+from .styles import style_class_layer, style_class_polygons, style_confidence_layer
 
 GROUP_NAME = "SemiSeg"
-ROLE_PROPERTY = "semiseg/role"  # "prediction" or "confidence"
+ROLE_PROPERTY = "semiseg/role"  # "prediction", "confidence" or "polygons"
 SOURCE_PROPERTY = "semiseg/source"  # the image the result segments (its file path)
 
 
@@ -53,3 +53,20 @@ def add_results(project: QgsProject, prediction: str, confidence: str | None, so
         project.addMapLayer(layer, False)
         group.insertLayer(position, layer)
     return [layer for layer, _ in layers]
+
+
+def add_polygons(project: QgsProject, polygons: str, prediction: str, source: str,
+                 title: str) -> QgsVectorLayer:
+    """Add the styled polygons of ``prediction`` on top of the group, replacing earlier polygons of
+    ``source`` (a new run replaces them with the rest of that image's layers)."""
+    layer = QgsVectorLayer(polygons, f"{title} polygons", "ogr")
+    if not layer.isValid():
+        raise OSError(f"QGIS cannot open {polygons}")
+    style_class_polygons(layer, read_classes(prediction))
+    project.removeMapLayers([old.id() for old in result_layers(project, source)
+                             if old.customProperty(ROLE_PROPERTY) == "polygons"])
+    layer.setCustomProperty(ROLE_PROPERTY, "polygons")
+    layer.setCustomProperty(SOURCE_PROPERTY, source)
+    project.addMapLayer(layer, False)
+    semiseg_group(project).insertLayer(0, layer)
+    return layer

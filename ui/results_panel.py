@@ -18,8 +18,11 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from . import settings
 from .layer_files import layer_file, output_base
 from .result_layers import ROLE_PROPERTY
+
+DEFAULT_MIN_PATCH = 16  # pixels: the polygons' first minimum mapping unit, until the user picks one
 
 
 def metrics_html(metrics: dict) -> str:
@@ -45,12 +48,29 @@ def metrics_html(metrics: dict) -> str:
     return "<br>".join(lines)
 
 
+def areas_html(summary: dict | None, area: bool = False) -> str:
+    """How much of each class the map holds, largest first: hectares where the grid gives them, else
+    pixels, and the share of the mapped area; "" when the engine did not say."""
+    classes = (summary or {}).get("classes") or {}
+    if not classes:
+        return ""
+    parts = []
+    for name, e in sorted(classes.items(), key=lambda kv: -float(kv[1].get("share", 0))):
+        ha = e.get("hectares")
+        amount = (f"{ha:,.0f} ha" if ha >= 100 else f"{ha:.3g} ha") if isinstance(ha, int | float) \
+            else f"{int(e.get('pixels', 0)):,} px"
+        parts.append(f"{html.escape(name)} {amount} ({100 * float(e.get('share', 0)):.1f} %)")
+    where = "the segmented area" if area else "the map"
+    return f"<b>In {where}:</b> " + ", ".join(parts)
+
+
 class ResultsPanel(QGroupBox):
     """Filled after each successful run; its buttons act on that run's model."""
 
     apply_requested = pyqtSignal(object)  # the QgsRasterLayer to segment with the model
     save_requested = pyqtSignal(str)  # where to copy the model file
     load_requested = pyqtSignal(str)  # a model file to use instead of the last run's
+    polygons_requested = pyqtSignal(int)  # polygons of the last map, with this minimum patch (pixels)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Results", parent)
@@ -59,6 +79,9 @@ class ResultsPanel(QGroupBox):
         self.warnings_label = QLabel("")
         self.warnings_label.setWordWrap(True)
         self.warnings_label.setVisible(False)
+        self.areas_label = QLabel("")
+        self.areas_label.setWordWrap(True)
+        self.areas_label.setVisible(False)
         self.folder_label = QLabel("")
         self.folder_label.setOpenExternalLinks(True)
         self.folder_label.setWordWrap(True)
@@ -66,16 +89,24 @@ class ResultsPanel(QGroupBox):
         self.save_button = QPushButton("Save model as…")
         self.load_button = QPushButton("Load model…")
         self.load_button.setToolTip("Use a .semiseg model saved earlier to segment rasters")
+        self.polygons_button = QPushButton("Make polygons…")
+        self.polygons_button.setToolTip("The last map as a GeoPackage of polygons, one per patch of a class, "
+                                        "with the class name and area (m²)")
+        self.polygons_button.setEnabled(False)
         for button in (self.apply_button, self.save_button):
             button.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.metrics_label)
         layout.addWidget(self.warnings_label)
+        layout.addWidget(self.areas_label)
         layout.addWidget(self.folder_label)
+        layout.addWidget(self.polygons_button)
         layout.addWidget(self.apply_button)
         layout.addWidget(self.save_button)
         layout.addWidget(self.load_button)
         self.model_path = ""
+        self.prediction = ""  # the last map (prediction.tif) the polygons button acts on
+        self.polygons_button.clicked.connect(self._ask_min_patch)
         self.apply_button.clicked.connect(self._ask_raster)
         self.save_button.clicked.connect(self._ask_model_path)
         self.load_button.clicked.connect(self._ask_model_file)
@@ -88,6 +119,14 @@ class ResultsPanel(QGroupBox):
         """The last run's warnings (none: hidden), kept in view after the message bar has moved on."""
         self.warnings_label.setText("<br>".join(f"<b>Warning:</b> {html.escape(w)}" for w in warnings))
         self.warnings_label.setVisible(bool(warnings))
+
+    def show_map(self, prediction: str, class_areas: dict | None, area: bool = False) -> None:
+        """The map just made: how much of each class it holds, and the polygons button acts on it."""
+        text = areas_html(class_areas, area)
+        self.areas_label.setText(text)
+        self.areas_label.setVisible(bool(text))
+        self.prediction = prediction or ""
+        self.polygons_button.setEnabled(bool(self.prediction))
 
     def show_loaded(self, model_path: str) -> None:
         """A model file picked by the user: its buttons act on that file from now on."""
@@ -112,6 +151,15 @@ class ResultsPanel(QGroupBox):
                                         False)
         if ok and name in names:
             self.apply_requested.emit(rasters[names.index(name)])
+
+    def _ask_min_patch(self) -> None:
+        last = int(settings.last_choice("min_patch", str(DEFAULT_MIN_PATCH)))
+        n, ok = QInputDialog.getInt(self, "Make polygons", "Smallest patch to keep, in pixels (smaller "
+                                    "patches join their largest neighbour; 0 keeps every patch):", last, 0,
+                                    1_000_000)
+        if ok:
+            settings.remember_choice("min_patch", str(n))
+            self.polygons_requested.emit(n)
 
     def _ask_model_file(self) -> None:
         start = str(Path(self.model_path).parent) if self.model_path else ""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsCategorizedSymbolRenderer,
     QgsContrastEnhancement,
+    QgsFillSymbol,
     QgsPalettedRasterRenderer,
     QgsRasterLayer,
+    QgsRendererCategory,
     QgsSingleBandGrayRenderer,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 
@@ -31,4 +35,17 @@ def style_confidence_layer(layer: QgsRasterLayer, num_classes: int) -> None:
     stretch.setMaximumValue(1.0)
     renderer.setContrastEnhancement(stretch)
     layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def style_class_polygons(layer: QgsVectorLayer, classes: list[LabelClass]) -> None:
+    """Categorized on the ``class`` field: class k's colour and name, as the prediction layer has them,
+    with a darker outline so neighbouring polygons of one class still show apart."""
+    categories = []
+    for value, c in enumerate(classes, start=1):
+        fill = QColor(*c.colour)
+        symbol = QgsFillSymbol.createSimple({"color": fill.name(), "outline_color": fill.darker(160).name(),
+                                             "outline_width": "0.2"})
+        categories.append(QgsRendererCategory(value, symbol, c.name))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("class", categories))
     layer.triggerRepaint()

@@ -58,7 +58,7 @@ class EngineTask(QgsTask):
         self.python = python
         self.cleanup_dir = cleanup_dir  # removed when the run fails or is cancelled (it is ours)
         self.result: EngineResult | None = None
-        self._predict_only = job.engine_args()[0] == "predict"
+        self._predict_only = job.engine_args()[0] != "run"  # no training stages to share the bar with
         _live_tasks.add(self)
 
     def run(self) -> bool:

@@ -253,6 +253,59 @@ def test_scores_of_an_area_map_say_so():
     assert "(held-out strokes)" in html({"val_miou": 0.7, "predict_area": area["predict_area"]})
 
 
+def test_class_areas_read_largest_first():
+    areas_html = plugin_module("ui.results_panel").areas_html
+    summary = {"unit": "hectare", "classes": {"water": {"pixels": 10, "share": 0.1, "hectares": 0.09},
+                                              "field <1>": {"pixels": 90, "share": 0.9, "hectares": 812.4}}}
+    assert areas_html(summary) == "<b>In the map:</b> field &lt;1&gt; 812 ha (90.0 %), water 0.09 ha (10.0 %)"
+    no_crs = {"unit": None, "classes": {"a": {"pixels": 1234, "share": 1.0}}}
+    assert areas_html(no_crs, area=True) == "<b>In the segmented area:</b> a 1,234 px (100.0 %)"
+    assert areas_html(None) == "" and areas_html({"classes": {}}) == ""
+
+
+@pytest.mark.slow
+def test_polygons_of_the_map_real_engine(dock, scene, image_layer, qgis_iface):
+    ready_to_train(dock, scene, steps=5)
+    assert not dock.results.polygons_button.isEnabled()  # no map yet
+    assert dock.start_training() is not None
+    trained = wait_for_task(dock)
+    assert trained.ok, trained.user_message() + trained.stderr_tail
+    areas = trained.done["metrics"]["class_areas"]
+    assert dock.results.areas_label.text().startswith("<b>In the map:</b> ")
+    assert all(name in dock.results.areas_label.text() for name in areas["classes"])
+    assert dock.results.polygons_button.isEnabled()
+    prediction = Path(dock.results.prediction)
+    assert prediction.name == "prediction.tif" and prediction.is_file()
+
+    for attempt in (1, 2):  # again: a second file beside the first, and the layer replaced
+        task = dock.make_polygons(4)
+        assert task is not None and task.job.min_pixels == 4
+        made = wait_for_task(dock, timeout_s=120)
+        assert made.ok, made.user_message() + made.stderr_tail
+        polygons = [layer for layer in result_layers.result_layers(QgsProject.instance())
+                    if layer.customProperty("semiseg/role") == "polygons"]
+        assert len(polygons) == 1
+        layer = polygons[0]
+        expected = prediction.parent / ("polygons.gpkg" if attempt == 1 else "polygons-2.gpkg")
+        assert Path(layer.source().split("|")[0]) == expected
+        assert layer.featureCount() == made.done["features"] > 0
+        assert layer.crs() == image_layer.crs()
+        assert [(c.value(), c.label()) for c in layer.renderer().categories()] == [
+            (1, "class 1"), (2, "class 2"), (3, "class 3")]
+        group = QgsProject.instance().layerTreeRoot().findGroup("SemiSeg")
+        assert group.findLayers()[0].layer() is layer  # on top of the map
+        # the polygons cover the map's area (small patches change class, not the total)
+        total = sum(e["area_m2"] for e in made.done["per_class"].values()) / 1e4
+        assert total == pytest.approx(sum(e["hectares"] for e in areas["classes"].values()), rel=1e-9)
+    assert "polygons" in dock.train.status_label.text()
+    # a new run replaces the image's polygons with its other layers
+    assert dock.start_training() is not None
+    assert wait_for_task(dock).ok
+    roles = sorted(layer.customProperty("semiseg/role") for layer in result_layers.result_layers(
+        QgsProject.instance()))
+    assert roles == ["confidence", "prediction"]
+
+
 @pytest.mark.slow
 def test_train_and_segment_the_visible_area_real_engine(dock, scene, image_layer, qgis_parent):
     ready_to_train(dock, scene)

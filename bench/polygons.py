@@ -48,6 +48,7 @@ def map_4096(model: str) -> str:
 def tiled(src: str, times: int) -> str:
     """``src`` repeated ``times`` × ``times`` as one GeoTIFF (class names kept)."""
     import rasterio
+    from rasterio.windows import Window
 
     path = os.path.join(DATA, f"map_tiled_{times}x{times}.tif")
     if os.path.exists(path):
@@ -63,8 +64,8 @@ def tiled(src: str, times: int) -> str:
                 for j in range(times):
                     for _, window in ds.block_windows(1):
                         data = ds.read(1, window=window)
-                        out.write(data, 1, window=window._replace(col_off=window.col_off + j * w,
-                                                                    row_off=window.row_off + i * h))
+                        out.write(data, 1, window=Window(window.col_off + j * w, window.row_off + i * h,
+                                                         window.width, window.height))
     os.replace(path + ".partial.tif", path)
     shutil.copy(src + ".aux.xml", path + ".aux.xml")
     return path

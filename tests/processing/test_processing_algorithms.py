@@ -22,7 +22,7 @@ from engine.cli import build_parser
 from engine.synthetic import write_scene
 
 ALGORITHMS = {"semiseg:train", "semiseg:predict", "semiseg:train_and_segment", "semiseg:evaluate",
-              "semiseg:pretrain"}
+              "semiseg:pretrain", "semiseg:polygons"}
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,26 @@ def test_predict_holds_labels_given_to_it(trained, scene, tmp_path):
     with rasterio.open(out) as ds:
         held = ds.read(1)
     assert (held[labels > 0] == labels[labels > 0]).all()
+
+
+@pytest.mark.slow
+def test_polygons_of_a_map_are_written_styled_and_loaded(trained, scene, tmp_path, clean_project):
+    pred = processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": scene["image"],
+                                              "OUTPUT": str(tmp_path / "pred.tif")})["OUTPUT"]
+    out = tmp_path / "polygons.gpkg"
+    results = processing().runAndLoadResults("semiseg:polygons", {"PREDICTION": pred, "MIN_PIXELS": 4,
+                                                                 "OUTPUT": str(out)})
+    assert results["OUTPUT"] == str(out) and results["FEATURES"] > 0
+    qml = (tmp_path / "polygons.qml").read_text(encoding="utf-8")  # QGIS loads it with the file
+    assert 'type="categorizedSymbol"' in qml and 'label="class 2"' in qml
+    loaded = [layer for layer in clean_project.mapLayers().values() if layer.source().startswith(str(out))]
+    assert len(loaded) == 1 and loaded[0].featureCount() == results["FEATURES"]
+    assert [c.label() for c in loaded[0].renderer().categories()] == ["class 1", "class 2", "class 3"]
+    names = {f["name"] for f in loaded[0].getFeatures()}
+    assert names <= {"class 1", "class 2", "class 3"} and all(
+        f["area_m2"] > 0 for f in loaded[0].getFeatures())
+    with pytest.raises(QgsProcessingException, match="extension .gpkg"):  # the engine's own sentence
+        processing().run("semiseg:polygons", {"PREDICTION": pred, "OUTPUT": str(tmp_path / "p.shp")})
 
 
 @pytest.mark.slow

@@ -7,13 +7,14 @@ from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH
 from .evaluate import EvaluateAlgorithm
+from .polygons import PolygonsAlgorithm
 from .predict import PredictAlgorithm
 from .pretrain import PretrainAlgorithm
 from .train import TrainAlgorithm
 from .train_and_segment import TrainAndSegmentAlgorithm
 
-ALGORITHMS = (TrainAndSegmentAlgorithm, TrainAlgorithm, PredictAlgorithm, EvaluateAlgorithm,
-              PretrainAlgorithm)
+ALGORITHMS = (TrainAndSegmentAlgorithm, TrainAlgorithm, PredictAlgorithm, PolygonsAlgorithm,
+              EvaluateAlgorithm, PretrainAlgorithm)
 
 
 class SemiSegProvider(QgsProcessingProvider):
@@ -39,3 +40,9 @@ class SemiSegProvider(QgsProcessingProvider):
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 (QGIS API)
         return ["tif"]  # the engine writes GeoTIFF
+
+    def supportedOutputVectorLayerExtensions(self) -> list[str]:  # noqa: N802 (QGIS API)
+        return ["gpkg"]  # the engine writes polygons as a GeoPackage
+
+    def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:  # noqa: ARG002, N802, N803
+        return "gpkg"

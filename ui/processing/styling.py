@@ -19,11 +19,16 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 
+from ..label_raster import LabelClass
+from ..styles import style_class_polygons
+
 PREDICTION = "prediction"
 CONFIDENCE = "confidence"
+POLYGONS = "polygons"  # a GeoPackage of a class raster's polygons, styled with that raster's classes
 
 # Confidence (max softmax, 0..1): red where the model is unsure, which is where to paint next.
 CONFIDENCE_RAMP = ((0.0, QColor(215, 25, 28), "unsure"), (0.5, QColor(253, 174, 97), ""),
@@ -81,13 +86,28 @@ def style_confidence(layer: QgsRasterLayer) -> bool:
     return True
 
 
-STYLERS = {PREDICTION: style_prediction, CONFIDENCE: style_confidence}
+def style_polygons(layer: QgsVectorLayer, source: str) -> bool:
+    """Categorized by class with the colours and names of the class raster ``source``."""
+    entries = class_entries(source)
+    if not entries:
+        return False
+    style_class_polygons(layer, [LabelClass(name, colour.getRgb()[:3]) for _, colour, name in entries])
+    return True
 
 
-def write_style_file(path: str, kind: str) -> str | None:
-    """Write ``<raster>.qml`` (QGIS's default style location) for the raster at ``path``."""
-    layer = QgsRasterLayer(path, Path(path).stem, "gdal")
-    if not layer.isValid() or not STYLERS[kind](layer):
+def style(layer, kind: str, source: str = "") -> bool:
+    """Style ``layer`` as ``kind``; ``source``: the class raster polygons were made from."""
+    if kind == POLYGONS:
+        return isinstance(layer, QgsVectorLayer) and style_polygons(layer, source)
+    return isinstance(layer, QgsRasterLayer) and {PREDICTION: style_prediction,
+                                                  CONFIDENCE: style_confidence}[kind](layer)
+
+
+def write_style_file(path: str, kind: str, source: str = "") -> str | None:
+    """Write ``<file>.qml`` (QGIS's default style location) for the layer at ``path``."""
+    layer = (QgsVectorLayer(path, Path(path).stem, "ogr") if kind == POLYGONS
+             else QgsRasterLayer(path, Path(path).stem, "gdal"))
+    if not layer.isValid() or not style(layer, kind, source):
         return None
     qml = str(Path(path).with_suffix(".qml"))
     _message, ok = layer.saveNamedStyle(qml)
@@ -99,34 +119,33 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 
     _latest: dict[str, StyleOnLoad] = {}  # a Python reference, so the wrapper outlives this call
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, source: str = "") -> None:
         super().__init__()
-        self.kind = kind
+        self.kind, self.source = kind, source
 
     @classmethod
-    def of(cls, kind: str) -> StyleOnLoad:
+    def of(cls, kind: str, source: str = "") -> StyleOnLoad:
         """A new one for each output: the context it is given to takes it over and deletes it with itself,
         so one post-processor cannot serve a second run (that run would fail while loading its layers)."""
-        cls._latest[kind] = cls(kind)
+        cls._latest[kind] = cls(kind, source)
         return cls._latest[kind]
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: ARG002, N802 (QGIS API)
-        if isinstance(layer, QgsRasterLayer):
-            STYLERS[self.kind](layer)
+        if style(layer, self.kind, self.source):
             layer.triggerRepaint()
 
 
 def style_output(context: QgsProcessingContext, path: str, kind: str, feedback,
-                 load_as: tuple[str, str] | None = None) -> None:
+                 load_as: tuple[str, str] | None = None, source: str = "") -> None:
     """Write ``path``'s style file and style it when loaded.
 
     ``load_as`` = (layer name, output name) asks Processing to load a file that is not the value of a
     destination parameter (destination parameters are loaded by Processing itself when asked to).
     """
-    if write_style_file(path, kind) is None:
+    if write_style_file(path, kind, source) is None:
         feedback.pushWarning(f"Could not write a style for {path}; it keeps GDAL's default look.")
     if load_as is not None:
         details = QgsProcessingContext.LayerDetails(load_as[0], context.project(), load_as[1])
         context.addLayerToLoadOnCompletion(path, details)
     if context.willLoadLayerOnCompletion(path):
-        context.layerToLoadOnCompletionDetails(path).setPostProcessor(StyleOnLoad.of(kind))
+        context.layerToLoadOnCompletionDetails(path).setPostProcessor(StyleOnLoad.of(kind, source))

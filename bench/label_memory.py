@@ -144,12 +144,13 @@ def make_data(size: int) -> dict:
     return paths
 
 
-# load_labels under the GDAL cache the engine's commands set (engine.raster.GDAL_CACHE_MB), where the
-# measured checkout has one
+# load_labels under the GDAL cache the engine's commands set (engine.raster.gdal_cache), where the
+# measured checkout has one (checkouts before it passed GDAL_CACHE_MB, which rasterio took as bytes)
 LOAD = ("import sys, rasterio; sys.path.insert(0, {repo!r}); from engine import raster\n"
         "from engine.labels import load_labels\n"
-        "cache = getattr(raster, 'GDAL_CACHE_MB', None)\n"
-        "with rasterio.Env(**({{'GDAL_CACHEMAX': cache}} if cache else {{}})):\n"
+        "env = raster.gdal_cache() if hasattr(raster, 'gdal_cache') else (\n"
+        "    {{'GDAL_CACHEMAX': raster.GDAL_CACHE_MB}} if hasattr(raster, 'GDAL_CACHE_MB') else {{}})\n"
+        "with rasterio.Env(**env):\n"
         "    with rasterio.open({image!r}) as ds: lab = load_labels({labels!r}, ds)\n"
         "print(lab.counts().tolist())\n")
 

@@ -298,6 +298,14 @@ def _config(a: argparse.Namespace):
 
 
 def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
+    if a.command == "polygons":
+        from engine.polygons import polygonize  # noqa: PLC0415  (GDAL's bindings, no torch)
+
+        rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
+        result = polygonize(a.prediction, a.out, a.min_pixels, rep, cancel)
+        if rep.mode == "bar":
+            print(f"{result['features']:,} polygons", file=sys.stderr)
+        return result
     from engine import modelfile, pipeline  # noqa: PLC0415  (keeps --help fast)
     from engine.areas import areas_text  # noqa: PLC0415
     from engine.runtime import choose_device  # noqa: PLC0415
@@ -316,14 +324,6 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
 
         print(json.dumps(list_devices()))
         return None
-    if a.command == "polygons":
-        from engine.polygons import polygonize  # noqa: PLC0415  (needs GDAL's bindings; only loaded here)
-
-        rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
-        result = polygonize(a.prediction, a.out, a.min_pixels, rep, cancel)
-        if rep.mode == "bar":
-            print(f"{result['features']:,} polygons", file=sys.stderr)
-        return result
     if a.command == "export":
         from engine.export import export_onnx  # noqa: PLC0415  (needs onnx; only loaded for export)
 
@@ -394,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     import rasterio  # noqa: PLC0415
 
-    from engine.raster import GDAL_CACHE_MB  # noqa: PLC0415
+    from engine.raster import gdal_cache  # noqa: PLC0415
 
     # a bounded GDAL block cache for every command, unless the user set one
-    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    cache = {} if "GDAL_CACHEMAX" in os.environ else gdal_cache()
     try:
         with rasterio.Env(**cache):
             result = _dispatch(a, rep, cancel)

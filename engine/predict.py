@@ -28,7 +28,7 @@ from engine.io_out import check_writable, partial_path
 from engine.labels import LabelPatches
 from engine.modelfile import SavedModel
 from engine.progress import Reporter
-from engine.raster import GDAL_CACHE_MB, open_image, read_normalised
+from engine.raster import gdal_cache, open_image, read_normalised
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.smooth import EdgeAwareSmoothing, sample_windows
 
@@ -240,7 +240,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                    "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         parts = {p: partial_path(p) for p in outputs}
         try:
-            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            with rasterio.Env(**gdal_cache()):
                 dst = rasterio.open(parts[out_path], "w", dtype="uint8", nodata=0, **profile)
                 cdst = (rasterio.open(parts[confidence_path], "w", dtype="float32", nodata=-1.0,
                                       predictor=3, **profile) if confidence_path else None)
@@ -315,7 +315,7 @@ def add_overviews(path: str, factors: list[int], resampling: Resampling) -> None
     """Internal, deflated overviews of the GeoTIFF at ``path``: GIS software draws a large map from them
     when zoomed out instead of reading every pixel. Classes use ``mode`` (the most frequent class of each
     block, so no class is ever blended into another), confidence ``average``; nodata is left out of both."""
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, COMPRESS_OVERVIEW="DEFLATE"), \
+    with rasterio.Env(**gdal_cache(), COMPRESS_OVERVIEW="DEFLATE"), \
             rasterio.open(path, "r+") as ds:
         ds.build_overviews(factors, resampling)
         ds.update_tags(ns="rio_overview", resampling=resampling.name)

@@ -21,6 +21,14 @@ from engine.errors import InputError
 # windows is all that helps; GDAL's default (5 % of the RAM) only adds decoded tiles to the footprint.
 GDAL_CACHE_MB = 64
 
+
+def gdal_cache() -> dict:
+    """``rasterio.Env`` options for that cache. rasterio hands an integer GDAL_CACHEMAX straight to
+    GDALSetCacheMax, which counts bytes (the environment variable counts megabytes below 100,000): a plain
+    ``GDAL_CACHEMAX=64`` would leave GDAL a 64-byte cache, and every tile of a compressed raster would be
+    decoded again for each window that touches it."""
+    return {"GDAL_CACHEMAX": GDAL_CACHE_MB * 2 ** 20}
+
 SUPPORTED_DTYPES = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
 
 

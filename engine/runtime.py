@@ -1,17 +1,25 @@
-"""Process-wide concerns: device choice, CPU threads, cancellation by signal."""
+"""Process-wide concerns: device choice, CPU threads, cancellation by signal.
+
+torch is imported where a device is chosen or listed, not with the module: commands that need no
+network (``polygons``) start without loading it.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-
-import torch
+from typing import TYPE_CHECKING
 
 from engine.errors import Cancelled, InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def choose_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU (using every core)."""
+    import torch  # noqa: PLC0415
+
     name = (name or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -53,6 +61,8 @@ def cpu_threads() -> int:
 
 def list_devices() -> list[dict]:
     """Devices this engine can use, for the plugin's device picker."""
+    import torch  # noqa: PLC0415
+
     devs = [{"id": "cpu", "name": f"CPU ({os.cpu_count()} cores)"}]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):

@@ -269,3 +269,36 @@ def test_spectral_stem_flag_turns_it_off_or_sizes_it():
         cfg = _config(build_parser().parse_args(base + extra))
         cfg.model.set_bands(200)
         assert cfg.model.spectral_stem == want, extra
+
+
+def test_engine_commands_give_gdal_a_block_cache_of_megabytes(monkeypatch, capsys):
+    """rasterio takes an integer GDAL_CACHEMAX as bytes: the engine must hand it 64 MiB, not 64."""
+    from osgeo import gdal
+
+    from engine import cli
+    from engine.raster import GDAL_CACHE_MB
+
+    seen = []
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    monkeypatch.setattr(cli, "_dispatch", lambda *_: seen.append(gdal.GetCacheMax()))
+    assert cli.main(["info", "--model", "any.semiseg"]) == 0
+    assert seen == [GDAL_CACHE_MB * 2 ** 20]
+    monkeypatch.setenv("GDAL_CACHEMAX", "200")  # the user's own setting (megabytes) is left alone
+    assert cli.main(["info", "--model", "any.semiseg"]) == 0
+    assert seen[-1] != GDAL_CACHE_MB * 2 ** 20
+    capsys.readouterr()
+
+
+def test_the_polygons_command_does_not_load_torch(tmp_path):
+    """No network is needed to polygonize a map, so the command starts without torch (about 0.6 GB)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = write_raster(tmp_path / "map.tif", np.array([[1, 2], [2, 2]], np.uint8), nodata=0)
+    code = ("import sys; from engine.cli import main; rc = main(['polygons', '--prediction', sys.argv[1], "
+            "'--out', sys.argv[2], '--progress', 'none']); assert rc == 0; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "m.gpkg")], text=True,
+                          capture_output=True, cwd=str(Path(__file__).resolve().parents[2]), check=True)
+    assert done.stdout.strip() == "False"

@@ -5,11 +5,12 @@ profile under ``out/gui-check/``, starts QGIS under ``xvfb-run`` with ``--code``
 file, waits, and prints the checks. Inside QGIS the same file is the *driver*: it opens the SemiSeg
 dock, loads the bundled sample, creates a label layer, paints the sample's strokes (read from
 ``resources/sample/make_labels.py`` without importing it) through real mouse events on the canvas,
-runs Train and segment, and saves four screenshots: the dock ready, training in progress, results, and
-the dock's Advanced settings opened.
+runs Train and segment, makes polygons of the map, applies the model to the visible map area, trains
+again (continuing from the first model), and saves screenshots: the dock ready, training in progress,
+results, the dock's Advanced settings opened, the polygons, the visible-area map.
 
 Everything lands in ``out/gui-check/``: ``1-ready.png``, ``2-training.png``, ``3-results.png``,
-``4-advanced.png``,
+``4-advanced.png``, ``5-polygons.png``, ``6-visible-area.png``,
 ``result.json`` (the checks) and ``qgis.log``. Environment: ``GUI_CHECK_STEPS`` (training steps, default
 60) and ``GUI_CHECK_TIMEOUT_S`` (default 1200).
 """
@@ -286,6 +287,10 @@ class Driver:
             self.arrange_results_view(layers)
         self.check("metrics shown in the dock", "mIoU" in self.dock.results.metrics_label.text(),
                    self.dock.results.metrics_label.text())
+        areas = self.dock.results.areas_label.text()
+        self.check("class areas shown in hectares",
+                   areas.startswith("<b>In the map:</b>") and " ha (" in areas
+                   and all(name in areas for name in self.class_names), areas)
         scroll = self.dock.widget()  # the dock's scroll area: show the results panel's buttons
         scroll.ensureWidgetVisible(self.dock.results.load_button)
         buttons = (self.dock.results.apply_button, self.dock.results.save_button,
@@ -316,7 +321,36 @@ class Driver:
     def shoot_advanced(self) -> None:
         self.shoot("4-advanced.png")
         self.dock.train.advanced.setCollapsed(True)
-        self.segment_visible_area()
+        self.make_polygons()
+
+    def make_polygons(self) -> None:
+        """Make polygons… of the map (16 px, the first default), as the dialog would send it."""
+        button = self.dock.results.polygons_button
+        self.check("Make polygons offered for the map", button.isEnabled(), button.text())
+        task = self.dock.make_polygons(16)
+        if not self.check("polygons started", task is not None):
+            return self.finish()
+        task.completed.connect(lambda result: self.later(1, lambda: self.on_polygons_done(result)))
+
+    def on_polygons_done(self, result) -> None:
+        from qgis.core import QgsCategorizedSymbolRenderer, QgsProject
+
+        self.check("polygons finished", result.ok, result.user_message())
+        group = QgsProject.instance().layerTreeRoot().findGroup("SemiSeg")
+        layers = [node.layer() for node in group.findLayers()] if group else []
+        top = layers[0] if layers else None
+        ok = (top is not None and top.customProperty("semiseg/role") == "polygons"
+              and isinstance(top.renderer(), QgsCategorizedSymbolRenderer)
+              and [c.label() for c in top.renderer().categories()] == self.class_names
+              and top.featureCount() == (result.done or {}).get("features", -1) > 0)
+        self.check("polygons on top of the SemiSeg group, styled with the class names", ok,
+                   f"{top.name() if top else None}: {top.featureCount() if top else 0} features")
+        if ok:
+            top.setOpacity(0.85)
+            root = QgsProject.instance().layerTreeRoot()
+            root.findLayer(layers[1].id()).setItemVisibilityChecked(False)  # the raster map under them
+            self.iface.mapCanvas().refreshAllLayers()
+        self.later(3, lambda: (self.shoot("5-polygons.png"), self.segment_visible_area()))
 
     def segment_visible_area(self) -> None:
         """Zoom in on part of the image, set Segment to the visible map area and apply the model there."""
@@ -352,7 +386,7 @@ class Driver:
         if layers:
             self.arrange_results_view(layers)
             self.iface.mapCanvas().setExtent(self.image.extent())  # zoomed out: the part within the whole
-        self.later(3, lambda: (self.shoot("5-visible-area.png"), self.train_again()))
+        self.later(3, lambda: (self.shoot("6-visible-area.png"), self.train_again()))
 
     def train_again(self) -> None:
         """Press Train and segment again: it continues from the first run's model (same image, method and

@@ -7,7 +7,8 @@ its peak memory is the process's maximum resident set (from ``os.wait4``). Maps:
 - the bundled sample's map (``make demo``: ``out/demo/prediction.tif``, 640² px of a Landsat scene);
 - a 4096² px map: the sample's model applied to a 4096² synthetic scene (the one ``area_predict.py``
   writes), predicted once with the defaults and kept in ``bench/data/polygons/``;
-- that map tiled 4 × 4 (16,384² px), to see whether time and memory follow the raster's size.
+- that map tiled 4 × 4 (16,384² px; ``--tiled 4 12`` adds 49,152² px), to see whether time and memory
+  follow the raster's size.
 
 Usage (from the repository root, after ``make demo``)::
 
@@ -71,6 +72,11 @@ def tiled(src: str, times: int) -> str:
     return path
 
 
+PREPARE = ("import sys; sys.path.insert(0, {bench!r}); import polygons as p\n"
+           "big = p.map_4096({model!r})\n"
+           "for n in {tiled!r}: p.tiled(big, n)\n")
+
+
 def polygonize(prediction: str, out: str, min_pixels: int) -> dict:
     env = {**os.environ, "PYTHONPATH": REPO}
     cmd = [sys.executable, "-m", "engine", "polygons", "--prediction", prediction, "--out", out,
@@ -93,13 +99,20 @@ def polygonize(prediction: str, out: str, min_pixels: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=os.path.join(REPO, "out", "demo", "model.semiseg"))
+    ap.add_argument("--tiled", type=int, nargs="*", default=[4],
+                    help="also the 4096² map tiled N × N, for each N given (default 4: 16,384²)")
     ap.add_argument("--out", default=os.path.join("bench", "results", "polygons.md"))
     args = ap.parse_args()
     import rasterio
 
-    big = map_4096(args.model)
+    big = os.path.join(DATA, "map_4096.tif")
+    # the maps are made by a child process: a measured child's ru_maxrss starts from what its parent held
+    # when it forked, and writing a map fills GDAL's default cache (5 % of the RAM)
+    subprocess.run([sys.executable, "-c", PREPARE.format(bench=os.path.dirname(os.path.abspath(__file__)),
+                                                         model=args.model, tiled=args.tiled)], check=True)
     maps = {"sample map (Landsat)": os.path.join(REPO, "out", "demo", "prediction.tif"),
-            "synthetic scene map": big, "synthetic map tiled 4 × 4": tiled(big, 4)}
+            "synthetic scene map": big,
+            **{f"synthetic map tiled {n} × {n}": tiled(big, n) for n in args.tiled}}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, path in maps.items():

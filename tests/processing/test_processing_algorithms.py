@@ -64,14 +64,16 @@ def test_train_writes_a_model_and_reports_progress(trained):
 @pytest.mark.slow
 def test_predict_writes_a_styled_class_raster_and_confidence(trained, scene, tmp_path):
     out, conf = tmp_path / "pred.tif", tmp_path / "conf.tif"
+    feedback = RecordingFeedback()
     results = processing().run("semiseg:predict", {
         "MODEL": trained["model"], "INPUT": scene["image"], "DEVICE": "cpu", "OUTPUT": str(out),
-        "CONFIDENCE": str(conf)})
+        "CONFIDENCE": str(conf)}, feedback=feedback)
     assert results == {"OUTPUT": str(out), "CONFIDENCE": str(conf)}
     with rasterio.open(out) as ds:
         assert (ds.width, ds.height, ds.dtypes[0]) == (64, 64, "uint8")
         assert set(ds.read(1).ravel()) <= {1, 2, 3}
         assert ds.colormap(1)[1][:3] != (0, 0, 0)
+    assert sum(" % of the map)" in line and " ha (" in line for line in feedback.log) == 3  # class areas
     qml = (tmp_path / "pred.qml").read_text(encoding="utf-8")  # QGIS loads it with the raster
     assert 'type="paletted"' in qml and 'label="class 2"' in qml and 'value="4"' not in qml
     assert (tmp_path / "conf.qml").exists()

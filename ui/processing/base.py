@@ -90,6 +90,16 @@ def report_event(event: dict, feedback) -> None:
         feedback.pushInfo(f"wrote {event.get('kind')}: {event.get('path')}")
 
 
+def report_class_areas(done: dict, feedback) -> None:
+    """One log line per class of a map the engine wrote: hectares (or pixels) and share, largest first."""
+    areas = done.get("class_areas") or (done.get("metrics") or {}).get("class_areas") or {}
+    classes = sorted((areas.get("classes") or {}).items(), key=lambda kv: -float(kv[1].get("share", 0)))
+    for name, e in classes:
+        amount = (f"{e['hectares']:,.2f} ha" if isinstance(e.get("hectares"), int | float)
+                  else f"{int(e.get('pixels', 0)):,} px")
+        feedback.pushInfo(f"{name}: {amount} ({100 * float(e.get('share', 0)):.1f} % of the map)")
+
+
 def raster_file(layer: QgsRasterLayer | None, what: str) -> str:
     """The file behind a raster layer; the engine reads files, not QGIS layers."""
     if layer is None:
@@ -260,4 +270,5 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
                 feedback.pushDebugInfo(result.stderr_tail)
             raise QgsProcessingException(result.user_message())
         feedback.setProgress(100)
+        report_class_areas(result.done or {}, feedback)
         return result

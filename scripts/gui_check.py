@@ -257,10 +257,16 @@ class Driver:
         train.set_preset("fast")
         train.steps_spin.setValue(self.steps)
         task = self.dock.start_training()
-        if not self.check("training started", task is not None):
-            return self.finish()
-        task.event_received.connect(self.on_event)
-        task.completed.connect(lambda result: self.later(1, lambda: self.on_done(result)))
+        if self.follow(task, "training", self.on_done):
+            task.event_received.connect(self.on_event)
+
+    def follow(self, task, what: str, step) -> bool:
+        """Check that ``what`` started (else finish) and call ``step(result)`` a second after it ends."""
+        if not self.check(f"{what} started", task is not None):
+            self.finish()
+            return False
+        task.completed.connect(lambda result: self.later(1, lambda: step(result)))
+        return True
 
     def on_event(self, event: dict) -> None:
         if event.get("event") == "progress" and not self.training_shot:
@@ -327,10 +333,7 @@ class Driver:
         """Make polygons… of the map (16 px, the first default), as the dialog would send it."""
         button = self.dock.results.polygons_button
         self.check("Make polygons offered for the map", button.isEnabled(), button.text())
-        task = self.dock.make_polygons(16)
-        if not self.check("polygons started", task is not None):
-            return self.finish()
-        task.completed.connect(lambda result: self.later(1, lambda: self.on_polygons_done(result)))
+        self.follow(self.dock.make_polygons(16), "polygons", self.on_polygons_done)
 
     def on_polygons_done(self, result) -> None:
         from qgis.core import QgsCategorizedSymbolRenderer, QgsProject
@@ -365,10 +368,7 @@ class Driver:
         self.check("segment choice offers the visible map area",
                    self.dock.train.segment_combo.currentText() == "Visible map area",
                    self.dock.train.segment_combo.currentText())
-        task = self.dock.apply_model(self.image)
-        if not self.check("visible-area prediction started", task is not None):
-            return self.finish()
-        task.completed.connect(lambda result: self.later(1, lambda: self.on_area_done(result)))
+        self.follow(self.dock.apply_model(self.image), "visible-area prediction", self.on_area_done)
 
     def on_area_done(self, result) -> None:
         from qgis.core import QgsProject

@@ -422,8 +422,9 @@ class SemiSegDock(QgsDockWidget):
             return
         self.train.show_progress(100)
         merged = f", patches under {job.min_pixels} px merged" if job.min_pixels > 1 else ""
-        self.train.show_status(f"{done.get('features', 0):,} polygons in {done.get('seconds', 0):.0f} s"
-                               f"{merged}.")
+        seconds = float(done.get("seconds", 0))
+        took = f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
+        self.train.show_status(f"{done.get('features', 0):,} polygons in {took} s{merged}.")
         self._message(f"Polygons are in the SemiSeg group ({Path(job.out).name}, beside the map).",
                       Qgis.Success)
 

@@ -366,7 +366,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         if rep.mode == "bar":
             print(f"Classes: {areas_text(how['class_areas'])}", file=sys.stderr)
         return {"prediction": os.path.abspath(a.out), "anchored_pixels": how["anchors"], "area": how["area"],
-                "class_areas": how["class_areas"]}
+                "class_areas": how["class_areas"], "spots": how["spots"]}
     if a.command == "run":
         res = pipeline.run(a.image, a.labels, a.out_dir, _config(a), device, rep, a.label_field,
                            a.unlabeled, cancel=cancel, tta=a.tta, smooth=a.smooth == "on",

@@ -296,6 +296,7 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     metrics["predict_views"], metrics["predict_smoothing"] = how["views"], how["smoothing"]
     metrics["predict_anchored_pixels"] = how["anchors"]
     metrics["class_areas"] = how["class_areas"]
+    metrics["spots"] = how["spots"]
     if window is not None:
         metrics["predict_area"] = {"bounds": [float(v) for v in area], "row": window[0], "col": window[1],
                                    "height": window[2], "width": window[3]}

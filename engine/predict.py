@@ -31,6 +31,7 @@ from engine.progress import Reporter
 from engine.raster import gdal_cache, open_image, read_normalised
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.smooth import EdgeAwareSmoothing, sample_windows
+from engine.spots import SpotFinder
 
 Reader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
@@ -205,7 +206,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     An area is predicted from the same windows as the whole raster (those of the core blocks it meets),
     so its map is the whole raster's map there, only sooner. Returns how it predicted: views per window,
     whether it smoothed, how many labeled pixels it anchored, the area, and how much of each class the
-    map holds (engine.areas: pixels, share, hectares)."""
+    map holds (engine.areas: pixels, share, hectares) and where it is least sure (engine.spots)."""
     reporter = reporter or Reporter("none")
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
@@ -256,6 +257,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                                           smoothing, anchors)
                     held = 0  # labeled pixels the smoothing held: those on valid pixels
                     tally = ClassTally(model.classes.num_classes, transform, ds.crs)
+                    finder = SpotFinder(ah, aw, transform)
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(windows, start=1):
                         # the part of the core block inside the area, in block and in output pixels
                         r0, c0 = max(r, ar), max(c, ac)
@@ -268,6 +270,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                         written = np.where(valid, cls, 0).astype(np.uint8)
                         dst.write(written, 1, window=win)
                         tally.add(written, r0 - ar)
+                        finder.add(conf, valid, r0 - ar, c0 - ac)
                         if cdst is not None:
                             cdst.write(np.where(valid, conf, -1.0).astype(np.float32), 1, window=win)
                         if i % max(1, len(cores) // 100) == 0 or i == len(cores):
@@ -298,7 +301,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
             reporter.emit("artifact", kind=kind, path=os.path.abspath(p))
     return {"views": views, "smoothing": smoothing is not None, "anchors": held,
             "area": None if area is None else [ar, ac, ah, aw],
-            "class_areas": tally.summary(model.classes.names)}
+            "class_areas": tally.summary(model.classes.names), "spots": finder.spots(origin=(ar, ac))}
 
 
 def overview_factors(height: int, width: int, smallest: int = 256) -> list[int]:

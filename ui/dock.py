@@ -14,12 +14,16 @@ from qgis.core import (
     QgsApplication,
     QgsCoordinateTransform,
     QgsCsException,
+    QgsGeometry,
     QgsProject,
     QgsRasterLayer,
+    QgsRectangle,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
-from qgis.gui import QgsDockWidget
+from qgis.gui import QgsDockWidget, QgsRubberBand
 from qgis.PyQt.QtCore import Qt, QTimer
+from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QGroupBox,
     QMessageBox,
@@ -73,6 +77,12 @@ class SemiSegDock(QgsDockWidget):
         # the last successful Train and segment: (image file, method, preset) -> its model file
         self.last_model: tuple[tuple[str, str, str], str] | None = None
         self.last_map: tuple[str, str] = ("", "")  # the last map's image file and layer title
+        # the last map's least sure places (engine spots: bounds in the image's CRS), how many were shown,
+        # that CRS, and the box drawn around the one shown
+        self.spots: list[dict] = []
+        self.spots_shown = 0
+        self.spot_crs = None
+        self.spot_band: QgsRubberBand | None = None
         self._closed = False  # set by close_down(): no new background work after that
         self._build()
         self._connect()
@@ -121,6 +131,7 @@ class SemiSegDock(QgsDockWidget):
         self.results.save_requested.connect(self.save_model)
         self.results.load_requested.connect(self.load_model)
         self.results.polygons_requested.connect(self.make_polygons)
+        self.results.next_spot_requested.connect(self.show_next_spot)
 
     # --- engine discovery ---------------------------------------------------------------------------
 
@@ -394,7 +405,7 @@ class SemiSegDock(QgsDockWidget):
             confidence = confidence or job.confidence
         try:
             title = Path(job.image).stem + (" visible area" if job.area else "")
-            add_results(QgsProject.instance(), prediction, confidence, job.image, title)
+            added = add_results(QgsProject.instance(), prediction, confidence, job.image, title)
         except OSError as e:
             self._message(f"The engine finished but its output cannot be shown: {e}", Qgis.Critical)
             return
@@ -403,7 +414,10 @@ class SemiSegDock(QgsDockWidget):
             self.results.show_run(done.get("metrics") or {}, model)
             self.last_model = ((str(Path(job.image).resolve()), job.method, job.preset), model)
         areas = done.get("class_areas") or (done.get("metrics") or {}).get("class_areas")
-        self.results.show_map(prediction, areas, bool(job.area))
+        self.spots = done.get("spots") or (done.get("metrics") or {}).get("spots") or []
+        self.spots_shown, self.spot_crs = 0, added[0].crs()
+        self._clear_spot_box()
+        self.results.show_map(prediction, areas, bool(job.area), len(self.spots))
         self.last_map = (job.image, title)
         self.results.show_warnings(result.warnings)
         self.train.show_progress(100)
@@ -412,6 +426,41 @@ class SemiSegDock(QgsDockWidget):
         self._message("Prediction and confidence layers are in the SemiSeg group.", Qgis.Success)
         for warning in result.warnings:
             self._message(warning, Qgis.Warning)
+
+    def show_next_spot(self) -> dict | None:
+        """Zoom the map to the next of the last map's least sure places, boxed; returns that spot."""
+        if not self.spots or self.spot_crs is None:
+            return None
+        spot = self.spots[self.spots_shown % len(self.spots)]
+        self.spots_shown += 1
+        canvas_crs = self.canvas.mapSettings().destinationCrs()
+        to_canvas = QgsCoordinateTransform(self.spot_crs, canvas_crs, QgsProject.instance())
+        try:
+            box = to_canvas.transformBoundingBox(QgsRectangle(*spot["bounds"]))
+        except QgsCsException:
+            self._message("This place cannot be shown in the map's CRS.", Qgis.Warning)
+            return None
+        view = QgsRectangle(box)
+        view.scale(6.0)  # the place with its surroundings
+        self.canvas.setExtent(view)
+        self.canvas.refresh()
+        self._clear_spot_box()
+        self.spot_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+        self.spot_band.setStrokeColor(QColor(255, 40, 40))
+        self.spot_band.setFillColor(QColor(255, 40, 40, 40))
+        self.spot_band.setWidth(3)
+        self.spot_band.setToGeometry(QgsGeometry.fromRect(box), None)
+        n = len(self.spots)
+        self.results.show_spot(self.spots_shown, n)
+        self.train.show_status(f"Place {(self.spots_shown - 1) % n + 1} of {n} where the map is least sure "
+                               f"(confidence {spot['confidence']:.2f}): paint the classes you see in the "
+                               "box, then Train and segment.")
+        return spot
+
+    def _clear_spot_box(self) -> None:
+        if self.spot_band is not None:
+            self.canvas.scene().removeItem(self.spot_band)
+            self.spot_band = None
 
     def _show_polygons(self, job: PolygonsJob, done: dict) -> None:
         try:
@@ -465,6 +514,7 @@ class SemiSegDock(QgsDockWidget):
         if self.probe is not None:
             self.probe.probed.disconnect()
         self.task = self.probe = None
+        self._clear_spot_box()
         self.canvas.mapToolSet.disconnect(self._on_map_tool_set)
         if self.canvas.mapTool() is self.tool:
             self.canvas.unsetMapTool(self.tool)

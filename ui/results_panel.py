@@ -71,6 +71,7 @@ class ResultsPanel(QGroupBox):
     save_requested = pyqtSignal(str)  # where to copy the model file
     load_requested = pyqtSignal(str)  # a model file to use instead of the last run's
     polygons_requested = pyqtSignal(int)  # polygons of the last map, with this minimum patch (pixels)
+    next_spot_requested = pyqtSignal()  # show the next place where the last map is least sure
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Results", parent)
@@ -93,6 +94,10 @@ class ResultsPanel(QGroupBox):
         self.polygons_button.setToolTip("The last map as a GeoPackage of polygons, one per patch of a class, "
                                         "with the class name and area (m²)")
         self.polygons_button.setEnabled(False)
+        self.spot_button = QPushButton("Where to paint next")
+        self.spot_button.setToolTip("Zoom to the places where the last map is least sure, one per press: "
+                                    "labels painted there help the next training most")
+        self.spot_button.setEnabled(False)
         for button in (self.apply_button, self.save_button):
             button.setEnabled(False)
         layout = QVBoxLayout(self)
@@ -100,6 +105,7 @@ class ResultsPanel(QGroupBox):
         layout.addWidget(self.warnings_label)
         layout.addWidget(self.areas_label)
         layout.addWidget(self.folder_label)
+        layout.addWidget(self.spot_button)
         layout.addWidget(self.polygons_button)
         layout.addWidget(self.apply_button)
         layout.addWidget(self.save_button)
@@ -107,6 +113,7 @@ class ResultsPanel(QGroupBox):
         self.model_path = ""
         self.prediction = ""  # the last map (prediction.tif) the polygons button acts on
         self.polygons_button.clicked.connect(self._ask_min_patch)
+        self.spot_button.clicked.connect(self.next_spot_requested)
         self.apply_button.clicked.connect(self._ask_raster)
         self.save_button.clicked.connect(self._ask_model_path)
         self.load_button.clicked.connect(self._ask_model_file)
@@ -120,13 +127,22 @@ class ResultsPanel(QGroupBox):
         self.warnings_label.setText("<br>".join(f"<b>Warning:</b> {html.escape(w)}" for w in warnings))
         self.warnings_label.setVisible(bool(warnings))
 
-    def show_map(self, prediction: str, class_areas: dict | None, area: bool = False) -> None:
-        """The map just made: how much of each class it holds, and the polygons button acts on it."""
+    def show_map(self, prediction: str, class_areas: dict | None, area: bool = False,
+                 spots: int = 0) -> None:
+        """The map just made: how much of each class it holds; the polygons button acts on it, and the spot
+        button shows its ``spots`` least sure places."""
         text = areas_html(class_areas, area)
         self.areas_label.setText(text)
         self.areas_label.setVisible(bool(text))
         self.prediction = prediction or ""
         self.polygons_button.setEnabled(bool(self.prediction))
+        self.show_spot(0, spots)
+
+    def show_spot(self, shown: int, count: int) -> None:
+        """``shown`` of the map's ``count`` spots seen so far (0: none yet)."""
+        self.spot_button.setEnabled(count > 0)
+        self.spot_button.setText("Where to paint next" if not shown else
+                                 f"Where to paint next ({shown % count + 1} of {count})")
 
     def show_loaded(self, model_path: str) -> None:
         """A model file picked by the user: its buttons act on that file from now on."""

@@ -264,7 +264,7 @@ def test_class_areas_read_largest_first():
 
 
 @pytest.mark.slow
-def test_polygons_of_the_map_real_engine(dock, scene, image_layer, qgis_iface):
+def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgis_iface):
     ready_to_train(dock, scene, steps=5)
     assert not dock.results.polygons_button.isEnabled()  # no map yet
     assert dock.start_training() is not None
@@ -274,6 +274,19 @@ def test_polygons_of_the_map_real_engine(dock, scene, image_layer, qgis_iface):
     assert dock.results.areas_label.text().startswith("<b>In the map:</b> ")
     assert all(name in dock.results.areas_label.text() for name in areas["classes"])
     assert dock.results.polygons_button.isEnabled()
+    # where to paint next: each press zooms to the next least sure place and boxes it
+    spots = trained.done["metrics"]["spots"]
+    assert len(spots) == 10 and dock.results.spot_button.isEnabled()
+    for i in range(11):  # all ten, then the first again
+        shown = dock.show_next_spot()
+        assert shown == spots[i % 10]
+        box = QgsRectangle(*shown["bounds"])  # the canvas has the image's CRS here
+        view = dock.canvas.extent()  # the box and its surroundings, six times its size (the canvas's
+        assert view.contains(box)    # aspect ratio widens the other side)
+        assert min(view.width() / box.width(), view.height() / box.height()) == pytest.approx(6)
+        assert dock.spot_band is not None and dock.spot_band.asGeometry().boundingBox() == box
+        assert f"Place {i % 10 + 1} of 10" in dock.train.status_label.text()
+    assert dock.results.spot_button.text() == "Where to paint next (2 of 10)"
     prediction = Path(dock.results.prediction)
     assert prediction.name == "prediction.tif" and prediction.is_file()
 

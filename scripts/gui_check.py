@@ -7,10 +7,11 @@ dock, loads the bundled sample, creates a label layer, paints the sample's strok
 ``resources/sample/make_labels.py`` without importing it) through real mouse events on the canvas,
 runs Train and segment, makes polygons of the map, applies the model to the visible map area, trains
 again (continuing from the first model), and saves screenshots: the dock ready, training in progress,
-results, the dock's Advanced settings opened, the polygons, the visible-area map.
+results, the dock's Advanced settings opened, the polygons, the place to paint next, the visible-area
+map.
 
 Everything lands in ``out/gui-check/``: ``1-ready.png``, ``2-training.png``, ``3-results.png``,
-``4-advanced.png``, ``5-polygons.png``, ``6-visible-area.png``,
+``4-advanced.png``, ``5-polygons.png``, ``6-paint-next.png``, ``7-visible-area.png``,
 ``result.json`` (the checks) and ``qgis.log``. Environment: ``GUI_CHECK_STEPS`` (training steps, default
 60) and ``GUI_CHECK_TIMEOUT_S`` (default 1200).
 """
@@ -353,7 +354,21 @@ class Driver:
             root = QgsProject.instance().layerTreeRoot()
             root.findLayer(layers[1].id()).setItemVisibilityChecked(False)  # the raster map under them
             self.iface.mapCanvas().refreshAllLayers()
-        self.later(3, lambda: (self.shoot("5-polygons.png"), self.segment_visible_area()))
+        self.later(3, lambda: (self.shoot("5-polygons.png"), self.paint_next()))
+
+    def paint_next(self) -> None:
+        """Press Where to paint next: the map zooms to the least sure place, boxed."""
+        from qgis.core import QgsRectangle
+
+        button = self.dock.results.spot_button
+        spots = self.dock.spots
+        button.click()
+        view = self.iface.mapCanvas().extent()
+        ok = (bool(spots) and view.contains(QgsRectangle(*spots[0]["bounds"]))
+              and self.dock.spot_band is not None)
+        self.check("Where to paint next zooms to the least sure place, boxed", ok,
+                   f"{len(spots)} spots; first {spots[0] if spots else None}; view {view.toString(0)}")
+        self.later(3, lambda: (self.shoot("6-paint-next.png"), self.segment_visible_area()))
 
     def segment_visible_area(self) -> None:
         """Zoom in on part of the image, set Segment to the visible map area and apply the model there."""
@@ -386,7 +401,7 @@ class Driver:
         if layers:
             self.arrange_results_view(layers)
             self.iface.mapCanvas().setExtent(self.image.extent())  # zoomed out: the part within the whole
-        self.later(3, lambda: (self.shoot("6-visible-area.png"), self.train_again()))
+        self.later(3, lambda: (self.shoot("7-visible-area.png"), self.train_again()))
 
     def train_again(self) -> None:
         """Press Train and segment again: it continues from the first run's model (same image, method and

@@ -102,14 +102,15 @@ def analyst_labels(kind: str, seed: int, gt: np.ndarray, k5: np.ndarray, cells: 
     return labels, used
 
 
-def warm(method: str, seed: int, kind: str, labels_file: str, python: str, again: bool) -> str:
-    out_dir = os.path.join(RUNS, f"paint_{kind}_{method}_s{seed}")
+def warm(method: str, seed: int, kind: str, labels_file: str, python: str, again: bool, extra: list[str],
+         tag: str) -> str:
+    out_dir = os.path.join(RUNS, f"paint_{kind}_{method}{tag}_s{seed}")
     model = os.path.join(out_dir, "model.semiseg")
     if again or not os.path.exists(model):
         os.makedirs(out_dir, exist_ok=True)
         source = os.path.join(RUNS, SAVED[method].format(seed=seed), "model.semiseg")
         cmd = ip.engine_cmd(python, method, "fast", seed, os.path.join(ip.WORK, "image.tif"), labels_file,
-                            out_dir, ["--warm-start", source, "--steps", str(STEPS)])
+                            out_dir, ["--warm-start", source, "--steps", str(STEPS), *extra])
         rec = ip.run_engine(cmd, out_dir, None, threads=1)
         if not rec["ok"]:
             raise RuntimeError(f"{method} {kind} seed {seed}: {rec.get('error_tail', '')[-500:]}")
@@ -125,6 +126,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--again", action="store_true", help="train again even where a run exists")
+    ap.add_argument("--extra-args", default="",
+                    help="more engine flags for the warm runs (e.g. an experiment)")
+    ap.add_argument("--tag", default="", help="run folder suffix for those runs (e.g. _balanced)")
     ap.add_argument("--out", default=os.path.join("bench", "results", "paint_next_indian_pines.md"))
     args = ap.parse_args()
     methods = args.methods.split(",")
@@ -149,7 +153,8 @@ def main() -> None:
     jobs = [(p, kind) for p in plans for kind in ("spots", "random")]
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         models = list(pool.map(lambda pk: warm(pk[0]["method"], pk[0]["seed"], pk[1], pk[0][pk[1]]["path"],
-                                               args.python, args.again), jobs))
+                                               args.python, args.again, shlex.split(args.extra_args),
+                                               args.tag), jobs))
     for (p, kind), model in zip(jobs, models, strict=True):
         p[kind]["model"] = model
     rows = []

@@ -43,6 +43,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-average", type=_decay, default=None, metavar="DECAY",
                    help="supervised/inpaint: predict with the moving average of the weights, DECAY its cap "
                         "(default 0.99; 0 = the last weights)")
+    p.add_argument("--balance-labels", action="store_true",
+                   help="supervised: every labeled class weighs the same in the loss, however many pixels "
+                        "it has (an experiment)")
     _add_network_options(p)
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_icnet_options(p)
@@ -291,7 +294,7 @@ def _config(a: argparse.Namespace):
                       steps=steps, tile_size=a.tile_size, warm_start=a.warm_start,
                       batch_size=a.batch_size, lr=a.lr, arch=a.arch,
                       spectral_stem=a.spectral_stem, stem_init=a.stem_init,
-                      weight_average=a.weight_average)
+                      weight_average=a.weight_average, balance_labels=a.balance_labels or None)
     _apply_icnet_options(cfg, a)
     _apply_inpaint_options(cfg, a)
     return cfg

@@ -177,6 +177,9 @@ class TrainConfig:
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)  # inpaint, inpaint+icnet
     icnet: ICNetConfig = field(default_factory=ICNetConfig)  # icnet, inpaint+icnet
     warm_start: str = ""  # a model file to start from (--warm-start): its weights, normalisation, network
+    # supervised: weigh each class's labeled pixels by the inverse of its share of them (an experiment,
+    # off): a class painted as a few large blobs then counts as much as one painted as a few dots
+    balance_labels: bool = False
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

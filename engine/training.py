@@ -42,12 +42,31 @@ def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
     return base * (1 - (step - 1) / total) ** power
 
 
-def sparse_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over labeled pixels only (label 0 = unlabeled is ignored)."""
+def sparse_ce(logits: torch.Tensor, labels: torch.Tensor,
+              class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy over labeled pixels only (label 0 = unlabeled is ignored); ``class_weight`` (K) weighs
+    each pixel by its class (a weighted mean over the labeled pixels)."""
     target = labels.long() - 1  # classes 1..K -> 0..K-1, unlabeled -> -1
     if (target >= 0).sum() == 0:
         return logits.sum() * 0.0
-    return nn.functional.cross_entropy(logits, target, ignore_index=-1)
+    weight = None if class_weight is None else class_weight.to(logits)
+    return nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=-1)
+
+
+def label_class_weights(chips, num_classes: int, cap: float = 10.0) -> torch.Tensor:
+    """Per-class weights (K) that give every labeled class the same total weight in the cross-entropy:
+    the inverse of its share of the training pixels, capped at ``cap``, then scaled so that the mean
+    weight per labeled pixel is 1 (classes without training pixels get 0)."""
+    counts = np.zeros(num_classes, np.float64)
+    for chip in chips:
+        for c, pixels in chip.class_pixels.items():
+            counts[c - 1] += len(pixels)
+    present = counts > 0
+    w = np.zeros(num_classes)
+    w[present] = counts.sum() / (present.sum() * counts[present])
+    w = np.minimum(w, cap)
+    w[present] *= counts.sum() / (w[present] * counts[present]).sum()
+    return torch.tensor(w, dtype=torch.float32)
 
 
 def to_batch(arrays, device: torch.device):

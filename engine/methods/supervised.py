@@ -13,7 +13,7 @@ import torch
 from engine.augment import band_jitter, random_dihedral
 from engine.ema import WeightAverage
 from engine.models import build_model
-from engine.training import Method, sparse_ce, to_batch
+from engine.training import Method, label_class_weights, sparse_ce, to_batch
 
 
 class Supervised(Method):
@@ -26,6 +26,8 @@ class Supervised(Method):
         self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
         self.average = WeightAverage(self.net, cfg.weight_average)
+        self.class_weight = (label_class_weights(data.chips, data.num_classes).to(device)
+                             if cfg.balance_labels else None)
 
     def optimizers(self):
         return [self.opt]
@@ -34,7 +36,7 @@ class Supervised(Method):
         x, y = to_batch(self.data.sampler.labeled(self.cfg.batch_size), self.device)
         x, y = random_dihedral(x, y)
         x = band_jitter(x)
-        loss = sparse_ce(self.net(x), y)
+        loss = sparse_ce(self.net(x), y, self.class_weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -302,3 +302,28 @@ def test_the_polygons_command_does_not_load_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "m.gpkg")], text=True,
                           capture_output=True, cwd=str(Path(__file__).resolve().parents[2]), check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_balanced_label_weights_give_every_class_the_same_total():
+    from types import SimpleNamespace
+
+    from engine.training import label_class_weights, sparse_ce
+
+    chips = [SimpleNamespace(class_pixels={1: np.arange(300), 3: np.arange(20)}),
+             SimpleNamespace(class_pixels={1: np.arange(100), 3: np.arange(20)})]
+    w = label_class_weights(chips, 4)
+    counts = np.array([400, 0, 40, 0])
+    assert w[1] == 0 and w[3] == 0  # no training pixels
+    assert float(w[0]) * 400 == pytest.approx(float(w[2]) * 40)  # the same total per class
+    assert float((w.numpy() * counts).sum()) == pytest.approx(counts.sum())  # mean weight 1 per pixel
+    # in the loss: a batch of one big class and one small one weighs both classes alike
+    logits = torch.zeros(1, 2, 1, 11)
+    logits[0, 0] = 2.0  # predicts class 1 everywhere
+    labels = torch.tensor([[[1] * 10 + [2]]], dtype=torch.uint8)
+    plain = sparse_ce(logits, labels)
+    balanced = sparse_ce(logits, labels, torch.tensor([1.0 / 10, 1.0]))
+    ce = torch.nn.functional.cross_entropy
+    right = ce(logits[..., :1], torch.zeros(1, 1, 1, dtype=torch.long))
+    wrong = ce(logits[..., :1], torch.ones(1, 1, 1, dtype=torch.long))
+    assert plain == pytest.approx(float((10 * right + wrong) / 11))
+    assert balanced == pytest.approx(float((right + wrong) / 2))

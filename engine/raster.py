@@ -29,6 +29,7 @@ def gdal_cache() -> dict:
     decoded again for each window that touches it."""
     return {"GDAL_CACHEMAX": GDAL_CACHE_MB * 2 ** 20}
 
+
 SUPPORTED_DTYPES = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
 
 

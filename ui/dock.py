@@ -47,6 +47,7 @@ from .label_raster import (
 )
 from .layer_files import is_label_raster, layer_file, output_base
 from .layer_panel import LayerPanel
+from .map_facts import map_fact
 from .paint_tool import LabelPaintTool
 from .result_layers import add_polygons, add_results
 from .results_panel import ResultsPanel
@@ -413,8 +414,8 @@ class SemiSegDock(QgsDockWidget):
             model = done.get("model") or found.get("model", "")
             self.results.show_run(done.get("metrics") or {}, model)
             self.last_model = ((str(Path(job.image).resolve()), job.method, job.preset), model)
-        areas = done.get("class_areas") or (done.get("metrics") or {}).get("class_areas")
-        self.spots = done.get("spots") or (done.get("metrics") or {}).get("spots") or []
+        areas = map_fact(done, "class_areas")
+        self.spots = map_fact(done, "spots") or []
         self.spots_shown, self.spot_crs = 0, added[0].crs()
         self._clear_spot_box()
         self.results.show_map(prediction, areas, bool(job.area), len(self.spots))

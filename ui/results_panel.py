@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import (
 
 from . import settings
 from .layer_files import layer_file, output_base
+from .map_facts import class_area_items
 from .result_layers import ROLE_PROPERTY
 
 DEFAULT_MIN_PATCH = 16  # pixels: the polygons' first minimum mapping unit, until the user picks one
@@ -49,19 +50,13 @@ def metrics_html(metrics: dict) -> str:
 
 
 def areas_html(summary: dict | None, area: bool = False) -> str:
-    """How much of each class the map holds, largest first: hectares where the grid gives them, else
-    pixels, and the share of the mapped area; "" when the engine did not say."""
-    classes = (summary or {}).get("classes") or {}
-    if not classes:
+    """How much of each class the map holds (map_facts.class_area_items), as one line; "" when the engine
+    did not say."""
+    items = class_area_items(summary)
+    if not items:
         return ""
-    parts = []
-    for name, e in sorted(classes.items(), key=lambda kv: -float(kv[1].get("share", 0))):
-        ha = e.get("hectares")
-        amount = (f"{ha:,.0f} ha" if ha >= 100 else f"{ha:.3g} ha") if isinstance(ha, int | float) \
-            else f"{int(e.get('pixels', 0)):,} px"
-        parts.append(f"{html.escape(name)} {amount} ({100 * float(e.get('share', 0)):.1f} %)")
     where = "the segmented area" if area else "the map"
-    return f"<b>In {where}:</b> " + ", ".join(parts)
+    return f"<b>In {where}:</b> " + ", ".join(f"{html.escape(name)} {text}" for name, text in items)
 
 
 class ResultsPanel(QGroupBox):
@@ -169,7 +164,8 @@ class ResultsPanel(QGroupBox):
             self.apply_requested.emit(rasters[names.index(name)])
 
     def _ask_min_patch(self) -> None:
-        last = int(settings.last_choice("min_patch", str(DEFAULT_MIN_PATCH)))
+        remembered = settings.last_choice("min_patch", str(DEFAULT_MIN_PATCH))
+        last = int(remembered) if remembered.isdigit() else DEFAULT_MIN_PATCH
         n, ok = QInputDialog.getInt(self, "Make polygons", "Smallest patch to keep, in pixels (smaller "
                                     "patches join their largest neighbour; 0 keeps every patch):", last, 0,
                                     1_000_000)

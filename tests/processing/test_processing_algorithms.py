@@ -73,7 +73,8 @@ def test_predict_writes_a_styled_class_raster_and_confidence(trained, scene, tmp
         assert (ds.width, ds.height, ds.dtypes[0]) == (64, 64, "uint8")
         assert set(ds.read(1).ravel()) <= {1, 2, 3}
         assert ds.colormap(1)[1][:3] != (0, 0, 0)
-    assert sum(" % of the map)" in line and " ha (" in line for line in feedback.log) == 3  # class areas
+    areas = [line for line in feedback.log if line.startswith("class ") and " ha (" in line]
+    assert len(areas) == 3 and all(line.endswith(" %)") for line in areas)  # one line per class
     qml = (tmp_path / "pred.qml").read_text(encoding="utf-8")  # QGIS loads it with the raster
     assert 'type="paletted"' in qml and 'label="class 2"' in qml and 'value="4"' not in qml
     assert (tmp_path / "conf.qml").exists()

@@ -33,6 +33,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import settings
 from ..engine_process import EngineProcess, EngineResult, EngineSetup, find_engine_python
+from ..map_facts import class_area_items, map_fact
 
 ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "semiseg.svg"
 
@@ -92,12 +93,8 @@ def report_event(event: dict, feedback) -> None:
 
 def report_class_areas(done: dict, feedback) -> None:
     """One log line per class of a map the engine wrote: hectares (or pixels) and share, largest first."""
-    areas = done.get("class_areas") or (done.get("metrics") or {}).get("class_areas") or {}
-    classes = sorted((areas.get("classes") or {}).items(), key=lambda kv: -float(kv[1].get("share", 0)))
-    for name, e in classes:
-        amount = (f"{e['hectares']:,.2f} ha" if isinstance(e.get("hectares"), int | float)
-                  else f"{int(e.get('pixels', 0)):,} px")
-        feedback.pushInfo(f"{name}: {amount} ({100 * float(e.get('share', 0)):.1f} % of the map)")
+    for name, text in class_area_items(map_fact(done, "class_areas")):
+        feedback.pushInfo(f"{name}: {text}")
 
 
 def raster_file(layer: QgsRasterLayer | None, what: str) -> str:

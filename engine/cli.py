@@ -262,6 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "neighbour (default 0: every patch)")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
 
+    p = sub.add_parser("sample", help="random points per map class to check against reference data")
+    p.add_argument("--prediction", required=True, help="class raster written by predict or run")
+    p.add_argument("--out", required=True, help="GeoPackage (.gpkg) of points to write")
+    p.add_argument("--per-class", type=int, default=50, metavar="N",
+                   help="points per map class (default 50; all its pixels where a class has fewer)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
+
+    p = sub.add_parser("assess", help="accuracy and class areas with 95 %% intervals from reference data")
+    p.add_argument("--prediction", required=True, help="class raster written by predict or run")
+    p.add_argument("--reference", required=True,
+                   help="the sample with its reference classes filled in (or any points, polygons or class "
+                        "raster of reference data)")
+    p.add_argument("--reference-field", default="reference",
+                   help="field holding the reference class, as a number or a class name (default reference)")
+    p.add_argument("--out", default=None, help="also write the report to this JSON file")
+    p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
+
     p = sub.add_parser("evaluate", help="score a prediction against a truth raster (JSON)")
     p.add_argument("--prediction", required=True)
     p.add_argument("--truth", required=True)
@@ -309,6 +327,8 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         if rep.mode == "bar":
             print(f"{result['features']:,} polygons", file=sys.stderr)
         return result
+    if a.command in ("sample", "assess"):
+        return _accuracy(a, rep, cancel)
     from engine import modelfile, pipeline  # noqa: PLC0415  (keeps --help fast)
     from engine.areas import areas_text  # noqa: PLC0415
     from engine.runtime import choose_device  # noqa: PLC0415
@@ -378,6 +398,32 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
             print(f"Classes: {areas_text(res['metrics']['class_areas'])}", file=sys.stderr)
         return {"model": res["paths"]["model"], **res["paths"], "metrics": res["metrics"]}
     raise AssertionError(a.command)
+
+
+def _accuracy(a: argparse.Namespace, rep: Reporter, cancel) -> dict:
+    """``sample`` and ``assess`` (engine.accuracy; GDAL and rasterio, no torch)."""
+    from engine import accuracy  # noqa: PLC0415
+
+    rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
+    if a.command == "sample":
+        result = accuracy.draw_sample(a.prediction, a.out, a.per_class, a.seed, rep, cancel)
+        if rep.mode == "bar":
+            print(f"{result['points']:,} points; fill in their reference class, then run assess",
+                  file=sys.stderr)
+        return result
+    if a.out:
+        from engine.io_out import check_writable  # noqa: PLC0415
+
+        check_writable(a.out)
+    result = accuracy.assess(a.prediction, a.reference, a.reference_field, rep, cancel)
+    if a.out:
+        from engine.io_out import write_json  # noqa: PLC0415
+
+        write_json(a.out, result)
+        rep.emit("artifact", kind="report", path=os.path.abspath(a.out))
+    if rep.mode == "bar":
+        print(accuracy.report_text(result), file=sys.stderr)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

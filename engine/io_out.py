@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -31,3 +32,11 @@ def ensure_folder(folder: str) -> None:
     except OSError as e:
         raise OutputError(f"Output folder {folder} is not writable ({e.strerror or e}); choose a folder "
                           "you can write to.", "output_not_writable") from e
+
+
+def write_json(path: str, obj) -> None:
+    """``obj`` as indented JSON at ``path``, written under a partial name and renamed when complete."""
+    tmp = partial_path(path)
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import time
@@ -18,7 +17,7 @@ from engine.config import ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips, keep_validation, split_labels
 from engine.errors import InputError
 from engine.fit_check import fit_warnings, grid_facts
-from engine.io_out import check_writable, ensure_folder, partial_path
+from engine.io_out import check_writable, ensure_folder, write_json
 from engine.labels import LabelPatches, load_labels
 from engine.methods import method_class
 from engine.metrics import confusion, scores
@@ -313,13 +312,6 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     write_json(paths["metrics"], metrics)
     reporter.emit("artifact", kind="metrics", path=os.path.abspath(paths["metrics"]))
     return {"paths": {k: (os.path.abspath(v) if v else None) for k, v in paths.items()}, "metrics": metrics}
-
-
-def write_json(path: str, obj) -> None:
-    tmp = partial_path(path)
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def evaluate(prediction: str, truth: str) -> dict:

@@ -1,0 +1,489 @@
+"""How accurate a map is, and how much of each class there really is: a stratified random sample of
+points to check, and the estimates that sample supports.
+
+A map's pixel counts are not the areas on the ground: every class gains the pixels wrongly given to it
+and loses those given to others. Good practice for land-cover maps (Olofsson et al., "Good practices for
+estimating area and assessing accuracy of land change", Remote Sensing of Environment 148, 2014) is to
+check a random sample of points against reference data (field visits, better imagery), with the map's
+classes as strata, and to estimate from it the overall, user's and producer's accuracies and each
+class's area, each with a 95 % confidence interval. Map classes are strata of unequal size and unequal
+sample rate, so every count is weighted by the share of the map its stratum covers.
+
+``draw_sample`` draws ``per_class`` points at random among the pixels of each map class (fewer where a
+class has fewer pixels) in two passes over the map, whatever its size: one counts the classes, the second
+picks the chosen pixels by their rank within their class. The points go to a GeoPackage, in random
+order, with the map's class and an empty ``reference`` field to fill in. ``assess`` reads the filled-in
+sample (or any reference: points, polygons or a raster), looks up the map under it and computes the
+estimates. Neither needs torch; the GeoPackage needs GDAL's Python bindings (``osgeo``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from engine.areas import M2_PER_HECTARE, ClassTally
+from engine.categories import read_category_names
+from engine.errors import InputError
+from engine.io_out import check_writable, partial_path
+from engine.metrics import confusion, scores
+from engine.progress import Reporter
+from engine.runtime import NEVER_CANCELLED, CancelToken
+
+PER_CLASS = 50  # points per map class: Olofsson et al. suggest 50-100 for the rare classes
+Z95 = 1.96  # half width of a 95 % interval in standard errors (the convention the literature reports in)
+BLOCK_BYTES = 32 * 2**20  # map rows read at a time
+VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab", ".csv"}
+SAMPLE_FIELDS = ("id", "map_class", "map_name", "reference")
+
+
+# ----------------------------------------------------------------------------------------------- estimates
+
+
+def stratified_estimates(counts: np.ndarray, mapped: np.ndarray) -> dict:
+    """Accuracies and class areas from a sample stratified by map class.
+
+    ``counts`` (K, K): sample units by map class (rows) and reference class (columns); ``mapped`` (K,):
+    how much of the map each class covers (hectares or pixels). Strata without a sample unit are left
+    out (the estimates then cover the rest of the map: ``coverage``). Every estimate comes with the half
+    width of its 95 % interval (None where a stratum has a single unit, whose variance is unknown)."""
+    n = np.asarray(counts, np.float64)
+    mapped = np.asarray(mapped, np.float64)
+    k = n.shape[0]
+    n_i = n.sum(1)
+    sampled = n_i > 0
+    total = float(mapped[sampled].sum())
+    all_mapped = float(mapped.sum())
+    if total <= 0:
+        raise ValueError("no mapped stratum has a sample unit")
+    w = np.where(sampled, mapped / total, 0.0)
+    frac = np.divide(n, n_i[:, None], out=np.zeros_like(n), where=sampled[:, None])
+    p = w[:, None] * frac  # estimated share of the (sampled) map in each map x reference cell
+    ref_share = p.sum(0)
+    dof = n_i - 1
+    known = np.all(dof[sampled] > 0)  # a stratum of one unit has no variance estimate
+    inv = np.divide(1.0, dof, out=np.zeros_like(dof), where=dof > 0)
+    cell_var = frac * (1 - frac) * inv[:, None]  # variance of each row's proportions, per unit
+    users = np.diag(frac)
+    oa = float(np.trace(p))
+    producers = np.divide(np.diag(p), ref_share, out=np.full(k, np.nan), where=ref_share > 0)
+
+    def half(var) -> float | None:
+        return float(Z95 * np.sqrt(max(var, 0.0))) if known else None
+
+    big_n = w * total  # mapped amount of the sampled strata
+    est_n = (big_n[:, None] * frac).sum(0)  # estimated amount of each reference class
+    share_var = (w[:, None] ** 2 * cell_var).sum(0)  # variance of each reference class's estimated share
+    per_class = []
+    for j in range(k):
+        prod = None
+        if ref_share[j] > 0:
+            others = sum(big_n[i] ** 2 * cell_var[i, j] for i in range(k) if i != j)
+            var = big_n[j] ** 2 * (1 - producers[j]) ** 2 * cell_var[j, j] + producers[j] ** 2 * others
+            prod = {"estimate": float(producers[j]), "ci95": half(var / est_n[j] ** 2)}
+        users_entry = None
+        if sampled[j]:
+            users_entry = {"estimate": float(users[j]),
+                           "ci95": float(Z95 * np.sqrt(cell_var[j, j])) if dof[j] > 0 else None}
+        area_half = half(share_var[j])
+        per_class.append({
+            "samples": int(n_i[j]),
+            "users_accuracy": users_entry,
+            "producers_accuracy": prod,
+            "mapped": float(mapped[j]),
+            "estimated": {"estimate": float(total * ref_share[j]),
+                          "ci95": None if area_half is None else total * area_half},
+        })
+    oa_var = float((w ** 2 * users * (1 - users) * inv).sum())
+    return {"overall_accuracy": {"estimate": oa, "ci95": half(oa_var)},
+            "classes": per_class, "coverage": total / all_mapped if all_mapped else 0.0}
+
+
+# ------------------------------------------------------------------------------------------------ the map
+
+
+def _open_map(prediction: str):
+    if not os.path.exists(prediction):
+        raise InputError(f"Map {prediction} does not exist; check the path.", "bad_prediction")
+    try:
+        ds = rasterio.open(prediction)
+    except rasterio.errors.RasterioIOError as e:
+        raise InputError(f"Map {prediction} cannot be read ({e}); give a class raster written by SemiSeg "
+                         "(prediction.tif).", "bad_prediction") from e
+    if ds.count != 1 or ds.dtypes[0] != "uint8":
+        ds.close()
+        raise InputError(f"Map {prediction} is not a single-band 8-bit class raster; give a prediction.tif "
+                         "written by SemiSeg.", "bad_prediction")
+    return ds
+
+
+def _row_blocks(ds):
+    """(first row, rows) blocks of about BLOCK_BYTES, whole blocks of the file's own tiling."""
+    tile = ds.block_shapes[0][0] if ds.block_shapes else 1
+    step = max(tile, BLOCK_BYTES // max(1, ds.width) // tile * tile)
+    for r in range(0, ds.height, step):
+        yield r, min(step, ds.height - r)
+
+
+def _class_names(prediction: str, k: int) -> list[str]:
+    names = read_category_names(prediction)[1:]
+    return [(names[i] if i < len(names) and names[i] else f"class {i + 1}") for i in range(k)]
+
+
+def _gdal():
+    try:
+        from osgeo import gdal, ogr, osr  # noqa: PLC0415
+    except ImportError as e:
+        raise InputError("Accuracy samples need GDAL's Python bindings (osgeo), which this engine Python "
+                         "does not have; install them (python3-gdal, or the GDAL package of your Python) "
+                         "and try again.", "gdal_missing") from e
+    gdal.UseExceptions()
+    ogr.UseExceptions()
+    osr.UseExceptions()
+    return gdal, ogr, osr
+
+
+def _srs(osr, ds):
+    if ds.crs is None:
+        return None
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(ds.crs.to_wkt())
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+# --------------------------------------------------------------------------------------------------- sample
+
+
+def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int = 0,
+                reporter: Reporter | None = None, cancel: CancelToken = NEVER_CANCELLED) -> dict:
+    """Write ``per_class`` random points of each class of the map ``prediction`` (all its pixels where a
+    class has fewer) to the GeoPackage ``out``, at pixel centres, in random order, with the fields
+    ``id``, ``map_class``, ``map_name`` and an empty ``reference``. Written under a partial name and renamed
+    when complete."""
+    reporter = reporter or Reporter("none")
+    gdal, ogr, osr = _gdal()
+    if os.path.splitext(out)[1].lower() != ".gpkg":
+        raise InputError(f"The sample is written as a GeoPackage; give {out} the extension .gpkg.",
+                         "bad_output")
+    if per_class < 1:
+        raise InputError(f"Give at least 1 point per class, not {per_class}.", "bad_usage")
+    t0 = time.monotonic()
+    with _open_map(prediction) as ds:
+        check_writable(out)
+        blocks = list(_row_blocks(ds))
+        reporter.stage("count", len(blocks), message=f"counting the classes of {ds.width}×{ds.height} px")
+        counts = np.zeros(256, np.int64)
+        for b, (r, h) in enumerate(blocks):
+            cancel.check()
+            counts += np.bincount(ds.read(1, window=Window(0, r, ds.width, h)).ravel(), minlength=256)
+            reporter.progress("count", b + 1, len(blocks))
+        if counts[1:].sum() == 0:
+            raise InputError(f"Map {prediction} has no mapped pixel (all are 0); give a map with classes.",
+                             "bad_prediction")
+        k = int(np.flatnonzero(counts)[-1])
+        names = _class_names(prediction, max(k, len(read_category_names(prediction)) - 1))
+        rng = np.random.default_rng(seed)
+        ranks = {c: np.sort(rng.choice(int(counts[c]), min(per_class, int(counts[c])), replace=False))
+                 for c in range(1, k + 1) if counts[c] > 0}
+        seen = np.zeros(256, np.int64)
+        rows, cols, classes = [], [], []
+        reporter.stage("sample", len(blocks), message=f"{sum(len(v) for v in ranks.values())} points")
+        for b, (r, h) in enumerate(blocks):
+            cancel.check()
+            block = ds.read(1, window=Window(0, r, ds.width, h)).ravel()
+            here = np.bincount(block, minlength=256)
+            for c, want in ranks.items():
+                lo, hi = np.searchsorted(want, [seen[c], seen[c] + here[c]])
+                if hi > lo:
+                    flat = np.flatnonzero(block == c)[want[lo:hi] - seen[c]]
+                    rows.append(flat // ds.width + r)
+                    cols.append(flat % ds.width)
+                    classes.append(np.full(len(flat), c))
+            seen += here
+            reporter.progress("sample", b + 1, len(blocks))
+        rows, cols, classes = (np.concatenate(a) for a in (rows, cols, classes))
+        order = rng.permutation(len(rows))  # interpreted in random order, not class by class
+        rows, cols, classes = rows[order], cols[order], classes[order]
+        xs, ys = rasterio.transform.xy(ds.transform, rows, cols, offset="center")
+        srs = _srs(osr, ds)
+    part = partial_path(out)
+    try:
+        vec = ogr.GetDriverByName("GPKG").CreateDataSource(part)
+        layer = vec.CreateLayer(os.path.splitext(os.path.basename(out))[0], srs, ogr.wkbPoint)
+        for name, kind in zip(SAMPLE_FIELDS, (ogr.OFTInteger, ogr.OFTInteger, ogr.OFTString, ogr.OFTInteger),
+                              strict=True):
+            layer.CreateField(ogr.FieldDefn(name, kind))
+        vec.StartTransaction()
+        defn = layer.GetLayerDefn()
+        for i, (x, y, c) in enumerate(zip(np.atleast_1d(xs), np.atleast_1d(ys), classes, strict=True)):
+            f = ogr.Feature(defn)
+            f.SetField("id", i + 1)
+            f.SetField("map_class", int(c))
+            f.SetField("map_name", names[int(c) - 1])
+            point = ogr.Geometry(ogr.wkbPoint)
+            point.AddPoint_2D(float(x), float(y))
+            f.SetGeometry(point)
+            layer.CreateFeature(f)
+        vec.CommitTransaction()
+        cancel.check()
+        layer = vec = None
+        os.replace(part, out)
+    except RuntimeError as e:
+        cancel.check()
+        raise InputError(f"Writing the sample {out} failed ({e}); check the free space there.",
+                         "sample_failed") from e
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
+    per = {names[c - 1]: int(len(v)) for c, v in ranks.items()}
+    short = [f"{n} ({v})" for n, v in per.items() if v < per_class]
+    if short:
+        reporter.warning(f"Some classes have fewer pixels than {per_class} points; all their pixels were "
+                         f"taken: {', '.join(short)}.", "sample_small_class")
+    reporter.emit("artifact", kind="sample", path=os.path.abspath(out))
+    return {"sample": os.path.abspath(out), "points": int(len(rows)), "per_class": per,
+            "seed": seed, "sample_seconds": round(time.monotonic() - t0, 2)}
+
+
+# --------------------------------------------------------------------------------------------------- assess
+
+
+class Reference:
+    """Reference sample units on the map's grid: pixel ``rows``, ``cols``, reference ``classes`` (1..K),
+    and what the file said of them (``drawn``: the map class a SemiSeg sample point was drawn from, 0 where
+    unknown)."""
+
+    def __init__(self, rows, cols, classes, drawn=None, points: bool = True, skipped: int = 0,
+                 outside: int = 0):
+        self.rows = np.asarray(rows, np.int64)
+        self.cols = np.asarray(cols, np.int64)
+        self.classes = np.asarray(classes, np.int64)
+        self.drawn = np.zeros(len(self.rows), np.int64) if drawn is None else np.asarray(drawn, np.int64)
+        self.points, self.skipped, self.outside = points, skipped, outside
+
+
+def _class_of(value, names: list[str], path: str, field: str) -> int:
+    """A reference value as a class number (0: not filled in yet), or the sentence refusing it."""
+    if value is None:
+        return 0
+    if isinstance(value, float):
+        if value != round(value):
+            raise InputError(f"Reference {path} field '{field}' holds {value}; give whole class numbers or "
+                             "class names.", "reference_values")
+        value = int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0
+        if text.lstrip("-").isdigit():
+            value = int(text)
+        else:
+            lookup = {n.strip().lower(): i + 1 for i, n in enumerate(names)}
+            if text.lower() not in lookup:
+                raise InputError(f"Reference {path} field '{field}' holds '{text}', which is no class of the "
+                                 f"map ({', '.join(names)}); use those names or their numbers.",
+                                 "reference_values")
+            return lookup[text.lower()]
+    value = int(value)
+    if value < 0 or value > len(names):
+        raise InputError(f"Reference {path} field '{field}' holds {value}, but the map's classes are 1.."
+                         f"{len(names)} ({', '.join(names)}); 0 or empty means not checked yet.",
+                         "reference_values")
+    return value
+
+
+def read_reference(path: str, ds, names: list[str], field: str = "reference") -> Reference:
+    """The reference units in ``path`` on the grid of the open map ``ds``: a vector file's features (a
+    point is one unit, the pixel under it; a line or polygon gives every pixel it covers) or a class
+    raster's labeled pixels."""
+    if not os.path.exists(path):
+        raise InputError(f"Reference {path} does not exist; check the path.", "reference_not_found")
+    if os.path.splitext(path)[1].lower() not in VECTOR_SUFFIXES:
+        from engine.labels import load_labels  # noqa: PLC0415
+
+        labels = load_labels(path, ds, min_classes=1)
+        rows, cols, classes = [], [], []
+        for crop in labels.patches.crops:
+            rr, cc = np.nonzero(crop.array)
+            rows.append(rr + crop.row)
+            cols.append(cc + crop.col)
+            classes.append(crop.array[rr, cc])
+        classes = np.concatenate(classes)
+        if classes.max() > len(names):
+            raise InputError(f"Reference {path} holds class {int(classes.max())}, but the map's classes are "
+                             f"1..{len(names)}; number the reference like the map.", "reference_values")
+        return Reference(np.concatenate(rows), np.concatenate(cols), classes, points=False)
+    gdal, ogr, osr = _gdal()
+    try:
+        src = gdal.OpenEx(path, gdal.OF_VECTOR)
+    except RuntimeError:
+        src = None
+    if src is None or src.GetLayerCount() == 0:
+        raise InputError(f"Reference {path} is not a vector file GDAL can read; give a GeoPackage, Shapefile "
+                         "or GeoJSON.", "reference_unreadable")
+    layer = src.GetLayer(0)
+    defn = layer.GetLayerDefn()
+    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    if field not in fields:
+        raise InputError(f"Reference {path} has no field '{field}' (fields: {', '.join(fields) or 'none'}); "
+                         "name the field that holds the reference class.", "reference_field")
+    drawn_field = "map_class" if "map_class" in fields else None
+    target = _srs(osr, ds)
+    inverse = ~ds.transform
+    rows, cols, classes, drawn = [], [], [], []
+    points, skipped, outside = True, 0, 0
+    for f in layer:
+        g = f.GetGeometryRef()
+        v = _class_of(f.GetField(field), names, path, field)
+        if g is None or v == 0:
+            skipped += 1
+            continue
+        g = g.Clone()
+        sref = g.GetSpatialReference() or layer.GetSpatialRef()
+        if target is not None and sref is not None:
+            sref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            if not sref.IsSame(target):
+                g.TransformTo(target)
+        d = f.GetField(drawn_field) if drawn_field else None
+        if g.GetDimension() == 0:
+            xy = [g.GetPoint_2D(i) for i in range(g.GetPointCount())] or \
+                 [g.GetGeometryRef(i).GetPoint_2D() for i in range(g.GetGeometryCount())]
+            for x, y in xy:
+                c, r = inverse * (x, y)
+                r, c = int(np.floor(r)), int(np.floor(c))
+                if 0 <= r < ds.height and 0 <= c < ds.width:
+                    rows.append(np.array([r]))
+                    cols.append(np.array([c]))
+                    classes.append(np.array([v]))
+                    drawn.append(np.array([int(d or 0)]))
+                else:
+                    outside += 1
+            continue
+        points = False
+        rr, cc = _covered_pixels(g, ds)
+        if not len(rr):
+            outside += 1
+            continue
+        rows.append(rr)
+        cols.append(cc)
+        classes.append(np.full(len(rr), v))
+        drawn.append(np.zeros(len(rr), np.int64))
+    if not rows:
+        what = "lie outside the map" if outside else f"have no class in field '{field}' yet"
+        raise InputError(f"Reference {path}: its features {what}; fill in the reference class of some "
+                         "points over the map first.", "reference_empty")
+    return Reference(*(np.concatenate(a) for a in (rows, cols, classes, drawn)), points=points,
+                     skipped=skipped, outside=outside)
+
+
+def _covered_pixels(g, ds) -> tuple[np.ndarray, np.ndarray]:
+    """Grid rows and columns of the pixels whose centres a line or polygon covers (all it touches for
+    lines), within the map."""
+    from rasterio.features import rasterize  # noqa: PLC0415
+
+    from engine.raster import grid_window  # noqa: PLC0415
+
+    x0, x1, y0, y1 = g.GetEnvelope()
+    win = grid_window((x0, y0, x1, y1), ds)
+    if win is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    r0, c0, h, w = win
+    arr = rasterize([(json.loads(g.ExportToJson()), 1)], out_shape=(h, w),
+                    transform=ds.window_transform(Window(c0, r0, w, h)), fill=0,
+                    all_touched=g.GetDimension() == 1, dtype="uint8")
+    rr, cc = np.nonzero(arr)
+    return rr + r0, cc + c0
+
+
+def assess(prediction: str, reference: str, field: str = "reference", reporter: Reporter | None = None,
+           cancel: CancelToken = NEVER_CANCELLED) -> dict:
+    """Accuracy and class areas of the map ``prediction`` from the reference ``reference`` (see the module
+    docstring). Returns the report as a dict (``engine.accuracy.report_text`` puts it in words)."""
+    reporter = reporter or Reporter("none")
+    t0 = time.monotonic()
+    with _open_map(prediction) as ds:
+        named = len(read_category_names(prediction)[1:])
+        ref = read_reference(reference, ds, _class_names(prediction, named or 255), field)
+        blocks = list(_row_blocks(ds))
+        reporter.stage("assess", len(blocks), message=f"{len(ref.rows):,} reference units over the map")
+        order = np.argsort(ref.rows, kind="stable")
+        sorted_rows = ref.rows[order]
+        mapped_at = np.zeros(len(ref.rows), np.int64)
+        tally = ClassTally(255, ds.transform, ds.crs)
+        for b, (r, h) in enumerate(blocks):
+            cancel.check()
+            block = ds.read(1, window=Window(0, r, ds.width, h))
+            tally.add(block, r)
+            lo, hi = np.searchsorted(sorted_rows, [r, r + h])
+            idx = order[lo:hi]
+            mapped_at[idx] = block[ref.rows[idx] - r, ref.cols[idx]]
+            reporter.progress("assess", b + 1, len(blocks))
+    k = max(named, int(np.flatnonzero(tally.pixels)[-1]), int(ref.classes.max()))
+    names = _class_names(prediction, k)
+    on_map = mapped_at > 0
+    off_map = int((~on_map).sum())
+    if not on_map.any():
+        raise InputError(f"Reference {reference}: none of its units lies on a mapped pixel of {prediction}; "
+                         "give reference data over the map.", "reference_empty")
+    m, r = mapped_at[on_map], ref.classes[on_map]
+    counts = np.zeros((k, k), np.int64)
+    np.add.at(counts, (m - 1, r - 1), 1)
+    amount = (tally.m2[1:k + 1] / M2_PER_HECTARE if tally.m2 is not None
+              else tally.pixels[1:k + 1].astype(np.float64))
+    est = stratified_estimates(counts, amount)
+    unit = "hectare" if tally.m2 is not None else "pixel"
+    changed = int(((ref.drawn[on_map] > 0) & (ref.drawn[on_map] != m)).sum())
+    warnings = []
+    if changed:
+        warnings.append((f"{changed} of the sample's points now lie on another class than the map they were "
+                         "drawn from; the map has changed since, so draw a new sample for it (the estimates "
+                         "assume the sample was drawn by this map's classes).", "sample_map_changed"))
+    unsampled = [names[i] for i in range(k) if amount[i] > 0 and counts[i].sum() == 0]
+    if unsampled:
+        warnings.append((f"No reference unit lies on {', '.join(unsampled)}; the estimates cover the other "
+                         f"{100 * est['coverage']:.1f} % of the map.", "class_not_sampled"))
+    if not ref.points:
+        warnings.append(("The reference has lines, polygons or raster pixels: every pixel counts as one "
+                         "unit, but pixels of one shape are not independent, so the 95 % intervals are too "
+                         "narrow; a sample of points (python -m engine sample) gives honest ones.",
+                         "reference_clustered"))
+    for message, code in warnings:
+        reporter.warning(message, code)
+    classes = {}
+    for i, name in enumerate(names):
+        classes[name] = {**est["classes"][i], "reference_units": int(counts[:, i].sum())}
+    plain = scores(confusion(r, m, k), names)
+    return {"prediction": os.path.abspath(prediction), "reference": os.path.abspath(reference),
+            "units": int(on_map.sum()), "points": ref.points, "not_filled_in": ref.skipped,
+            "outside_map": ref.outside + off_map, "unit": unit,
+            "overall_accuracy": est["overall_accuracy"], "coverage": est["coverage"], "classes": classes,
+            "confusion_map_by_reference": counts.tolist(),
+            "sample": {"oa": plain["oa"], "kappa": plain["kappa"], "miou": plain["miou"]},
+            "warnings": [code for _, code in warnings],
+            "assess_seconds": round(time.monotonic() - t0, 2)}
+
+
+def _pm(entry: dict | None, digits: int = 2, scale: float = 1.0) -> str:
+    if entry is None:
+        return "–"
+    value = f"{entry['estimate'] * scale:,.{digits}f}"
+    return value if entry["ci95"] is None else f"{value} ± {entry['ci95'] * scale:,.{digits}f}"
+
+
+def report_text(report: dict) -> str:
+    """The report as a few lines for a terminal: overall accuracy, then one line per class."""
+    unit = "ha" if report["unit"] == "hectare" else "px"
+    lines = [f"Overall accuracy {_pm(report['overall_accuracy'], 3)} (95 % interval, {report['units']:,} "
+             f"reference {'points' if report['points'] else 'pixels'})",
+             f"{'class':<20} {'n':>5} {'user’s':>13} {'producer’s':>13} {'mapped ' + unit:>14} "
+             f"{'estimated ' + unit:>24}"]
+    for name, c in report["classes"].items():
+        lines.append(f"{name[:20]:<20} {c['samples']:>5} {_pm(c['users_accuracy']):>13} "
+                     f"{_pm(c['producers_accuracy']):>13} {c['mapped']:>14,.0f} {_pm(c['estimated'], 0):>24}")
+    return "\n".join(lines)

@@ -44,6 +44,7 @@ class RecordingFeedback(QgsProcessingFeedback):
         self.progress: list[float] = []
         self.log: list[str] = []
         self.stages: list[str] = []
+        self.warnings: list[str] = []
         self.cancel_at_stage = cancel_at_stage
         self.progressChanged.connect(self.progress.append)
 
@@ -56,3 +57,7 @@ class RecordingFeedback(QgsProcessingFeedback):
     def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API)
         self.log.append(info)
         super().pushInfo(info)
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802 (QGIS API)
+        self.warnings.append(warning)
+        super().pushWarning(warning)

@@ -22,7 +22,7 @@ from engine.cli import build_parser
 from engine.synthetic import write_scene
 
 ALGORITHMS = {"semiseg:train", "semiseg:predict", "semiseg:train_and_segment", "semiseg:evaluate",
-              "semiseg:pretrain", "semiseg:polygons"}
+              "semiseg:pretrain", "semiseg:polygons", "semiseg:accuracy_sample", "semiseg:assess_accuracy"}
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,51 @@ def test_polygons_of_a_map_are_written_styled_and_loaded(trained, scene, tmp_pat
         f["area_m2"] > 0 for f in loaded[0].getFeatures())
     with pytest.raises(QgsProcessingException, match="extension .gpkg"):  # the engine's own sentence
         processing().run("semiseg:polygons", {"PREDICTION": pred, "OUTPUT": str(tmp_path / "p.shp")})
+
+
+@pytest.mark.slow
+def test_an_accuracy_sample_is_drawn_checked_and_assessed(trained, scene, tmp_path, clean_project):
+    """Draw the sample, check its points (here against the scene's truth, through the layer's edit buffer
+    as an analyst's form would), assess: the accuracies and areas with their intervals reach the log."""
+
+    pred = processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": scene["image"],
+                                              "OUTPUT": str(tmp_path / "pred.tif")})["OUTPUT"]
+    out = tmp_path / "sample.gpkg"
+    results = processing().runAndLoadResults("semiseg:accuracy_sample", {"PREDICTION": pred, "PER_CLASS": 12,
+                                                                        "OUTPUT": str(out)})
+    assert results["OUTPUT"] == str(out) and 3 <= results["POINTS"] <= 36
+    qml = (tmp_path / "sample.qml").read_text(encoding="utf-8")
+    assert 'type="categorizedSymbol"' in qml and 'label="not checked yet"' in qml
+    loaded = [layer for layer in clean_project.mapLayers().values() if layer.source().startswith(str(out))]
+    assert len(loaded) == 1
+    layer = loaded[0]
+    widget = layer.editorWidgetSetup(layer.fields().indexOf("reference"))
+    assert widget.type() == "ValueMap" and {"class 2": 2} in widget.config()["map"]
+    assert layer.editorWidgetSetup(layer.fields().indexOf("map_class")).type() == "Hidden"
+    with rasterio.open(scene["truth"]) as ds:
+        truth, inverse = ds.read(1), ~ds.transform
+    layer.startEditing()
+    index = layer.fields().indexOf("reference")
+    for f in layer.getFeatures():
+        col, row = inverse * (f.geometry().asPoint().x(), f.geometry().asPoint().y())
+        layer.changeAttributeValue(f.id(), index, int(truth[int(row), int(col)]))
+    assert layer.commitChanges()
+    feedback = RecordingFeedback()
+    report_file = tmp_path / "accuracy.json"
+    results = processing().run("semiseg:assess_accuracy", {"PREDICTION": pred, "REFERENCE": layer,
+                                                          "REFERENCE_FIELD": "reference",
+                                                          "OUTPUT": str(report_file)}, feedback=feedback)
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    assert results["OA"] == report["overall_accuracy"]["estimate"] and 0 < results["OA"] <= 1
+    assert report["units"] == layer.featureCount() and report["points"]
+    assert any(line.startswith("Overall accuracy ") and "checked points" in line for line in feedback.log)
+    assert sum(line.startswith("class ") and "user's" in line and " ha (mapped " in line
+               for line in feedback.log) == 3
+    feedback = RecordingFeedback()  # the truth raster as a reference: every pixel, with a warning
+    results = processing().run("semiseg:assess_accuracy", {"PREDICTION": pred, "REFERENCE": scene["truth"]},
+                               feedback=feedback)
+    assert json.loads(results["REPORT"])["units"] > layer.featureCount()
+    assert any("too narrow" in w for w in feedback.warnings)
 
 
 @pytest.mark.slow

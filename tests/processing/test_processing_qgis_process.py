@@ -44,7 +44,8 @@ def qgis_process(tmp_path_factory):
 def test_qgis_process_lists_the_algorithms(qgis_process):
     listed = qgis_process("list")
     assert listed.returncode == 0, listed.stderr
-    for alg in ("train", "predict", "train_and_segment", "evaluate", "polygons"):
+    for alg in ("train", "predict", "train_and_segment", "evaluate", "polygons", "accuracy_sample",
+                "assess_accuracy"):
         assert f"semiseg:{alg}\t" in listed.stdout
 
 

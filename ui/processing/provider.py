@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .accuracy import AssessAlgorithm, SampleAlgorithm
 from .base import ICON_PATH
 from .evaluate import EvaluateAlgorithm
 from .polygons import PolygonsAlgorithm
@@ -14,7 +15,7 @@ from .train import TrainAlgorithm
 from .train_and_segment import TrainAndSegmentAlgorithm
 
 ALGORITHMS = (TrainAndSegmentAlgorithm, TrainAlgorithm, PredictAlgorithm, PolygonsAlgorithm,
-              EvaluateAlgorithm, PretrainAlgorithm)
+              SampleAlgorithm, AssessAlgorithm, EvaluateAlgorithm, PretrainAlgorithm)
 
 
 class SemiSegProvider(QgsProcessingProvider):
@@ -42,7 +43,7 @@ class SemiSegProvider(QgsProcessingProvider):
         return ["tif"]  # the engine writes GeoTIFF
 
     def supportedOutputVectorLayerExtensions(self) -> list[str]:  # noqa: N802 (QGIS API)
-        return ["gpkg"]  # the engine writes polygons as a GeoPackage
+        return ["gpkg"]  # the engine writes polygons and samples as GeoPackages
 
     def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:  # noqa: ARG002, N802, N803
         return "gpkg"

@@ -24,11 +24,13 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from ..label_raster import LabelClass
-from ..styles import style_class_polygons
+from ..styles import style_class_polygons, style_sample_points
 
 PREDICTION = "prediction"
 CONFIDENCE = "confidence"
 POLYGONS = "polygons"  # a GeoPackage of a class raster's polygons, styled with that raster's classes
+SAMPLE = "sample"  # an accuracy sample's points: coloured by their reference class, class names to pick
+VECTOR_KINDS = (POLYGONS, SAMPLE)
 
 # Confidence (max softmax, 0..1): red where the model is unsure, which is where to paint next.
 CONFIDENCE_RAMP = ((0.0, QColor(215, 25, 28), "unsure"), (0.5, QColor(253, 174, 97), ""),
@@ -95,17 +97,28 @@ def style_polygons(layer: QgsVectorLayer, source: str) -> bool:
     return True
 
 
+def style_sample(layer: QgsVectorLayer, source: str) -> bool:
+    """Points coloured by the reference class entered (hollow until checked), and the class names of the
+    class raster ``source`` to choose from in the form."""
+    entries = class_entries(source)
+    if not entries:
+        return False
+    style_sample_points(layer, [LabelClass(name, colour.getRgb()[:3]) for _, colour, name in entries])
+    return True
+
+
 def style(layer, kind: str, source: str = "") -> bool:
-    """Style ``layer`` as ``kind``; ``source``: the class raster polygons were made from."""
-    if kind == POLYGONS:
-        return isinstance(layer, QgsVectorLayer) and style_polygons(layer, source)
+    """Style ``layer`` as ``kind``; ``source``: the class raster polygons or a sample were made from."""
+    if kind in VECTOR_KINDS:
+        return isinstance(layer, QgsVectorLayer) and {POLYGONS: style_polygons,
+                                                      SAMPLE: style_sample}[kind](layer, source)
     return isinstance(layer, QgsRasterLayer) and {PREDICTION: style_prediction,
                                                   CONFIDENCE: style_confidence}[kind](layer)
 
 
 def write_style_file(path: str, kind: str, source: str = "") -> str | None:
     """Write ``<file>.qml`` (QGIS's default style location) for the layer at ``path``."""
-    layer = (QgsVectorLayer(path, Path(path).stem, "ogr") if kind == POLYGONS
+    layer = (QgsVectorLayer(path, Path(path).stem, "ogr") if kind in VECTOR_KINDS
              else QgsRasterLayer(path, Path(path).stem, "gdal"))
     if not layer.isValid() or not style(layer, kind, source):
         return None

@@ -1,0 +1,125 @@
+"""Accuracy assessment: a stratified random sample of points to check (``python -m engine sample``) and
+the accuracies and class areas with 95 % intervals from the checked sample (``python -m engine assess``)."""
+
+from __future__ import annotations
+
+import json
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMapLayer,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+    QgsRasterLayer,
+)
+
+from ..map_facts import accuracy_items, accuracy_summary
+from .base import VECTOR_FORMATS, SemiSegAlgorithm, raster_file
+from .styling import SAMPLE, style_output
+
+
+class SampleAlgorithm(SemiSegAlgorithm):
+    NAME = "accuracy_sample"
+    DISPLAY_NAME = "Accuracy sample of a map"
+    HELP = ("Draws random points among the pixels of each class of a SemiSeg map (a stratified random "
+            "sample, the map's classes as strata), in random order, as a GeoPackage with the fields id, "
+            "map_class, map_name and an empty reference. Check each point against reference data (field "
+            "visits, sharper imagery) and enter its true class under reference (QGIS shows the class names "
+            "to choose from; map_class and map_name are hidden in the form so that the map does not sway "
+            "you). Then run Assess the accuracy of a map. 50 points per class is the usual start "
+            "(Olofsson et al. 2014); a class with fewer pixels gives them all.")
+
+    PREDICTION = "PREDICTION"
+    PER_CLASS = "PER_CLASS"
+    SEED = "SEED"
+    OUTPUT = "OUTPUT"
+    POINTS = "POINTS"
+
+    def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PREDICTION, "Map (SemiSeg class raster)"))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.PER_CLASS, "Points per class", QgsProcessingParameterNumber.Integer, defaultValue=50,
+            minValue=1))
+        self.add_advanced(QgsProcessingParameterNumber(
+            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OUTPUT, "Sample points", QgsProcessing.TypeVectorPoint))
+        self.addOutput(QgsProcessingOutputNumber(self.POINTS, "Number of points"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        prediction = raster_file(self.parameterAsRasterLayer(parameters, self.PREDICTION, context), "map")
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        done = self.run_engine(["sample", "--prediction", prediction, "--out", out, "--per-class",
+                                str(self.parameterAsInt(parameters, self.PER_CLASS, context)), "--seed",
+                                str(self.parameterAsInt(parameters, self.SEED, context))], feedback).done
+        for name, n in (done.get("per_class") or {}).items():
+            feedback.pushInfo(f"{name}: {n} points")
+        style_output(context, out, SAMPLE, feedback, source=prediction)
+        return {self.OUTPUT: out, self.POINTS: done.get("points")}
+
+
+class AssessAlgorithm(SemiSegAlgorithm):
+    NAME = "assess_accuracy"
+    DISPLAY_NAME = "Assess the accuracy of a map"
+    HELP = ("Estimates a SemiSeg map's overall accuracy, each class's user's accuracy (how often a pixel "
+            "mapped as the class is that class) and producer's accuracy (how much of the class the map "
+            "finds), and each class's area corrected for the map's errors, all with 95 % confidence "
+            "intervals, from reference data: the sample from Accuracy sample of a map with its reference "
+            "field filled in, or any points, polygons or class raster of the map's classes (numbers or "
+            "names; empty or 0 = not checked). The estimators weigh each map class by its area "
+            "(Olofsson et al. 2014), which assumes a random sample within each map class; pixels of "
+            "polygons or rasters are not independent, so their intervals come out too narrow (a warning "
+            "says so).")
+
+    PREDICTION = "PREDICTION"
+    REFERENCE = "REFERENCE"
+    REFERENCE_FIELD = "REFERENCE_FIELD"
+    OUTPUT = "OUTPUT"
+    OA = "OA"
+    REPORT = "REPORT"
+
+    def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PREDICTION, "Map (SemiSeg class raster)"))
+        self.addParameter(QgsProcessingParameterMapLayer(
+            self.REFERENCE, "Reference (the checked sample, or points, polygons or a class raster)",
+            types=[QgsProcessing.TypeVectorAnyGeometry, QgsProcessing.TypeRaster]))
+        self.addParameter(QgsProcessingParameterField(
+            self.REFERENCE_FIELD, "Reference class field (vector reference)", defaultValue="reference",
+            parentLayerParameterName=self.REFERENCE, optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, "Report (JSON)", fileFilter="JSON (*.json)", optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber(self.OA, "Overall accuracy"))
+        self.addOutput(QgsProcessingOutputString(self.REPORT, "Report (JSON)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        prediction = raster_file(self.parameterAsRasterLayer(parameters, self.PREDICTION, context), "map")
+        layer = self.parameterAsLayer(parameters, self.REFERENCE, context)
+        if layer is None:
+            raise QgsProcessingException("No reference was given; choose the checked sample or another "
+                                         "reference layer.")
+        if isinstance(layer, QgsRasterLayer):
+            args = ["--reference", raster_file(layer, "reference")]
+        else:
+            path = self.parameterAsCompatibleSourceLayerPath(parameters, self.REFERENCE, context,
+                                                             VECTOR_FORMATS, "gpkg", feedback)
+            fields = self.parameterAsFields(parameters, self.REFERENCE_FIELD, context)
+            args = ["--reference", path, "--reference-field", fields[0] if fields else "reference"]
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        if report_path:
+            args += ["--out", report_path]
+        done = self.run_engine(["assess", "--prediction", prediction, *args], feedback).done
+        report = {k: v for k, v in done.items() if k not in ("event", "seconds")}
+        feedback.pushInfo(accuracy_summary(report))
+        for name, text in accuracy_items(report):
+            feedback.pushInfo(f"{name}: {text}")
+        results = {self.OA: (report.get("overall_accuracy") or {}).get("estimate"),
+                   self.REPORT: json.dumps(report, indent=2)}
+        if report_path:
+            results[self.OUTPUT] = report_path
+        return results

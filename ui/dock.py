@@ -36,7 +36,17 @@ from . import settings
 from .brush_panel import BrushPanel
 from .class_table import ClassTable
 from .engine_process import EngineResult, EngineSetup, forget_torch_checks
-from .jobs import PolygonsJob, PredictJob, TrainJob, encoder_cache_path, free_path, new_run_folder
+from .jobs import (
+    MAP_PRODUCT_JOBS,
+    AssessJob,
+    PolygonsJob,
+    PredictJob,
+    SampleJob,
+    TrainJob,
+    encoder_cache_path,
+    free_path,
+    new_run_folder,
+)
 from .label_raster import (
     LabelClass,
     create_label_raster,
@@ -47,9 +57,9 @@ from .label_raster import (
 )
 from .layer_files import is_label_raster, layer_file, output_base
 from .layer_panel import LayerPanel
-from .map_facts import map_fact
+from .map_facts import accuracy_summary, map_fact
 from .paint_tool import LabelPaintTool
-from .result_layers import add_polygons, add_results
+from .result_layers import add_polygons, add_results, add_sample
 from .results_panel import ResultsPanel
 from .styles import style_class_layer
 from .task import EngineProbe, EngineTask
@@ -84,6 +94,7 @@ class SemiSegDock(QgsDockWidget):
         self.spots_shown = 0
         self.spot_crs = None
         self.spot_band: QgsRubberBand | None = None
+        self.sample_layer_id = ""  # the accuracy sample of the last map (its layer in the project)
         self._closed = False  # set by close_down(): no new background work after that
         self._build()
         self._connect()
@@ -133,6 +144,8 @@ class SemiSegDock(QgsDockWidget):
         self.results.load_requested.connect(self.load_model)
         self.results.polygons_requested.connect(self.make_polygons)
         self.results.next_spot_requested.connect(self.show_next_spot)
+        self.results.sample_requested.connect(self.make_sample)
+        self.results.assess_requested.connect(self.assess_accuracy)
 
     # --- engine discovery ---------------------------------------------------------------------------
 
@@ -353,16 +366,50 @@ class SemiSegDock(QgsDockWidget):
 
     def make_polygons(self, min_pixels: int) -> EngineTask | None:
         """The last map as polygons (a GeoPackage beside it), in the background."""
+        problem = self._map_problem()
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return None
+        prediction = self.results.prediction
+        out = free_path(Path(prediction).parent, "polygons", ".gpkg")
+        job = PolygonsJob(prediction, str(out), min_pixels, self.last_map[0], self.last_map[1])
+        return self._start_task(job, None)
+
+    def _map_problem(self) -> str | None:
+        """Why the last map cannot be worked on (None: it can)."""
         prediction = self.results.prediction
         problem = self._input_problem(prediction or None, None, prediction or None)
         if not problem and not Path(prediction).is_file():
             problem = f"The map {prediction} is gone; train or apply a model again."
+        return problem
+
+    def make_sample(self, per_class: int) -> EngineTask | None:
+        """Random points in each class of the last map (a GeoPackage beside it), in the background."""
+        problem = self._map_problem()
         if problem:
             self._message(problem, Qgis.Warning)
             return None
-        out = free_path(Path(prediction).parent, "polygons", ".gpkg")
-        job = PolygonsJob(prediction, str(out), min_pixels, self.last_map[0], self.last_map[1])
+        prediction = self.results.prediction
+        out = free_path(Path(prediction).parent, "accuracy-sample", ".gpkg")
+        job = SampleJob(prediction, str(out), per_class, self.last_map[0], self.last_map[1])
         return self._start_task(job, None)
+
+    def assess_accuracy(self) -> EngineTask | None:
+        """The last map's accuracy from its sample, once the analyst has checked some of its points: the
+        sample's unsaved edits are saved first (the engine reads the file)."""
+        layer = QgsProject.instance().mapLayer(self.sample_layer_id) if self.sample_layer_id else None
+        problem = self._map_problem()
+        if not problem and layer is None:
+            problem = "The accuracy sample of this map is no longer in the project; make a new one."
+        if not problem and layer.isEditable() and layer.isModified() and not layer.commitChanges():
+            errors = "; ".join(layer.commitErrors())
+            problem = f"The checked points cannot be saved ({errors}); save the sample's edits, then assess."
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return None
+        sample = layer_file(layer) or layer.source().split("|")[0]
+        report = free_path(Path(sample).parent, "accuracy", ".json")
+        return self._start_task(AssessJob(self.results.prediction, sample, str(report)), None)
 
     def _start_task(self, job, folder: Path | None) -> EngineTask:
         # a run's own new folder goes when it fails; polygons write into an existing one (the engine
@@ -373,7 +420,7 @@ class SemiSegDock(QgsDockWidget):
         task.completed.connect(self._on_task_completed)
         self.task = task
         self.train.set_running(True)
-        if not isinstance(job, PolygonsJob):
+        if not isinstance(job, MAP_PRODUCT_JOBS):
             self.results.show_warnings([])  # the last run's warnings are not this one's
         QgsApplication.taskManager().addTask(task)
         return task
@@ -399,6 +446,12 @@ class SemiSegDock(QgsDockWidget):
         done, found = result.done, result.artifacts()
         if isinstance(job, PolygonsJob):
             self._show_polygons(job, done)
+            return
+        if isinstance(job, SampleJob):
+            self._show_sample(job, done, result.warnings)
+            return
+        if isinstance(job, AssessJob):
+            self._show_accuracy(done, result.warnings)
             return
         prediction = done.get("prediction") or found.get("prediction")
         confidence = done.get("confidence") or found.get("confidence")
@@ -477,6 +530,34 @@ class SemiSegDock(QgsDockWidget):
         self.train.show_status(f"{done.get('features', 0):,} polygons in {took} s{merged}.")
         self._message(f"Polygons are in the SemiSeg group ({Path(job.out).name}, beside the map).",
                       Qgis.Success)
+
+    def _show_sample(self, job: SampleJob, done: dict, warnings: list[str]) -> None:
+        try:
+            layer = add_sample(QgsProject.instance(), done.get("sample") or job.out, job.prediction,
+                               job.image, job.title)
+        except OSError as e:
+            self._message(f"The engine wrote the sample but it cannot be shown: {e}", Qgis.Critical)
+            return
+        self.sample_layer_id = layer.id()
+        self.results.show_sample(True)
+        self.iface.setActiveLayer(layer)
+        layer.startEditing()  # ready for the analyst's checks
+        self.train.show_progress(100)
+        self.train.show_status(f"{done.get('points', 0):,} points to check. For each one, see what is really "
+                               "there (a site visit, sharper imagery) and pick its class under reference "
+                               "(Identify the point, or the attribute table); then Assess accuracy.")
+        self._message(f"The accuracy sample is in the SemiSeg group ({Path(job.out).name}, beside the map); "
+                      "its points are red rings until checked.", Qgis.Success)
+        for warning in warnings:
+            self._message(warning, Qgis.Info)
+
+    def _show_accuracy(self, done: dict, warnings: list[str]) -> None:
+        report = {k: v for k, v in done.items() if k not in ("event", "seconds")}
+        self.results.show_accuracy(report, warnings)
+        self.train.show_progress(100)
+        summary = accuracy_summary(report)
+        self.train.show_status(f"{summary}; per class under Results.")
+        self._message(f"{summary}.", Qgis.Success)
 
     # --- model --------------------------------------------------------------------------------------
 

@@ -119,6 +119,46 @@ class PolygonsJob:
         return f"SemiSeg: polygons of {self.title or Path(self.prediction).parent.name}"
 
 
+@dataclass
+class SampleJob:
+    """Random points per class of a map to check against reference data (``python -m engine sample``)."""
+
+    prediction: str  # the class raster (a run's prediction.tif)
+    out: str  # the GeoPackage of points to write
+    per_class: int = 50  # points per map class
+    image: str = ""  # the raster the map segments
+    title: str = ""  # layer name stem, as the prediction layer's
+
+    def engine_args(self) -> list[str]:
+        return ["sample", "--prediction", self.prediction, "--out", self.out, "--per-class",
+                str(self.per_class), "--progress", "jsonl"]
+
+    @property
+    def description(self) -> str:
+        return f"SemiSeg: accuracy sample of {self.title or Path(self.prediction).parent.name}"
+
+
+@dataclass
+class AssessJob:
+    """Accuracy and class areas of a map from its checked sample (``python -m engine assess``)."""
+
+    prediction: str  # the class raster the sample was drawn from
+    reference: str  # the sample (GeoPackage) with its reference field filled in
+    report: str  # the JSON report to write
+    field: str = "reference"
+
+    def engine_args(self) -> list[str]:
+        return ["assess", "--prediction", self.prediction, "--reference", self.reference, "--reference-field",
+                self.field, "--out", self.report, "--progress", "jsonl"]
+
+    @property
+    def description(self) -> str:
+        return f"SemiSeg: accuracy of {Path(self.prediction).parent.name}"
+
+
+MAP_PRODUCT_JOBS = (PolygonsJob, SampleJob, AssessJob)  # jobs on a map already made, not a new map
+
+
 def free_path(folder: str | Path, stem: str, suffix: str) -> Path:
     """``<folder>/<stem><suffix>``, or ``<stem>-2<suffix>``, ``-3``... when taken: nothing is overwritten."""
     path, n = Path(folder) / f"{stem}{suffix}", 1

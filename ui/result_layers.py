@@ -1,7 +1,8 @@
 """Put a run's prediction and confidence layers into the project's "SemiSeg" group.
 
 Results are tagged with the image they segment, so a new run replaces the previous layers for that
-image (the files stay on disk, in their run folder) instead of piling up.
+image (the files stay on disk, in their run folder) instead of piling up. Accuracy samples stay: they
+hold the analyst's own checking, which a new map must not take out of the project.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 from .label_raster import read_classes
-from .styles import style_class_layer, style_class_polygons, style_confidence_layer
+from .styles import style_class_layer, style_class_polygons, style_confidence_layer, style_sample_points
 
 GROUP_NAME = "SemiSeg"
-ROLE_PROPERTY = "semiseg/role"  # "prediction", "confidence" or "polygons"
+ROLE_PROPERTY = "semiseg/role"  # "prediction", "confidence", "polygons" or "sample"
 SOURCE_PROPERTY = "semiseg/source"  # the image the result segments (its file path)
 
 
@@ -45,7 +46,8 @@ def add_results(project: QgsProject, prediction: str, confidence: str | None, so
     for layer, _ in layers:
         if not layer.isValid():
             raise OSError(f"QGIS cannot open {layer.source()}")
-    project.removeMapLayers([layer.id() for layer in result_layers(project, source)])
+    project.removeMapLayers([layer.id() for layer in result_layers(project, source)
+                             if layer.customProperty(ROLE_PROPERTY) != "sample"])
     group = semiseg_group(project)
     for position, (layer, role) in enumerate(layers):
         layer.setCustomProperty(ROLE_PROPERTY, role)
@@ -66,6 +68,20 @@ def add_polygons(project: QgsProject, polygons: str, prediction: str, source: st
     project.removeMapLayers([old.id() for old in result_layers(project, source)
                              if old.customProperty(ROLE_PROPERTY) == "polygons"])
     layer.setCustomProperty(ROLE_PROPERTY, "polygons")
+    layer.setCustomProperty(SOURCE_PROPERTY, source)
+    project.addMapLayer(layer, False)
+    semiseg_group(project).insertLayer(0, layer)
+    return layer
+
+
+def add_sample(project: QgsProject, sample: str, prediction: str, source: str, title: str) -> QgsVectorLayer:
+    """Add an accuracy sample's points on top of the group, styled (styles.style_sample_points) with the
+    classes of ``prediction``, the map they were drawn from."""
+    layer = QgsVectorLayer(sample, f"{title} accuracy sample", "ogr")
+    if not layer.isValid():
+        raise OSError(f"QGIS cannot open {sample}")
+    style_sample_points(layer, read_classes(prediction))
+    layer.setCustomProperty(ROLE_PROPERTY, "sample")
     layer.setCustomProperty(SOURCE_PROPERTY, source)
     project.addMapLayer(layer, False)
     semiseg_group(project).insertLayer(0, layer)

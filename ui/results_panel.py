@@ -20,10 +20,11 @@ from qgis.PyQt.QtWidgets import (
 
 from . import settings
 from .layer_files import layer_file, output_base
-from .map_facts import class_area_items
+from .map_facts import accuracy_items, accuracy_summary, class_area_items
 from .result_layers import ROLE_PROPERTY
 
 DEFAULT_MIN_PATCH = 16  # pixels: the polygons' first minimum mapping unit, until the user picks one
+DEFAULT_PER_CLASS = 50  # points per class of the first accuracy sample (Olofsson et al. 2014: 50-100)
 
 
 def metrics_html(metrics: dict) -> str:
@@ -59,6 +60,15 @@ def areas_html(summary: dict | None, area: bool = False) -> str:
     return f"<b>In {where}:</b> " + ", ".join(f"{html.escape(name)} {text}" for name, text in items)
 
 
+def accuracy_html(report: dict, warnings: list[str]) -> str:
+    """An ``assess`` report as rich text: the overall accuracy, then one line per class."""
+    lines = [f"<b>{html.escape(accuracy_summary(report), quote=False)}</b>"]
+    lines += [f"{html.escape(name, quote=False)}: {html.escape(text, quote=False)}"
+              for name, text in accuracy_items(report)]
+    lines += [f"<b>Warning:</b> {html.escape(w, quote=False)}" for w in warnings]
+    return "<br>".join(lines)
+
+
 class ResultsPanel(QGroupBox):
     """Filled after each successful run; its buttons act on that run's model."""
 
@@ -67,6 +77,8 @@ class ResultsPanel(QGroupBox):
     load_requested = pyqtSignal(str)  # a model file to use instead of the last run's
     polygons_requested = pyqtSignal(int)  # polygons of the last map, with this minimum patch (pixels)
     next_spot_requested = pyqtSignal()  # show the next place where the last map is least sure
+    sample_requested = pyqtSignal(int)  # an accuracy sample of the last map, this many points per class
+    assess_requested = pyqtSignal()  # the accuracy of the last map from its checked sample
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Results", parent)
@@ -93,6 +105,17 @@ class ResultsPanel(QGroupBox):
         self.spot_button.setToolTip("Zoom to the places where the last map is least sure, one per press: "
                                     "labels painted there help the next training most")
         self.spot_button.setEnabled(False)
+        self.sample_button = QPushButton("Accuracy sample…")
+        self.sample_button.setToolTip("Random points in each class of the last map, to check against what "
+                                      "is really on the ground; then Assess accuracy")
+        self.sample_button.setEnabled(False)
+        self.assess_button = QPushButton("Assess accuracy")
+        self.assess_button.setToolTip("Accuracy and the area of each class, with 95 % intervals, from the "
+                                      "sample's checked points")
+        self.assess_button.setEnabled(False)
+        self.accuracy_label = QLabel("")
+        self.accuracy_label.setWordWrap(True)
+        self.accuracy_label.setVisible(False)
         for button in (self.apply_button, self.save_button):
             button.setEnabled(False)
         layout = QVBoxLayout(self)
@@ -102,12 +125,17 @@ class ResultsPanel(QGroupBox):
         layout.addWidget(self.folder_label)
         layout.addWidget(self.spot_button)
         layout.addWidget(self.polygons_button)
+        layout.addWidget(self.sample_button)
+        layout.addWidget(self.assess_button)
+        layout.addWidget(self.accuracy_label)
         layout.addWidget(self.apply_button)
         layout.addWidget(self.save_button)
         layout.addWidget(self.load_button)
         self.model_path = ""
         self.prediction = ""  # the last map (prediction.tif) the polygons button acts on
         self.polygons_button.clicked.connect(self._ask_min_patch)
+        self.sample_button.clicked.connect(self._ask_per_class)
+        self.assess_button.clicked.connect(self.assess_requested)
         self.spot_button.clicked.connect(self.next_spot_requested)
         self.apply_button.clicked.connect(self._ask_raster)
         self.save_button.clicked.connect(self._ask_model_path)
@@ -131,7 +159,19 @@ class ResultsPanel(QGroupBox):
         self.areas_label.setVisible(bool(text))
         self.prediction = prediction or ""
         self.polygons_button.setEnabled(bool(self.prediction))
+        self.sample_button.setEnabled(bool(self.prediction))
+        self.show_sample(False)  # a sample belongs to the map it was drawn from
         self.show_spot(0, spots)
+
+    def show_sample(self, ready: bool) -> None:
+        """Whether the last map has a sample to assess; the last assessment is cleared either way."""
+        self.assess_button.setEnabled(ready)
+        self.accuracy_label.setText("")
+        self.accuracy_label.setVisible(False)
+
+    def show_accuracy(self, report: dict, warnings: list[str]) -> None:
+        self.accuracy_label.setText(accuracy_html(report, warnings))
+        self.accuracy_label.setVisible(True)
 
     def show_spot(self, shown: int, count: int) -> None:
         """``shown`` of the map's ``count`` spots seen so far (0: none yet)."""
@@ -172,6 +212,15 @@ class ResultsPanel(QGroupBox):
         if ok:
             settings.remember_choice("min_patch", str(n))
             self.polygons_requested.emit(n)
+
+    def _ask_per_class(self) -> None:
+        remembered = settings.last_choice("sample_per_class", str(DEFAULT_PER_CLASS))
+        last = int(remembered) if remembered.isdigit() and int(remembered) > 0 else DEFAULT_PER_CLASS
+        n, ok = QInputDialog.getInt(self, "Accuracy sample", "Points per class (random pixels of each class "
+                                    "of the map; 50 to 100 is usual):", last, 1, 100_000)
+        if ok:
+            settings.remember_choice("sample_per_class", str(n))
+            self.sample_requested.emit(n)
 
     def _ask_model_file(self) -> None:
         start = str(Path(self.model_path).parent) if self.model_path else ""

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import rasterio
 from osgeo import gdal
 from plugin_helpers import plugin_module, wait_until
 from qgis.core import (
@@ -263,6 +264,26 @@ def test_class_areas_read_largest_first():
     assert areas_html(None) == "" and areas_html({"classes": {}}) == ""
 
 
+def test_an_accuracy_report_reads_as_estimates_with_intervals():
+    accuracy_html = plugin_module("ui.results_panel").accuracy_html
+    report = {"units": 1200, "points": True, "unit": "hectare",
+              "overall_accuracy": {"estimate": 0.9465, "ci95": 0.0185},
+              "classes": {"road & rail": {"users_accuracy": {"estimate": 0.88, "ci95": 0.074},
+                                          "producers_accuracy": {"estimate": 0.7487, "ci95": None},
+                                          "estimated": {"estimate": 235086.2, "ci95": 68416.9},
+                                          "mapped": 200000.0},
+                          "lake": {"users_accuracy": None, "producers_accuracy": None,
+                                   "estimated": {"estimate": 0.0, "ci95": None}, "mapped": 12.0}}}
+    assert accuracy_html(report, ["mind the <gap>"]).split("<br>") == [
+        "<b>Overall accuracy 0.95 ± 0.02 from 1,200 checked points (95 % intervals)</b>",
+        "road &amp; rail: user's 0.88 ± 0.07, producer's 0.75, 235,086 ± 68,417 ha (mapped 200,000)",
+        "lake: user's –, producer's –, 0 ha (mapped 12)",
+        "<b>Warning:</b> mind the &lt;gap&gt;"]
+    pixels = {**report, "unit": "pixel", "points": False}
+    text = accuracy_html(pixels, [])
+    assert "from 1,200 reference pixels" in text and " px (mapped" in text
+
+
 @pytest.mark.slow
 def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgis_iface):
     ready_to_train(dock, scene, steps=5)
@@ -311,12 +332,44 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
         total = sum(e["area_m2"] for e in made.done["per_class"].values()) / 1e4
         assert total == pytest.approx(sum(e["hectares"] for e in areas["classes"].values()), rel=1e-9)
     assert "polygons" in dock.train.status_label.text()
-    # a new run replaces the image's polygons with its other layers
+
+    # an accuracy sample: points to check, then the accuracy from the checked ones
+    assert dock.results.sample_button.isEnabled() and not dock.results.assess_button.isEnabled()
+    assert dock.make_sample(8) is not None
+    drawn = wait_for_task(dock, timeout_s=120)
+    assert drawn.ok, drawn.user_message() + drawn.stderr_tail
+    sample = next(layer for layer in result_layers.result_layers(QgsProject.instance())
+                  if layer.customProperty("semiseg/role") == "sample")
+    assert Path(sample.source().split("|")[0]) == prediction.parent / "accuracy-sample.gpkg"
+    assert sample.featureCount() == drawn.done["points"] == 24 and sample.isEditable()
+    assert dock.results.assess_button.isEnabled() and "points to check" in dock.train.status_label.text()
+    reference = sample.fields().indexOf("reference")
+    assert sample.editorWidgetSetup(reference).type() == "ValueMap"
+    with rasterio.open(scene["truth"]) as ds:
+        truth, inverse = ds.read(1), ~ds.transform
+    for f in sample.getFeatures():  # checked in the form: the edits are not saved yet
+        col, row = inverse * (f.geometry().asPoint().x(), f.geometry().asPoint().y())
+        sample.changeAttributeValue(f.id(), reference, int(truth[int(row), int(col)]))
+    assert sample.isModified()
+    assert dock.assess_accuracy() is not None
+    assessed = wait_for_task(dock, timeout_s=120)
+    assert assessed.ok, assessed.user_message() + assessed.stderr_tail
+    assert not sample.isModified()  # saved for the engine to read
+    assert assessed.done["units"] == 24
+    assert (prediction.parent / "accuracy.json").is_file()
+    text = dock.results.accuracy_label.text()
+    assert dock.results.accuracy_label.isVisibleTo(dock.results) and "Overall accuracy" in text
+    assert all(f"{name}: user's" in text for name in ("class 1", "class 2", "class 3"))
+    assert "Overall accuracy" in dock.train.status_label.text()
+
+    # a new run replaces the image's polygons with its other layers; the checked sample stays
     assert dock.start_training() is not None
     assert wait_for_task(dock).ok
     roles = sorted(layer.customProperty("semiseg/role") for layer in result_layers.result_layers(
         QgsProject.instance()))
-    assert roles == ["confidence", "prediction"]
+    assert roles == ["confidence", "prediction", "sample"]
+    assert not dock.results.assess_button.isEnabled()  # that sample was drawn from the old map
+    assert not dock.results.accuracy_label.isVisibleTo(dock.results)
 
 
 @pytest.mark.slow

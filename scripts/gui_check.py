@@ -6,14 +6,14 @@ file, waits, and prints the checks. Inside QGIS the same file is the *driver*: i
 dock, loads the bundled sample, creates a label layer, paints the sample's strokes (read from
 ``resources/sample/make_labels.py`` without importing it) through real mouse events on the canvas,
 runs Train and segment, makes polygons of the map, applies the model to the visible map area, trains
-again (continuing from the first model), and saves screenshots: the dock ready, training in progress,
-results, the dock's Advanced settings opened, the polygons, the place to paint next, the visible-area
-map.
+again (continuing from the first model), draws an accuracy sample, checks its points and assesses the
+map, and saves screenshots: the dock ready, training in progress, results, the dock's Advanced settings
+opened, the polygons, the place to paint next, the visible-area map, the assessed sample.
 
 Everything lands in ``out/gui-check/``: ``1-ready.png``, ``2-training.png``, ``3-results.png``,
 ``4-advanced.png``, ``5-polygons.png``, ``6-paint-next.png``, ``7-visible-area.png``,
-``result.json`` (the checks) and ``qgis.log``. Environment: ``GUI_CHECK_STEPS`` (training steps, default
-60) and ``GUI_CHECK_TIMEOUT_S`` (default 1200).
+``8-accuracy.png``, ``result.json`` (the checks) and ``qgis.log``. Environment: ``GUI_CHECK_STEPS``
+(training steps, default 60) and ``GUI_CHECK_TIMEOUT_S`` (default 1200).
 """
 
 from __future__ import annotations
@@ -419,7 +419,51 @@ class Driver:
         self.check("second run finished from the last model",
                    result.ok and bool(metrics.get("warm_start")) and metrics.get("steps") == 200,  # 400 / 2
                    f"{result.user_message()} steps {metrics.get('steps')}")
-        self.finish()
+        self.accuracy_sample()
+
+    def accuracy_sample(self) -> None:
+        """Accuracy sample… of the new map (10 points per class, as the dialog would send it)."""
+        button = self.dock.results.sample_button
+        self.check("Accuracy sample offered for the map", button.isEnabled(), button.text())
+        self.follow(self.dock.make_sample(10), "accuracy sample", self.on_sample_done)
+
+    def on_sample_done(self, result) -> None:
+        """Check the points as an analyst would in the form, then press Assess accuracy. The stand-in
+        analyst agrees with the map except at every fourth point, where it picks the next class: a check
+        of the window, not a claim about the map."""
+        from qgis.core import QgsProject
+
+        self.check("accuracy sample finished", result.ok, result.user_message())
+        layer = QgsProject.instance().mapLayer(self.dock.sample_layer_id)
+        if layer is None:
+            return self.finish()
+        reference = layer.fields().indexOf("reference")
+        widget = layer.editorWidgetSetup(reference)
+        choices = [name for entry in widget.config().get("map", []) for name in entry]
+        self.check("sample points editable, the class names to pick from",
+                   layer.isEditable() and widget.type() == "ValueMap" and choices[1:] == self.class_names,
+                   f"{layer.featureCount()} points; choices {choices}")
+        k = len(self.class_names)
+        for i, f in enumerate(layer.getFeatures()):
+            value = f["map_class"] if i % 4 else f["map_class"] % k + 1
+            layer.changeAttributeValue(f.id(), reference, value)
+        self.follow(self.dock.assess_accuracy(), "accuracy assessment", self.on_assess_done)
+
+    def on_assess_done(self, result) -> None:
+        from qgis.core import QgsProject
+
+        self.check("accuracy assessment finished", result.ok, result.user_message())
+        text = self.dock.results.accuracy_label.text()
+        self.check("accuracy with 95 % intervals under Results",
+                   "Overall accuracy" in text and " ± " in text
+                   and all(f"{name}: user's" in text for name in self.class_names), text[:300])
+        group = QgsProject.instance().layerTreeRoot().findGroup("SemiSeg")
+        layers = [node.layer() for node in group.findLayers()] if group else []
+        roles = [layer.customProperty("semiseg/role") for layer in layers]
+        if "prediction" in roles:
+            self.arrange_results_view(layers[roles.index("prediction"):])
+        self.dock.widget().ensureWidgetVisible(self.dock.results.accuracy_label)
+        self.later(3, lambda: (self.shoot("8-accuracy.png"), self.finish()))
 
     def time_out(self) -> None:
         self.check("finished in time", False, "timed out")

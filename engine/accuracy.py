@@ -37,7 +37,7 @@ from engine.runtime import NEVER_CANCELLED, CancelToken
 
 PER_CLASS = 50  # points per map class: Olofsson et al. suggest 50-100 for the rare classes
 Z95 = 1.96  # half width of a 95 % interval in standard errors (the convention the literature reports in)
-BLOCK_BYTES = 32 * 2**20  # map rows read at a time
+BLOCK_BYTES = 16 * 2**20  # map rows read at a time (whole rows of the file's tiles, at least)
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab", ".csv"}
 SAMPLE_FIELDS = ("id", "map_class", "map_name", "reference")
 
@@ -130,6 +130,25 @@ def _row_blocks(ds):
         yield r, min(step, ds.height - r)
 
 
+CHUNK = 2**21  # pixels counted at a time: np.bincount widens uint8 to 8-byte integers (16 MiB here)
+
+
+def _histogram(block: np.ndarray) -> np.ndarray:
+    """(256,) pixels per value of a uint8 block, counted in chunks so that the temporaries stay small."""
+    flat = block.ravel()
+    counts = np.zeros(256, np.int64)
+    for i in range(0, flat.size, CHUNK):
+        counts += np.bincount(flat[i:i + CHUNK], minlength=256)
+    return counts
+
+
+def _tally(tally: ClassTally, block: np.ndarray, row: int) -> None:
+    """``tally.add`` a few rows at a time (its per-pixel area weights are 8 bytes a pixel)."""
+    rows = max(1, CHUNK // max(1, block.shape[1]))
+    for r in range(0, block.shape[0], rows):
+        tally.add(block[r:r + rows], row + r)
+
+
 def _class_names(prediction: str, k: int) -> list[str]:
     names = read_category_names(prediction)[1:]
     return [(names[i] if i < len(names) and names[i] else f"class {i + 1}") for i in range(k)]
@@ -181,7 +200,7 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         counts = np.zeros(256, np.int64)
         for b, (r, h) in enumerate(blocks):
             cancel.check()
-            counts += np.bincount(ds.read(1, window=Window(0, r, ds.width, h)).ravel(), minlength=256)
+            counts += _histogram(ds.read(1, window=Window(0, r, ds.width, h)))
             reporter.progress("count", b + 1, len(blocks))
         if counts[1:].sum() == 0:
             raise InputError(f"Map {prediction} has no mapped pixel (all are 0); give a map with classes.",
@@ -197,15 +216,17 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         for b, (r, h) in enumerate(blocks):
             cancel.check()
             block = ds.read(1, window=Window(0, r, ds.width, h)).ravel()
-            here = np.bincount(block, minlength=256)
-            for c, want in ranks.items():
-                lo, hi = np.searchsorted(want, [seen[c], seen[c] + here[c]])
-                if hi > lo:
-                    flat = np.flatnonzero(block == c)[want[lo:hi] - seen[c]]
-                    rows.append(flat // ds.width + r)
-                    cols.append(flat % ds.width)
-                    classes.append(np.full(len(flat), c))
-            seen += here
+            for start in range(0, block.size, CHUNK):  # the pixels in order, a chunk at a time
+                chunk = block[start:start + CHUNK]
+                here = np.bincount(chunk, minlength=256)
+                for c, want in ranks.items():
+                    lo, hi = np.searchsorted(want, [seen[c], seen[c] + here[c]])
+                    if hi > lo:
+                        flat = np.flatnonzero(chunk == c)[want[lo:hi] - seen[c]] + start
+                        rows.append(flat // ds.width + r)
+                        cols.append(flat % ds.width)
+                        classes.append(np.full(len(flat), c))
+                seen += here
             reporter.progress("sample", b + 1, len(blocks))
         rows, cols, classes = (np.concatenate(a) for a in (rows, cols, classes))
         order = rng.permutation(len(rows))  # interpreted in random order, not class by class
@@ -419,7 +440,7 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
         for b, (r, h) in enumerate(blocks):
             cancel.check()
             block = ds.read(1, window=Window(0, r, ds.width, h))
-            tally.add(block, r)
+            _tally(tally, block, r)
             lo, hi = np.searchsorted(sorted_rows, [r, r + h])
             idx = order[lo:hi]
             mapped_at[idx] = block[ref.rows[idx] - r, ref.cols[idx]]

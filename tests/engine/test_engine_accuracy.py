@@ -110,6 +110,7 @@ def _fill_in(path: str, truth: np.ndarray, every: int = 1) -> None:
 
 def test_the_sample_draws_the_asked_points_of_each_class_at_random(tmp_path, monkeypatch):
     monkeypatch.setattr(accuracy, "BLOCK_BYTES", 16 * 100)  # 16-row blocks: the ranks cross blocks
+    monkeypatch.setattr(accuracy, "CHUNK", 333)  # and chunks within them
     _, pred = _scene()
     res = draw_sample(_write_map(tmp_path, pred), str(tmp_path / "s.gpkg"), per_class=60, seed=3)
     pts = _points(str(tmp_path / "s.gpkg"))
@@ -131,6 +132,7 @@ def test_the_sample_draws_the_asked_points_of_each_class_at_random(tmp_path, mon
 def test_every_pixel_is_equally_likely(tmp_path, monkeypatch):
     """Over many draws each pixel of a class is chosen about equally often (block edges included)."""
     monkeypatch.setattr(accuracy, "BLOCK_BYTES", 3 * 10)
+    monkeypatch.setattr(accuracy, "CHUNK", 7)  # chunks that end inside rows and blocks
     a = np.ones((10, 10), np.uint8)
     a[:, 5:] = 2
     path = _write_map(tmp_path, a)
@@ -158,6 +160,7 @@ def test_a_small_class_gives_all_its_pixels_with_a_warning(tmp_path, capsys):
 
 def test_assessment_corrects_the_mapped_areas_towards_the_truth(tmp_path, monkeypatch):
     monkeypatch.setattr(accuracy, "BLOCK_BYTES", 16 * 100)
+    monkeypatch.setattr(accuracy, "CHUNK", 250)
     truth, pred = _scene()
     path = _write_map(tmp_path, pred)
     draw_sample(path, str(tmp_path / "s.gpkg"), per_class=80, seed=1)

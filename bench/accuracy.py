@@ -1,0 +1,233 @@
+"""Accuracy assessment (``engine sample`` + ``engine assess``): are its 95 % intervals honest, do its
+areas beat the map's pixel counts, and what does it cost on a large map?
+
+**Calibration.** Indian Pines' ground truth stands in for a field campaign that could visit every pixel.
+For each of the supervised network's k = 5 maps (seeds 0-2; the saved models of
+``bench/indian_pines.py``, predicted again with the engine's default output and their labels held, as
+``run`` writes them), the map is cut to the pixels whose truth is known and that were not training
+pixels, so the true overall accuracy and the true area of every class are known exactly. Then, many
+times over (``--reps``, a new sampling seed each time): ``python -m engine sample`` draws N points per
+map class, each point's reference class is filled in from the truth (the analyst's part), and
+``python -m engine assess`` estimates. Reported per N: how often the 95 % interval of the overall
+accuracy, and of each class's area, contains the true value (an honest interval: about 95 %), and how
+far the estimated areas are from the truth against how far the map's pixel counts are.
+
+**Cost.** One ``sample`` and one ``assess`` process on each of the large maps ``bench/polygons.py``
+writes (4096², 16,384², 49,152² px, when present): wall seconds and peak resident memory.
+
+Usage (from the repository root; the Indian Pines data and runs come from ``bench/indian_pines.py``)::
+
+    .venv/bin/python bench/accuracy.py --reps 100 --out bench/results/accuracy.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import rasterio
+from indian_pines import machine
+from smoothing import write_report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IP = os.path.join(REPO, "bench", "data", "indian_pines")
+DATA = os.path.join(REPO, "bench", "data", "accuracy")
+LARGE = [os.path.join(REPO, "bench", "data", "polygons", name)
+         for name in ("map_4096.tif", "map_tiled_4x4.tif", "map_tiled_12x12.tif")]
+
+
+def engine(args: list[str]) -> dict:
+    """Run ``python -m engine ARGS --progress jsonl``; its done event."""
+    env = {**os.environ, "PYTHONPATH": REPO}
+    cmd = [sys.executable, "-m", "engine", *args, "--progress", "jsonl"]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measured(args: list[str]) -> tuple[dict, float, float]:
+    """As ``engine``, with the child's own peak memory (os.wait4)."""
+    env = {**os.environ, "PYTHONPATH": REPO}
+    cmd = [sys.executable, "-m", "engine", *args, "--progress", "jsonl"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} failed:\n{stdout[-2000:]}")
+    return json.loads(stdout.strip().splitlines()[-1]), seconds, usage.ru_maxrss / 1024
+
+
+def cut_map(seed: int) -> tuple[str, np.ndarray]:
+    """The default-output map of the supervised k = 5 model of ``seed`` on the pixels with a known truth
+    that were not trained on; returns its path and that truth."""
+    os.makedirs(DATA, exist_ok=True)
+    image, labels = os.path.join(IP, "image.tif"), os.path.join(IP, f"labels_k5_s{seed}.tif")
+    if not os.path.exists(labels):
+        raise SystemExit(f"{os.path.relpath(labels, REPO)} is missing; run bench/indian_pines.py once first "
+                         "(it fetches and writes the data).")
+    model = os.path.join(IP, "runs", f"ib_supervised_fast_k5_s{seed}", "model.semiseg")  # inpaint_bench's
+    full = os.path.join(DATA, f"supervised_k5_s{seed}_default.tif")
+    if not os.path.exists(full) and os.path.exists(model):
+        engine(["predict", "--model", model, "--image", image, "--labels", labels, "--out", full])
+    elif not os.path.exists(full):  # train it as the benchmark does, then the default output as run writes
+        run = os.path.join(DATA, f"run_k5_s{seed}")
+        engine(["run", "--image", image, "--labels", labels, "--out-dir", run, "--method", "supervised",
+                "--preset", "fast", "--seed", str(seed), "--val-fraction", "0"])
+        shutil.copy(os.path.join(run, "prediction.tif"), full)
+        shutil.copy(os.path.join(run, "prediction.tif.aux.xml"), full + ".aux.xml")
+    with rasterio.open(os.path.join(IP, f"truth_eval_k5_s{seed}.tif")) as ds:
+        truth = ds.read(1)
+    with rasterio.open(full) as ds:
+        pred = np.where(truth > 0, ds.read(1), 0).astype(np.uint8)
+        profile = ds.profile
+    path = os.path.join(DATA, f"map_k5_s{seed}.tif")
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(pred, 1)
+        out.write_colormap(1, rasterio.open(full).colormap(1))
+    shutil.copy(full + ".aux.xml", path + ".aux.xml")
+    return path, truth
+
+
+def fill_in(sample: str, truth: np.ndarray, transform) -> None:
+    """The analyst's part: each point's reference class from the truth under it."""
+    from osgeo import ogr
+
+    ds = ogr.Open(sample, 1)
+    layer = ds.GetLayer(0)
+    inverse = ~transform
+    ds.StartTransaction()
+    for f in layer:
+        col, row = inverse * f.GetGeometryRef().GetPoint_2D()
+        f.SetField("reference", int(truth[int(row), int(col)]))
+        layer.SetFeature(f)
+    ds.CommitTransaction()
+    ds = None
+
+
+def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str) -> dict:
+    with rasterio.open(path) as ds:
+        pred, transform = ds.read(1), ds.transform
+        pixel_ha = abs(transform.a * transform.e) / 1e4
+    mask = pred > 0
+    k = int(max(pred.max(), truth.max()))
+    true_oa = float((pred == truth)[mask].mean())
+    true_ha = np.array([((truth == c) & mask).sum() for c in range(1, k + 1)]) * pixel_ha
+    map_ha = np.array([(pred == c).sum() for c in range(1, k + 1)]) * pixel_ha
+    oa_hits, area_hits, area_known, est_err, oa_est = 0, 0, 0, [], []
+    seconds = []
+    for rep in range(reps):
+        sample = os.path.join(tmp, f"s{rep}.gpkg")
+        t0 = time.perf_counter()
+        engine(["sample", "--prediction", path, "--out", sample, "--per-class", str(per_class), "--seed",
+                str(rep)])
+        fill_in(sample, truth, transform)
+        report = engine(["assess", "--prediction", path, "--reference", sample])
+        seconds.append(time.perf_counter() - t0)
+        oa = report["overall_accuracy"]
+        oa_est.append(oa["estimate"])
+        oa_hits += oa["ci95"] is not None and abs(oa["estimate"] - true_oa) <= oa["ci95"] + 1e-9
+        est = np.array([c["estimated"]["estimate"] for c in report["classes"].values()])
+        for c, entry in enumerate(report["classes"].values()):
+            ci = entry["estimated"]["ci95"]
+            if ci is not None:
+                area_known += 1
+                area_hits += abs(entry["estimated"]["estimate"] - true_ha[c]) <= ci + 1e-9
+        est_err.append(np.abs(est - true_ha).sum() / 2 / true_ha.sum())
+        os.remove(sample)
+    return {"per_class": per_class, "reps": reps, "points": int(report["units"]), "true_oa": true_oa,
+            "oa_mean": float(np.mean(oa_est)), "oa_sd": float(np.std(oa_est, ddof=1)),
+            "oa_coverage": oa_hits / reps, "area_coverage": area_hits / max(area_known, 1),
+            "area_intervals": area_known,
+            # share of the map's area in the wrong class: half the summed absolute area differences
+            "map_area_error": float(np.abs(map_ha - true_ha).sum() / 2 / true_ha.sum()),
+            "est_area_error": float(np.mean(est_err)), "seconds_per_rep": float(np.mean(seconds))}
+
+
+def cost(path: str, tmp: str) -> dict:
+    with rasterio.open(path) as ds:
+        size = f"{ds.width:,} × {ds.height:,}"
+    sample = os.path.join(tmp, "large.gpkg")
+    done, s_sec, s_mib = measured(["sample", "--prediction", path, "--out", sample])
+    from osgeo import ogr
+
+    ds = ogr.Open(sample, 1)  # the reference as the map says (cost does not depend on the answers)
+    layer = ds.GetLayer(0)
+    ds.StartTransaction()
+    for f in layer:
+        f.SetField("reference", f.GetField("map_class"))
+        layer.SetFeature(f)
+    ds.CommitTransaction()
+    ds = None
+    report, a_sec, a_mib = measured(["assess", "--prediction", path, "--reference", sample])
+    os.remove(sample)
+    return {"map": os.path.relpath(path, REPO), "size": size, "points": done["points"], "sample_s": s_sec,
+            "sample_mib": s_mib, "assess_s": a_sec, "assess_mib": a_mib, "units": report["units"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=100, help="samples drawn per map and size")
+    ap.add_argument("--per-class", type=int, nargs="*", default=[25, 50])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--out", default=os.path.join("bench", "results", "accuracy.md"))
+    args = ap.parse_args()
+    rows, costs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            path, truth = cut_map(seed)
+            for n in args.per_class:
+                rec = {"seed": seed, **calibrate(path, truth, n, args.reps, tmp)}
+                rows.append(rec)
+                print(rec, flush=True)
+        for path in LARGE:
+            if os.path.exists(path):
+                costs.append(cost(path, tmp))
+                print(costs[-1], flush=True)
+    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
+    lines = ["# Accuracy assessment: honest intervals, better areas, cost", "",
+             f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {machine()}.", "",
+             "## Calibration on Indian Pines", "",
+             "Supervised k = 5 maps (default output), cut to the pixels with a known truth that were not "
+             f"trained on; {args.reps} samples per row, each drawn, filled in from the truth and assessed by "
+             "the engine's commands. Coverage: share of the 95 % intervals that contain the true value "
+             "(overall accuracy; class areas, pooled over the classes whose interval exists). Area error: "
+             "the share of the map's area that sits in the wrong class's total (half the summed absolute "
+             "differences from the true areas), for the map's pixel counts and, averaged over the samples, "
+             "for the sample's estimates.", "",
+             "| seed | points per class | points | true OA | estimated OA (mean ± sd) | OA coverage | "
+             "area coverage | area error, map's counts | area error, estimated | s per sample + assess |",
+             "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['seed']} | {r['per_class']} | {r['points']} | {r['true_oa']:.3f} | "
+                     f"{r['oa_mean']:.3f} ± {r['oa_sd']:.3f} | {r['oa_coverage']:.2f} | "
+                     f"{r['area_coverage']:.2f} ({r['area_intervals']}) | {r['map_area_error']:.3f} | "
+                     f"{r['est_area_error']:.3f} | {r['seconds_per_rep']:.2f} |")
+    lines += ["", "## Cost on large maps", "",
+              "One `sample` (50 points per class) and one `assess` process per map; wall seconds including "
+              "the engine's start, peak resident memory of each process.", "",
+              "| map | pixels | points | sample s | sample peak MiB | assess s | assess peak MiB |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for c in costs:
+        lines.append(f"| {c['map']} | {c['size']} | {c['points']} | {c['sample_s']:.1f} | "
+                     f"{c['sample_mib']:.0f} | {c['assess_s']:.1f} | {c['assess_mib']:.0f} |")
+    lines += ["", f"Command: `{cmd}`"]
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    write_report(args.out, lines, {"command": cmd, "cpu": machine(), "calibration": rows, "cost": costs})
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ from engine.io_out import check_writable, partial_path
 from engine.metrics import confusion, scores
 from engine.progress import Reporter
 from engine.runtime import NEVER_CANCELLED, CancelToken
+from engine.vector import geometry_in, missing_bindings, open_layer, osgeo_modules, raster_srs
 
 PER_CLASS = 50  # points per map class: Olofsson et al. suggest 50-100 for the rare classes
 Z95 = 1.96  # half width of a 95 % interval in standard errors (the convention the literature reports in)
@@ -155,25 +156,7 @@ def _class_names(prediction: str, k: int) -> list[str]:
 
 
 def _gdal():
-    try:
-        from osgeo import gdal, ogr, osr  # noqa: PLC0415
-    except ImportError as e:
-        raise InputError("Accuracy samples need GDAL's Python bindings (osgeo), which this engine Python "
-                         "does not have; install them (python3-gdal, or the GDAL package of your Python) "
-                         "and try again.", "gdal_missing") from e
-    gdal.UseExceptions()
-    ogr.UseExceptions()
-    osr.UseExceptions()
-    return gdal, ogr, osr
-
-
-def _srs(osr, ds):
-    if ds.crs is None:
-        return None
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(ds.crs.to_wkt())
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
+    return osgeo_modules(missing_bindings("Accuracy samples"))
 
 
 # --------------------------------------------------------------------------------------------------- sample
@@ -232,7 +215,7 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         order = rng.permutation(len(rows))  # interpreted in random order, not class by class
         rows, cols, classes = rows[order], cols[order], classes[order]
         xs, ys = rasterio.transform.xy(ds.transform, rows, cols, offset="center")
-        srs = _srs(osr, ds)
+        srs = raster_srs(ds.crs)
     part = partial_path(out)
     try:
         vec = ogr.GetDriverByName("GPKG").CreateDataSource(part)
@@ -340,37 +323,20 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
             raise InputError(f"Reference {path} holds class {int(classes.max())}, but the map's classes are "
                              f"1..{len(names)}; number the reference like the map.", "reference_values")
         return Reference(np.concatenate(rows), np.concatenate(cols), classes, points=False)
-    gdal, ogr, osr = _gdal()
-    try:
-        src = gdal.OpenEx(path, gdal.OF_VECTOR)
-    except RuntimeError:
-        src = None
-    if src is None or src.GetLayerCount() == 0:
-        raise InputError(f"Reference {path} is not a vector file GDAL can read; give a GeoPackage, Shapefile "
-                         "or GeoJSON.", "reference_unreadable")
-    layer = src.GetLayer(0)
-    defn = layer.GetLayerDefn()
-    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-    if field not in fields:
-        raise InputError(f"Reference {path} has no field '{field}' (fields: {', '.join(fields) or 'none'}); "
-                         "name the field that holds the reference class.", "reference_field")
+    _gdal()
+    fix = "name the field that holds the reference class."
+    src, layer, fields = open_layer(path, "Reference", field, fix, "reference")
     drawn_field = "map_class" if "map_class" in fields else None
-    target = _srs(osr, ds)
+    target = raster_srs(ds.crs)
     inverse = ~ds.transform
     rows, cols, classes, drawn = [], [], [], []
     points, skipped, outside = True, 0, 0
     for f in layer:
-        g = f.GetGeometryRef()
         v = _class_of(f.GetField(field), names, path, field)
-        if g is None or v == 0:
+        g = geometry_in(f, layer, target) if v else None
+        if g is None:
             skipped += 1
             continue
-        g = g.Clone()
-        sref = g.GetSpatialReference() or layer.GetSpatialRef()
-        if target is not None and sref is not None:
-            sref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            if not sref.IsSame(target):
-                g.TransformTo(target)
         d = f.GetField(drawn_field) if drawn_field else None
         if g.GetDimension() == 0:
             xy = [g.GetPoint_2D(i) for i in range(g.GetPointCount())] or \

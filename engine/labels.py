@@ -23,6 +23,7 @@ from scipy import ndimage
 from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
 from engine.errors import InputError
 from engine.raster import grid_window
+from engine.vector import geometry_in, open_layer, osgeo_modules, raster_srs
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab"}
 
@@ -378,44 +379,19 @@ def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
 
 
 def _from_vector(path: str, image, field: str) -> LabelMap:
-    try:
-        from osgeo import gdal, osr  # noqa: PLC0415  (vector support needs GDAL's bindings)
-    except ImportError as e:
-        raise InputError(f"Vector labels {path} need GDAL's Python bindings (osgeo); install them or "
-                         "rasterize the labels to a GeoTIFF first.", "labels_vector_support") from e
-    gdal.UseExceptions()
-    try:
-        src = gdal.OpenEx(path, gdal.OF_VECTOR)
-    except RuntimeError:
-        src = None
-    if src is None or src.GetLayerCount() == 0:
-        raise InputError(f"Labels {path} are not a vector file GDAL can read; give a GeoPackage, "
-                         "Shapefile or GeoJSON.", "labels_unreadable")
-    layer = src.GetLayer(0)
-    defn = layer.GetLayerDefn()
-    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-    if field not in fields:
-        raise InputError(f"Labels {path} have no field '{field}' (fields: {', '.join(fields) or 'none'}); "
-                         "pass the class field with --label-field.", "labels_field")
+    osgeo_modules(f"Vector labels {path} need GDAL's Python bindings (osgeo); install them or rasterize the "
+                  "labels to a GeoTIFF first.", "labels_vector_support")
+    fix = "pass the class field with --label-field."
+    src, layer, fields = open_layer(path, "Labels", field, fix, "labels")
     colour_field = next((f for f in fields if f.lower() in ("colour", "color")), None)
-    target = None
-    if image.crs is not None:
-        target = osr.SpatialReference()
-        target.ImportFromWkt(image.crs.to_wkt())
-        target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    target = raster_srs(image.crs)
     feats = []  # (value, geojson geometry, dimension, colour)
     envelopes = []
     for f in layer:
-        g = f.GetGeometryRef()
         v = f.GetField(field)
-        if g is None or v is None:
+        g = geometry_in(f, layer, target) if v is not None else None
+        if g is None:
             continue
-        g = g.Clone()
-        sref = g.GetSpatialReference() or layer.GetSpatialRef()
-        if target is not None and sref is not None:
-            sref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            if not sref.IsSame(target):
-                g.TransformTo(target)
         colour = f.GetField(colour_field) if colour_field else None
         feats.append((v, g.ExportToJson(), g.GetDimension(), colour))
         envelopes.append(g.GetEnvelope())  # (min x, max x, min y, max y) in the image's CRS

@@ -24,21 +24,13 @@ from engine.errors import InputError
 from engine.io_out import check_writable, partial_path
 from engine.progress import Reporter
 from engine.runtime import NEVER_CANCELLED, CancelToken
+from engine.vector import missing_bindings, osgeo_modules
 
 CONNECTEDNESS = 4  # pixels touching by an edge form a patch (diagonal neighbours do not: valid rings)
 
 
 def _gdal():
-    try:
-        from osgeo import gdal, ogr, osr  # noqa: PLC0415
-    except ImportError as e:
-        raise InputError("Polygons need GDAL's Python bindings (osgeo), which this engine Python does not "
-                         "have; install them (python3-gdal, or the GDAL package of your Python) and try "
-                         "again.", "gdal_missing") from e
-    gdal.UseExceptions()
-    ogr.UseExceptions()
-    osr.UseExceptions()
-    return gdal, ogr, osr
+    return osgeo_modules(missing_bindings("Polygons"))
 
 
 def polygonize(prediction: str, out: str, min_pixels: int = 0, reporter: Reporter | None = None,

@@ -1,0 +1,81 @@
+"""Vector files through GDAL's Python bindings (``osgeo``): the bindings, or one sentence saying they are
+missing; a file's first layer and its fields, or one sentence saying why not; geometries brought onto a
+raster's CRS. Vector labels, polygons and accuracy references all go through here."""
+
+from __future__ import annotations
+
+from engine.errors import InputError
+
+
+def osgeo_modules(problem: str, code: str = "gdal_missing"):
+    """``(gdal, ogr, osr)`` with exceptions on, or InputError(``problem``, ``code``) when this Python
+    has no GDAL bindings."""
+    try:
+        from osgeo import gdal, ogr, osr  # noqa: PLC0415
+    except ImportError as e:
+        raise InputError(problem, code) from e
+    gdal.UseExceptions()
+    ogr.UseExceptions()
+    osr.UseExceptions()
+    return gdal, ogr, osr
+
+
+def missing_bindings(what: str) -> str:
+    """The sentence for an engine Python without the bindings, ``what`` being what needs them."""
+    return (f"{what} need GDAL's Python bindings (osgeo), which this engine Python does not have; install "
+            "them (python3-gdal, or the GDAL package of your Python) and try again.")
+
+
+def open_layer(path: str, role: str, field: str, field_fix: str, code: str):
+    """The first layer of the vector file ``path`` and its field names: ``(dataset, layer, fields)``.
+
+    ``role`` names the file in the sentences ("Labels", "Reference"); a file GDAL cannot read, or one
+    without ``field``, is refused (codes ``<code>_unreadable``, ``<code>_field``; ``field_fix`` ends the
+    second sentence). Keep the dataset while the layer is used."""
+    from osgeo import gdal  # noqa: PLC0415
+
+    try:
+        src = gdal.OpenEx(path, gdal.OF_VECTOR)
+    except RuntimeError:
+        src = None
+    plural = role.endswith("s")
+    if src is None or src.GetLayerCount() == 0:
+        raise InputError(f"{role} {path} {'are' if plural else 'is'} not a vector file GDAL can read; give a "
+                         "GeoPackage, Shapefile or GeoJSON.", f"{code}_unreadable")
+    layer = src.GetLayer(0)
+    defn = layer.GetLayerDefn()
+    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    if field not in fields:
+        verb = "have" if plural else "has"
+        raise InputError(f"{role} {path} {verb} no field '{field}' (fields: {', '.join(fields) or 'none'}); "
+                         f"{field_fix}", f"{code}_field")
+    return src, layer, fields
+
+
+def raster_srs(crs):
+    """The OGR spatial reference of a rasterio ``crs`` (None without one), in x/y axis order."""
+    if crs is None:
+        return None
+    from osgeo import osr  # noqa: PLC0415
+
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs.to_wkt())
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def geometry_in(feature, layer, target):
+    """A copy of ``feature``'s geometry in the spatial reference ``target`` (as it is when either CRS is
+    unknown); None when the feature has no geometry."""
+    from osgeo import osr  # noqa: PLC0415
+
+    g = feature.GetGeometryRef()
+    if g is None:
+        return None
+    g = g.Clone()
+    sref = g.GetSpatialReference() or layer.GetSpatialRef()
+    if target is not None and sref is not None:
+        sref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        if not sref.IsSame(target):
+            g.TransformTo(target)
+    return g

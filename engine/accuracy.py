@@ -19,6 +19,7 @@ estimates. Neither needs torch; the GeoPackage needs GDAL's Python bindings (``o
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -30,7 +31,7 @@ from rasterio.windows import Window
 from engine.areas import M2_PER_HECTARE, ClassTally
 from engine.categories import read_category_names
 from engine.errors import InputError
-from engine.io_out import check_writable, partial_path
+from engine.io_out import check_writable, partial_path, write_json
 from engine.metrics import confusion, scores
 from engine.progress import Reporter
 from engine.runtime import NEVER_CANCELLED, CancelToken
@@ -102,7 +103,8 @@ def stratified_estimates(counts: np.ndarray, mapped: np.ndarray) -> dict:
         })
     oa_var = float((w ** 2 * users * (1 - users) * inv).sum())
     return {"overall_accuracy": {"estimate": oa, "ci95": half(oa_var)},
-            "classes": per_class, "coverage": total / all_mapped if all_mapped else 0.0}
+            "classes": per_class, "coverage": total / all_mapped if all_mapped else 0.0,
+            "area_proportions": p.tolist()}
 
 
 # ------------------------------------------------------------------------------------------------ the map
@@ -451,6 +453,7 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
             "outside_map": ref.outside + off_map, "unit": unit,
             "overall_accuracy": est["overall_accuracy"], "coverage": est["coverage"], "classes": classes,
             "confusion_map_by_reference": counts.tolist(),
+            "area_proportions_map_by_reference": est["area_proportions"],
             "sample": {"oa": plain["oa"], "kappa": plain["kappa"], "miou": plain["miou"]},
             "warnings": [code for _, code in warnings],
             "assess_seconds": round(time.monotonic() - t0, 2)}
@@ -461,6 +464,41 @@ def _pm(entry: dict | None, digits: int = 2, scale: float = 1.0) -> str:
         return "–"
     value = f"{entry['estimate'] * scale:,.{digits}f}"
     return value if entry["ci95"] is None else f"{value} ± {entry['ci95'] * scale:,.{digits}f}"
+
+
+REPORT_SUFFIXES = (".json", ".csv")
+
+
+def write_report(path: str, report: dict) -> None:
+    """The report as JSON (``.json``) or as the tables of an accuracy assessment (``.csv``: the classes'
+    estimates, then the error matrix in sample counts and in estimated shares of the map's area), written
+    under a partial name and renamed when complete."""
+    if path.lower().endswith(".json"):
+        write_json(path, report)
+        return
+    names = list(report["classes"])
+    unit = "ha" if report["unit"] == "hectare" else "px"
+
+    def pm(entry: dict | None) -> list:
+        if entry is None:
+            return ["", ""]
+        return [entry["estimate"], "" if entry["ci95"] is None else entry["ci95"]]
+
+    rows = [["class", "points", f"mapped ({unit})", f"estimated ({unit})", "± 95 %", "user's accuracy",
+             "± 95 %", "producer's accuracy", "± 95 %"]]
+    for name, c in report["classes"].items():
+        rows.append([name, c["samples"], c["mapped"], *pm(c["estimated"]), *pm(c["users_accuracy"]),
+                     *pm(c["producers_accuracy"])])
+    rows.append(["overall accuracy", report["units"], "", "", "", *pm(report["overall_accuracy"])])
+    for title, matrix in (("sample units", report["confusion_map_by_reference"]),
+                          ("estimated share of the map", report["area_proportions_map_by_reference"])):
+        rows += [[], [f"map (rows) by reference (columns): {title}", *names, "total"]]
+        rows += [[name, *row, sum(row)] for name, row in zip(names, matrix, strict=True)]
+        rows.append(["total", *(sum(col) for col in zip(*matrix, strict=True)), sum(map(sum, matrix))])
+    part = partial_path(path)
+    with open(part, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    os.replace(part, path)
 
 
 def report_text(report: dict) -> str:

@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "raster of reference data)")
     p.add_argument("--reference-field", default="reference",
                    help="field holding the reference class, as a number or a class name (default reference)")
-    p.add_argument("--out", default=None, help="also write the report to this JSON file")
+    p.add_argument("--out", nargs="+", default=[], metavar="REPORT",
+                   help="also write the report to these files: .json (everything), .csv (the tables)")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
 
     p = sub.add_parser("evaluate", help="score a prediction against a truth raster (JSON)")
@@ -411,16 +412,16 @@ def _accuracy(a: argparse.Namespace, rep: Reporter, cancel) -> dict:
             print(f"{result['points']:,} points; fill in their reference class, then run assess",
                   file=sys.stderr)
         return result
-    if a.out:
-        from engine.io_out import check_writable  # noqa: PLC0415
+    from engine.io_out import check_writable  # noqa: PLC0415
 
-        check_writable(a.out)
+    for out in a.out:
+        if not out.lower().endswith(accuracy.REPORT_SUFFIXES):
+            raise SemiSegError(f"The report {out} must end in .json or .csv.", code="bad_output")
+        check_writable(out)
     result = accuracy.assess(a.prediction, a.reference, a.reference_field, rep, cancel)
-    if a.out:
-        from engine.io_out import write_json  # noqa: PLC0415
-
-        write_json(a.out, result)
-        rep.emit("artifact", kind="report", path=os.path.abspath(a.out))
+    for out in a.out:
+        accuracy.write_report(out, result)
+        rep.emit("artifact", kind="report", path=os.path.abspath(out))
     if rep.mode == "bar":
         print(accuracy.report_text(result), file=sys.stderr)
     return result

@@ -451,7 +451,7 @@ class SemiSegDock(QgsDockWidget):
             self._show_sample(job, done, result.warnings)
             return
         if isinstance(job, AssessJob):
-            self._show_accuracy(done, result.warnings)
+            self._show_accuracy(job, done, result.warnings)
             return
         prediction = done.get("prediction") or found.get("prediction")
         confidence = done.get("confidence") or found.get("confidence")
@@ -551,13 +551,14 @@ class SemiSegDock(QgsDockWidget):
         for warning in warnings:
             self._message(warning, Qgis.Info)
 
-    def _show_accuracy(self, done: dict, warnings: list[str]) -> None:
+    def _show_accuracy(self, job: AssessJob, done: dict, warnings: list[str]) -> None:
         report = {k: v for k, v in done.items() if k not in ("event", "seconds")}
         self.results.show_accuracy(report, warnings)
         self.train.show_progress(100)
         summary = accuracy_summary(report)
         self.train.show_status(f"{summary}; per class under Results.")
-        self._message(f"{summary}.", Qgis.Success)
+        self._message(f"{summary}; the tables are in {Path(job.tables).name} beside the sample.",
+                      Qgis.Success)
 
     # --- model --------------------------------------------------------------------------------------
 

@@ -144,12 +144,16 @@ class AssessJob:
 
     prediction: str  # the class raster the sample was drawn from
     reference: str  # the sample (GeoPackage) with its reference field filled in
-    report: str  # the JSON report to write
+    report: str  # the JSON report to write; its tables go beside it as CSV (same name, .csv)
     field: str = "reference"
+
+    @property
+    def tables(self) -> str:
+        return str(Path(self.report).with_suffix(".csv"))
 
     def engine_args(self) -> list[str]:
         return ["assess", "--prediction", self.prediction, "--reference", self.reference, "--reference-field",
-                self.field, "--out", self.report, "--progress", "jsonl"]
+                self.field, "--out", self.report, self.tables, "--progress", "jsonl"]
 
     @property
     def description(self) -> str:

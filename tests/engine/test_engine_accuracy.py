@@ -3,6 +3,7 @@ map class, and the accuracies and class areas it supports with 95 % intervals (O
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -271,17 +272,32 @@ def test_the_cli_prints_a_table_and_writes_the_report(tmp_path, capsys):
     assert run_cli(capsys, ["sample", "--prediction", path, "--out", tmp_path / "s.gpkg"])[0] == 0
     _fill_in(str(tmp_path / "s.gpkg"), truth, every=2)
     rc, _, err = run_cli(capsys, ["assess", "--prediction", path, "--reference", tmp_path / "s.gpkg",
-                                  "--out", tmp_path / "out" / "report.json"])
+                                  "--out", tmp_path / "out" / "report.json", tmp_path / "out" / "report.csv"])
     assert rc == 0
     assert "Overall accuracy" in err and "95 % interval, 100 reference points" in err
     assert any(line.startswith("town ") and "±" in line for line in err.splitlines())
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["units"] == 100 and report["not_filled_in"] == 100
-    assert leftovers(tmp_path / "out") == ["report.json"]
+    assert leftovers(tmp_path / "out") == ["report.csv", "report.json"]
+    rows = list(csv.reader((tmp_path / "out" / "report.csv").open(encoding="utf-8")))
+    assert rows[0][:4] == ["class", "points", "mapped (ha)", "estimated (ha)"]
+    town = next(r for r in rows if r[0] == "town")
+    assert float(town[3]) == pytest.approx(report["classes"]["town"]["estimated"]["estimate"])
+    assert float(town[5]) == pytest.approx(report["classes"]["town"]["users_accuracy"]["estimate"])
+    overall = next(r for r in rows if r[0] == "overall accuracy")
+    assert float(overall[5]) == pytest.approx(report["overall_accuracy"]["estimate"])
+    counts = rows.index(next(r for r in rows if r and r[0].endswith("sample units")))
+    assert rows[counts][1:] == [*NAMES, "total"] and rows[counts + 5] == ["total", *rows[counts + 5][1:]]
+    assert int(rows[counts + 5][-1]) == 100
+    shares = rows.index(next(r for r in rows if r and r[0].endswith("estimated share of the map")))
+    assert float(rows[shares + 5][-1]) == pytest.approx(1.0)  # the shares cover the whole map
+    # the estimated areas are the columns' shares of the mapped total
+    mapped = sum(c["mapped"] for c in report["classes"].values())
+    assert float(rows[shares + 5][4]) * mapped == pytest.approx(float(town[3]))
 
 
 @pytest.mark.parametrize("case", ["bad_value", "bad_name", "no_field", "none_filled", "not_gpkg", "rgb_map",
-                                  "fraction"])
+                                  "fraction", "report_kind"])
 def test_bad_input_is_refused_with_one_sentence(tmp_path, capsys, case):
     _, pred = _scene()
     path = _write_map(tmp_path, pred)
@@ -303,11 +319,14 @@ def test_bad_input_is_refused_with_one_sentence(tmp_path, capsys, case):
               "none_filled": ("reference_empty", "have no class in field 'reference' yet"),
               "not_gpkg": ("bad_output", "give"),
               "rgb_map": ("bad_prediction", "not a single-band 8-bit class raster"),
-              "fraction": ("reference_values", "holds 1.5")}[case]
+              "fraction": ("reference_values", "holds 1.5"),
+              "report_kind": ("bad_output", "must end in .json or .csv")}[case]
     if case == "bad_name":
         args += ["--reference-field", "txt"]
     elif case == "fraction":
         args += ["--reference-field", "real"]
+    elif case == "report_kind":
+        args += ["--out", tmp_path / "out" / "r.json", tmp_path / "out" / "r.txt"]
     elif case == "no_field":
         args += ["--reference-field", "class"]
     elif case == "none_filled":

@@ -356,7 +356,7 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
     assert assessed.ok, assessed.user_message() + assessed.stderr_tail
     assert not sample.isModified()  # saved for the engine to read
     assert assessed.done["units"] == 24
-    assert (prediction.parent / "accuracy.json").is_file()
+    assert (prediction.parent / "accuracy.json").is_file() and (prediction.parent / "accuracy.csv").is_file()
     text = dock.results.accuracy_label.text()
     assert dock.results.accuracy_label.isVisibleTo(dock.results) and "Overall accuracy" in text
     assert all(f"{name}: user's" in text for name in ("class 1", "class 2", "class 3"))

@@ -150,7 +150,11 @@ def test_an_accuracy_sample_is_drawn_checked_and_assessed(trained, scene, tmp_pa
     report_file = tmp_path / "accuracy.json"
     results = processing().run("semiseg:assess_accuracy", {"PREDICTION": pred, "REFERENCE": layer,
                                                           "REFERENCE_FIELD": "reference",
-                                                          "OUTPUT": str(report_file)}, feedback=feedback)
+                                                          "OUTPUT": str(report_file),
+                                                          "TABLES": str(tmp_path / "accuracy.csv")},
+                               feedback=feedback)
+    assert results["TABLES"] == str(tmp_path / "accuracy.csv")
+    assert (tmp_path / "accuracy.csv").read_text(encoding="utf-8").startswith("class,points,mapped (ha)")
     report = json.loads(report_file.read_text(encoding="utf-8"))
     assert results["OA"] == report["overall_accuracy"]["estimate"] and 0 < results["OA"] <= 1
     assert report["units"] == layer.featureCount() and report["points"]

@@ -81,6 +81,7 @@ class AssessAlgorithm(SemiSegAlgorithm):
     REFERENCE = "REFERENCE"
     REFERENCE_FIELD = "REFERENCE_FIELD"
     OUTPUT = "OUTPUT"
+    TABLES = "TABLES"
     OA = "OA"
     REPORT = "REPORT"
 
@@ -94,6 +95,9 @@ class AssessAlgorithm(SemiSegAlgorithm):
             parentLayerParameterName=self.REFERENCE, optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Report (JSON)", fileFilter="JSON (*.json)", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.TABLES, "Tables (CSV: estimates per class, error matrices)", fileFilter="CSV (*.csv)",
+            optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber(self.OA, "Overall accuracy"))
         self.addOutput(QgsProcessingOutputString(self.REPORT, "Report (JSON)"))
 
@@ -110,9 +114,11 @@ class AssessAlgorithm(SemiSegAlgorithm):
                                                              VECTOR_FORMATS, "gpkg", feedback)
             fields = self.parameterAsFields(parameters, self.REFERENCE_FIELD, context)
             args = ["--reference", path, "--reference-field", fields[0] if fields else "reference"]
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        if report_path:
-            args += ["--out", report_path]
+        outputs = {name: self.parameterAsFileOutput(parameters, name, context)
+                   for name in (self.OUTPUT, self.TABLES)}
+        outputs = {name: path for name, path in outputs.items() if path}
+        if outputs:
+            args += ["--out", *outputs.values()]
         done = self.run_engine(["assess", "--prediction", prediction, *args], feedback).done
         report = {k: v for k, v in done.items() if k not in ("event", "seconds")}
         feedback.pushInfo(accuracy_summary(report))
@@ -120,6 +126,4 @@ class AssessAlgorithm(SemiSegAlgorithm):
             feedback.pushInfo(f"{name}: {text}")
         results = {self.OA: (report.get("overall_accuracy") or {}).get("estimate"),
                    self.REPORT: json.dumps(report, indent=2)}
-        if report_path:
-            results[self.OUTPUT] = report_path
-        return results
+        return {**results, **outputs}

@@ -6,14 +6,15 @@ file, waits, and prints the checks. Inside QGIS the same file is the *driver*: i
 dock, loads the bundled sample, creates a label layer, paints the sample's strokes (read from
 ``resources/sample/make_labels.py`` without importing it) through real mouse events on the canvas,
 runs Train and segment, makes polygons of the map, applies the model to the visible map area, trains
-again (continuing from the first model), draws an accuracy sample, checks its points and assesses the
-map, and saves screenshots: the dock ready, training in progress, results, the dock's Advanced settings
-opened, the polygons, the place to paint next, the visible-area map, the assessed sample.
+again (continuing from the first model), draws an accuracy sample, shows the first point to check,
+checks the points and assesses the map, and saves screenshots: the dock ready, training in progress,
+results, the dock's Advanced settings opened, the polygons, the place to paint next, the visible-area
+map, the point to check with the class picker, the assessed sample.
 
 Everything lands in ``out/gui-check/``: ``1-ready.png``, ``2-training.png``, ``3-results.png``,
 ``4-advanced.png``, ``5-polygons.png``, ``6-paint-next.png``, ``7-visible-area.png``,
-``8-accuracy.png``, ``result.json`` (the checks) and ``qgis.log``. Environment: ``GUI_CHECK_STEPS``
-(training steps, default 60) and ``GUI_CHECK_TIMEOUT_S`` (default 1200).
+``8-check-point.png``, ``9-accuracy.png``, ``result.json`` (the checks) and ``qgis.log``. Environment:
+``GUI_CHECK_STEPS`` (training steps, default 60) and ``GUI_CHECK_TIMEOUT_S`` (default 1200).
 """
 
 from __future__ import annotations
@@ -443,10 +444,42 @@ class Driver:
         self.check("sample points editable, the class names to pick from",
                    layer.isEditable() and widget.type() == "ValueMap" and choices[1:] == self.class_names,
                    f"{layer.featureCount()} points; choices {choices}")
+        self.show_maps(False)  # the analyst checks against the image, not the map
+        self.dock.results.check_button.click()  # Next point to check: zoom to its pixel, boxed
+        band = self.dock.spot_band
+        first = min(f["id"] for f in layer.getFeatures())
+        self.dock.widget().ensureWidgetVisible(self.dock.results.check_row)
+        self.check("Next point to check zooms to the first point's pixel, boxed",
+                   self.dock.check_shown == first and band is not None
+                   and self.iface.mapCanvas().extent().contains(band.asGeometry().boundingBox()),
+                   self.dock.train.status_label.text())
+        self.later(3, lambda: self.check_points(layer))
+
+    def show_maps(self, visible: bool) -> None:
+        """Show or hide the SemiSeg map layers (not the sample)."""
+        from qgis.core import QgsProject
+
+        group = QgsProject.instance().layerTreeRoot().findGroup("SemiSeg")
+        for node in group.findLayers() if group else []:
+            if node.layer().customProperty("semiseg/role") in ("prediction", "confidence"):
+                node.setItemVisibilityChecked(visible)
+
+    def check_points(self, layer) -> None:
+        """The first point answered in the dock (Set, next), the rest in the layer's edit buffer."""
+        self.shoot("8-check-point.png")
+        results = self.dock.results
+        shown = next(f for f in layer.getFeatures() if f["id"] == self.dock.check_shown)
+        results.check_combo.setCurrentIndex(results.check_combo.findData(shown["map_class"]))
+        results.check_set_button.click()
+        self.check("Set, next stores the class and shows the next point",
+                   layer.getFeature(shown.id())["reference"] == shown["map_class"]
+                   and self.dock.check_shown == shown["id"] + 1, self.dock.train.status_label.text())
+        reference = layer.fields().indexOf("reference")
         k = len(self.class_names)
         for i, f in enumerate(layer.getFeatures()):
-            value = f["map_class"] if i % 4 else f["map_class"] % k + 1
-            layer.changeAttributeValue(f.id(), reference, value)
+            if f["id"] != shown["id"]:
+                value = f["map_class"] if i % 4 else f["map_class"] % k + 1
+                layer.changeAttributeValue(f.id(), reference, value)
         self.follow(self.dock.assess_accuracy(), "accuracy assessment", self.on_assess_done)
 
     def on_assess_done(self, result) -> None:
@@ -460,10 +493,11 @@ class Driver:
         group = QgsProject.instance().layerTreeRoot().findGroup("SemiSeg")
         layers = [node.layer() for node in group.findLayers()] if group else []
         roles = [layer.customProperty("semiseg/role") for layer in layers]
+        self.show_maps(True)
         if "prediction" in roles:
             self.arrange_results_view(layers[roles.index("prediction"):])
         self.dock.widget().ensureWidgetVisible(self.dock.results.accuracy_label)
-        self.later(3, lambda: (self.shoot("8-accuracy.png"), self.finish()))
+        self.later(3, lambda: (self.shoot("9-accuracy.png"), self.finish()))
 
     def time_out(self) -> None:
         self.check("finished in time", False, "timed out")

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from qgis.core import (
+    NULL,
     Qgis,
     QgsApplication,
     QgsCoordinateTransform,
@@ -66,6 +67,22 @@ from .task import EngineProbe, EngineTask
 from .train_panel import TrainPanel
 
 TITLE = "SemiSeg"
+CHECK_CONTEXT = 41.0  # a sample point's view: its pixel and 20 pixels around it on every side
+
+
+def not_checked(value) -> bool:
+    """Whether a sample point's reference value means "not checked yet" (NULL, empty or 0)."""
+    return value is None or value == NULL or str(value).strip() in ("", "0")
+
+
+def pixel_box(raster: str, point) -> QgsRectangle:
+    """The cell of ``raster``'s grid under ``point`` (the raster's CRS)."""
+    layer = QgsRasterLayer(raster, "grid", "gdal")
+    e = layer.extent()
+    dx, dy = layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY()
+    col, row = int((point.x() - e.xMinimum()) // dx), int((e.yMaximum() - point.y()) // dy)
+    x0, y1 = e.xMinimum() + col * dx, e.yMaximum() - row * dy
+    return QgsRectangle(x0, y1 - dy, x0 + dx, y1)
 
 
 class SemiSegDock(QgsDockWidget):
@@ -95,6 +112,8 @@ class SemiSegDock(QgsDockWidget):
         self.spot_crs = None
         self.spot_band: QgsRubberBand | None = None
         self.sample_layer_id = ""  # the accuracy sample of the last map (its layer in the project)
+        self.check_shown = 0  # id (field) of the sample point shown last by Next point to check
+        self.check_feature = None  # its feature id in the layer, while it waits for an answer
         self._closed = False  # set by close_down(): no new background work after that
         self._build()
         self._connect()
@@ -146,6 +165,8 @@ class SemiSegDock(QgsDockWidget):
         self.results.next_spot_requested.connect(self.show_next_spot)
         self.results.sample_requested.connect(self.make_sample)
         self.results.assess_requested.connect(self.assess_accuracy)
+        self.results.next_check_requested.connect(self.show_next_check)
+        self.results.check_answered.connect(self.answer_check)
 
     # --- engine discovery ---------------------------------------------------------------------------
 
@@ -394,6 +415,58 @@ class SemiSegDock(QgsDockWidget):
         job = SampleJob(prediction, str(out), per_class, self.last_map[0], self.last_map[1])
         return self._start_task(job, None)
 
+    def show_next_check(self) -> int | None:
+        """Zoom to the sample's next point without a reference class (after the one shown last, by id)
+        and box the pixel it stands for, for the class picker under Results; returns its id (None when
+        every point is checked)."""
+        layer = QgsProject.instance().mapLayer(self.sample_layer_id) if self.sample_layer_id else None
+        if layer is None:
+            self._message("The accuracy sample of this map is no longer in the project; make a new one.",
+                          Qgis.Warning)
+            return None
+        features = sorted(layer.getFeatures(), key=lambda f: f["id"])
+        unchecked = [f for f in features if not_checked(f["reference"])]
+        if not unchecked:
+            self._clear_spot_box()
+            self.check_feature = None
+            self.results.show_check_point(False)
+            self.train.show_status(f"All {len(features)} points are checked: Assess accuracy.")
+            return None
+        after = [f for f in unchecked if f["id"] > self.check_shown]
+        feature = (after or unchecked)[0]
+        self.check_shown = feature["id"]
+        pixel = pixel_box(self.results.prediction, feature.geometry().asPoint())
+        to_canvas = QgsCoordinateTransform(layer.crs(), self.canvas.mapSettings().destinationCrs(),
+                                           QgsProject.instance())
+        try:
+            box = to_canvas.transformBoundingBox(pixel)
+        except QgsCsException:
+            self._message("This point cannot be shown in the map's CRS.", Qgis.Warning)
+            return None
+        view = QgsRectangle(box)
+        view.scale(CHECK_CONTEXT)  # the pixel with enough of its surroundings to tell what it is
+        self.canvas.setExtent(view)
+        self.canvas.refresh()
+        self._box(box, fill=False)
+        self.train.show_status(f"Point {feature['id']} ({len(unchecked)} of {len(features)} still to check): "
+                               "pick the class that is really in the red box, under Results (In the box), "
+                               "then Set, next.")
+        self.check_feature = feature.id()
+        self.results.show_check_point(True)
+        return feature["id"]
+
+    def answer_check(self, value: int) -> int | None:
+        """Store ``value`` as the reference class of the point shown (in the layer's edit buffer; Assess
+        accuracy saves it) and show the next point; returns its id."""
+        layer = QgsProject.instance().mapLayer(self.sample_layer_id) if self.sample_layer_id else None
+        if layer is None or self.check_feature is None or value < 1:
+            return None
+        if not layer.isEditable():
+            layer.startEditing()
+        layer.changeAttributeValue(self.check_feature, layer.fields().indexOf("reference"), value)
+        layer.triggerRepaint()
+        return self.show_next_check()
+
     def assess_accuracy(self) -> EngineTask | None:
         """The last map's accuracy from its sample, once the analyst has checked some of its points: the
         sample's unsaved edits are saved first (the engine reads the file)."""
@@ -472,6 +545,7 @@ class SemiSegDock(QgsDockWidget):
         self.spots_shown, self.spot_crs = 0, added[0].crs()
         self._clear_spot_box()
         self.results.show_map(prediction, areas, bool(job.area), len(self.spots))
+        self.sample_layer_id, self.check_feature = "", None  # a sample belongs to the map it was drawn from
         self.last_map = (job.image, title)
         self.results.show_warnings(result.warnings)
         self.train.show_progress(100)
@@ -498,18 +572,23 @@ class SemiSegDock(QgsDockWidget):
         view.scale(6.0)  # the place with its surroundings
         self.canvas.setExtent(view)
         self.canvas.refresh()
-        self._clear_spot_box()
-        self.spot_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
-        self.spot_band.setStrokeColor(QColor(255, 40, 40))
-        self.spot_band.setFillColor(QColor(255, 40, 40, 40))
-        self.spot_band.setWidth(3)
-        self.spot_band.setToGeometry(QgsGeometry.fromRect(box), None)
+        self._box(box)
         n = len(self.spots)
         self.results.show_spot(self.spots_shown, n)
         self.train.show_status(f"Place {(self.spots_shown - 1) % n + 1} of {n} where the map is least sure "
                                f"(confidence {spot['confidence']:.2f}): paint the classes you see in the "
                                "box, then Train and segment.")
         return spot
+
+    def _box(self, box: QgsRectangle, fill: bool = True) -> None:
+        """Outline ``box`` (canvas CRS) in red: a place to paint (tinted), or a sample point's pixel (left
+        clear: what is in it is the question)."""
+        self._clear_spot_box()
+        self.spot_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+        self.spot_band.setStrokeColor(QColor(255, 40, 40))
+        self.spot_band.setFillColor(QColor(255, 40, 40, 40 if fill else 0))
+        self.spot_band.setWidth(3)
+        self.spot_band.setToGeometry(QgsGeometry.fromRect(box), None)
 
     def _clear_spot_box(self) -> None:
         if self.spot_band is not None:
@@ -539,7 +618,8 @@ class SemiSegDock(QgsDockWidget):
             self._message(f"The engine wrote the sample but it cannot be shown: {e}", Qgis.Critical)
             return
         self.sample_layer_id = layer.id()
-        self.results.show_sample(True)
+        self.check_shown, self.check_feature = 0, None
+        self.results.show_sample(True, [c.name for c in read_classes(job.prediction)])
         self.iface.setActiveLayer(layer)
         layer.startEditing()  # ready for the analyst's checks
         self.train.show_progress(100)

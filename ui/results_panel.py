@@ -9,8 +9,10 @@ from pathlib import Path
 from qgis.core import QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QUrl, pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QGroupBox,
+    QHBoxLayout,
     QInputDialog,
     QLabel,
     QPushButton,
@@ -79,6 +81,8 @@ class ResultsPanel(QGroupBox):
     next_spot_requested = pyqtSignal()  # show the next place where the last map is least sure
     sample_requested = pyqtSignal(int)  # an accuracy sample of the last map, this many points per class
     assess_requested = pyqtSignal()  # the accuracy of the last map from its checked sample
+    next_check_requested = pyqtSignal()  # show the sample's next point not checked yet
+    check_answered = pyqtSignal(int)  # the class (1..K) really in the point shown; then the next point
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Results", parent)
@@ -109,6 +113,21 @@ class ResultsPanel(QGroupBox):
         self.sample_button.setToolTip("Random points in each class of the last map, to check against what "
                                       "is really on the ground; then Assess accuracy")
         self.sample_button.setEnabled(False)
+        self.check_button = QPushButton("Next point to check")
+        self.check_button.setToolTip("Zoom to the sample's next point not checked yet, its pixel boxed: say "
+                                     "below which class is really there")
+        self.check_button.setEnabled(False)
+        self.check_combo = QComboBox()
+        self.check_combo.setToolTip("The class really in the red box (look at the image, or better imagery)")
+        self.check_set_button = QPushButton("Set, next")
+        self.check_set_button.setToolTip("Store this class as the point's reference and show the next point")
+        self.check_row = QWidget()
+        row = QHBoxLayout(self.check_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("In the box:"))
+        row.addWidget(self.check_combo, 1)
+        row.addWidget(self.check_set_button)
+        self.check_row.setEnabled(False)
         self.assess_button = QPushButton("Assess accuracy")
         self.assess_button.setToolTip("Accuracy and the area of each class, with 95 % intervals, from the "
                                       "sample's checked points")
@@ -126,6 +145,8 @@ class ResultsPanel(QGroupBox):
         layout.addWidget(self.spot_button)
         layout.addWidget(self.polygons_button)
         layout.addWidget(self.sample_button)
+        layout.addWidget(self.check_button)
+        layout.addWidget(self.check_row)
         layout.addWidget(self.assess_button)
         layout.addWidget(self.accuracy_label)
         layout.addWidget(self.apply_button)
@@ -136,6 +157,10 @@ class ResultsPanel(QGroupBox):
         self.polygons_button.clicked.connect(self._ask_min_patch)
         self.sample_button.clicked.connect(self._ask_per_class)
         self.assess_button.clicked.connect(self.assess_requested)
+        self.check_button.clicked.connect(self.next_check_requested)
+        self.check_set_button.clicked.connect(
+            lambda: self.check_answered.emit(int(self.check_combo.currentData() or 0)))
+        self.check_combo.currentIndexChanged.connect(lambda _index: self._sync_check_set())
         self.spot_button.clicked.connect(self.next_spot_requested)
         self.apply_button.clicked.connect(self._ask_raster)
         self.save_button.clicked.connect(self._ask_model_path)
@@ -163,11 +188,29 @@ class ResultsPanel(QGroupBox):
         self.show_sample(False)  # a sample belongs to the map it was drawn from
         self.show_spot(0, spots)
 
-    def show_sample(self, ready: bool) -> None:
-        """Whether the last map has a sample to assess; the last assessment is cleared either way."""
+    def show_sample(self, ready: bool, class_names: list[str] | None = None) -> None:
+        """Whether the last map has a sample to check and assess (whose points take ``class_names``); the
+        last assessment is cleared either way."""
         self.assess_button.setEnabled(ready)
+        self.check_button.setEnabled(ready)
+        self.check_row.setEnabled(False)
+        if class_names is not None:
+            self.check_combo.clear()
+            self.check_combo.addItem("pick a class…", 0)
+            for value, name in enumerate(class_names, start=1):
+                self.check_combo.addItem(name, value)
         self.accuracy_label.setText("")
         self.accuracy_label.setVisible(False)
+
+    def show_check_point(self, shown: bool) -> None:
+        """A sample point is shown, or none is. The picker starts blank each time, never at the map's own
+        class for the point: the check must not lean on the map it checks."""
+        self.check_row.setEnabled(shown)
+        self.check_combo.setCurrentIndex(0)
+        self._sync_check_set()
+
+    def _sync_check_set(self) -> None:
+        self.check_set_button.setEnabled(bool(self.check_combo.currentData()))
 
     def show_accuracy(self, report: dict, warnings: list[str]) -> None:
         self.accuracy_label.setText(accuracy_html(report, warnings))

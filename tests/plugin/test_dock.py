@@ -347,10 +347,35 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
     assert sample.editorWidgetSetup(reference).type() == "ValueMap"
     with rasterio.open(scene["truth"]) as ds:
         truth, inverse = ds.read(1), ~ds.transform
-    for f in sample.getFeatures():  # checked in the form: the edits are not saved yet
+    points = sorted(sample.getFeatures(), key=lambda f: f["id"])
+
+    def truth_at(f) -> int:
         col, row = inverse * (f.geometry().asPoint().x(), f.geometry().asPoint().y())
-        sample.changeAttributeValue(f.id(), reference, int(truth[int(row), int(col)]))
+        return int(truth[int(row), int(col)])
+
+    for f in points[2:]:  # checked in the form: the edits are not saved yet
+        sample.changeAttributeValue(f.id(), reference, truth_at(f))
     assert sample.isModified()
+    # Next point to check: the first one left, its pixel boxed in view, the picker blank
+    assert dock.results.check_button.isEnabled() and not dock.results.check_row.isEnabled()
+    assert dock.show_next_check() == points[0]["id"]
+    box = dock.spot_band.asGeometry().boundingBox()
+    assert box.contains(points[0].geometry().asPoint())
+    assert box.width() == pytest.approx(image_layer.rasterUnitsPerPixelX())  # one pixel: the sample unit
+    assert dock.canvas.extent().contains(box)
+    assert min(dock.canvas.extent().width() / box.width(), dock.canvas.extent().height() / box.height()) \
+        == pytest.approx(41)
+    assert "(2 of 24 still to check)" in dock.train.status_label.text()
+    assert dock.results.check_row.isEnabled() and dock.results.check_combo.currentData() == 0
+    assert not dock.results.check_set_button.isEnabled()  # a class must be picked, not the map's taken
+    for point in points[:2]:  # answered in the dock: Set, next
+        combo = dock.results.check_combo
+        combo.setCurrentIndex(combo.findData(truth_at(point)))
+        dock.results.check_set_button.click()
+        assert sample.getFeature(point.id())["reference"] == truth_at(point)
+    assert dock.check_shown == points[1]["id"] and dock.spot_band is None
+    assert "All 24 points are checked" in dock.train.status_label.text()
+    assert not dock.results.check_row.isEnabled()
     assert dock.assess_accuracy() is not None
     assessed = wait_for_task(dock, timeout_s=120)
     assert assessed.ok, assessed.user_message() + assessed.stderr_tail

@@ -496,6 +496,9 @@ class Driver:
         self.show_maps(True)
         if "prediction" in roles:
             self.arrange_results_view(layers[roles.index("prediction"):])
+            extent = layers[roles.index("prediction")].extent()
+            extent.scale(1.05)
+            self.iface.mapCanvas().setExtent(extent)  # the whole map with the sample's points
         self.dock.widget().ensureWidgetVisible(self.dock.results.accuracy_label)
         self.later(3, lambda: (self.shoot("9-accuracy.png"), self.finish()))
 

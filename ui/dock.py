@@ -481,7 +481,7 @@ class SemiSegDock(QgsDockWidget):
             self._message(problem, Qgis.Warning)
             return None
         sample = layer_file(layer) or layer.source().split("|")[0]
-        report = free_path(Path(sample).parent, "accuracy", ".json")
+        report = free_path(Path(sample).parent, "accuracy", ".json", companions=(".csv",))
         return self._start_task(AssessJob(self.results.prediction, sample, str(report)), None)
 
     def _start_task(self, job, folder: Path | None) -> EngineTask:

@@ -163,10 +163,11 @@ class AssessJob:
 MAP_PRODUCT_JOBS = (PolygonsJob, SampleJob, AssessJob)  # jobs on a map already made, not a new map
 
 
-def free_path(folder: str | Path, stem: str, suffix: str) -> Path:
-    """``<folder>/<stem><suffix>``, or ``<stem>-2<suffix>``, ``-3``... when taken: nothing is overwritten."""
+def free_path(folder: str | Path, stem: str, suffix: str, companions: tuple[str, ...] = ()) -> Path:
+    """``<folder>/<stem><suffix>``, or ``<stem>-2<suffix>``, ``-3``... when taken (or when the same name
+    with one of the ``companions`` suffixes is, for files written together): nothing is overwritten."""
     path, n = Path(folder) / f"{stem}{suffix}", 1
-    while path.exists():
+    while any(path.with_suffix(s).exists() for s in (suffix, *companions)):
         n += 1
         path = Path(folder) / f"{stem}-{n}{suffix}"
     return path

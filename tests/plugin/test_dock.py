@@ -530,3 +530,13 @@ def test_new_label_files_never_overwrite(scene, clean_project):
     assert first == Path(scene["image"]).parent / "image_labels.tif"
     first.write_bytes(b"")
     assert default_label_path(scene["image"]).name == "image_labels_2.tif"
+
+
+def test_free_paths_never_overwrite_files_written_together(tmp_path):
+    free_path = plugin_module("ui.jobs").free_path
+    assert free_path(tmp_path, "accuracy", ".json", (".csv",)) == tmp_path / "accuracy.json"
+    (tmp_path / "accuracy.csv").write_text("")  # only the companion is taken: both move on
+    assert free_path(tmp_path, "accuracy", ".json", (".csv",)) == tmp_path / "accuracy-2.json"
+    (tmp_path / "accuracy-2.json").write_text("")
+    assert free_path(tmp_path, "accuracy", ".json", (".csv",)) == tmp_path / "accuracy-3.json"
+    assert free_path(tmp_path, "accuracy", ".json") == tmp_path / "accuracy.json"

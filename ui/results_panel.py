@@ -71,6 +71,14 @@ def accuracy_html(report: dict, warnings: list[str]) -> str:
     return "<br>".join(lines)
 
 
+def _button(text: str, tip: str) -> QPushButton:
+    """A button that waits (disabled) for a map or a sample to act on."""
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    button.setEnabled(False)
+    return button
+
+
 class ResultsPanel(QGroupBox):
     """Filled after each successful run; its buttons act on that run's model."""
 
@@ -101,22 +109,18 @@ class ResultsPanel(QGroupBox):
         self.save_button = QPushButton("Save model as…")
         self.load_button = QPushButton("Load model…")
         self.load_button.setToolTip("Use a .semiseg model saved earlier to segment rasters")
-        self.polygons_button = QPushButton("Make polygons…")
-        self.polygons_button.setToolTip("The last map as a GeoPackage of polygons, one per patch of a class, "
-                                        "with the class name and area (m²)")
-        self.polygons_button.setEnabled(False)
-        self.spot_button = QPushButton("Where to paint next")
-        self.spot_button.setToolTip("Zoom to the places where the last map is least sure, one per press: "
-                                    "labels painted there help the next training most")
-        self.spot_button.setEnabled(False)
-        self.sample_button = QPushButton("Accuracy sample…")
-        self.sample_button.setToolTip("Random points in each class of the last map, to check against what "
-                                      "is really on the ground; then Assess accuracy")
-        self.sample_button.setEnabled(False)
-        self.check_button = QPushButton("Next point to check")
-        self.check_button.setToolTip("Zoom to the sample's next point not checked yet, its pixel boxed: say "
-                                     "below which class is really there")
-        self.check_button.setEnabled(False)
+        self.polygons_button = _button(
+            "Make polygons…", "The last map as a GeoPackage of polygons, one per patch of a class, with the "
+            "class name and area (m²)")
+        self.spot_button = _button(
+            "Where to paint next", "Zoom to the places where the last map is least sure, one per press: "
+            "labels painted there help the next training most")
+        self.sample_button = _button(
+            "Accuracy sample…", "Random points in each class of the last map, to check against what is "
+            "really on the ground; then Assess accuracy")
+        self.check_button = _button(
+            "Next point to check", "Zoom to the sample's next point not checked yet, its pixel boxed: say "
+            "below which class is really there")
         self.check_combo = QComboBox()
         self.check_combo.setToolTip("The class really in the red box (look at the image, or better imagery)")
         self.check_set_button = QPushButton("Set, next")
@@ -128,10 +132,9 @@ class ResultsPanel(QGroupBox):
         row.addWidget(self.check_combo, 1)
         row.addWidget(self.check_set_button)
         self.check_row.setEnabled(False)
-        self.assess_button = QPushButton("Assess accuracy")
-        self.assess_button.setToolTip("Accuracy and the area of each class, with 95 % intervals, from the "
-                                      "sample's checked points")
-        self.assess_button.setEnabled(False)
+        self.assess_button = _button(
+            "Assess accuracy", "Accuracy and the area of each class, with 95 % intervals, from the sample's "
+            "checked points")
         self.accuracy_label = QLabel("")
         self.accuracy_label.setWordWrap(True)
         self.accuracy_label.setVisible(False)

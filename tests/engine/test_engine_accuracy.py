@@ -380,3 +380,29 @@ def test_sample_and_assess_do_not_load_torch(tmp_path):
 def test_bad_input_never_raises_past_input_error(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         assess(str(tmp_path / "nothing.tif"), str(tmp_path / "s.gpkg"))
+
+
+def test_a_geographic_map_is_sampled_in_degrees_and_measured_on_the_ellipsoid(tmp_path):
+    truth, pred = _scene()
+    degrees = from_origin(10.0, 60.0, 0.001, 0.001)  # about 56 m × 111 m pixels at 60° N
+    path = write_raster(tmp_path / "geo.tif", pred, crs="EPSG:4326", nodata=0, transform=degrees)
+    write_class_table(str(path), ClassTable(NAMES, [(0, 0, 255), (0, 120, 0), (200, 200, 0), (90, 90, 90)]),
+                      "no data")
+    draw_sample(str(path), str(tmp_path / "s.gpkg"), per_class=30)
+    ds = ogr.Open(str(tmp_path / "s.gpkg"), 1)
+    layer = ds.GetLayer(0)
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "4326"
+    for f in layer:
+        x, y = f.GetGeometryRef().GetPoint_2D()
+        col, row = ~degrees * (x, y)
+        assert 10.0 < x < 10.1 and 59.88 < y < 60.0
+        assert pred[int(row), int(col)] == f["map_class"]
+        f.SetField("reference", int(truth[int(row), int(col)]))
+        layer.SetFeature(f)
+    ds = None
+    rep = assess(str(path), str(tmp_path / "s.gpkg"))
+    assert rep["unit"] == "hectare" and rep["units"] == 120
+    mapped = sum(c["mapped"] for c in rep["classes"].values())
+    # 11,800 mapped pixels of about 0.62 ha each (0.001° × 0.001° at 60° N on the ellipsoid)
+    assert mapped == pytest.approx(11_800 * 0.62, rel=0.01)
+    assert sum(c["estimated"]["estimate"] for c in rep["classes"].values()) == pytest.approx(mapped)

@@ -127,6 +127,10 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
     true_oa = float((pred == truth)[mask].mean())
     true_ha = np.array([((truth == c) & mask).sum() for c in range(1, k + 1)]) * pixel_ha
     map_ha = np.array([(pred == c).sum() for c in range(1, k + 1)]) * pixel_ha
+    both = np.array([((pred == c) & (truth == c)).sum() for c in range(1, k + 1)]) * pixel_ha
+    true_users = np.divide(both, map_ha, out=np.full(k, np.nan), where=map_ha > 0)
+    true_producers = np.divide(both, true_ha, out=np.full(k, np.nan), where=true_ha > 0)
+    acc_hits = {"users_accuracy": [0, 0], "producers_accuracy": [0, 0]}  # intervals holding the truth, all
     oa_hits, area_hits, area_known, est_err, oa_est = 0, 0, 0, [], []
     by_class = {}  # class name -> [hits, intervals, relative sizes of the misses]
     seconds = []
@@ -143,6 +147,12 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
         oa_hits += bool(oa["ci95"] is not None and abs(oa["estimate"] - true_oa) <= oa["ci95"] + 1e-9)
         est = np.array([c["estimated"]["estimate"] for c in report["classes"].values()])
         for c, (name, entry) in enumerate(report["classes"].items()):
+            for key, truth_value in (("users_accuracy", true_users[c]), ("producers_accuracy",
+                                                                         true_producers[c])):
+                e = entry[key]
+                if e is not None and e["ci95"] is not None and not np.isnan(truth_value):
+                    acc_hits[key][0] += bool(abs(e["estimate"] - truth_value) <= e["ci95"] + 1e-9)
+                    acc_hits[key][1] += 1
             ci = entry["estimated"]["ci95"]
             if ci is not None:
                 off = abs(entry["estimated"]["estimate"] - true_ha[c])
@@ -160,6 +170,7 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
             "oa_mean": float(np.mean(oa_est)), "oa_sd": float(np.std(oa_est, ddof=1)),
             "oa_coverage": oa_hits / reps, "area_coverage": area_hits / max(area_known, 1),
             "area_intervals": area_known,
+            **{f"{key.split('_')[0]}_coverage": hits / max(n, 1) for key, (hits, n) in acc_hits.items()},
             # share of the map's area in the wrong class: half the summed absolute area differences
             "map_area_error": float(np.abs(map_ha - true_ha).sum() / 2 / true_ha.sum()),
             "est_area_error": float(np.mean(est_err)), "seconds_per_rep": float(np.mean(seconds)),
@@ -216,16 +227,19 @@ def main() -> None:
              "Supervised k = 5 maps (default output), cut to the pixels with a known truth that were not "
              f"trained on; {args.reps} samples per row, each drawn, filled in from the truth and assessed by "
              "the engine's commands. Coverage: share of the 95 % intervals that contain the true value "
-             "(overall accuracy; class areas, pooled over the classes whose interval exists). Area error: "
+             "(overall accuracy; user's and producer's accuracies and class areas, pooled over the classes "
+             "whose interval exists). Area error: "
              "the share of the map's area that sits in the wrong class's total (half the summed absolute "
              "differences from the true areas), for the map's pixel counts and, averaged over the samples, "
              "for the sample's estimates.", "",
              "| seed | points per class | points | true OA | estimated OA (mean ± sd) | OA coverage | "
-             "area coverage | area error, map's counts | area error, estimated | s per sample + assess |",
-             "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "user's acc. coverage | producer's acc. coverage | area coverage | area error, map's counts | "
+             "area error, estimated | s per sample + assess |",
+             "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['seed']} | {r['per_class']} | {r['points']} | {r['true_oa']:.3f} | "
                      f"{r['oa_mean']:.3f} ± {r['oa_sd']:.3f} | {r['oa_coverage']:.2f} | "
+                     f"{r['users_coverage']:.2f} | {r['producers_coverage']:.2f} | "
                      f"{r['area_coverage']:.2f} ({r['area_intervals']}) | {r['map_area_error']:.3f} | "
                      f"{r['est_area_error']:.3f} | {r['seconds_per_rep']:.2f} |")
     lines += ["", "Per class, pooled over the seeds: coverage of the area intervals, and how far off the "

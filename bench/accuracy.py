@@ -130,7 +130,8 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
     both = np.array([((pred == c) & (truth == c)).sum() for c in range(1, k + 1)]) * pixel_ha
     true_users = np.divide(both, map_ha, out=np.full(k, np.nan), where=map_ha > 0)
     true_producers = np.divide(both, true_ha, out=np.full(k, np.nan), where=true_ha > 0)
-    acc_hits = {"users_accuracy": [0, 0], "producers_accuracy": [0, 0]}  # intervals holding the truth, all
+    # intervals holding the truth, intervals: user's accuracy by ± 1.96 SE and by Wilson's bounds
+    acc_hits = {"users_accuracy": [0, 0], "wilson_users": [0, 0], "producers_accuracy": [0, 0]}
     oa_hits, area_hits, area_known, est_err, oa_est = 0, 0, 0, [], []
     by_class = {}  # class name -> [hits, intervals, relative sizes of the misses]
     seconds = []
@@ -153,6 +154,9 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
                 if e is not None and e["ci95"] is not None and not np.isnan(truth_value):
                     acc_hits[key][0] += bool(abs(e["estimate"] - truth_value) <= e["ci95"] + 1e-9)
                     acc_hits[key][1] += 1
+                if e is not None and "low" in e and not np.isnan(truth_value):
+                    acc_hits["wilson_users"][0] += bool(e["low"] - 1e-9 <= truth_value <= e["high"] + 1e-9)
+                    acc_hits["wilson_users"][1] += 1
             ci = entry["estimated"]["ci95"]
             if ci is not None:
                 off = abs(entry["estimated"]["estimate"] - true_ha[c])
@@ -170,7 +174,8 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
             "oa_mean": float(np.mean(oa_est)), "oa_sd": float(np.std(oa_est, ddof=1)),
             "oa_coverage": oa_hits / reps, "area_coverage": area_hits / max(area_known, 1),
             "area_intervals": area_known,
-            **{f"{key.split('_')[0]}_coverage": hits / max(n, 1) for key, (hits, n) in acc_hits.items()},
+            **{f"{key.rsplit('_accuracy', 1)[0]}_coverage": hits / max(n, 1)
+               for key, (hits, n) in acc_hits.items()},
             # share of the map's area in the wrong class: half the summed absolute area differences
             "map_area_error": float(np.abs(map_ha - true_ha).sum() / 2 / true_ha.sum()),
             "est_area_error": float(np.mean(est_err)), "seconds_per_rep": float(np.mean(seconds)),
@@ -233,13 +238,14 @@ def main() -> None:
              "differences from the true areas), for the map's pixel counts and, averaged over the samples, "
              "for the sample's estimates.", "",
              "| seed | points per class | points | true OA | estimated OA (mean ± sd) | OA coverage | "
-             "user's acc. coverage | producer's acc. coverage | area coverage | area error, map's counts | "
-             "area error, estimated | s per sample + assess |",
+             "user's acc. coverage, ± 1.96 SE / Wilson | producer's acc. coverage | area coverage | "
+             "area error, map's counts | area error, estimated | s per sample + assess |",
              "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['seed']} | {r['per_class']} | {r['points']} | {r['true_oa']:.3f} | "
                      f"{r['oa_mean']:.3f} ± {r['oa_sd']:.3f} | {r['oa_coverage']:.2f} | "
-                     f"{r['users_coverage']:.2f} | {r['producers_coverage']:.2f} | "
+                     f"{r['users_coverage']:.2f} / {r['wilson_users_coverage']:.2f} | "
+                     f"{r['producers_coverage']:.2f} | "
                      f"{r['area_coverage']:.2f} ({r['area_intervals']}) | {r['map_area_error']:.3f} | "
                      f"{r['est_area_error']:.3f} | {r['seconds_per_rep']:.2f} |")
     lines += ["", "Per class, pooled over the seeds: coverage of the area intervals, and how far off the "

@@ -90,8 +90,10 @@ def stratified_estimates(counts: np.ndarray, mapped: np.ndarray) -> dict:
             prod = {"estimate": float(producers[j]), "ci95": half(var / est_n[j] ** 2)}
         users_entry = None
         if sampled[j]:
+            low, high = wilson(n[j, j], n_i[j])
             users_entry = {"estimate": float(users[j]),
-                           "ci95": float(Z95 * np.sqrt(cell_var[j, j])) if dof[j] > 0 else None}
+                           "ci95": float(Z95 * np.sqrt(cell_var[j, j])) if dof[j] > 0 else None,
+                           "low": low, "high": high}
         area_half = half(share_var[j])
         per_class.append({
             "samples": int(n_i[j]),
@@ -105,6 +107,21 @@ def stratified_estimates(counts: np.ndarray, mapped: np.ndarray) -> dict:
     return {"overall_accuracy": {"estimate": oa, "ci95": half(oa_var)},
             "classes": per_class, "coverage": total / all_mapped if all_mapped else 0.0,
             "area_proportions": p.tolist()}
+
+
+def wilson(successes: float, n: float) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a binomial proportion: ``successes`` of ``n``.
+
+    A user's accuracy is one: the share of a map class's sample points that really are that class, a
+    simple random sample within the class. The symmetric interval (``ci95``, the estimate ± 1.96 standard
+    errors) has no width when every point agrees, and held the true user's accuracy only 74-93 % of the
+    time on Indian Pines (bench/accuracy.py); Wilson's is never empty and stays within 0..1."""
+    if n <= 0:
+        return 0.0, 1.0
+    p, z2 = successes / n, Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 # ------------------------------------------------------------------------------------------------ the map
@@ -460,9 +477,12 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
 
 
 def _pm(entry: dict | None, digits: int = 2, scale: float = 1.0) -> str:
+    """"0.93 ± 0.05", or "0.93 (0.85–0.97)" for an estimate with its own bounds (a user's accuracy)."""
     if entry is None:
         return "–"
     value = f"{entry['estimate'] * scale:,.{digits}f}"
+    if "low" in entry:
+        return f"{value} ({entry['low'] * scale:,.{digits}f}–{entry['high'] * scale:,.{digits}f})"
     return value if entry["ci95"] is None else f"{value} ± {entry['ci95'] * scale:,.{digits}f}"
 
 
@@ -484,12 +504,17 @@ def write_report(path: str, report: dict) -> None:
             return ["", ""]
         return [entry["estimate"], "" if entry["ci95"] is None else entry["ci95"]]
 
+    def bounds(entry: dict | None) -> list:
+        return ["", "", ""] if entry is None else [entry["estimate"], entry["low"], entry["high"]]
+
     rows = [["class", "points", f"mapped ({unit})", f"estimated ({unit})", "± 95 %", "user's accuracy",
-             "± 95 %", "producer's accuracy", "± 95 %"]]
+             "95 % from", "95 % to", "producer's accuracy", "± 95 %"]]
     for name, c in report["classes"].items():
-        rows.append([name, c["samples"], c["mapped"], *pm(c["estimated"]), *pm(c["users_accuracy"]),
+        rows.append([name, c["samples"], c["mapped"], *pm(c["estimated"]), *bounds(c["users_accuracy"]),
                      *pm(c["producers_accuracy"])])
-    rows.append(["overall accuracy", report["units"], "", "", "", *pm(report["overall_accuracy"])])
+    oa = report["overall_accuracy"]
+    oa_bounds = ["", ""] if oa["ci95"] is None else [oa["estimate"] - oa["ci95"], oa["estimate"] + oa["ci95"]]
+    rows.append(["overall accuracy", report["units"], "", "", "", oa["estimate"], *oa_bounds])
     for title, matrix in (("sample units", report["confusion_map_by_reference"]),
                           ("estimated share of the map", report["area_proportions_map_by_reference"])):
         rows += [[], [f"map (rows) by reference (columns): {title}", *names, "total"]]

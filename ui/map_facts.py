@@ -28,10 +28,13 @@ def class_area_items(summary: dict | None) -> list[tuple[str, str]]:
 
 
 def _pm(entry: dict | None, digits: int = 2) -> str:
-    """"0.93 ± 0.08" from an engine estimate ``{"estimate", "ci95"}`` ("–" when there is none)."""
+    """"0.93 ± 0.08" from an engine estimate ``{"estimate", "ci95"}``, or "0.93 (0.85–0.97)" when it has
+    its own bounds (``low``, ``high``: a user's accuracy); "–" when there is none."""
     if not isinstance(entry, dict) or not isinstance(entry.get("estimate"), int | float):
         return "–"
     text = f"{entry['estimate']:,.{digits}f}"
+    if isinstance(entry.get("low"), int | float) and isinstance(entry.get("high"), int | float):
+        return f"{text} ({entry['low']:,.{digits}f}–{entry['high']:,.{digits}f})"
     return text if entry.get("ci95") is None else f"{text} ± {entry['ci95']:,.{digits}f}"
 
 

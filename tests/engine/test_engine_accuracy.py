@@ -45,6 +45,20 @@ def test_the_published_worked_example_is_reproduced():
     assert e["coverage"] == 1.0
 
 
+def test_users_accuracy_has_a_wilson_interval_that_never_collapses():
+    from engine.accuracy import wilson
+
+    # 66 of 75 (the paper's deforestation stratum): about 0.79-0.94 around 0.88
+    assert wilson(66, 75) == pytest.approx((0.787, 0.936), abs=0.001)
+    # every point agrees: the symmetric interval has no width, Wilson's still says "at least 0.87"
+    low, high = wilson(25, 25)
+    assert low == pytest.approx(0.867, abs=0.001) and high == 1.0
+    assert wilson(0, 25)[0] == 0.0 and wilson(0, 25)[1] == pytest.approx(0.133, abs=0.001)
+    e = stratified_estimates(np.array([[25, 0], [3, 47]]), np.array([40.0, 60.0]))
+    assert e["classes"][0]["users_accuracy"] == {"estimate": 1.0, "ci95": 0.0, "low": low, "high": 1.0}
+    assert e["classes"][1]["users_accuracy"]["low"] < 0.94 < e["classes"][1]["users_accuracy"]["high"]
+
+
 def test_a_perfect_sample_gives_the_mapped_areas_with_no_spread():
     counts = np.diag([30, 40, 50])
     e = stratified_estimates(counts, np.array([10.0, 20.0, 70.0]))
@@ -58,7 +72,8 @@ def test_an_unsampled_stratum_is_left_out_and_a_single_unit_has_no_interval():
     assert e["coverage"] == pytest.approx(0.7)
     assert e["classes"][1]["users_accuracy"] is None
     assert e["overall_accuracy"]["ci95"] is None  # stratum 3 has one unit: its variance is unknown
-    assert e["classes"][2]["users_accuracy"] == {"estimate": 1.0, "ci95": None}
+    single = e["classes"][2]["users_accuracy"]  # one point: no standard error, a wide Wilson interval
+    assert single["ci95"] is None and single["low"] == pytest.approx(0.207, abs=0.001) and single["high"] == 1
 
 
 def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -284,8 +299,12 @@ def test_the_cli_prints_a_table_and_writes_the_report(tmp_path, capsys):
     town = next(r for r in rows if r[0] == "town")
     assert float(town[3]) == pytest.approx(report["classes"]["town"]["estimated"]["estimate"])
     assert float(town[5]) == pytest.approx(report["classes"]["town"]["users_accuracy"]["estimate"])
+    assert float(town[6]) == pytest.approx(report["classes"]["town"]["users_accuracy"]["low"])
+    assert float(town[8]) == pytest.approx(report["classes"]["town"]["producers_accuracy"]["estimate"])
     overall = next(r for r in rows if r[0] == "overall accuracy")
-    assert float(overall[5]) == pytest.approx(report["overall_accuracy"]["estimate"])
+    oa = report["overall_accuracy"]
+    assert [float(v) for v in overall[5:8]] == pytest.approx([oa["estimate"], oa["estimate"] - oa["ci95"],
+                                                               oa["estimate"] + oa["ci95"]])
     counts = rows.index(next(r for r in rows if r and r[0].endswith("sample units")))
     assert rows[counts][1:] == [*NAMES, "total"] and rows[counts + 5] == ["total", *rows[counts + 5][1:]]
     assert int(rows[counts + 5][-1]) == 100

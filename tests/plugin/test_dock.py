@@ -279,6 +279,9 @@ def test_an_accuracy_report_reads_as_estimates_with_intervals():
         "road &amp; rail: user's 0.88 ± 0.07, producer's 0.75, 235,086 ± 68,417 ha (mapped 200,000)",
         "lake: user's –, producer's –, 0 ha (mapped 12)",
         "<b>Warning:</b> mind the &lt;gap&gt;"]
+    wilson = {"estimate": 1.0, "ci95": 0.0, "low": 0.867, "high": 1.0}
+    with_bounds = {**report, "classes": {"lake": {"users_accuracy": wilson}}}
+    assert "lake: user's 1.00 (0.87–1.00), producer's –" in accuracy_html(with_bounds, [])
     pixels = {**report, "unit": "pixel", "points": False}
     text = accuracy_html(pixels, [])
     assert "from 1,200 reference pixels" in text and " px (mapped" in text

@@ -366,7 +366,7 @@ class Driver:
         button.click()
         view = self.iface.mapCanvas().extent()
         ok = (bool(spots) and view.contains(QgsRectangle(*spots[0]["bounds"]))
-              and self.dock.spot_band is not None)
+              and self.dock.marker.band is not None)
         self.check("Where to paint next zooms to the least sure place, boxed", ok,
                    f"{len(spots)} spots; first {spots[0] if spots else None}; view {view.toString(0)}")
         self.later(3, lambda: (self.shoot("6-paint-next.png"), self.segment_visible_area()))
@@ -435,7 +435,7 @@ class Driver:
         from qgis.core import QgsProject
 
         self.check("accuracy sample finished", result.ok, result.user_message())
-        layer = QgsProject.instance().mapLayer(self.dock.sample_layer_id)
+        layer = QgsProject.instance().mapLayer(self.dock.sample.layer_id)
         if layer is None:
             return self.finish()
         reference = layer.fields().indexOf("reference")
@@ -446,11 +446,11 @@ class Driver:
                    f"{layer.featureCount()} points; choices {choices}")
         self.show_maps(False)  # the analyst checks against the image, not the map
         self.dock.results.check_button.click()  # Next point to check: zoom to its pixel, boxed
-        band = self.dock.spot_band
+        band = self.dock.marker.band
         first = min(f["id"] for f in layer.getFeatures())
         self.dock.widget().ensureWidgetVisible(self.dock.results.check_row)
         self.check("Next point to check zooms to the first point's pixel, boxed",
-                   self.dock.check_shown == first and band is not None
+                   self.dock.sample.shown == first and band is not None
                    and self.iface.mapCanvas().extent().contains(band.asGeometry().boundingBox()),
                    self.dock.train.status_label.text())
         self.later(3, lambda: self.check_points(layer))
@@ -468,12 +468,12 @@ class Driver:
         """The first point answered in the dock (Set, next), the rest in the layer's edit buffer."""
         self.shoot("8-check-point.png")
         results = self.dock.results
-        shown = next(f for f in layer.getFeatures() if f["id"] == self.dock.check_shown)
+        shown = next(f for f in layer.getFeatures() if f["id"] == self.dock.sample.shown)
         results.check_combo.setCurrentIndex(results.check_combo.findData(shown["map_class"]))
         results.check_set_button.click()
         self.check("Set, next stores the class and shows the next point",
                    layer.getFeature(shown.id())["reference"] == shown["map_class"]
-                   and self.dock.check_shown == shown["id"] + 1, self.dock.train.status_label.text())
+                   and self.dock.sample.shown == shown["id"] + 1, self.dock.train.status_label.text())
         reference = layer.fields().indexOf("reference")
         k = len(self.class_names)
         for i, f in enumerate(layer.getFeatures()):

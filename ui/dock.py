@@ -10,21 +10,17 @@ import shutil
 from pathlib import Path
 
 from qgis.core import (
-    NULL,
     Qgis,
     QgsApplication,
     QgsCoordinateTransform,
     QgsCsException,
-    QgsGeometry,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
     QgsVectorLayer,
-    QgsWkbTypes,
 )
-from qgis.gui import QgsDockWidget, QgsRubberBand
+from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, QTimer
-from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QGroupBox,
     QMessageBox,
@@ -60,29 +56,17 @@ from .layer_files import is_label_raster, layer_file, output_base
 from .layer_panel import LayerPanel
 from .map_facts import accuracy_summary, map_fact
 from .paint_tool import LabelPaintTool
+from .place_marker import PlaceMarker
 from .result_layers import add_polygons, add_results, add_sample
 from .results_panel import ResultsPanel
+from .sample_check import SampleCheck, pixel_box
 from .styles import style_class_layer
 from .task import EngineProbe, EngineTask
 from .train_panel import TrainPanel
 
 TITLE = "SemiSeg"
+SPOT_CONTEXT = 6.0  # a place to paint, shown six times its size: with its surroundings
 CHECK_CONTEXT = 41.0  # a sample point's view: its pixel and 20 pixels around it on every side
-
-
-def not_checked(value) -> bool:
-    """Whether a sample point's reference value means "not checked yet" (NULL, empty or 0)."""
-    return value is None or value == NULL or str(value).strip() in ("", "0")
-
-
-def pixel_box(raster: str, point) -> QgsRectangle:
-    """The cell of ``raster``'s grid under ``point`` (the raster's CRS)."""
-    layer = QgsRasterLayer(raster, "grid", "gdal")
-    e = layer.extent()
-    dx, dy = layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY()
-    col, row = int((point.x() - e.xMinimum()) // dx), int((e.yMaximum() - point.y()) // dy)
-    x0, y1 = e.xMinimum() + col * dx, e.yMaximum() - row * dy
-    return QgsRectangle(x0, y1 - dy, x0 + dx, y1)
 
 
 class SemiSegDock(QgsDockWidget):
@@ -105,15 +89,13 @@ class SemiSegDock(QgsDockWidget):
         # the last successful Train and segment: (image file, method, preset) -> its model file
         self.last_model: tuple[tuple[str, str, str], str] | None = None
         self.last_map: tuple[str, str] = ("", "")  # the last map's image file and layer title
-        # the last map's least sure places (engine spots: bounds in the image's CRS), how many were shown,
-        # that CRS, and the box drawn around the one shown
+        # the last map's least sure places (engine spots: bounds in the image's CRS), how many were shown
+        # and that CRS
         self.spots: list[dict] = []
         self.spots_shown = 0
         self.spot_crs = None
-        self.spot_band: QgsRubberBand | None = None
-        self.sample_layer_id = ""  # the accuracy sample of the last map (its layer in the project)
-        self.check_shown = 0  # id (field) of the sample point shown last by Next point to check
-        self.check_feature = None  # its feature id in the layer, while it waits for an answer
+        self.marker = PlaceMarker(self.canvas)  # the place shown: a spot, or a sample point's pixel
+        self.sample = SampleCheck()  # the accuracy sample of the last map and the point being checked
         self._closed = False  # set by close_down(): no new background work after that
         self._build()
         self._connect()
@@ -416,71 +398,43 @@ class SemiSegDock(QgsDockWidget):
         return self._start_task(job, None)
 
     def show_next_check(self) -> int | None:
-        """Zoom to the sample's next point without a reference class (after the one shown last, by id)
-        and box the pixel it stands for, for the class picker under Results; returns its id (None when
-        every point is checked)."""
-        layer = QgsProject.instance().mapLayer(self.sample_layer_id) if self.sample_layer_id else None
+        """Zoom to the sample's next point without a reference class and box the pixel it stands for, for
+        the class picker under Results; returns its id (None when every point is checked)."""
+        layer = self.sample.layer()
         if layer is None:
             self._message("The accuracy sample of this map is no longer in the project; make a new one.",
                           Qgis.Warning)
             return None
-        features = sorted(layer.getFeatures(), key=lambda f: f["id"])
-        unchecked = [f for f in features if not_checked(f["reference"])]
-        if not unchecked:
-            self._clear_spot_box()
-            self.check_feature = None
+        feature, left, total = self.sample.next_point()
+        if feature is None:
+            self.marker.clear()
             self.results.show_check_point(False)
-            self.train.show_status(f"All {len(features)} points are checked: Assess accuracy.")
+            self.train.show_status(f"All {total} points are checked: Assess accuracy.")
             return None
-        after = [f for f in unchecked if f["id"] > self.check_shown]
-        feature = (after or unchecked)[0]
-        self.check_shown = feature["id"]
         pixel = pixel_box(self.results.prediction, feature.geometry().asPoint())
-        to_canvas = QgsCoordinateTransform(layer.crs(), self.canvas.mapSettings().destinationCrs(),
-                                           QgsProject.instance())
-        try:
-            box = to_canvas.transformBoundingBox(pixel)
-        except QgsCsException:
+        if self.marker.show(pixel, layer.crs(), CHECK_CONTEXT, fill=False) is None:
             self._message("This point cannot be shown in the map's CRS.", Qgis.Warning)
             return None
-        view = QgsRectangle(box)
-        view.scale(CHECK_CONTEXT)  # the pixel with enough of its surroundings to tell what it is
-        self.canvas.setExtent(view)
-        self.canvas.refresh()
-        self._box(box, fill=False)
-        self.train.show_status(f"Point {feature['id']} ({len(unchecked)} of {len(features)} still to check): "
-                               "pick the class that is really in the red box, under Results (In the box), "
-                               "then Set, next.")
-        self.check_feature = feature.id()
+        self.train.show_status(f"Point {feature['id']} ({left} of {total} still to check): pick the class "
+                               "that is really in the red box, under Results (In the box), then Set, next.")
         self.results.show_check_point(True)
         return feature["id"]
 
     def answer_check(self, value: int) -> int | None:
         """Store ``value`` as the reference class of the point shown (in the layer's edit buffer; Assess
         accuracy saves it) and show the next point; returns its id."""
-        layer = QgsProject.instance().mapLayer(self.sample_layer_id) if self.sample_layer_id else None
-        if layer is None or self.check_feature is None or value < 1:
-            return None
-        if not layer.isEditable():
-            layer.startEditing()
-        layer.changeAttributeValue(self.check_feature, layer.fields().indexOf("reference"), value)
-        layer.triggerRepaint()
-        return self.show_next_check()
+        return self.show_next_check() if self.sample.answer(value) else None
 
     def assess_accuracy(self) -> EngineTask | None:
         """The last map's accuracy from its sample, once the analyst has checked some of its points: the
         sample's unsaved edits are saved first (the engine reads the file)."""
-        layer = QgsProject.instance().mapLayer(self.sample_layer_id) if self.sample_layer_id else None
         problem = self._map_problem()
-        if not problem and layer is None:
-            problem = "The accuracy sample of this map is no longer in the project; make a new one."
-        if not problem and layer.isEditable() and layer.isModified() and not layer.commitChanges():
-            errors = "; ".join(layer.commitErrors())
-            problem = f"The checked points cannot be saved ({errors}); save the sample's edits, then assess."
+        sample = ""
+        if not problem:
+            sample, problem = self.sample.save()
         if problem:
             self._message(problem, Qgis.Warning)
             return None
-        sample = layer_file(layer) or layer.source().split("|")[0]
         report = free_path(Path(sample).parent, "accuracy", ".json", companions=(".csv",))
         return self._start_task(AssessJob(self.results.prediction, sample, str(report)), None)
 
@@ -543,9 +497,9 @@ class SemiSegDock(QgsDockWidget):
         areas = map_fact(done, "class_areas")
         self.spots = map_fact(done, "spots") or []
         self.spots_shown, self.spot_crs = 0, added[0].crs()
-        self._clear_spot_box()
+        self.marker.clear()
         self.results.show_map(prediction, areas, bool(job.area), len(self.spots))
-        self.sample_layer_id, self.check_feature = "", None  # a sample belongs to the map it was drawn from
+        self.sample.forget()  # a sample belongs to the map it was drawn from
         self.last_map = (job.image, title)
         self.results.show_warnings(result.warnings)
         self.train.show_progress(100)
@@ -561,39 +515,15 @@ class SemiSegDock(QgsDockWidget):
             return None
         spot = self.spots[self.spots_shown % len(self.spots)]
         self.spots_shown += 1
-        canvas_crs = self.canvas.mapSettings().destinationCrs()
-        to_canvas = QgsCoordinateTransform(self.spot_crs, canvas_crs, QgsProject.instance())
-        try:
-            box = to_canvas.transformBoundingBox(QgsRectangle(*spot["bounds"]))
-        except QgsCsException:
+        if self.marker.show(QgsRectangle(*spot["bounds"]), self.spot_crs, SPOT_CONTEXT) is None:
             self._message("This place cannot be shown in the map's CRS.", Qgis.Warning)
             return None
-        view = QgsRectangle(box)
-        view.scale(6.0)  # the place with its surroundings
-        self.canvas.setExtent(view)
-        self.canvas.refresh()
-        self._box(box)
         n = len(self.spots)
         self.results.show_spot(self.spots_shown, n)
         self.train.show_status(f"Place {(self.spots_shown - 1) % n + 1} of {n} where the map is least sure "
                                f"(confidence {spot['confidence']:.2f}): paint the classes you see in the "
                                "box, then Train and segment.")
         return spot
-
-    def _box(self, box: QgsRectangle, fill: bool = True) -> None:
-        """Outline ``box`` (canvas CRS) in red: a place to paint (tinted), or a sample point's pixel (left
-        clear: what is in it is the question)."""
-        self._clear_spot_box()
-        self.spot_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
-        self.spot_band.setStrokeColor(QColor(255, 40, 40))
-        self.spot_band.setFillColor(QColor(255, 40, 40, 40 if fill else 0))
-        self.spot_band.setWidth(3)
-        self.spot_band.setToGeometry(QgsGeometry.fromRect(box), None)
-
-    def _clear_spot_box(self) -> None:
-        if self.spot_band is not None:
-            self.canvas.scene().removeItem(self.spot_band)
-            self.spot_band = None
 
     def _show_polygons(self, job: PolygonsJob, done: dict) -> None:
         try:
@@ -617,15 +547,14 @@ class SemiSegDock(QgsDockWidget):
         except OSError as e:
             self._message(f"The engine wrote the sample but it cannot be shown: {e}", Qgis.Critical)
             return
-        self.sample_layer_id = layer.id()
-        self.check_shown, self.check_feature = 0, None
+        self.sample.start(layer)
         self.results.show_sample(True, [c.name for c in read_classes(job.prediction)])
         self.iface.setActiveLayer(layer)
         layer.startEditing()  # ready for the analyst's checks
         self.train.show_progress(100)
         self.train.show_status(f"{done.get('points', 0):,} points to check. For each one, see what is really "
-                               "there (a site visit, sharper imagery) and pick its class under reference "
-                               "(Identify the point, or the attribute table); then Assess accuracy.")
+                               "there (a site visit, sharper imagery): Next point to check shows them one by "
+                               "one (or use each point's form); then Assess accuracy.")
         self._message(f"The accuracy sample is in the SemiSeg group ({Path(job.out).name}, beside the map); "
                       "its points are red rings until checked.", Qgis.Success)
         for warning in warnings:
@@ -677,7 +606,7 @@ class SemiSegDock(QgsDockWidget):
         if self.probe is not None:
             self.probe.probed.disconnect()
         self.task = self.probe = None
-        self._clear_spot_box()
+        self.marker.clear()
         self.canvas.mapToolSet.disconnect(self._on_map_tool_set)
         if self.canvas.mapTool() is self.tool:
             self.canvas.unsetMapTool(self.tool)

@@ -308,7 +308,7 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
         view = dock.canvas.extent()  # the box and its surroundings, six times its size (the canvas's
         assert view.contains(box)    # aspect ratio widens the other side)
         assert min(view.width() / box.width(), view.height() / box.height()) == pytest.approx(6)
-        assert dock.spot_band is not None and dock.spot_band.asGeometry().boundingBox() == box
+        assert dock.marker.band is not None and dock.marker.band.asGeometry().boundingBox() == box
         assert f"Place {i % 10 + 1} of 10" in dock.train.status_label.text()
     assert dock.results.spot_button.text() == "Where to paint next (2 of 10)"
     prediction = Path(dock.results.prediction)
@@ -362,7 +362,7 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
     # Next point to check: the first one left, its pixel boxed in view, the picker blank
     assert dock.results.check_button.isEnabled() and not dock.results.check_row.isEnabled()
     assert dock.show_next_check() == points[0]["id"]
-    box = dock.spot_band.asGeometry().boundingBox()
+    box = dock.marker.band.asGeometry().boundingBox()
     assert box.contains(points[0].geometry().asPoint())
     assert box.width() == pytest.approx(image_layer.rasterUnitsPerPixelX())  # one pixel: the sample unit
     assert dock.canvas.extent().contains(box)
@@ -376,7 +376,7 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
         combo.setCurrentIndex(combo.findData(truth_at(point)))
         dock.results.check_set_button.click()
         assert sample.getFeature(point.id())["reference"] == truth_at(point)
-    assert dock.check_shown == points[1]["id"] and dock.spot_band is None
+    assert dock.sample.shown == points[1]["id"] and dock.marker.band is None
     assert "All 24 points are checked" in dock.train.status_label.text()
     assert not dock.results.check_row.isEnabled()
     assert dock.assess_accuracy() is not None

@@ -388,6 +388,21 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
                      skipped=skipped, outside=outside)
 
 
+def _on_labels(ref: Reference, ds, labels: str, label_field: str | None) -> np.ndarray:
+    """Which reference units lie on a labeled pixel of ``labels`` (raster or vector, on ``ds``'s grid)."""
+    from engine.labels import load_labels  # noqa: PLC0415
+
+    painted = np.zeros(len(ref.rows), bool)
+    patches = load_labels(labels, ds, label_field, min_classes=1).patches
+    for crop in patches.crops if patches is not None else []:
+        h, w = crop.array.shape
+        inside = ((ref.rows >= crop.row) & (ref.rows < crop.row + h) & (ref.cols >= crop.col)
+                  & (ref.cols < crop.col + w))
+        idx = np.flatnonzero(inside)
+        painted[idx] |= crop.array[ref.rows[idx] - crop.row, ref.cols[idx] - crop.col] > 0
+    return painted
+
+
 def _covered_pixels(g, ds) -> tuple[np.ndarray, np.ndarray]:
     """Grid rows and columns of the pixels whose centres a line or polygon covers (all it touches for
     lines), within the map."""
@@ -408,9 +423,12 @@ def _covered_pixels(g, ds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def assess(prediction: str, reference: str, field: str = "reference", reporter: Reporter | None = None,
-           cancel: CancelToken = NEVER_CANCELLED) -> dict:
+           cancel: CancelToken = NEVER_CANCELLED, labels: str | None = None,
+           label_field: str | None = None) -> dict:
     """Accuracy and class areas of the map ``prediction`` from the reference ``reference`` (see the module
-    docstring). Returns the report as a dict (``engine.accuracy.report_text`` puts it in words)."""
+    docstring). ``labels``: the labels the map was trained on, if known; units on them are counted (and
+    warned about), since a run holds its labeled pixels at their class. Returns the report as a dict
+    (``engine.accuracy.report_text`` puts it in words)."""
     reporter = reporter or Reporter("none")
     t0 = time.monotonic()
     with _open_map(prediction) as ds:
@@ -430,6 +448,7 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
             idx = order[lo:hi]
             mapped_at[idx] = block[ref.rows[idx] - r, ref.cols[idx]]
             reporter.progress("assess", b + 1, len(blocks))
+        painted = _on_labels(ref, ds, labels, label_field) if labels else np.zeros(len(ref.rows), bool)
     k = max(named, int(np.flatnonzero(tally.pixels)[-1]), int(ref.classes.max()))
     names = _class_names(prediction, k)
     on_map = mapped_at > 0
@@ -454,6 +473,11 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
     if unsampled:
         warnings.append((f"No reference unit lies on {', '.join(unsampled)}; the estimates cover the other "
                          f"{100 * est['coverage']:.1f} % of the map.", "class_not_sampled"))
+    trained_on = int((painted & on_map).sum())
+    if trained_on:
+        warnings.append((f"{trained_on} of the reference units lie on pixels painted for training; the map "
+                         "holds those at their painted class, so they flatter it (a new sample avoids them "
+                         "only by chance; their share of the map is small).", "reference_on_labels"))
     if not ref.points:
         warnings.append(("The reference has lines, polygons or raster pixels: every pixel counts as one "
                          "unit, but pixels of one shape are not independent, so the 95 % intervals are too "
@@ -467,7 +491,8 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
     plain = scores(confusion(r, m, k), names)
     return {"prediction": os.path.abspath(prediction), "reference": os.path.abspath(reference),
             "units": int(on_map.sum()), "points": ref.points, "not_filled_in": ref.skipped,
-            "outside_map": ref.outside + off_map, "unit": unit,
+            "outside_map": ref.outside + off_map, "on_training_labels": trained_on if labels else None,
+            "unit": unit,
             "overall_accuracy": est["overall_accuracy"], "coverage": est["coverage"], "classes": classes,
             "confusion_map_by_reference": counts.tolist(),
             "area_proportions_map_by_reference": est["area_proportions"],

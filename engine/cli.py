@@ -277,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "raster of reference data)")
     p.add_argument("--reference-field", default="reference",
                    help="field holding the reference class, as a number or a class name (default reference)")
+    p.add_argument("--labels", default=None,
+                   help="the labels the map was trained on: reference units on them are counted and warned "
+                        "about (the map holds them at their class)")
+    p.add_argument("--label-field", default=None, help="class field of vector labels (default: class)")
     p.add_argument("--out", nargs="+", default=[], metavar="REPORT",
                    help="also write the report to these files: .json (everything), .csv (the tables)")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
@@ -418,7 +422,8 @@ def _accuracy(a: argparse.Namespace, rep: Reporter, cancel) -> dict:
         if not out.lower().endswith(accuracy.REPORT_SUFFIXES):
             raise SemiSegError(f"The report {out} must end in .json or .csv.", code="bad_output")
         check_writable(out)
-    result = accuracy.assess(a.prediction, a.reference, a.reference_field, rep, cancel)
+    result = accuracy.assess(a.prediction, a.reference, a.reference_field, rep, cancel, a.labels,
+                             a.label_field)
     for out in a.out:
         accuracy.write_report(out, result)
         rep.emit("artifact", kind="report", path=os.path.abspath(out))

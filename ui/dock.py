@@ -89,6 +89,7 @@ class SemiSegDock(QgsDockWidget):
         # the last successful Train and segment: (image file, method, preset) -> its model file
         self.last_model: tuple[tuple[str, str, str], str] | None = None
         self.last_map: tuple[str, str] = ("", "")  # the last map's image file and layer title
+        self.map_labels: tuple[str, str] = ("", "")  # the labels it was trained on and their field, if any
         # the last map's least sure places (engine spots: bounds in the image's CRS), how many were shown
         # and that CRS
         self.spots: list[dict] = []
@@ -436,7 +437,8 @@ class SemiSegDock(QgsDockWidget):
             self._message(problem, Qgis.Warning)
             return None
         report = free_path(Path(sample).parent, "accuracy", ".json", companions=(".csv",))
-        return self._start_task(AssessJob(self.results.prediction, sample, str(report)), None)
+        return self._start_task(AssessJob(self.results.prediction, sample, str(report),
+                                          labels=self.map_labels[0], label_field=self.map_labels[1]), None)
 
     def _start_task(self, job, folder: Path | None) -> EngineTask:
         # a run's own new folder goes when it fails; polygons write into an existing one (the engine
@@ -490,6 +492,7 @@ class SemiSegDock(QgsDockWidget):
         except OSError as e:
             self._message(f"The engine finished but its output cannot be shown: {e}", Qgis.Critical)
             return
+        self.map_labels = (job.labels, job.label_field) if isinstance(job, TrainJob) else ("", "")
         if isinstance(job, TrainJob):
             model = done.get("model") or found.get("model", "")
             self.results.show_run(done.get("metrics") or {}, model)

@@ -146,14 +146,21 @@ class AssessJob:
     reference: str  # the sample (GeoPackage) with its reference field filled in
     report: str  # the JSON report to write; its tables go beside it as CSV (same name, .csv)
     field: str = "reference"
+    labels: str = ""  # the labels the map was trained on (points on them are warned about); "" = unknown
+    label_field: str = ""  # class field of vector labels
 
     @property
     def tables(self) -> str:
         return str(Path(self.report).with_suffix(".csv"))
 
     def engine_args(self) -> list[str]:
-        return ["assess", "--prediction", self.prediction, "--reference", self.reference, "--reference-field",
+        args = ["assess", "--prediction", self.prediction, "--reference", self.reference, "--reference-field",
                 self.field, "--out", self.report, self.tables, "--progress", "jsonl"]
+        if self.labels:
+            args += ["--labels", self.labels]
+        if self.labels and self.label_field:
+            args += ["--label-field", self.label_field]
+        return args
 
     @property
     def description(self) -> str:

@@ -425,3 +425,26 @@ def test_a_geographic_map_is_sampled_in_degrees_and_measured_on_the_ellipsoid(tm
     # 11,800 mapped pixels of about 0.62 ha each (0.001° × 0.001° at 60° N on the ellipsoid)
     assert mapped == pytest.approx(11_800 * 0.62, rel=0.01)
     assert sum(c["estimated"]["estimate"] for c in rep["classes"].values()) == pytest.approx(mapped)
+
+
+def test_points_on_the_training_labels_are_counted_and_warned_about(tmp_path, capsys):
+    """A run holds its painted pixels at their class, so reference points there flatter the map."""
+    truth, pred = _scene()
+    path = _write_map(tmp_path, pred)
+    draw_sample(path, str(tmp_path / "s.gpkg"), per_class=20)
+    _fill_in(str(tmp_path / "s.gpkg"), truth)
+    points = _points(str(tmp_path / "s.gpkg"))
+    labels = np.zeros_like(pred)
+    for p in points[:3]:  # three points on painted pixels, and a stroke elsewhere
+        labels[_pixel(p["xy"])] = truth[_pixel(p["xy"])]
+    taken = {_pixel(p["xy"]) for p in points}
+    labels[60, [c for c in range(5, 20) if (60, c) not in taken]] = 1
+    label_path = write_raster(tmp_path / "labels.tif", labels, nodata=0, transform=TRANSFORM)
+    rc, out, _ = run_cli(capsys, ["assess", "--prediction", path, "--reference", tmp_path / "s.gpkg",
+                                  "--labels", label_path, "--progress", "jsonl"])
+    assert rc == 0
+    events = jsonl_events(out)
+    warning = next(e for e in events if e.get("code") == "reference_on_labels")
+    assert warning["message"].startswith("3 of the reference units lie on pixels painted for training")
+    assert events[-1]["on_training_labels"] == 3
+    assert assess(path, str(tmp_path / "s.gpkg"))["on_training_labels"] is None  # not asked

@@ -379,11 +379,13 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
     assert dock.sample.shown == points[1]["id"] and dock.marker.band is None
     assert "All 24 points are checked" in dock.train.status_label.text()
     assert not dock.results.check_row.isEnabled()
-    assert dock.assess_accuracy() is not None
+    task = dock.assess_accuracy()
+    assert task is not None and task.job.labels == scene["labels"]  # the run's labels: points on them warned
     assessed = wait_for_task(dock, timeout_s=120)
     assert assessed.ok, assessed.user_message() + assessed.stderr_tail
     assert not sample.isModified()  # saved for the engine to read
     assert assessed.done["units"] == 24
+    assert isinstance(assessed.done["on_training_labels"], int)
     assert (prediction.parent / "accuracy.json").is_file() and (prediction.parent / "accuracy.csv").is_file()
     text = dock.results.accuracy_label.text()
     assert dock.results.accuracy_label.isVisibleTo(dock.results) and "Overall accuracy" in text

@@ -150,6 +150,7 @@ def test_an_accuracy_sample_is_drawn_checked_and_assessed(trained, scene, tmp_pa
     report_file = tmp_path / "accuracy.json"
     results = processing().run("semiseg:assess_accuracy", {"PREDICTION": pred, "REFERENCE": layer,
                                                           "REFERENCE_FIELD": "reference",
+                                                          "LABELS": scene["labels"],
                                                           "OUTPUT": str(report_file),
                                                           "TABLES": str(tmp_path / "accuracy.csv")},
                                feedback=feedback)
@@ -158,6 +159,7 @@ def test_an_accuracy_sample_is_drawn_checked_and_assessed(trained, scene, tmp_pa
     report = json.loads(report_file.read_text(encoding="utf-8"))
     assert results["OA"] == report["overall_accuracy"]["estimate"] and 0 < results["OA"] <= 1
     assert report["units"] == layer.featureCount() and report["points"]
+    assert isinstance(report["on_training_labels"], int)  # the labels reached the engine
     assert any(line.startswith("Overall accuracy ") and "checked points" in line for line in feedback.log)
     assert sum(line.startswith("class ") and "user's" in line and " ha (mapped " in line
                for line in feedback.log) == 3

@@ -93,6 +93,8 @@ class AssessAlgorithm(SemiSegAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             self.REFERENCE_FIELD, "Reference class field (vector reference)", defaultValue="reference",
             parentLayerParameterName=self.REFERENCE, optional=True))
+        self.add_labels_parameters("Labels the map was trained on (optional: reference points on them are "
+                                   "counted and warned about)", optional=True)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Report (JSON)", fileFilter="JSON (*.json)", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -114,6 +116,8 @@ class AssessAlgorithm(SemiSegAlgorithm):
                                                              VECTOR_FORMATS, "gpkg", feedback)
             fields = self.parameterAsFields(parameters, self.REFERENCE_FIELD, context)
             args = ["--reference", path, "--reference-field", fields[0] if fields else "reference"]
+        if self.is_set(parameters, self.LABELS):
+            args += self.labels_args(parameters, context, feedback)
         outputs = {name: self.parameterAsFileOutput(parameters, name, context)
                    for name in (self.OUTPUT, self.TABLES)}
         outputs = {name: path for name, path in outputs.items() if path}

@@ -45,30 +45,21 @@ LARGE = [os.path.join(REPO, "bench", "data", "polygons", name)
          for name in ("map_4096.tif", "map_tiled_4x4.tif", "map_tiled_12x12.tif")]
 
 
-def engine(args: list[str]) -> dict:
-    """Run ``python -m engine ARGS --progress jsonl``; its done event."""
-    env = {**os.environ, "PYTHONPATH": REPO}
-    cmd = [sys.executable, "-m", "engine", *args, "--progress", "jsonl"]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def measured(args: list[str]) -> tuple[dict, float, float]:
-    """As ``engine``, with the child's own peak memory (os.wait4)."""
+def engine(args: list[str]) -> tuple[dict, float, float]:
+    """Run ``python -m engine ARGS --progress jsonl``: its done event, wall seconds and the child's own
+    peak resident memory in MiB (``os.wait4``)."""
     env = {**os.environ, "PYTHONPATH": REPO}
     cmd = [sys.executable, "-m", "engine", *args, "--progress", "jsonl"]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} failed:\n{stdout[-2000:]}")
-    return json.loads(stdout.strip().splitlines()[-1]), seconds, usage.ru_maxrss / 1024
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{shlex.join(cmd)} failed:\n{stdout[-2000:]}\n{err.read()[-2000:]}")
+    return json.loads(stdout.strip().splitlines()[-1]), time.perf_counter() - t0, usage.ru_maxrss / 1024
 
 
 def cut_map(seed: int) -> tuple[str, np.ndarray]:
@@ -141,7 +132,7 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
         engine(["sample", "--prediction", path, "--out", sample, "--per-class", str(per_class), "--seed",
                 str(rep)])
         fill_in(sample, truth, transform)
-        report = engine(["assess", "--prediction", path, "--reference", sample])
+        report = engine(["assess", "--prediction", path, "--reference", sample])[0]
         seconds.append(time.perf_counter() - t0)
         oa = report["overall_accuracy"]
         oa_est.append(oa["estimate"])
@@ -189,7 +180,7 @@ def cost(path: str, tmp: str) -> dict:
     with rasterio.open(path) as ds:
         size = f"{ds.width:,} × {ds.height:,}"
     sample = os.path.join(tmp, "large.gpkg")
-    done, s_sec, s_mib = measured(["sample", "--prediction", path, "--out", sample])
+    done, s_sec, s_mib = engine(["sample", "--prediction", path, "--out", sample])
     from osgeo import ogr
 
     ds = ogr.Open(sample, 1)  # the reference as the map says (cost does not depend on the answers)
@@ -200,7 +191,7 @@ def cost(path: str, tmp: str) -> dict:
         layer.SetFeature(f)
     ds.CommitTransaction()
     ds = None
-    report, a_sec, a_mib = measured(["assess", "--prediction", path, "--reference", sample])
+    report, a_sec, a_mib = engine(["assess", "--prediction", path, "--reference", sample])
     os.remove(sample)
     return {"map": os.path.relpath(path, REPO), "size": size, "points": done["points"], "sample_s": s_sec,
             "sample_mib": s_mib, "assess_s": a_sec, "assess_mib": a_mib, "units": report["units"]}

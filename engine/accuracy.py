@@ -34,8 +34,9 @@ from engine.errors import InputError
 from engine.io_out import check_writable, partial_path, write_json
 from engine.metrics import confusion, scores
 from engine.progress import Reporter
+from engine.raster import grid_window, row_blocks
 from engine.runtime import NEVER_CANCELLED, CancelToken
-from engine.vector import geometry_in, missing_bindings, open_layer, osgeo_modules, raster_srs
+from engine.vector import geometry_in, missing_bindings, open_layer, osgeo_modules, raster_srs, require_gpkg
 
 PER_CLASS = 50  # points per map class: Olofsson et al. suggest 50-100 for the rare classes
 Z95 = 1.96  # half width of a 95 % interval in standard errors (the convention the literature reports in)
@@ -142,12 +143,10 @@ def _open_map(prediction: str):
     return ds
 
 
-def _row_blocks(ds):
-    """(first row, rows) blocks of about BLOCK_BYTES, whole blocks of the file's own tiling."""
+def _row_blocks(ds) -> list[tuple[int, int]]:
+    """The map's row blocks: about BLOCK_BYTES each, whole rows of the file's own tiles."""
     tile = ds.block_shapes[0][0] if ds.block_shapes else 1
-    step = max(tile, BLOCK_BYTES // max(1, ds.width) // tile * tile)
-    for r in range(0, ds.height, step):
-        yield r, min(step, ds.height - r)
+    return list(row_blocks(ds.height, ds.width, 1, BLOCK_BYTES, align=tile))
 
 
 CHUNK = 2**21  # pixels counted at a time: np.bincount widens uint8 to 8-byte integers (16 MiB here)
@@ -169,8 +168,9 @@ def _tally(tally: ClassTally, block: np.ndarray, row: int) -> None:
         tally.add(block[r:r + rows], row + r)
 
 
-def _class_names(prediction: str, k: int) -> list[str]:
-    names = read_category_names(prediction)[1:]
+def _class_names(names: list[str], k: int) -> list[str]:
+    """Names of classes 1..``k``: the map's category names (``names``, index 0 = class 1), "class N" where
+    it has none."""
     return [(names[i] if i < len(names) and names[i] else f"class {i + 1}") for i in range(k)]
 
 
@@ -189,15 +189,13 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
     when complete."""
     reporter = reporter or Reporter("none")
     gdal, ogr, osr = _gdal()
-    if os.path.splitext(out)[1].lower() != ".gpkg":
-        raise InputError(f"The sample is written as a GeoPackage; give {out} the extension .gpkg.",
-                         "bad_output")
+    require_gpkg(out, "The sample is")
     if per_class < 1:
         raise InputError(f"Give at least 1 point per class, not {per_class}.", "bad_usage")
     t0 = time.monotonic()
     with _open_map(prediction) as ds:
         check_writable(out)
-        blocks = list(_row_blocks(ds))
+        blocks = _row_blocks(ds)
         reporter.stage("count", len(blocks), message=f"counting the classes of {ds.width}×{ds.height} px")
         counts = np.zeros(256, np.int64)
         for b, (r, h) in enumerate(blocks):
@@ -208,7 +206,8 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
             raise InputError(f"Map {prediction} has no mapped pixel (all are 0); give a map with classes.",
                              "bad_prediction")
         k = int(np.flatnonzero(counts)[-1])
-        names = _class_names(prediction, max(k, len(read_category_names(prediction)) - 1))
+        found = read_category_names(prediction)[1:]
+        names = _class_names(found, max(k, len(found)))
         rng = np.random.default_rng(seed)
         ranks = {c: np.sort(rng.choice(int(counts[c]), min(per_class, int(counts[c])), replace=False))
                  for c in range(1, k + 1) if counts[c] > 0}
@@ -408,8 +407,6 @@ def _covered_pixels(g, ds) -> tuple[np.ndarray, np.ndarray]:
     lines), within the map."""
     from rasterio.features import rasterize  # noqa: PLC0415
 
-    from engine.raster import grid_window  # noqa: PLC0415
-
     x0, x1, y0, y1 = g.GetEnvelope()
     win = grid_window((x0, y0, x1, y1), ds)
     if win is None:
@@ -432,9 +429,9 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
     reporter = reporter or Reporter("none")
     t0 = time.monotonic()
     with _open_map(prediction) as ds:
-        named = len(read_category_names(prediction)[1:])
-        ref = read_reference(reference, ds, _class_names(prediction, named or 255), field)
-        blocks = list(_row_blocks(ds))
+        found = read_category_names(prediction)[1:]
+        ref = read_reference(reference, ds, _class_names(found, len(found) or 255), field)
+        blocks = _row_blocks(ds)
         reporter.stage("assess", len(blocks), message=f"{len(ref.rows):,} reference units over the map")
         order = np.argsort(ref.rows, kind="stable")
         sorted_rows = ref.rows[order]
@@ -449,8 +446,8 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
             mapped_at[idx] = block[ref.rows[idx] - r, ref.cols[idx]]
             reporter.progress("assess", b + 1, len(blocks))
         painted = _on_labels(ref, ds, labels, label_field) if labels else np.zeros(len(ref.rows), bool)
-    k = max(named, int(np.flatnonzero(tally.pixels)[-1]), int(ref.classes.max()))
-    names = _class_names(prediction, k)
+    k = max(len(found), int(np.flatnonzero(tally.pixels)[-1]), int(ref.classes.max()))
+    names = _class_names(found, k)
     on_map = mapped_at > 0
     off_map = int((~on_map).sum())
     if not on_map.any():

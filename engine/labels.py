@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
 from engine.errors import InputError
-from engine.raster import grid_window
+from engine.raster import grid_window, row_blocks
 from engine.vector import geometry_in, open_layer, osgeo_modules, raster_srs
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab"}
@@ -225,13 +225,6 @@ def _bounds_overlap(a, b) -> bool:
 BLOCK_BYTES = 32 * 2**20  # label rows read at a time: a label raster is never held whole
 
 
-def _row_blocks(height: int, width: int, itemsize: int, align: int = 1):
-    """(first row, rows) blocks of about BLOCK_BYTES each, a multiple of ``align`` rows."""
-    step = max(align, BLOCK_BYTES // max(1, width * itemsize) // align * align)
-    for r in range(0, height, step):
-        yield r, min(step, height - r)
-
-
 def _cells(nz: np.ndarray) -> np.ndarray:
     """(ceil(h / CELL), ceil(w / CELL)) bool: the CELL-px cells of ``nz`` with a True pixel."""
     h, w = nz.shape
@@ -265,7 +258,7 @@ def _read_patches(src, path: str) -> LabelPatches | None:
     h, w = src.height, src.width
     itemsize = np.dtype(src.dtypes[0]).itemsize
     has = np.zeros((-(-h // CELL), -(-w // CELL)), bool)
-    for r, n in _row_blocks(h, w, itemsize, align=CELL):
+    for r, n in row_blocks(h, w, itemsize, BLOCK_BYTES, align=CELL):
         block = _class_values(src.read(1, window=Window(0, r, w, n)), src.nodata, path)
         has[r // CELL:r // CELL + -(-n // CELL)] |= _cells(block != 0)
     crops = []
@@ -273,7 +266,7 @@ def _read_patches(src, path: str) -> LabelPatches | None:
         top, left = r0 * CELL, c0 * CELL
         rh, rw = min(h, r1 * CELL) - top, min(w, c1 * CELL) - left
         arr = np.zeros((rh, rw), np.uint8)
-        for r, n in _row_blocks(rh, rw, itemsize):
+        for r, n in row_blocks(rh, rw, itemsize, BLOCK_BYTES):
             arr[r:r + n] = _class_values(src.read(1, window=Window(left, top + r, rw, n)), src.nodata, path)
         crop = LabelCrop.from_array(arr, top, left)
         if crop is not None:

@@ -24,7 +24,7 @@ from engine.errors import InputError
 from engine.io_out import check_writable, partial_path
 from engine.progress import Reporter
 from engine.runtime import NEVER_CANCELLED, CancelToken
-from engine.vector import missing_bindings, osgeo_modules
+from engine.vector import missing_bindings, osgeo_modules, require_gpkg
 
 CONNECTEDNESS = 4  # pixels touching by an edge form a patch (diagonal neighbours do not: valid rings)
 
@@ -40,9 +40,7 @@ def polygonize(prediction: str, out: str, min_pixels: int = 0, reporter: Reporte
     largest neighbour. Written under a partial name and renamed when complete. Returns counts and timing."""
     reporter = reporter or Reporter("none")
     gdal, ogr, osr = _gdal()
-    if os.path.splitext(out)[1].lower() != ".gpkg":
-        raise InputError(f"Polygons are written as a GeoPackage; give {out} the extension .gpkg.",
-                         "bad_output")
+    require_gpkg(out, "Polygons are")
     if min_pixels < 0:
         raise InputError(f"The smallest patch to keep must be 0 pixels or more, not {min_pixels}.",
                          "bad_usage")

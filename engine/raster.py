@@ -30,6 +30,14 @@ def gdal_cache() -> dict:
     return {"GDAL_CACHEMAX": GDAL_CACHE_MB * 2 ** 20}
 
 
+def row_blocks(height: int, width: int, itemsize: int, block_bytes: int, align: int = 1):
+    """(first row, rows) blocks of a raster read whole rows at a time, about ``block_bytes`` each and a
+    multiple of ``align`` rows (e.g. the file's tile height, so that no tile is decoded twice)."""
+    step = max(align, block_bytes // max(1, width * itemsize) // align * align)
+    for r in range(0, height, step):
+        yield r, min(step, height - r)
+
+
 SUPPORTED_DTYPES = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
 
 

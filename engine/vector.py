@@ -4,6 +4,8 @@ raster's CRS. Vector labels, polygons and accuracy references all go through her
 
 from __future__ import annotations
 
+import os
+
 from engine.errors import InputError
 
 
@@ -24,6 +26,12 @@ def missing_bindings(what: str) -> str:
     """The sentence for an engine Python without the bindings, ``what`` being what needs them."""
     return (f"{what} need GDAL's Python bindings (osgeo), which this engine Python does not have; install "
             "them (python3-gdal, or the GDAL package of your Python) and try again.")
+
+
+def require_gpkg(out: str, what: str) -> None:
+    """Refuse an output that is not a GeoPackage; ``what`` ("Polygons are", "The sample is") names it."""
+    if os.path.splitext(out)[1].lower() != ".gpkg":
+        raise InputError(f"{what} written as a GeoPackage; give {out} the extension .gpkg.", "bad_output")
 
 
 def open_layer(path: str, role: str, field: str, field_fix: str, code: str):

@@ -59,7 +59,7 @@ from .paint_tool import LabelPaintTool
 from .place_marker import PlaceMarker
 from .result_layers import add_polygons, add_results, add_sample
 from .results_panel import ResultsPanel
-from .sample_check import SampleCheck, pixel_box
+from .sample_check import SampleCheck
 from .styles import style_class_layer
 from .task import EngineProbe, EngineTask
 from .train_panel import TrainPanel
@@ -412,7 +412,7 @@ class SemiSegDock(QgsDockWidget):
             self.results.show_check_point(False)
             self.train.show_status(f"All {total} points are checked: Assess accuracy.")
             return None
-        pixel = pixel_box(self.results.prediction, feature.geometry().asPoint())
+        pixel = self.sample.pixel(feature.geometry().asPoint())
         if self.marker.show(pixel, layer.crs(), CHECK_CONTEXT, fill=False) is None:
             self._message("This point cannot be shown in the map's CRS.", Qgis.Warning)
             return None
@@ -550,7 +550,7 @@ class SemiSegDock(QgsDockWidget):
         except OSError as e:
             self._message(f"The engine wrote the sample but it cannot be shown: {e}", Qgis.Critical)
             return
-        self.sample.start(layer)
+        self.sample.start(layer, job.prediction)
         self.results.show_sample(True, [c.name for c in read_classes(job.prediction)])
         self.iface.setActiveLayer(layer)
         layer.startEditing()  # ready for the analyst's checks

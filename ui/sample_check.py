@@ -18,16 +18,6 @@ def not_checked(value) -> bool:
     return value is None or value == NULL or str(value).strip() in ("", "0")
 
 
-def pixel_box(raster: str, point) -> QgsRectangle:
-    """The cell of ``raster``'s grid under ``point`` (the raster's CRS): a sample point stands for it."""
-    layer = QgsRasterLayer(raster, "grid", "gdal")
-    e = layer.extent()
-    dx, dy = layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY()
-    col, row = int((point.x() - e.xMinimum()) // dx), int((e.yMaximum() - point.y()) // dy)
-    x0, y1 = e.xMinimum() + col * dx, e.yMaximum() - row * dy
-    return QgsRectangle(x0, y1 - dy, x0 + dx, y1)
-
-
 class SampleCheck:
     """The sample of the last map and the point being checked."""
 
@@ -35,9 +25,20 @@ class SampleCheck:
         self.layer_id = ""  # the sample's layer in the project ("" = none)
         self.shown = 0  # ``id`` field of the point shown last
         self.feature: int | None = None  # that point's feature id, while it waits for an answer
+        self.grid: tuple[float, float, float, float] | None = None  # the map's left, top, pixel width, height
 
-    def start(self, layer: QgsVectorLayer) -> None:
+    def start(self, layer: QgsVectorLayer, prediction: str) -> None:
+        """Check ``layer``, a sample of the map ``prediction`` (whose grid its points stand for)."""
+        grid = QgsRasterLayer(prediction, "grid", "gdal")
+        e = grid.extent()
+        self.grid = (e.xMinimum(), e.yMaximum(), grid.rasterUnitsPerPixelX(), grid.rasterUnitsPerPixelY())
         self.layer_id, self.shown, self.feature = layer.id(), 0, None
+
+    def pixel(self, point) -> QgsRectangle:
+        """The map's cell under ``point`` (the map's CRS): a sample point stands for it."""
+        left, top, dx, dy = self.grid
+        col, row = (point.x() - left) // dx, (top - point.y()) // dy
+        return QgsRectangle(left + col * dx, top - (row + 1) * dy, left + (col + 1) * dx, top - row * dy)
 
     def forget(self) -> None:
         """A new map: the sample was drawn from another one."""

@@ -396,7 +396,7 @@ def test_sample_and_assess_do_not_load_torch(tmp_path):
     assert done.stdout.strip() == "False"
 
 
-def test_bad_input_never_raises_past_input_error(tmp_path):
+def test_a_missing_map_is_refused_with_a_sentence(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         assess(str(tmp_path / "nothing.tif"), str(tmp_path / "s.gpkg"))
 

@@ -7,7 +7,6 @@ import json
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterField,
@@ -16,11 +15,10 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
-    QgsRasterLayer,
 )
 
 from ..map_facts import accuracy_items, accuracy_summary
-from .base import VECTOR_FORMATS, SemiSegAlgorithm, raster_file
+from .base import SemiSegAlgorithm, raster_file
 from .styling import SAMPLE, style_output
 
 
@@ -105,17 +103,9 @@ class AssessAlgorithm(SemiSegAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         prediction = raster_file(self.parameterAsRasterLayer(parameters, self.PREDICTION, context), "map")
-        layer = self.parameterAsLayer(parameters, self.REFERENCE, context)
-        if layer is None:
-            raise QgsProcessingException("No reference was given; choose the checked sample or another "
-                                         "reference layer.")
-        if isinstance(layer, QgsRasterLayer):
-            args = ["--reference", raster_file(layer, "reference")]
-        else:
-            path = self.parameterAsCompatibleSourceLayerPath(parameters, self.REFERENCE, context,
-                                                             VECTOR_FORMATS, "gpkg", feedback)
-            fields = self.parameterAsFields(parameters, self.REFERENCE_FIELD, context)
-            args = ["--reference", path, "--reference-field", fields[0] if fields else "reference"]
+        reference = (self.REFERENCE, "--reference", "reference data")
+        field = (self.REFERENCE_FIELD, "--reference-field")
+        args = self.layer_args(parameters, context, feedback, reference, field)
         if self.is_set(parameters, self.LABELS):
             args += self.labels_args(parameters, context, feedback)
         outputs = {name: self.parameterAsFileOutput(parameters, name, context)

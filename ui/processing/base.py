@@ -233,17 +233,26 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
         return args
 
     def labels_args(self, parameters: dict, context, feedback) -> list[str]:
-        """A label raster is passed as its file; a vector layer as a file the engine can read (a layer in a
-        multi-layer GeoPackage, a memory layer or a filtered layer is written to a temporary file)."""
-        layer = self.parameterAsLayer(parameters, self.LABELS, context)
-        if layer is None:
-            raise QgsProcessingException("No labels were given; choose a label raster or a vector layer.")
-        if isinstance(layer, QgsRasterLayer):
-            return ["--labels", raster_file(layer, "labels")]
-        path = self.parameterAsCompatibleSourceLayerPath(parameters, self.LABELS, context, VECTOR_FORMATS,
-                                                         "gpkg", feedback)
-        fields = self.parameterAsFields(parameters, self.LABEL_FIELD, context)
-        return ["--labels", path] + (["--label-field", fields[0]] if fields else [])
+        """``--labels`` (and ``--label-field``) for the LABELS parameter."""
+        return self.layer_args(parameters, context, feedback, (self.LABELS, "--labels", "labels"),
+                               (self.LABEL_FIELD, "--label-field"))
+
+    def layer_args(self, parameters: dict, context, feedback, layer: tuple[str, str, str],
+                   field: tuple[str, str]) -> list[str]:
+        """``FLAG FILE [FIELD_FLAG FIELD]`` for a raster or vector layer parameter; ``layer`` is (parameter,
+        flag, what it is), ``field`` (its field parameter, flag). A raster is passed as its file; a vector
+        layer as a file the engine can read (a layer in a multi-layer GeoPackage, a memory layer or a
+        filtered layer is written to a temporary file)."""
+        (name, flag, what), (field_name, field_flag) = layer, field
+        source = self.parameterAsLayer(parameters, name, context)
+        if source is None:
+            raise QgsProcessingException(f"No {what} were given; choose a raster or a vector layer.")
+        if isinstance(source, QgsRasterLayer):
+            return [flag, raster_file(source, what)]
+        path = self.parameterAsCompatibleSourceLayerPath(parameters, name, context, VECTOR_FORMATS, "gpkg",
+                                                         feedback)
+        fields = self.parameterAsFields(parameters, field_name, context)
+        return [flag, path] + ([field_flag, fields[0]] if fields else [])
 
     # --- running the engine -----------------------------------------------------------------------------
 

@@ -495,6 +495,7 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
             "area_proportions_map_by_reference": est["area_proportions"],
             "sample": {"oa": plain["oa"], "kappa": plain["kappa"], "miou": plain["miou"]},
             "warnings": [code for _, code in warnings],
+            "warning_messages": [message for message, _ in warnings],
             "assess_seconds": round(time.monotonic() - t0, 2)}
 
 

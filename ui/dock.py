@@ -55,9 +55,10 @@ from .label_raster import (
 from .layer_files import is_label_raster, layer_file, output_base
 from .layer_panel import LayerPanel
 from .map_facts import accuracy_summary, map_fact
+from .map_record import REPORT_PROPERTY, keep_record, last_report, map_records, record_of, samples_of
 from .paint_tool import LabelPaintTool
 from .place_marker import PlaceMarker
-from .result_layers import add_polygons, add_results, add_sample
+from .result_layers import ROLE_PROPERTY, add_polygons, add_results, add_sample
 from .results_panel import ResultsPanel
 from .sample_check import SampleCheck
 from .styles import style_class_layer
@@ -104,6 +105,10 @@ class SemiSegDock(QgsDockWidget):
         self.train.set_segment(settings.last_choice("segment", "whole"))
         self.train.set_engine_python(settings.engine_python())
         self._on_labels_changed(self.layers.label_layer())
+        project = QgsProject.instance()
+        project.readProject.connect(self._on_project_read)
+        project.cleared.connect(self.forget_project)
+        self.restore_from_project()  # opened on a project that has SemiSeg maps already
         QTimer.singleShot(0, self.detect_engine)  # only once an event loop runs
 
     def _build(self) -> None:
@@ -492,25 +497,87 @@ class SemiSegDock(QgsDockWidget):
         except OSError as e:
             self._message(f"The engine finished but its output cannot be shown: {e}", Qgis.Critical)
             return
-        self.map_labels = (job.labels, job.label_field) if isinstance(job, TrainJob) else ("", "")
+        record = {"image": job.image, "title": title, "area": bool(job.area),
+                  "class_areas": map_fact(done, "class_areas"), "spots": map_fact(done, "spots") or [],
+                  "warnings": result.warnings}
         if isinstance(job, TrainJob):
-            model = done.get("model") or found.get("model", "")
-            self.results.show_run(done.get("metrics") or {}, model)
-            self.last_model = ((str(Path(job.image).resolve()), job.method, job.preset), model)
-        areas = map_fact(done, "class_areas")
-        self.spots = map_fact(done, "spots") or []
-        self.spots_shown, self.spot_crs = 0, added[0].crs()
-        self.marker.clear()
-        self.results.show_map(prediction, areas, bool(job.area), len(self.spots))
-        self.sample.forget()  # a sample belongs to the map it was drawn from
-        self.last_map = (job.image, title)
-        self.results.show_warnings(result.warnings)
+            record.update(labels=job.labels, label_field=job.label_field, method=job.method,
+                          preset=job.preset, model=done.get("model") or found.get("model", ""),
+                          metrics=done.get("metrics") or {})
+        else:
+            record["model"] = job.model
+        keep_record(added[0], record)  # saved with the project: the dock picks it up when it is opened
+        self._use_map(record_of(added[0]) or {**record, "prediction": prediction}, added[0])
         self.train.show_progress(100)
         warned = f", with {len(result.warnings)} warning(s) (see Results)" if result.warnings else ""
         self.train.show_status(f"Done in {done.get('seconds', 0):.0f} s{warned}.")
         self._message("Prediction and confidence layers are in the SemiSeg group.", Qgis.Success)
         for warning in result.warnings:
             self._message(warning, Qgis.Warning)
+
+    def _use_map(self, record: dict, layer: QgsRasterLayer) -> None:
+        """Make the map of ``record`` (map_record) the one the Results buttons act on: its scores, class
+        areas, least sure places and model; a trained map's model is also the one to continue from."""
+        if record.get("metrics") is not None or record.get("method"):
+            self.results.show_run(record.get("metrics") or {}, record.get("model", ""))
+            if record.get("method"):
+                key = (str(Path(record["image"]).resolve()), record["method"], record["preset"])
+                self.last_model = (key, record["model"])
+        self.map_labels = (record.get("labels") or "", record.get("label_field") or "")
+        self.spots = record.get("spots") or []
+        self.spots_shown, self.spot_crs = 0, layer.crs()
+        self.marker.clear()
+        self.results.show_map(record["prediction"], record.get("class_areas"), bool(record.get("area")),
+                              len(self.spots))
+        self.sample.forget()  # a sample belongs to the map it was drawn from
+        self.last_map = (record.get("image") or "", record.get("title") or "")
+        self.results.show_warnings(record.get("warnings") or [])
+
+    # --- the project: closed, opened ----------------------------------------------------------------
+
+    def forget_project(self) -> None:
+        """The project was closed: its maps, sample and model are no longer the dock's to act on."""
+        self.last_model, self.last_map, self.map_labels = None, ("", ""), ("", "")
+        self.spots, self.spots_shown, self.spot_crs = [], 0, None
+        self.marker.clear()
+        self.sample.forget()
+        self.results.clear()
+
+    def _on_project_read(self, _document) -> None:
+        if self.task is None:  # a run still going shows its own map when it ends
+            self.restore_from_project()
+
+    def restore_from_project(self) -> dict | None:
+        """Pick up where the opened project was left: its last map (scores, class areas, least sure
+        places, model to continue from), that map's image and labels in the pickers, and the map's
+        accuracy sample with its last assessment. Returns the last map's record (None: no map)."""
+        project = QgsProject.instance()
+        records = map_records(project)
+        if not records:
+            return None
+        layer, record = records[0]
+        self._use_map(record, layer)
+        trained = next((r for _, r in records if r.get("method")), None)
+        if trained is not None and trained is not record:  # a map applied after the last training
+            key = (str(Path(trained["image"]).resolve()), trained["method"], trained["preset"])
+            self.last_model = (key, trained["model"])
+        for path, pick in ((record.get("image"), self.layers.set_image_layer),
+                           (record.get("labels"), self.layers.set_label_layer)):
+            match = next((other for other in project.mapLayers().values()
+                          if path and layer_file(other) == path and not other.customProperty(ROLE_PROPERTY)),
+                         None)
+            if match is not None:
+                pick(match)
+        samples = samples_of(project, record["prediction"])
+        if samples:
+            self.sample.start(samples[0], record["prediction"])
+            self.results.show_sample(True, [c.name for c in read_classes(record["prediction"])])
+            report = last_report(samples[0])
+            if report is not None:
+                self.results.show_accuracy(report, report.get("warning_messages") or [])
+        self.train.show_status(f"Picked up {Path(record['prediction']).parent.name} from the project: its "
+                               "map's results are under Results.")
+        return record
 
     def show_next_spot(self) -> dict | None:
         """Zoom the map to the next of the last map's least sure places, boxed; returns that spot."""
@@ -566,6 +633,9 @@ class SemiSegDock(QgsDockWidget):
     def _show_accuracy(self, job: AssessJob, done: dict, warnings: list[str]) -> None:
         report = {k: v for k, v in done.items() if k not in ("event", "seconds")}
         self.results.show_accuracy(report, warnings)
+        sample = self.sample.layer()
+        if sample is not None and layer_file(sample) == job.reference:
+            sample.setCustomProperty(REPORT_PROPERTY, job.report)  # shown again when the project reopens
         self.train.show_progress(100)
         summary = accuracy_summary(report)
         self.train.show_status(f"{summary}; per class under Results.")
@@ -610,6 +680,8 @@ class SemiSegDock(QgsDockWidget):
             self.probe.probed.disconnect()
         self.task = self.probe = None
         self.marker.clear()
+        QgsProject.instance().readProject.disconnect(self._on_project_read)
+        QgsProject.instance().cleared.disconnect(self.forget_project)
         self.canvas.mapToolSet.disconnect(self._on_map_tool_set)
         if self.canvas.mapTool() is self.tool:
             self.canvas.unsetMapTool(self.tool)

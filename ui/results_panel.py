@@ -169,6 +169,15 @@ class ResultsPanel(QGroupBox):
         self.save_button.clicked.connect(self._ask_model_path)
         self.load_button.clicked.connect(self._ask_model_file)
 
+    def clear(self) -> None:
+        """No map and no model (the project was closed)."""
+        self.metrics_label.setText("Train a model to see its validation scores here.")
+        self.folder_label.setText("")
+        self.show_warnings([])
+        self.show_map("", None)
+        self.show_check_point(False)
+        self._use_model("")
+
     def show_run(self, metrics: dict, model_path: str) -> None:
         self.metrics_label.setText(metrics_html(metrics))
         self._use_model(model_path)
@@ -235,7 +244,7 @@ class ResultsPanel(QGroupBox):
         self.model_path = model_path
         folder = Path(model_path).parent
         self.folder_label.setText(f'Files: <a href="{QUrl.fromLocalFile(str(folder)).toString()}">'
-                                  f"{folder.name}</a>")
+                                  f"{folder.name}</a>" if model_path else "")
         for button in (self.apply_button, self.save_button):
             button.setEnabled(bool(model_path))
 

@@ -186,6 +186,7 @@ def test_assessment_corrects_the_mapped_areas_towards_the_truth(tmp_path, monkey
     true_ha = {n: float(((truth == i + 1) & mapped_part).sum()) / 100 for i, n in enumerate(NAMES)}
     map_ha = {n: float((pred == i + 1).sum()) / 100 for i, n in enumerate(NAMES)}
     assert rep["unit"] == "hectare" and rep["units"] == 320 and rep["points"] and rep["warnings"] == []
+    assert rep["warning_messages"] == []
     for n in NAMES:
         c = rep["classes"][n]
         assert c["mapped"] == pytest.approx(map_ha[n])
@@ -447,4 +448,5 @@ def test_points_on_the_training_labels_are_counted_and_warned_about(tmp_path, ca
     warning = next(e for e in events if e.get("code") == "reference_on_labels")
     assert warning["message"].startswith("3 of the reference units lie on pixels painted for training")
     assert events[-1]["on_training_labels"] == 3
+    assert events[-1]["warning_messages"] == [warning["message"]]  # the report keeps the sentence too
     assert assess(path, str(tmp_path / "s.gpkg"))["on_training_labels"] is None  # not asked

@@ -288,7 +288,7 @@ def test_an_accuracy_report_reads_as_estimates_with_intervals():
 
 
 @pytest.mark.slow
-def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgis_iface):
+def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgis_iface, tmp_path):
     ready_to_train(dock, scene, steps=5)
     assert not dock.results.polygons_button.isEnabled()  # no map yet
     assert dock.start_training() is not None
@@ -392,6 +392,9 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
     assert all(f"{name}: user's" in text for name in ("class 1", "class 2", "class 3"))
     assert "Overall accuracy" in dock.train.status_label.text()
 
+    # the project saved, closed and opened again (days later): the dock picks up where it was left
+    reopen_and_check(dock, qgis_iface, tmp_path, prediction, areas, spots, scene, assessed.done)
+
     # a new run replaces the image's polygons with its other layers; the checked sample stays
     assert dock.start_training() is not None
     assert wait_for_task(dock).ok
@@ -400,6 +403,70 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
     assert roles == ["confidence", "prediction", "sample"]
     assert not dock.results.assess_button.isEnabled()  # that sample was drawn from the old map
     assert not dock.results.accuracy_label.isVisibleTo(dock.results)
+
+
+def reopen_and_check(dock, qgis_iface, tmp_path, prediction, areas, spots, scene, assessed) -> None:
+    """Save the project, close it (the dock forgets the map), open it again in this dock and in a new one
+    (QGIS restarted): the last map's scores, class areas, places, model, layers picked, its sample and
+    last assessment come back; a check changed since that assessment hides it."""
+    project = QgsProject.instance()
+    model = dock.results.model_path
+    last_model = dock.last_model
+    accuracy_text = dock.results.accuracy_label.text()
+    assert project.write(str(tmp_path / "reopened.qgz"))
+    project.clear()
+    assert not dock.results.polygons_button.isEnabled() and not dock.results.assess_button.isEnabled()
+    assert not dock.results.apply_button.isEnabled() and dock.last_model is None
+    assert not dock.results.spot_button.isEnabled() and dock.sample.layer() is None
+    for fresh in (False, True):
+        assert project.read(str(tmp_path / "reopened.qgz"))
+        here = make_dock(qgis_iface, sys.executable) if fresh else dock
+        try:
+            assert here.results.prediction == str(prediction)
+            assert all(name in here.results.areas_label.text() for name in areas["classes"])
+            assert here.spots == spots and here.results.spot_button.isEnabled()
+            assert here.show_next_spot() == spots[0]
+            assert here.results.model_path == model and here.last_model == last_model
+            assert "mIoU" in here.results.metrics_label.text()
+            assert layer_path(here.layers.image_layer()) == scene["image"]
+            assert layer_path(here.layers.label_layer()) == scene["labels"]
+            assert here.map_labels == (scene["labels"], "")
+            assert here.results.polygons_button.isEnabled() and here.results.assess_button.isEnabled()
+            assert here.results.accuracy_label.text() == accuracy_text  # the last assessment, still true
+            assert here.show_next_check() is None  # every point checked
+            assert "All 24 points are checked" in here.train.status_label.text()
+        finally:
+            if fresh:
+                here.close_down()
+                here.deleteLater()
+    # a project saved before maps were recorded: the run folder's metrics.json and model stand in
+    map_layer = next(layer for layer in result_layers.result_layers(project)
+                     if layer.customProperty("semiseg/role") == "prediction")
+    record = map_layer.customProperty("semiseg/record")
+    map_layer.removeCustomProperty("semiseg/record")
+    assert project.write()
+    assert project.read(str(tmp_path / "reopened.qgz"))
+    assert dock.results.prediction == str(prediction) and dock.spots == spots
+    assert dock.results.model_path == model and "mIoU" in dock.results.metrics_label.text()
+    assert dock.last_model is None and dock.map_labels == ("", "")  # method and labels unknown
+    assert dock.results.assess_button.isEnabled()
+    next(layer for layer in result_layers.result_layers(project)
+         if layer.customProperty("semiseg/role") == "prediction").setCustomProperty("semiseg/record", record)
+    sample = dock.sample.layer()
+    first = min(sample.getFeatures(), key=lambda f: f["id"])
+    reference = sample.fields().indexOf("reference")
+    sample.startEditing()
+    sample.changeAttributeValue(first.id(), reference, first["reference"] % 3 + 1)  # a check changed
+    assert sample.commitChanges()
+    assert project.write()
+    assert project.read(str(tmp_path / "reopened.qgz"))
+    assert dock.results.assess_button.isEnabled()
+    assert not dock.results.accuracy_label.isVisibleTo(dock.results)
+    assert assessed["units"] == 24
+
+
+def layer_path(layer) -> str:
+    return layer.source().split("|")[0] if layer is not None else ""
 
 
 @pytest.mark.slow

@@ -500,7 +500,30 @@ class Driver:
             extent.scale(1.05)
             self.iface.mapCanvas().setExtent(extent)  # the whole map with the sample's points
         self.dock.widget().ensureWidgetVisible(self.dock.results.accuracy_label)
-        self.later(3, lambda: (self.shoot("9-accuracy.png"), self.finish()))
+        self.later(3, lambda: (self.shoot("9-accuracy.png"), self.reopen()))
+
+    def reopen(self) -> None:
+        """Save the project, close it (File > New) and open it again (File > Open): the dock forgets the
+        map, then picks it up again with its sample and last assessment."""
+        from qgis.core import QgsProject
+
+        project_file = self.out / "work" / "gui-check.qgz"
+        accuracy = self.dock.results.accuracy_label.text()
+        prediction = self.dock.results.prediction
+        self.check("project saved", QgsProject.instance().write(str(project_file)), str(project_file.name))
+        self.iface.newProject(False)
+        self.check("a new project clears the dock's map",
+                   not self.dock.results.polygons_button.isEnabled() and not self.dock.results.prediction,
+                   self.dock.results.prediction)
+        self.iface.addProject(str(project_file))
+        results = self.dock.results
+        self.check("the reopened project's map is picked up: scores, areas, sample, assessment",
+                   results.prediction == prediction and results.assess_button.isEnabled()
+                   and results.spot_button.isEnabled() and results.accuracy_label.text() == accuracy
+                   and "mIoU" in results.metrics_label.text() and bool(self.dock.last_model),
+                   self.dock.train.status_label.text())
+        self.dock.widget().ensureWidgetVisible(results.metrics_label)
+        self.later(3, lambda: (self.shoot("10-reopened.png"), self.finish()))
 
     def time_out(self) -> None:
         self.check("finished in time", False, "timed out")

@@ -9,8 +9,12 @@ classes as strata, and to estimate from it the overall, user's and producer's ac
 class's area, each with a 95 % confidence interval. Map classes are strata of unequal size and unequal
 sample rate, so every count is weighted by the share of the map its stratum covers.
 
-``draw_sample`` draws ``per_class`` points at random among the pixels of each map class (fewer where a
-class has fewer pixels) in two passes over the map, whatever its size: one counts the classes, the second
+``draw_sample`` draws points at random among the pixels of each map class in two passes over the map,
+whatever its size. How many per class: the same number for every class (``per_class``), or ``total``
+points shared in proportion to the classes' areas with at least ``minimum`` for each class (``allocate``,
+the compromise Olofsson et al. recommend: proportional allocation gives the overall accuracy and the large
+classes' estimates their best precision, the floor keeps the rare classes' estimates usable); fewer where
+a class has fewer pixels. Of the two passes, one counts the classes, the second
 picks the chosen pixels by their rank within their class. The points go to a GeoPackage, in random
 order, with the map's class and an empty ``reference`` field to fill in. ``assess`` reads the filled-in
 sample (or any reference: points, polygons or a raster), looks up the map under it and computes the
@@ -181,17 +185,55 @@ def _gdal():
 # --------------------------------------------------------------------------------------------------- sample
 
 
+def allocate(pixels: np.ndarray, total: int, minimum: int) -> np.ndarray:
+    """Points per class for ``pixels`` (pixels of each class): ``total`` in all, in proportion to the
+    classes' pixels but at least ``minimum`` for every class, never more than a class's pixels; shares
+    rounded by largest remainder. A class held at the floor (or at all of its pixels) leaves the rest to
+    the others in proportion to theirs. Floors come first: a ``total`` under them gives every class its
+    floor (``draw_sample`` refuses such a total)."""
+    pixels = np.asarray(pixels, np.int64)
+    n = np.zeros(len(pixels), np.int64)
+    present = pixels > 0
+    if total >= pixels.sum():
+        return pixels.copy()
+    held = np.zeros(len(pixels), bool)  # classes whose count is decided: the floor, or all their pixels
+    while True:
+        free = present & ~held
+        left = total - n[held].sum()
+        if not free.any():
+            return n
+        share = np.zeros(len(pixels))
+        share[free] = left * pixels[free] / pixels[free].sum()
+        floor = np.minimum(pixels, minimum)
+        low, full = free & (share < floor), free & (share > pixels)
+        if not (low | full).any():
+            break
+        n[low], n[full] = floor[low], pixels[full]
+        held |= low | full
+    n[free] = np.floor(share[free]).astype(np.int64)
+    extra = int(left - n[free].sum())  # largest remainders get the points lost to rounding down
+    order = np.argsort(-(share - np.floor(share)) * free, kind="stable")
+    n[order[:extra]] += 1
+    return n
+
+
+
 def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int = 0,
-                reporter: Reporter | None = None, cancel: CancelToken = NEVER_CANCELLED) -> dict:
-    """Write ``per_class`` random points of each class of the map ``prediction`` (all its pixels where a
-    class has fewer) to the GeoPackage ``out``, at pixel centres, in random order, with the fields
-    ``id``, ``map_class``, ``map_name`` and an empty ``reference``. Written under a partial name and renamed
-    when complete."""
+                reporter: Reporter | None = None, cancel: CancelToken = NEVER_CANCELLED,
+                total: int | None = None, minimum: int = PER_CLASS) -> dict:
+    """Write random points of each class of the map ``prediction`` to the GeoPackage ``out``: ``per_class``
+    of each class or, given ``total``, that many shared by area with at least ``minimum`` per class
+    (``allocate``); all of a class's pixels where it has fewer. At pixel centres, in random order, with the
+    fields ``id``, ``map_class``, ``map_name`` and an empty ``reference``. Written under a partial name and
+    renamed when complete."""
     reporter = reporter or Reporter("none")
     gdal, ogr, osr = _gdal()
     require_gpkg(out, "The sample is")
-    if per_class < 1:
+    if total is None and per_class < 1:
         raise InputError(f"Give at least 1 point per class, not {per_class}.", "bad_usage")
+    if total is not None and (minimum < 1 or total < 1):
+        raise InputError(f"Give at least 1 point in all and per class, not {total} and {minimum}.",
+                         "bad_usage")
     t0 = time.monotonic()
     with _open_map(prediction) as ds:
         check_writable(out)
@@ -208,8 +250,15 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         k = int(np.flatnonzero(counts)[-1])
         found = read_category_names(prediction)[1:]
         names = _class_names(found, max(k, len(found)))
+        needed = int(np.minimum(counts[1:k + 1], minimum).sum())  # the floor of every class
+        if total is not None and total < needed:
+            raise InputError(f"{total} points cannot give each of the map's classes {minimum}; give at least "
+                             f"{needed} points in all, or a smaller minimum per class.", "bad_usage")
+        wanted = (np.full(k, per_class, np.int64) if total is None
+                  else allocate(counts[1:k + 1], total, minimum))
         rng = np.random.default_rng(seed)
-        ranks = {c: np.sort(rng.choice(int(counts[c]), min(per_class, int(counts[c])), replace=False))
+        take = np.minimum(wanted, counts[1:k + 1])
+        ranks = {c: np.sort(rng.choice(int(counts[c]), int(take[c - 1]), replace=False))
                  for c in range(1, k + 1) if counts[c] > 0}
         seen = np.zeros(256, np.int64)
         rows, cols, classes = [], [], []
@@ -264,9 +313,10 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         if os.path.exists(part):
             os.remove(part)
     per = {names[c - 1]: int(len(v)) for c, v in ranks.items()}
-    short = [f"{n} ({v})" for n, v in per.items() if v < per_class]
+    floor = per_class if total is None else minimum
+    short = [f"{n} ({v})" for n, v in per.items() if v < floor]
     if short:
-        reporter.warning(f"Some classes have fewer pixels than {per_class} points; all their pixels were "
+        reporter.warning(f"Some classes have fewer pixels than {floor} points; all their pixels were "
                          f"taken: {', '.join(short)}.", "sample_small_class")
     reporter.emit("artifact", kind="sample", path=os.path.abspath(out))
     return {"sample": os.path.abspath(out), "points": int(len(rows)), "per_class": per,

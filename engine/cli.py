@@ -266,7 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prediction", required=True, help="class raster written by predict or run")
     p.add_argument("--out", required=True, help="GeoPackage (.gpkg) of points to write")
     p.add_argument("--per-class", type=int, default=50, metavar="N",
-                   help="points per map class (default 50; all its pixels where a class has fewer)")
+                   help="points per map class, the same for every class (default 50; all its pixels where "
+                        "a class has fewer)")
+    p.add_argument("--total", type=int, default=None, metavar="N",
+                   help="N points in all instead, shared in proportion to the classes' areas with at least "
+                        "--min-per-class for each (Olofsson et al. 2014); N = classes x minimum gives every "
+                        "class the same")
+    p.add_argument("--min-per-class", type=int, default=50, metavar="M",
+                   help="with --total: the fewest points any class gets (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
 
@@ -411,7 +418,8 @@ def _accuracy(a: argparse.Namespace, rep: Reporter, cancel) -> dict:
 
     rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
     if a.command == "sample":
-        result = accuracy.draw_sample(a.prediction, a.out, a.per_class, a.seed, rep, cancel)
+        result = accuracy.draw_sample(a.prediction, a.out, a.per_class, a.seed, rep, cancel, total=a.total,
+                                      minimum=a.min_per_class)
         if rep.mode == "bar":
             print(f"{result['points']:,} points; fill in their reference class, then run assess",
                   file=sys.stderr)

@@ -16,7 +16,7 @@ from osgeo import ogr, osr
 from rasterio.transform import from_origin
 
 import engine.accuracy as accuracy
-from engine.accuracy import assess, draw_sample, stratified_estimates
+from engine.accuracy import allocate, assess, draw_sample, stratified_estimates
 from engine.categories import ClassTable, write_class_table
 from engine.errors import Cancelled, InputError
 from engine.runtime import CancelToken
@@ -143,6 +143,43 @@ def test_the_sample_draws_the_asked_points_of_each_class_at_random(tmp_path, mon
     again = draw_sample(_write_map(tmp_path, pred), str(tmp_path / "t.gpkg"), per_class=60, seed=3)
     assert [p["xy"] for p in _points(str(tmp_path / "t.gpkg"))] == [p["xy"] for p in pts]
     assert again["points"] == 240
+
+
+def test_allocation_is_proportional_above_the_floor():
+    # a large class, two middling ones and a rare one: the rare one is held at the floor, the rest share
+    # what is left in proportion to their pixels, and the total is exact
+    n = allocate(np.array([800_000, 150_000, 49_000, 1_000]), total=2000, minimum=50)
+    assert n.sum() == 2000 and n[3] == 50
+    assert n[0] / n[1] == pytest.approx(800 / 150, rel=0.01)
+    assert n[0] / n[2] == pytest.approx(800 / 49, rel=0.02)
+    # the floor can hold several classes, one after another (holding one shrinks the others' shares)
+    # (the 10-pixel class gives all it has; then the middle class's share, 28.4, falls under 30)
+    assert allocate(np.array([1000, 310, 10]), total=130, minimum=30).tolist() == [90, 30, 10]
+    assert allocate(np.array([10_000, 120, 100, 90]), total=400, minimum=60).tolist() == [220, 60, 60, 60]
+    # never more than a class has; classes without pixels get none; total = classes x floor is equal
+    assert allocate(np.array([5, 0, 10_000]), total=100, minimum=50).tolist() == [5, 0, 95]
+    assert allocate(np.array([7_000, 2_000, 1_000]), total=150, minimum=50).tolist() == [50, 50, 50]
+    assert allocate(np.array([30, 40]), total=500, minimum=10).tolist() == [30, 40]  # all of it
+    assert allocate(np.array([1, 1, 1]), total=2, minimum=1).tolist() == [1, 1, 1]  # floors first
+
+
+def test_a_total_sample_follows_the_allocation(tmp_path, capsys):
+    _, pred = _scene()
+    path = _write_map(tmp_path, pred)
+    counts = np.bincount(pred.ravel(), minlength=5)[1:]
+    res = draw_sample(path, str(tmp_path / "s.gpkg"), total=200, minimum=30, seed=2)
+    expected = allocate(counts, 200, 30)
+    assert res["points"] == 200 and list(res["per_class"].values()) == expected.tolist()
+    assert len(set(expected.tolist())) > 1  # by area, not the same for every class
+    pts = _points(str(tmp_path / "s.gpkg"))
+    assert np.bincount([p["map_class"] for p in pts], minlength=5)[1:].tolist() == expected.tolist()
+    # too few points for the floor: one sentence, nothing written
+    rc, _, err = run_cli(capsys, ["sample", "--prediction", path, "--out", tmp_path / "t.gpkg",
+                                  "--total", "100", "--min-per-class", "30"])
+    assert rc != 0 and "give at least 120 points in all" in err and not (tmp_path / "t.gpkg").exists()
+    rc, _, _ = run_cli(capsys, ["sample", "--prediction", path, "--out", tmp_path / "u.gpkg",
+                                "--total", "300", "--min-per-class", "40", "--progress", "none"])
+    assert rc == 0 and len(_points(str(tmp_path / "u.gpkg"))) == 300
 
 
 def test_every_pixel_is_equally_likely(tmp_path, monkeypatch):

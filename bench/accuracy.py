@@ -109,7 +109,11 @@ def fill_in(sample: str, truth: np.ndarray, transform) -> None:
     ds = None
 
 
-def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str) -> dict:
+def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str,
+              sample_args: list[str] | None = None) -> dict:
+    """``reps`` samples of the map ``path`` (``per_class`` points of each class, or as ``sample_args``
+    say), each filled in from ``truth`` and assessed: how often the intervals hold the truth, how far the
+    estimates are, how wide the intervals."""
     with rasterio.open(path) as ds:
         pred, transform = ds.read(1), ds.transform
         pixel_ha = abs(transform.a * transform.e) / 1e4
@@ -125,12 +129,12 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
     acc_hits = {"users_accuracy": [0, 0], "wilson_users": [0, 0], "producers_accuracy": [0, 0]}
     oa_hits, area_hits, area_known, est_err, oa_est = 0, 0, 0, [], []
     by_class = {}  # class name -> [hits, intervals, relative sizes of the misses]
-    seconds = []
+    seconds, ua_width, ua_width_max, pa_half, area_half = [], [], [], [], []
     for rep in range(reps):
         sample = os.path.join(tmp, f"s{rep}.gpkg")
         t0 = time.perf_counter()
-        engine(["sample", "--prediction", path, "--out", sample, "--per-class", str(per_class), "--seed",
-                str(rep)])
+        engine(["sample", "--prediction", path, "--out", sample,
+                *(sample_args or ["--per-class", str(per_class)]), "--seed", str(rep)])
         fill_in(sample, truth, transform)
         report = engine(["assess", "--prediction", path, "--reference", sample])[0]
         seconds.append(time.perf_counter() - t0)
@@ -138,6 +142,14 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
         oa_est.append(oa["estimate"])
         oa_hits += bool(oa["ci95"] is not None and abs(oa["estimate"] - true_oa) <= oa["ci95"] + 1e-9)
         est = np.array([c["estimated"]["estimate"] for c in report["classes"].values()])
+        entries = list(report["classes"].values())
+        widths = [e["users_accuracy"]["high"] - e["users_accuracy"]["low"] for e in entries
+                  if e["users_accuracy"] is not None and "low" in e["users_accuracy"]]
+        ua_width.append(np.mean(widths))
+        ua_width_max.append(np.max(widths))
+        pa_half.append(np.mean([e["producers_accuracy"]["ci95"] for e in entries if e["producers_accuracy"]
+                                and e["producers_accuracy"]["ci95"] is not None]))
+        area_half.append(sum(e["estimated"]["ci95"] or 0 for e in entries) / true_ha.sum())
         for c, (name, entry) in enumerate(report["classes"].items()):
             for key, truth_value in (("users_accuracy", true_users[c]), ("producers_accuracy",
                                                                          true_producers[c])):
@@ -170,6 +182,8 @@ def calibrate(path: str, truth: np.ndarray, per_class: int, reps: int, tmp: str)
             # share of the map's area in the wrong class: half the summed absolute area differences
             "map_area_error": float(np.abs(map_ha - true_ha).sum() / 2 / true_ha.sum()),
             "est_area_error": float(np.mean(est_err)), "seconds_per_rep": float(np.mean(seconds)),
+            "users_width": float(np.mean(ua_width)), "users_width_max": float(np.mean(ua_width_max)),
+            "producers_halfwidth": float(np.mean(pa_half)), "area_halfwidth_share": float(np.mean(area_half)),
             "classes": {name: {"hits": t[0], "intervals": t[1], "misses_relative": t[2],
                                "true_ha": float(true_ha[list(report["classes"]).index(name)]),
                                "mapped_ha": float(map_ha[list(report["classes"]).index(name)])}

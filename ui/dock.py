@@ -392,15 +392,16 @@ class SemiSegDock(QgsDockWidget):
             problem = f"The map {prediction} is gone; train or apply a model again."
         return problem
 
-    def make_sample(self, per_class: int) -> EngineTask | None:
-        """Random points in each class of the last map (a GeoPackage beside it), in the background."""
+    def make_sample(self, per_class: int, total: int = 0) -> EngineTask | None:
+        """Random points in each class of the last map (a GeoPackage beside it), in the background:
+        ``per_class`` of each, or ``total`` shared by the classes' areas with at least ``per_class`` each."""
         problem = self._map_problem()
         if problem:
             self._message(problem, Qgis.Warning)
             return None
         prediction = self.results.prediction
         out = free_path(Path(prediction).parent, "accuracy-sample", ".gpkg")
-        job = SampleJob(prediction, str(out), per_class, self.last_map[0], self.last_map[1])
+        job = SampleJob(prediction, str(out), per_class, self.last_map[0], self.last_map[1], total)
         return self._start_task(job, None)
 
     def show_next_check(self) -> int | None:

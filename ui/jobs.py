@@ -125,13 +125,15 @@ class SampleJob:
 
     prediction: str  # the class raster (a run's prediction.tif)
     out: str  # the GeoPackage of points to write
-    per_class: int = 50  # points per map class
+    per_class: int = 50  # points per map class; with a total, the fewest any class gets
     image: str = ""  # the raster the map segments
     title: str = ""  # layer name stem, as the prediction layer's
+    total: int = 0  # points in all, shared by the classes' areas (0: per_class for every class)
 
     def engine_args(self) -> list[str]:
-        return ["sample", "--prediction", self.prediction, "--out", self.out, "--per-class",
-                str(self.per_class), "--progress", "jsonl"]
+        share = (["--total", str(self.total), "--min-per-class", str(self.per_class)] if self.total
+                 else ["--per-class", str(self.per_class)])
+        return ["sample", "--prediction", self.prediction, "--out", self.out, *share, "--progress", "jsonl"]
 
     @property
     def description(self) -> str:

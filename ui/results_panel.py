@@ -21,9 +21,11 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings
+from .label_raster import read_classes
 from .layer_files import layer_file, output_base
 from .map_facts import accuracy_items, accuracy_summary, class_area_items
 from .result_layers import ROLE_PROPERTY
+from .sample_dialog import SampleDialog
 
 DEFAULT_MIN_PATCH = 16  # pixels: the polygons' first minimum mapping unit, until the user picks one
 DEFAULT_PER_CLASS = 50  # points per class of the first accuracy sample (Olofsson et al. 2014: 50-100)
@@ -87,7 +89,8 @@ class ResultsPanel(QGroupBox):
     load_requested = pyqtSignal(str)  # a model file to use instead of the last run's
     polygons_requested = pyqtSignal(int)  # polygons of the last map, with this minimum patch (pixels)
     next_spot_requested = pyqtSignal()  # show the next place where the last map is least sure
-    sample_requested = pyqtSignal(int)  # an accuracy sample of the last map, this many points per class
+    # an accuracy sample of the last map: points per class, and points in all shared by area (0: none)
+    sample_requested = pyqtSignal(int, int)
     assess_requested = pyqtSignal()  # the accuracy of the last map from its checked sample
     next_check_requested = pyqtSignal()  # show the sample's next point not checked yet
     check_answered = pyqtSignal(int)  # the class (1..K) really in the point shown; then the next point
@@ -269,13 +272,25 @@ class ResultsPanel(QGroupBox):
             self.polygons_requested.emit(n)
 
     def _ask_per_class(self) -> None:
-        remembered = settings.last_choice("sample_per_class", str(DEFAULT_PER_CLASS))
-        last = int(remembered) if remembered.isdigit() and int(remembered) > 0 else DEFAULT_PER_CLASS
-        n, ok = QInputDialog.getInt(self, "Accuracy sample", "Points per class (random pixels of each class "
-                                    "of the map; 50 to 100 is usual):", last, 1, 100_000)
-        if ok:
-            settings.remember_choice("sample_per_class", str(n))
-            self.sample_requested.emit(n)
+        dialog = self.sample_dialog()
+        if dialog.exec_():
+            per_class, total = dialog.values()
+            settings.remember_choice("sample_per_class", str(per_class))
+            settings.remember_choice("sample_by_area", "1" if total else "")
+            if total:
+                settings.remember_choice("sample_total", str(total))
+            self.sample_requested.emit(per_class, total)
+
+    def sample_dialog(self) -> SampleDialog:
+        """The Accuracy sample dialog for the last map, at the choices made last time."""
+
+        def remembered(name: str, default: int) -> int:
+            value = settings.last_choice(name, str(default))
+            return int(value) if value.isdigit() and int(value) > 0 else default
+
+        return SampleDialog(len(read_classes(self.prediction)),
+                            remembered("sample_per_class", DEFAULT_PER_CLASS), remembered("sample_total", 0),
+                            settings.last_choice("sample_by_area", "") == "1", self)
 
     def _ask_model_file(self) -> None:
         start = str(Path(self.model_path).parent) if self.model_path else ""

@@ -264,6 +264,22 @@ def test_class_areas_read_largest_first():
     assert areas_html(None) == "" and areas_html({"classes": {}}) == ""
 
 
+def test_the_sample_dialog_offers_the_same_points_per_class_or_a_total_by_area(qgis_parent):
+    dialog = plugin_module("ui.sample_dialog").SampleDialog(4, 50, 0, False, qgis_parent)
+    assert dialog.values() == (50, 0) and not dialog.total_spin.isEnabled()
+    assert "200 points: 50 in each of the 4 classes" in dialog.summary.text()
+    dialog.area_button.setChecked(True)
+    assert dialog.total_spin.isEnabled() and dialog.values() == (50, 400)  # twice the floor to start
+    dialog.per_class_spin.setValue(150)  # the total follows the floor: each class keeps its 150
+    assert dialog.values() == (150, 600) and "at least 150 in each of the 4 classes" in dialog.summary.text()
+    dialog.total_spin.setValue(1000)
+    assert dialog.values() == (150, 1000)
+    jobs = plugin_module("ui.jobs")
+    args = jobs.SampleJob("map.tif", "s.gpkg", 150, total=1000).engine_args()
+    assert args[args.index("--total") + 1] == "1000" and args[args.index("--min-per-class") + 1] == "150"
+    assert "--per-class" in jobs.SampleJob("map.tif", "s.gpkg", 50).engine_args()
+
+
 def test_an_accuracy_report_reads_as_estimates_with_intervals():
     accuracy_html = plugin_module("ui.results_panel").accuracy_html
     report = {"units": 1200, "points": True, "unit": "hectare",

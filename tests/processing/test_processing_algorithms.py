@@ -130,6 +130,12 @@ def test_an_accuracy_sample_is_drawn_checked_and_assessed(trained, scene, tmp_pa
     results = processing().runAndLoadResults("semiseg:accuracy_sample", {"PREDICTION": pred, "PER_CLASS": 12,
                                                                         "OUTPUT": str(out)})
     assert results["OUTPUT"] == str(out) and 3 <= results["POINTS"] <= 36
+    feedback = RecordingFeedback()  # a total shared by area, at least 5 per class
+    by_area = processing().run("semiseg:accuracy_sample", {"PREDICTION": pred, "PER_CLASS": 5, "TOTAL": 40,
+                                                          "OUTPUT": str(tmp_path / "by_area.gpkg")},
+                               feedback=feedback)
+    counts = sorted(int(line.split(": ")[1].split()[0]) for line in feedback.log if line.endswith(" points"))
+    assert by_area["POINTS"] == sum(counts) == 40 and min(counts) >= 5  # one line per class of the map
     qml = (tmp_path / "sample.qml").read_text(encoding="utf-8")
     assert 'type="categorizedSymbol"' in qml and 'label="not checked yet"' in qml
     loaded = [layer for layer in clean_project.mapLayers().values() if layer.source().startswith(str(out))]

@@ -31,10 +31,14 @@ class SampleAlgorithm(SemiSegAlgorithm):
             "visits, sharper imagery) and enter its true class under reference (QGIS shows the class names "
             "to choose from; map_class and map_name are hidden in the form so that the map does not sway "
             "you). Then run Assess the accuracy of a map. 50 points per class is the usual start "
-            "(Olofsson et al. 2014); a class with fewer pixels gives them all.")
+            "(Olofsson et al. 2014); a class with fewer pixels gives them all. With Points in all, that many "
+            "points are shared by the classes' areas, each class getting at least Points per class: the "
+            "overall accuracy and the class areas come out more precise, a rare class's user's accuracy "
+            "less.")
 
     PREDICTION = "PREDICTION"
     PER_CLASS = "PER_CLASS"
+    TOTAL = "TOTAL"
     SEED = "SEED"
     OUTPUT = "OUTPUT"
     POINTS = "POINTS"
@@ -42,8 +46,11 @@ class SampleAlgorithm(SemiSegAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
         self.addParameter(QgsProcessingParameterRasterLayer(self.PREDICTION, "Map (SemiSeg class raster)"))
         self.addParameter(QgsProcessingParameterNumber(
-            self.PER_CLASS, "Points per class", QgsProcessingParameterNumber.Integer, defaultValue=50,
-            minValue=1))
+            self.PER_CLASS, "Points per class (with Points in all: at least this many)",
+            QgsProcessingParameterNumber.Integer, defaultValue=50, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TOTAL, "Points in all, shared by the classes' areas (0: Points per class in every class)",
+            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
         self.add_advanced(QgsProcessingParameterNumber(
             self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
         self.addParameter(QgsProcessingParameterVectorDestination(
@@ -53,8 +60,10 @@ class SampleAlgorithm(SemiSegAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         prediction = raster_file(self.parameterAsRasterLayer(parameters, self.PREDICTION, context), "map")
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        done = self.run_engine(["sample", "--prediction", prediction, "--out", out, "--per-class",
-                                str(self.parameterAsInt(parameters, self.PER_CLASS, context)), "--seed",
+        per_class = str(self.parameterAsInt(parameters, self.PER_CLASS, context))
+        total = self.parameterAsInt(parameters, self.TOTAL, context)
+        share = ["--total", str(total), "--min-per-class", per_class] if total else ["--per-class", per_class]
+        done = self.run_engine(["sample", "--prediction", prediction, "--out", out, *share, "--seed",
                                 str(self.parameterAsInt(parameters, self.SEED, context))], feedback).done
         for name, n in (done.get("per_class") or {}).items():
             feedback.pushInfo(f"{name}: {n} points")

@@ -108,13 +108,17 @@ class EdgeAwareSmoothing:
         if self.projection is not None:  # project only the pixels the box's neighbourhoods read
             x = torch.einsum("dc,chw->dhw", torch.from_numpy(self.projection).to(x.device), x)
         xp, vp = grown(x, box, r, origin=near), grown(valid, box, r, origin=near)
-        xc = xp[:, r:r + h, r:r + w]
         out = torch.empty(len(self.offsets), h, w, device=x.device)
-        for i, (dy, dx) in enumerate(self.offsets):
-            d2 = ((xp[:, r + dy:r + dy + h, r + dx:r + dx + w] - xc) ** 2).sum(0)
-            spatial = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
-            out[i] = spatial * torch.exp(-d2 / (2 * self.scale)) * vp[r + dy:r + dy + h, r + dx:r + dx + w]
-        return out / out.sum(0, keepdim=True).clamp_min(1e-12)
+        for t, b in strips(h, x.shape[0] + 2, w):  # a few rows at a time: the working set stays in cache
+            xc = xp[:, r + t:r + b, r:r + w]
+            for i, (dy, dx) in enumerate(self.offsets):
+                d2 = ((xp[:, r + dy + t:r + dy + b, r + dx:r + dx + w] - xc) ** 2).sum(0)
+                spatial = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
+                out[i, t:b] = (spatial * torch.exp(-d2 / (2 * self.scale))
+                               * vp[r + dy + t:r + dy + b, r + dx:r + dx + w])
+            part = out[:, t:b]
+            part /= part.sum(0, keepdim=True).clamp_min(1e-12)
+        return out
 
     @torch.no_grad()
     def __call__(self, probs: torch.Tensor, x: torch.Tensor, valid: torch.Tensor,
@@ -150,11 +154,23 @@ class EdgeAwareSmoothing:
             qp = grown(q, box, r, origin=src)
             wb = wgt[:, box[0] - first[0]:box[2] - first[0], box[1] - first[1]:box[3] - first[1]]
             acc = torch.zeros((q.shape[0], bh, bw), device=q.device)
-            for j, (dy, dx) in enumerate(self.offsets):
-                acc.addcmul_(wb[j], qp[:, r + dy:r + dy + bh, r + dx:r + dx + bw])
+            for t, b in strips(bh, q.shape[0], bw):  # each pixel sums its neighbours in the same order
+                part = acc[:, t:b]
+                for j, (dy, dx) in enumerate(self.offsets):
+                    part.addcmul_(wb[j, t:b], qp[:, r + dy + t:r + dy + b, r + dx:r + dx + bw])
             q = fix(torch.where(valid[box[0]:box[2], box[1]:box[3]], acc, qp[:, r:r + bh, r:r + bw]), box)
             src = box
         return q
+
+
+STRIP_BYTES = 512 * 2**10  # the rows a strip holds, per channel and column, fit a core's cache
+
+
+def strips(height: int, channels: int, width: int) -> list[tuple[int, int]]:
+    """(first, end) rows of the strips a (channels, height, width) float32 block is worked through: a
+    strip is reread for each of the 121 neighbours, so it should stay in the cache (about STRIP_BYTES)."""
+    rows = max(4, STRIP_BYTES // (4 * max(1, channels) * max(1, width)))
+    return [(t, min(t + rows, height)) for t in range(0, height, rows)]
 
 
 def _anchoring(anchors: torch.Tensor | None, valid: torch.Tensor, classes: int,

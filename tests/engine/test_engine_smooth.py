@@ -134,6 +134,27 @@ def test_smoothing_only_a_core_gives_the_whole_block_values_there():
     assert torch.allclose(smooth(far, xt, vt, core=(9, 11, 20, 20)), whole[:, 9:29, 11:31], atol=1e-6)
 
 
+def test_strips_of_a_few_rows_give_the_one_pass_values_exactly(monkeypatch):
+    """Smoothing works through the block a few rows at a time (for the cache): each pixel still sums
+    the same terms in the same order, so the result is the same to the bit, whatever the strip size."""
+    import engine.smooth as smooth_module
+
+    x, cls = _scene(5)
+    valid = np.ones((H, W), bool)
+    valid[3:9, 30:33] = False
+    probs, xt, vt = _noisy_probs(cls, seed=5), torch.from_numpy(x), torch.from_numpy(valid)
+    anchors = torch.zeros(H, W, dtype=torch.long)
+    anchors[20, 5] = 1
+    smooth = EdgeAwareSmoothing(EdgeAwareSmoothing.fit([(x, valid)]).scale, radius=3, iterations=3)
+    monkeypatch.setattr(smooth_module, "STRIP_BYTES", 2**40)  # one strip: the whole block at once
+    assert len(smooth_module.strips(H, 3, W)) == 1
+    one_pass = smooth(probs, xt, vt, core=(5, 4, 30, 33), anchors=anchors)
+    for size in (1, 4 * 3 * W * 7):  # the 4-row floor, and 7-row strips (their last one shorter)
+        monkeypatch.setattr(smooth_module, "STRIP_BYTES", size)
+        assert len(smooth_module.strips(H, 3, W)) > 5
+        assert torch.equal(smooth(probs, xt, vt, core=(5, 4, 30, 33), anchors=anchors), one_pass)
+
+
 def test_sample_windows_cover_the_raster_with_bounded_reads():
     reads = []
 

@@ -38,8 +38,10 @@ from smoothing import write_report
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def measure(checkout: str, args: list[str]) -> dict:
-    env = {**os.environ, "PYTHONPATH": checkout, "SEMISEG_THREADS": "1"}
+def measure(checkout: str, args: list[str], threads: int = 1) -> dict:
+    """One ``python -m engine ARGS`` of ``checkout`` on ``threads`` torch threads: wall seconds and the
+    child's peak resident memory."""
+    env = {**os.environ, "PYTHONPATH": checkout, "SEMISEG_THREADS": str(threads)}
     env.pop("GDAL_CACHEMAX", None)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "engine", *args, "--progress", "none"], cwd=checkout,

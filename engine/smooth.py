@@ -163,13 +163,15 @@ class EdgeAwareSmoothing:
         return q
 
 
-STRIP_BYTES = 512 * 2**10  # the rows a strip holds, per channel and column, fit a core's cache
+STRIP_BYTES = 512 * 2**10  # a strip's rows per torch thread: what stays in a core's cache (measured)
 
 
 def strips(height: int, channels: int, width: int) -> list[tuple[int, int]]:
     """(first, end) rows of the strips a (channels, height, width) float32 block is worked through: a
-    strip is reread for each of the 121 neighbours, so it should stay in the cache (about STRIP_BYTES)."""
-    rows = max(4, STRIP_BYTES // (4 * max(1, channels) * max(1, width)))
+    strip is reread for each of the 121 neighbours, so it should stay in the cache (about STRIP_BYTES
+    for each torch thread, which share a strip's rows)."""
+    budget = STRIP_BYTES * max(1, torch.get_num_threads())
+    rows = max(4, budget // (4 * max(1, channels) * max(1, width)))
     return [(t, min(t + rows, height)) for t in range(0, height, rows)]
 
 

@@ -623,9 +623,11 @@ class SemiSegDock(QgsDockWidget):
         self.iface.setActiveLayer(layer)
         layer.startEditing()  # ready for the analyst's checks
         self.train.show_progress(100)
-        self.train.show_status(f"{done.get('points', 0):,} points to check. For each one, see what is really "
-                               "there (a site visit, sharper imagery): Next point to check shows them one by "
-                               "one (or use each point's form); then Assess accuracy.")
+        per_class = done.get("per_class") or {}
+        shared = f" ({', '.join(f'{name} {n}' for name, n in per_class.items())})" if job.total else ""
+        self.train.show_status(f"{done.get('points', 0):,} points to check{shared}. For each one, see what "
+                               "is really there (a site visit, sharper imagery): Next point to check shows "
+                               "them one by one (or use each point's form); then Assess accuracy.")
         self._message(f"The accuracy sample is in the SemiSeg group ({Path(job.out).name}, beside the map); "
                       "its points are red rings until checked.", Qgis.Success)
         for warning in warnings:

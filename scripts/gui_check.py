@@ -423,10 +423,25 @@ class Driver:
         self.accuracy_sample()
 
     def accuracy_sample(self) -> None:
-        """Accuracy sample… of the new map (10 points per class, as the dialog would send it)."""
+        """Accuracy sample…: its dialog, set to share 120 points by area with at least 10 per class (shot
+        and closed), then the sample of the new map with 10 points per class, as the dialog sends it."""
         button = self.dock.results.sample_button
         self.check("Accuracy sample offered for the map", button.isEnabled(), button.text())
-        self.follow(self.dock.make_sample(10), "accuracy sample", self.on_sample_done)
+        dialog = self.dock.results.sample_dialog()
+        dialog.per_class_spin.setValue(10)
+        dialog.area_button.setChecked(True)
+        dialog.total_spin.setValue(120)
+        dialog.show()
+
+        def shoot_dialog() -> None:
+            dialog.grab().save(str(self.out / "11-sample-dialog.png"))
+            self.check("the sample dialog shares a total by area", dialog.values() == (10, 120)
+                       and "120 points shared by the classes' areas" in dialog.summary.text(),
+                       dialog.summary.text())
+            dialog.reject()
+            self.follow(self.dock.make_sample(10), "accuracy sample", self.on_sample_done)
+
+        self.later(1, shoot_dialog)
 
     def on_sample_done(self, result) -> None:
         """Check the points as an analyst would in the form, then press Assess accuracy. The stand-in

@@ -44,7 +44,8 @@ class SampleDialog(QDialog):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         form = QFormLayout()
-        form.addRow("Points per class (at least)", self.per_class_spin)
+        self.per_class_label = QLabel("Points per class")
+        form.addRow(self.per_class_label, self.per_class_spin)
         form.addRow(self.equal_button)
         form.addRow(self.area_button)
         form.addRow(self.total_label, self.total_spin)
@@ -69,6 +70,7 @@ class SampleDialog(QDialog):
         self.total_spin.setMinimum(floor)  # every class its floor
         self.total_spin.setEnabled(by_area)
         self.total_label.setEnabled(by_area)
+        self.per_class_label.setText("At least, per class" if by_area else "Points per class")
         if by_area:
             self.summary.setText(f"{self.total_spin.value():,} points shared by the classes' areas, at least "
                                  f"{self.per_class_spin.value()} in each of the {self.classes} classes.")

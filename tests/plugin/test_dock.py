@@ -270,6 +270,7 @@ def test_the_sample_dialog_offers_the_same_points_per_class_or_a_total_by_area(q
     assert "200 points: 50 in each of the 4 classes" in dialog.summary.text()
     dialog.area_button.setChecked(True)
     assert dialog.total_spin.isEnabled() and dialog.values() == (50, 400)  # twice the floor to start
+    assert dialog.per_class_label.text() == "At least, per class"
     dialog.per_class_spin.setValue(150)  # the total follows the floor: each class keeps its 150
     assert dialog.values() == (150, 600) and "at least 150 in each of the 4 classes" in dialog.summary.text()
     dialog.total_spin.setValue(1000)

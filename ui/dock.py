@@ -562,13 +562,15 @@ class SemiSegDock(QgsDockWidget):
         if trained is not None and trained is not record:  # a map applied after the last training
             key = (str(Path(trained["image"]).resolve()), trained["method"], trained["preset"])
             self.last_model = (key, trained["model"])
-        for path, pick in ((record.get("image"), self.layers.set_image_layer),
-                           (record.get("labels"), self.layers.set_label_layer)):
-            match = next((other for other in project.mapLayers().values()
-                          if path and layer_file(other) == path and not other.customProperty(ROLE_PROPERTY)),
-                         None)
-            if match is not None:
-                pick(match)
+        def layer_of(path: str | None):  # the project's layer of that file (not a SemiSeg result)
+            return next((other for other in project.mapLayers().values()
+                         if path and layer_file(other) == path and not other.customProperty(ROLE_PROPERTY)),
+                        None)
+
+        if (image := layer_of(record.get("image"))) is not None:
+            self.layers.set_image_layer(image)
+        if (labels := layer_of(record.get("labels"))) is not None:
+            self.layers.set_label_layer(labels, record.get("label_field") or "")
         samples = samples_of(project, record["prediction"])
         if samples:
             self.sample.start(samples[0], record["prediction"])

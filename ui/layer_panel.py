@@ -62,8 +62,11 @@ class LayerPanel(QGroupBox):
     def set_image_layer(self, layer: QgsRasterLayer) -> None:
         self.image_combo.setLayer(layer)
 
-    def set_label_layer(self, layer: QgsMapLayer) -> None:
+    def set_label_layer(self, layer: QgsMapLayer, field: str = "") -> None:
+        """Pick ``layer`` as the labels (and ``field`` as its class field, for vector labels that have it)."""
         self.labels_combo.setLayer(layer)
+        if field and isinstance(layer, QgsVectorLayer) and layer.fields().indexOf(field) >= 0:
+            self.field_combo.setField(field)
 
     def _on_image_changed(self, layer) -> None:
         self.labels_combo.setExceptedLayerList([layer] if layer is not None else [])

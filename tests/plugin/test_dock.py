@@ -545,6 +545,11 @@ def test_vector_labels_need_a_class_field_and_cannot_be_painted(dock, clean_proj
     clean_project.addMapLayer(vector)
     dock.layers.set_label_layer(vector)
     assert dock.layers.label_field() == "class"
+    dock.layers.set_label_layer(vector, "colour")  # a map's record names its field: picked again
+    assert dock.layers.label_field() == "colour"
+    dock.layers.set_label_layer(vector, "no such field")
+    assert dock.layers.label_field() == "colour"
+    dock.layers.set_label_layer(vector, "class")
     assert dock.tool.layer is None and not dock.brush.isEnabled() and not dock.classes.isEnabled()
     dock.set_painting(True)
     assert dock.canvas.mapTool() is not dock.tool

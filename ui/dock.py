@@ -14,6 +14,7 @@ from qgis.core import (
     QgsApplication,
     QgsCoordinateTransform,
     QgsCsException,
+    QgsMessageLog,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
@@ -62,7 +63,7 @@ from .result_layers import ROLE_PROPERTY, add_polygons, add_results, add_sample
 from .results_panel import ResultsPanel
 from .sample_check import SampleCheck
 from .styles import style_class_layer
-from .task import EngineProbe, EngineTask
+from .task import LOG_TAG, EngineProbe, EngineTask
 from .train_panel import TrainPanel
 
 TITLE = "SemiSeg"
@@ -108,7 +109,7 @@ class SemiSegDock(QgsDockWidget):
         project = QgsProject.instance()
         project.readProject.connect(self._on_project_read)
         project.cleared.connect(self.forget_project)
-        self.restore_from_project()  # opened on a project that has SemiSeg maps already
+        self._pick_up_project()  # opened on a project that has SemiSeg maps already
         QTimer.singleShot(0, self.detect_engine)  # only once an event loop runs
 
     def _build(self) -> None:
@@ -546,7 +547,19 @@ class SemiSegDock(QgsDockWidget):
 
     def _on_project_read(self, _document) -> None:
         if self.task is None:  # a run still going shows its own map when it ends
+            self._pick_up_project()
+
+    def _pick_up_project(self) -> None:
+        """restore_from_project(), which a damaged or foreign record in the project must not stop: the
+        dock then starts clean and says so."""
+        try:
             self.restore_from_project()
+        except Exception as e:  # noqa: BLE001 (anything a hand-edited project holds)
+            QgsMessageLog.logMessage(f"Picking up the project's last map failed: {e!r}", LOG_TAG,
+                                     Qgis.Warning)
+            self.forget_project()
+            self._message("SemiSeg could not pick up this project's last map (details in the SemiSeg log); "
+                          "train or apply a model again.", Qgis.Warning)
 
     def restore_from_project(self) -> dict | None:
         """Pick up where the opened project was left: its last map (scores, class areas, least sure

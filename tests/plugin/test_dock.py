@@ -538,6 +538,28 @@ def test_a_model_applied_to_unlike_imagery_warns_in_the_dock_real_engine(dock, s
     assert wait_for_task(dock, timeout_s=120).ok
 
 
+def test_a_damaged_map_record_in_the_project_leaves_a_clean_dock(qgis_iface, scene, clean_project):
+    """A project whose map record was hand-edited (here: a method without its preset, a text for the
+    time) still opens the dock: nothing picked up, one warning, no exception."""
+    layer = QgsRasterLayer(scene["labels"], "old prediction", "gdal")
+    layer.setCustomProperty("semiseg/role", "prediction")
+    layer.setCustomProperty("semiseg/record", '{"method": "supervised", "image": "elsewhere.tif"}')
+    clean_project.addMapLayer(layer)
+    dock = make_dock(qgis_iface, sys.executable)
+    try:
+        assert dock.results.prediction == "" and dock.last_model is None
+        assert any("could not pick up" in m for m in messages(qgis_iface, Qgis.Warning))
+        layer.setCustomProperty("semiseg/record", '{"made": "yesterday"}')
+        dock._on_project_read(None)  # as when a project is opened: the same guard
+        assert dock.results.prediction == ""
+        layer.setCustomProperty("semiseg/record", '{"image": "elsewhere.tif", "made": 1}')
+        dock._on_project_read(None)  # a record that is only short of facts: its map is picked up
+        assert dock.results.prediction == scene["labels"] and dock.spots == []
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+
+
 def test_vector_labels_need_a_class_field_and_cannot_be_painted(dock, clean_project):
     sample = Path(__file__).resolve().parents[2] / "resources" / "sample" / "landsat_rgb_labels.gpkg"
     vector = QgsVectorLayer(str(sample), "scribbles", "ogr")

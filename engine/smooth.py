@@ -108,14 +108,18 @@ class EdgeAwareSmoothing:
         if self.projection is not None:  # project only the pixels the box's neighbourhoods read
             x = torch.einsum("dc,chw->dhw", torch.from_numpy(self.projection).to(x.device), x)
         xp, vp = grown(x, box, r, origin=near), grown(valid, box, r, origin=near)
+        all_valid = bool(vp.all())  # the usual case: no pixel of the neighbourhoods is nodata
         out = torch.empty(len(self.offsets), h, w, device=x.device)
         for t, b in strips(h, x.shape[0] + 2, w):  # a few rows at a time: the working set stays in cache
             xc = xp[:, r + t:r + b, r:r + w]
             for i, (dy, dx) in enumerate(self.offsets):
-                d2 = ((xp[:, r + dy + t:r + dy + b, r + dx:r + dx + w] - xc) ** 2).sum(0)
+                # spatial * exp(-d2 / (2 scale)) * valid, computed in place in its row of ``out``
                 spatial = math.exp(-(dy * dy + dx * dx) / (2 * self.sigma ** 2))
-                out[i, t:b] = (spatial * torch.exp(-d2 / (2 * self.scale))
-                               * vp[r + dy + t:r + dy + b, r + dx:r + dx + w])
+                wi = out[i, t:b]
+                torch.sum((xp[:, r + dy + t:r + dy + b, r + dx:r + dx + w] - xc).pow_(2), 0, out=wi)
+                wi.div_(-2 * self.scale).exp_().mul_(spatial)
+                if not all_valid:
+                    wi.mul_(vp[r + dy + t:r + dy + b, r + dx:r + dx + w])
             part = out[:, t:b]
             part /= part.sum(0, keepdim=True).clamp_min(1e-12)
         return out

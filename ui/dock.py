@@ -572,9 +572,13 @@ class SemiSegDock(QgsDockWidget):
         layer, record = records[0]
         self._use_map(record, layer)
         trained = next((r for _, r in records if r.get("method")), None)
-        if trained is not None and trained is not record:  # a map applied after the last training
+        if trained is not None and trained is not record:  # a map applied after the last training:
+            self.results.show_run(trained.get("metrics") or {}, trained["model"])  # that model applies
             key = (str(Path(trained["image"]).resolve()), trained["method"], trained["preset"])
             self.last_model = (key, trained["model"])
+        elif trained is None and record.get("model") and record.get("metrics") is None:
+            self.results.show_loaded(record["model"])  # a map of a model loaded from file
+
         def layer_of(path: str | None):  # the project's layer of that file (not a SemiSeg result)
             return next((other for other in project.mapLayers().values()
                          if path and layer_file(other) == path and not other.customProperty(ROLE_PROPERTY)),

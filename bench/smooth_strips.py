@@ -16,7 +16,8 @@ each, and compares wall seconds, peak resident memory and the maps (they must be
 
 Usage (from the repository root, after ``make demo``)::
 
-    .venv/bin/python bench/smooth_strips.py --before /tmp/before --repeats 3 --out bench/results/smooth_strips.md
+    .venv/bin/python bench/smooth_strips.py --before /tmp/before --repeats 3 \
+        --out bench/results/smooth_strips.md
 """
 
 from __future__ import annotations

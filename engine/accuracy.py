@@ -520,6 +520,19 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
     if unsampled:
         warnings.append((f"No reference unit lies on {', '.join(unsampled)}; the estimates cover the other "
                          f"{100 * est['coverage']:.1f} % of the map.", "class_not_sampled"))
+    # classes the sample never found outside their own map class: their producer's accuracy reads 1 and
+    # their area interval holds no omission, although the other classes' pixels may hide some too rare
+    # for this sample to see (the intervals then hold the truth less often than 95 %: Benchmarks)
+    others = counts.sum(1) > 0
+    blind = [names[j] for j in range(k) if counts[j, j] > 0 and others.sum() > 1
+             and counts[np.arange(k) != j, j].sum() == 0]
+    if blind:
+        fewest = int(counts.sum(1)[others].min())
+        warnings.append((f"No checked point of another map class turned out to be {', '.join(blind)}: "
+                         "their producer's accuracy reads 1.00 and their area intervals leave out omissions "
+                         f"too rare for this sample to see (under about 1 in {fewest} points of a map "
+                         "class); more points in the large classes narrow that blind spot.",
+                         "no_omission_seen"))
     trained_on = int((painted & on_map).sum())
     if trained_on:
         warnings.append((f"{trained_on} of the reference units lie on pixels painted for training; the map "

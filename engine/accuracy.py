@@ -528,11 +528,11 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
              and counts[np.arange(k) != j, j].sum() == 0]
     if blind:
         fewest = int(counts.sum(1)[others].min())
+        its, leave = ("their", "area intervals leave") if len(blind) > 1 else ("its", "area interval leaves")
         warnings.append((f"No checked point of another map class turned out to be {', '.join(blind)}: "
-                         "their producer's accuracy reads 1.00 and their area intervals leave out omissions "
-                         f"too rare for this sample to see (under about 1 in {fewest} points of a map "
-                         "class); more points in the large classes narrow that blind spot.",
-                         "no_omission_seen"))
+                         f"{its} producer's accuracy reads 1.00 and {its} {leave} out omissions too rare "
+                         f"for this sample to see (under about 1 in {fewest} points of a map class); more "
+                         "points in the large classes narrow that blind spot.", "no_omission_seen"))
     trained_on = int((painted & on_map).sum())
     if trained_on:
         warnings.append((f"{trained_on} of the reference units lie on pixels painted for training; the map "

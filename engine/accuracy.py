@@ -217,7 +217,6 @@ def allocate(pixels: np.ndarray, total: int, minimum: int) -> np.ndarray:
     return n
 
 
-
 def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int = 0,
                 reporter: Reporter | None = None, cancel: CancelToken = NEVER_CANCELLED,
                 total: int | None = None, minimum: int = PER_CLASS) -> dict:

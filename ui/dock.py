@@ -56,7 +56,7 @@ from .label_raster import (
 from .layer_files import is_label_raster, layer_file, output_base
 from .layer_panel import LayerPanel
 from .map_facts import accuracy_summary, map_fact
-from .map_record import REPORT_PROPERTY, keep_record, last_report, map_records, record_of, samples_of
+from .map_record import REPORT_PROPERTY, keep_record, last_report, map_records, samples_of
 from .paint_tool import LabelPaintTool
 from .place_marker import PlaceMarker
 from .result_layers import ROLE_PROPERTY, add_polygons, add_results, add_sample
@@ -509,7 +509,7 @@ class SemiSegDock(QgsDockWidget):
         else:
             record["model"] = job.model
         keep_record(added[0], record)  # saved with the project: the dock picks it up when it is opened
-        self._use_map(record_of(added[0]) or {**record, "prediction": prediction}, added[0])
+        self._use_map({**record, "prediction": prediction}, added[0])
         self.train.show_progress(100)
         warned = f", with {len(result.warnings)} warning(s) (see Results)" if result.warnings else ""
         self.train.show_status(f"Done in {done.get('seconds', 0):.0f} s{warned}.")
@@ -521,10 +521,7 @@ class SemiSegDock(QgsDockWidget):
         """Make the map of ``record`` (map_record) the one the Results buttons act on: its scores, class
         areas, least sure places and model; a trained map's model is also the one to continue from."""
         if record.get("metrics") is not None or record.get("method"):
-            self.results.show_run(record.get("metrics") or {}, record.get("model", ""))
-            if record.get("method"):
-                key = (str(Path(record["image"]).resolve()), record["method"], record["preset"])
-                self.last_model = (key, record["model"])
+            self._use_trained(record)
         self.map_labels = (record.get("labels") or "", record.get("label_field") or "")
         self.spots = record.get("spots") or []
         self.spots_shown, self.spot_crs = 0, layer.crs()
@@ -534,6 +531,14 @@ class SemiSegDock(QgsDockWidget):
         self.sample.forget()  # a sample belongs to the map it was drawn from
         self.last_map = (record.get("image") or "", record.get("title") or "")
         self.results.show_warnings(record.get("warnings") or [])
+
+    def _use_trained(self, record: dict) -> None:
+        """A trained map's scores and model under Results; a model trained here (its record names the
+        method) is also the one the next training may continue from."""
+        self.results.show_run(record.get("metrics") or {}, record.get("model", ""))
+        if record.get("method"):
+            key = (str(Path(record["image"]).resolve()), record["method"], record["preset"])
+            self.last_model = (key, record["model"])
 
     # --- the project: closed, opened ----------------------------------------------------------------
 
@@ -572,10 +577,8 @@ class SemiSegDock(QgsDockWidget):
         layer, record = records[0]
         self._use_map(record, layer)
         trained = next((r for _, r in records if r.get("method")), None)
-        if trained is not None and trained is not record:  # a map applied after the last training:
-            self.results.show_run(trained.get("metrics") or {}, trained["model"])  # that model applies
-            key = (str(Path(trained["image"]).resolve()), trained["method"], trained["preset"])
-            self.last_model = (key, trained["model"])
+        if trained is not None and trained is not record:  # a map applied after the last training
+            self._use_trained(trained)
         elif trained is None and record.get("model") and record.get("metrics") is None:
             self.results.show_loaded(record["model"])  # a map of a model loaded from file
 

@@ -131,13 +131,20 @@ class SampleJob:
     total: int = 0  # points in all, shared by the classes' areas (0: per_class for every class)
 
     def engine_args(self) -> list[str]:
-        share = (["--total", str(self.total), "--min-per-class", str(self.per_class)] if self.total
-                 else ["--per-class", str(self.per_class)])
-        return ["sample", "--prediction", self.prediction, "--out", self.out, *share, "--progress", "jsonl"]
+        return ["sample", "--prediction", self.prediction, "--out", self.out,
+                *sample_share_args(self.per_class, self.total), "--progress", "jsonl"]
 
     @property
     def description(self) -> str:
         return f"SemiSeg: accuracy sample of {self.title or Path(self.prediction).parent.name}"
+
+
+def sample_share_args(per_class: int, total: int) -> list[str]:
+    """``engine sample``'s arguments for ``per_class`` points in every class, or (``total`` > 0) that many
+    shared by the classes' areas with at least ``per_class`` each."""
+    if total:
+        return ["--total", str(total), "--min-per-class", str(per_class)]
+    return ["--per-class", str(per_class)]
 
 
 @dataclass

@@ -87,7 +87,8 @@ def last_report(sample: QgsVectorLayer) -> dict | None:
     """The report of the sample's last assessment while it still speaks of the sample's checks as they
     are now (the same count of points per map class and reference class), else None: checks changed
     since then need a new assessment."""
-    report = _read_json(Path(sample.customProperty(REPORT_PROPERTY) or "/nonexistent"))
+    path = sample.customProperty(REPORT_PROPERTY)
+    report = _read_json(Path(path)) if path else {}
     matrix = report.get("confusion_map_by_reference")
     if not report.get("classes") or not isinstance(matrix, list):
         return None

@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ..jobs import sample_share_args
 from ..map_facts import accuracy_items, accuracy_summary
 from .base import SemiSegAlgorithm, raster_file
 from .styling import SAMPLE, style_output
@@ -60,9 +61,8 @@ class SampleAlgorithm(SemiSegAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         prediction = raster_file(self.parameterAsRasterLayer(parameters, self.PREDICTION, context), "map")
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        per_class = str(self.parameterAsInt(parameters, self.PER_CLASS, context))
-        total = self.parameterAsInt(parameters, self.TOTAL, context)
-        share = ["--total", str(total), "--min-per-class", per_class] if total else ["--per-class", per_class]
+        share = sample_share_args(self.parameterAsInt(parameters, self.PER_CLASS, context),
+                                  self.parameterAsInt(parameters, self.TOTAL, context))
         done = self.run_engine(["sample", "--prediction", prediction, "--out", out, *share, "--seed",
                                 str(self.parameterAsInt(parameters, self.SEED, context))], feedback).done
         for name, n in (done.get("per_class") or {}).items():

@@ -13,7 +13,7 @@ context]`` (the reference form of the instructor's objective, ``instructor_conte
 [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--no-decoder-transfer``), ``inpaint
 [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [classifier alone ...]`` (``--head-warmup
 0.25``: a linear probe over the frozen pretrained network before full fine-tuning, with the instructor's
-or the random-mask encoder), ``inpaint [visible pixels weighted 0.5]`` (pretraining loss weight 0.5 on
+or the random-mask encoder), ``inpaint [keeps restoring while fine-tuning]`` (``--restore-weight 1``), ``inpaint [visible pixels weighted 0.5]`` (pretraining loss weight 0.5 on
 erased and visible pixels alike, instead of 0.99 / 0.01), ``inpaint [whitened spectral restoration
 loss]``, ``inpaint [3x the pretraining steps]`` (``--pretrain-steps 3600`` in the fast preset) and
 ``inpaint+icnet``. Each job runs the engine's own pipeline functions in a worker process with ONE torch
@@ -63,6 +63,7 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "inpaint-slow": ("inpaint", "instructor", {"encoder_lr_scale": 0.1}),
     "inpaint-probe": ("inpaint", "instructor", {"head_warmup": 0.25}),
     "inpaint-random-probe": ("inpaint", "random", {"head_warmup": 0.25}),
+    "inpaint-restore": ("inpaint", "instructor", {"restore_weight": 1.0}),
     "inpaint+icnet": ("inpaint+icnet", "instructor", {}),
 }
 LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "inpaint [random masks]",
@@ -74,6 +75,7 @@ LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "i
           "inpaint-visible": "inpaint [visible pixels weighted 0.5]",
           "inpaint-whiten": "inpaint [whitened spectral restoration loss]",
           "inpaint-long": "inpaint [3x the pretraining steps]",
+          "inpaint-restore": "inpaint [keeps restoring while fine-tuning, weight 1]",
           "inpaint+icnet": "inpaint+icnet"}
 
 

@@ -144,7 +144,7 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
         g.add_argument("--encoder-cache", default=None, metavar="ENC",
                        help="reuse ENC if it was pretrained on these rasters with these settings; otherwise "
                             "pretrain in this run and write the encoder there for the next run")
-        g.add_argument("--ssim-weight", type=float, default=None,
+        g.add_argument("--ssim-weight", type=_weight, default=None,
                        help="weight of the SSIM loss next to cross-entropy (0 = cross-entropy only)")
         g.add_argument("--encoder-lr-scale", type=float, default=None,
                        help="learning rate of the pretrained encoder relative to the rest (0 = frozen)")
@@ -153,6 +153,9 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
         g.add_argument("--head-warmup", type=float, default=None, metavar="FRACTION",
                        help="share of the fine-tuning steps that train only the classifier over the "
                             "frozen pretrained network before everything trains")
+        g.add_argument("--restore-weight", type=_weight, default=None, metavar="W",
+                       help="keep restoring erased cells of unlabeled tiles while fine-tuning, with this weight "
+                            "next to the segmentation loss (0 = off, the default)")
     g.add_argument("--pretrain-steps", type=int, default=None, help="inpainter steps of the pretraining")
     g.add_argument("--no-instructor", action="store_true",
                    help="erase random cells in every round (ablation of the adversarial instructor)")
@@ -164,6 +167,13 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                         "the bands instead of the raw bands (every spectral direction counts alike)")
     g.add_argument("--debug-dir", default=None,
                    help="write inpainting_rounds.png there: tiles | erasure masks | restorations per round")
+
+
+def _weight(text: str) -> float:
+    v = float(text)
+    if not (v >= 0.0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a loss weight; give a number from 0 (off) up")
+    return v
 
 
 def _decay(text: str) -> float:
@@ -200,6 +210,8 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
     ip.transfer_decoder &= not getattr(a, "no_decoder_transfer", False)
     if getattr(a, "head_warmup", None) is not None:
         ip.head_warmup = a.head_warmup
+    if getattr(a, "restore_weight", None) is not None:
+        ip.restore_weight = a.restore_weight
     if a.pretrain_steps is not None:
         ip.steps = a.pretrain_steps
     if a.debug_dir:

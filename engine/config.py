@@ -85,6 +85,10 @@ class InpaintConfig:
     head_warmup: float = 0.0  # share of fine-tuning steps that train only the classifier (linear probe
     #                           first, then everything: a random head's first gradients do not
     #                           scramble the pretrained features)
+    # weight of the restoration loss kept during fine-tuning (0: off): the network goes on restoring
+    # randomly erased cells of unlabeled tiles through the pretrained restoration head while it learns
+    # the classes, so the few labels cannot pull the shared features away from the image's structure
+    restore_weight: float = 0.0
     init: str = ""  # encoder file from `python -m engine pretrain`; empty: pretrain within the run
     # encoder cache file (train/run without ``init``): used when it was pretrained on the same rasters
     # with the same stage-1 settings (pretrain.pretraining_key), else the run pretrains and writes it
@@ -92,8 +96,8 @@ class InpaintConfig:
     debug_dir: str = ""  # folder for the rounds picture (tiles | erasure masks | restorations)
 
     # fields that act on stage 2 or on files only: an encoder pretrained with other values is the same
-    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "encoder_lr_scale", "head_warmup", "init", "cache",
-                        "debug_dir")
+    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "encoder_lr_scale", "head_warmup", "restore_weight",
+                        "init", "cache", "debug_dir")
 
     @classmethod
     def from_dict(cls, d: dict) -> InpaintConfig:

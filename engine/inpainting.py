@@ -262,6 +262,7 @@ class PretrainResult:
     decoder: dict
     metrics: dict = field(default_factory=dict)
     picture: str | None = None
+    head: dict = field(default_factory=dict)  # the restoration head (fine-tuning can keep restoring)
 
 
 class InpaintingPretrainer:
@@ -418,7 +419,8 @@ class InpaintingPretrainer:
         self.inpainter.eval()
         enc = {k: v.detach().cpu().clone() for k, v in self.inpainter.encoder.state_dict().items()}
         dec = {k: v.detach().cpu().clone() for k, v in self.inpainter.decoder.state_dict().items()}
-        return PretrainResult(enc, dec, metrics, picture)
+        head = {k: v.detach().cpu().clone() for k, v in self.inpainter.net.head.state_dict().items()}
+        return PretrainResult(enc, dec, metrics, picture, head)
 
 
 def _rounded(logs: dict) -> dict:

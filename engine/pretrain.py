@@ -48,6 +48,7 @@ class EncoderFile:
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    head: dict = field(default_factory=dict)  # the inpainter's restoration head (older files: empty)
 
     @property
     def bands(self) -> int:
@@ -60,6 +61,7 @@ def save_encoder(enc: EncoderFile, path: str) -> None:
                "model": enc.model.to_dict(), "bands": enc.bands, "band_stats": enc.band_stats.to_dict(),
                "encoder": {k: v.detach().cpu() for k, v in enc.encoder.items()},
                "decoder": {k: v.detach().cpu() for k, v in enc.decoder.items()},
+               "head": {k: v.detach().cpu() for k, v in enc.head.items()},
                "inpaint": dataclasses.asdict(enc.inpaint),
                "metrics": enc.metrics, "provenance": enc.provenance}
     atomic_save(payload, path)
@@ -85,7 +87,7 @@ def load_encoder(path: str) -> EncoderFile:
         return EncoderFile(ModelConfig.from_dict(d["model"]), BandStats.from_dict(d["band_stats"]),
                            dict(d["encoder"]), dict(d.get("decoder", {})),
                            InpaintConfig.from_dict(d.get("inpaint", {})), dict(d.get("metrics", {})),
-                           dict(d.get("provenance", {})))
+                           dict(d.get("provenance", {})), dict(d.get("head", {})))
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"Encoder {path} is incomplete or damaged; pretrain again.",
                          "encoder_invalid") from e
@@ -98,7 +100,8 @@ def pretrain_chips(chips: list[Chip], stats: BandStats, cfg: TrainConfig, device
     trainer = InpaintingPretrainer(cfg.model, cfg.inpaint, sampler, device, cfg.seed)
     result = trainer.run(reporter, cancel)
     model = ModelConfig.from_dict(cfg.model.to_dict())
-    return EncoderFile(model, stats, result.encoder, result.decoder, cfg.inpaint, result.metrics)
+    return EncoderFile(model, stats, result.encoder, result.decoder, cfg.inpaint, result.metrics,
+                       head=result.head)
 
 
 def unlabeled_chips(paths: list[str], stats: BandStats | None, bands: int | None, budget_mb: int,

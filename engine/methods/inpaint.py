@@ -15,14 +15,25 @@ is matched), so 1.0 lets SSIM shape region interiors and boundaries without drow
 class evidence; on the synthetic polygon-label check it was not worse than 0.5 or 2 (see the
 README's benchmark section). SSIM only acts where labels are dense: with point or thin scribble
 labels no window is fully labeled and the loss is exactly CE.
+
+With ``restore_weight`` > 0 (``--restore-weight``, an experiment, off) the network also goes on with the
+pretext task while it learns the classes: each step erases random cells of unlabeled tiles (from the
+image's own tile stream, so the labeled batches stay the same) and adds restore_weight × the
+pretraining's restoration loss, through the inpainter's restoration head on the shared decoder
+features. The few labeled pixels then cannot pull the encoder and decoder away from the image's
+structure, and every unlabeled pixel keeps teaching them.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from engine.augment import band_jitter, random_dihedral
+from engine.data import TileSampler
 from engine.ema import WeightAverage
+from engine.inpainting import (cell_validity, erasable, erase, random_cells, restoration_loss,
+                               restoration_target, to_pixels)
 from engine.models import build_model
 from engine.pretrain import EncoderFile, load_pretrained
 from engine.ssim import ssim_loss
@@ -44,12 +55,39 @@ class Inpaint(Method):
         self.ssim_weight = cfg.inpaint.ssim_weight
         self.warmup_steps = round(cfg.inpaint.head_warmup * cfg.steps)
         self.pretrained = False
+        self.restorer: nn.Module | None = None  # restoration head, when fine-tuning keeps restoring
+        self.restore_weight = cfg.inpaint.restore_weight
 
     def initialise(self, enc: EncoderFile) -> None:
         """Load the pretrained encoder (and decoder) into the network (in place: the optimiser keeps
         working on the same tensors)."""
         load_pretrained(self.net, enc, decoder=self.cfg.inpaint.transfer_decoder)
         self.pretrained = True
+        if self.restore_weight > 0:
+            self._keep_restoring(enc)
+
+    def _keep_restoring(self, enc: EncoderFile) -> None:
+        """Set up the pretext task for fine-tuning: the inpainter's restoration head (from ``enc``; a
+        fresh one for encoder files saved before heads were) and erasure as in its pretraining."""
+        head = nn.Conv2d(self.net.decoder.out_channels, self.data.bands, 1).to(self.device)
+        if enc.head:
+            head.load_state_dict(enc.head)
+        self.restorer = head.train()
+        self.opt.add_param_group({"params": list(head.parameters())})
+        self.erasure = enc.inpaint
+        self.unlabeled = TileSampler(self.data.chips, self.cfg.tile_size, self.cfg.seed + 104_729)
+        self.gen = torch.Generator().manual_seed(self.cfg.seed)
+
+    def restoration_step(self) -> torch.Tensor:
+        """The pretraining's loss on a batch of unlabeled tiles with random cells erased."""
+        e = self.erasure
+        x, valid = self.unlabeled.unlabeled(self.cfg.unlabeled_batch_size)
+        x, valid = torch.from_numpy(x).to(self.device), torch.from_numpy(valid).to(self.device)
+        x, valid = random_dihedral(x, valid, generator=self.gen)
+        ok = erasable(cell_validity(valid, e.cell), e.margin)
+        mask = to_pixels(random_cells(tuple(ok.shape), e.erase_fraction, self.device, ok, self.gen), e.cell)
+        out = torch.tanh(self.restorer(self.net.features(erase(x, mask))))
+        return restoration_loss(out, restoration_target(x), mask, valid, e.erased_weight)
 
     def optimizers(self):
         return [self.opt]
@@ -71,6 +109,10 @@ class Inpaint(Method):
             ssim = ssim_loss(torch.softmax(logits, 1), y)
             loss = ce + self.ssim_weight * ssim
             logs["ssim"] = ssim.item()
+        if self.restorer is not None and step > self.warmup_steps:
+            rec = self.restoration_step()
+            loss = loss + self.restore_weight * rec
+            logs["restore"] = rec.item()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -84,3 +84,20 @@ def test_encoder_lr_scale_and_decoder_transfer_flags(tmp_path):
     assert all(torch.equal(saved[f"encoder.{k}"], v) for k, v in pretrained["encoder"].items())
     assert not any(torch.equal(saved[f"decoder.{k}"], v) for k, v in pretrained["decoder"].items()
                    if k.endswith("weight") and v.dim() > 1)
+
+
+def test_restore_weight_reaches_fine_tuning_and_a_negative_one_is_refused(tmp_path, capsys):
+    paths = write_scene(str(tmp_path), 64, 64, bands=3, classes=3, seed=7)
+    enc = str(tmp_path / "scene.enc")
+    assert main(["pretrain", "--image", paths["image"], "--out", enc, "--pretrain-steps", "3", *TINY]) == 0
+    base = ["train", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
+            "--init", enc, "--tile-size", "32", "--steps", "2", *TINY]
+    out = str(tmp_path / "restoring.semiseg")
+    assert main([*base, "--restore-weight", "0.5", "--out", out]) == 0
+    assert modelfile.load(out).config.inpaint.restore_weight == 0.5
+    try:
+        code = main([*base, "--restore-weight", "-1", "--out", str(tmp_path / "never.semiseg")])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2 and "-1 is not a loss weight" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "never.semiseg")

@@ -58,6 +58,41 @@ def test_encoder_file_loads_safely_and_carries_what_fine_tuning_needs(scene):
     assert len(raw["band_stats"]["low"]) == 3 and raw["model"]["widths"] == [8, 16]
     enc = load_encoder(scene["enc_path"])
     assert same(enc.encoder, raw["encoder"]) and same(enc.decoder, raw["decoder"])
+    assert same(enc.head, raw["head"]) and enc.head["weight"].shape[:2] == (3, 8)  # restoration head: bands
+
+
+def test_fine_tuning_keeps_restoring_through_the_pretrained_head(scene):
+    enc = load_encoder(scene["enc_path"])
+    cfg = tiny_cfg()
+    cfg.model.in_channels, cfg.model.num_classes = 3, 3
+    cfg.inpaint.restore_weight = 1.0
+    method = Inpaint(cfg, scene["data"], CPU)
+    method.initialise(enc)
+    assert same(method.restorer.state_dict(), enc.head)  # the inpainter's own head, not a fresh one
+    labeled_stream = scene["data"].sampler.rng.bit_generator.state
+    logs = method.train_step(1, cfg.steps)
+    after_restoring = scene["data"].sampler.rng.bit_generator.state
+    assert logs["restore"] > 0 and logs["loss"] >= logs["ce"] + logs["restore"] - 1e-6
+    assert not same(method.restorer.state_dict(), enc.head)  # the head learns with the network
+
+    # off: no restoration, and the labeled batches are the same ones either way
+    cfg.inpaint.restore_weight = 0.0
+    plain = Inpaint(cfg, scene["data"], CPU)
+    plain.initialise(enc)
+    scene["data"].sampler.rng.bit_generator.state = labeled_stream
+    assert plain.restorer is None and "restore" not in plain.train_step(1, cfg.steps)
+    assert scene["data"].sampler.rng.bit_generator.state == after_restoring
+
+
+def test_an_encoder_file_without_a_restoration_head_gets_a_fresh_one(scene):
+    enc = load_encoder(scene["enc_path"])
+    enc.head = {}  # a file saved before encoder files kept the head
+    cfg = tiny_cfg()
+    cfg.model.in_channels, cfg.model.num_classes = 3, 3
+    cfg.inpaint.restore_weight = 0.5
+    method = Inpaint(cfg, scene["data"], CPU)
+    method.initialise(enc)
+    assert method.train_step(1, cfg.steps)["restore"] > 0
 
 
 def test_inpaint_method_starts_from_the_file_weights(scene):

@@ -13,9 +13,10 @@ context]`` (the reference form of the instructor's objective, ``instructor_conte
 [CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--no-decoder-transfer``), ``inpaint
 [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [classifier alone ...]`` (``--head-warmup
 0.25``: a linear probe over the frozen pretrained network before full fine-tuning, with the instructor's
-or the random-mask encoder), ``inpaint [keeps restoring while fine-tuning]`` (``--restore-weight 1``), ``inpaint [visible pixels weighted 0.5]`` (pretraining loss weight 0.5 on
-erased and visible pixels alike, instead of 0.99 / 0.01), ``inpaint [whitened spectral restoration
-loss]``, ``inpaint [3x the pretraining steps]`` (``--pretrain-steps 3600`` in the fast preset) and
+or the random-mask encoder), ``inpaint [keeps restoring while fine-tuning]`` (``--restore-weight 1``),
+``inpaint [visible pixels weighted 0.5]`` (pretraining loss weight 0.5 on erased and visible pixels
+alike, instead of 0.99 / 0.01), ``inpaint [whitened spectral restoration loss]``, ``inpaint [3x the
+pretraining steps]`` (``--pretrain-steps 3600`` in the fast preset) and
 ``inpaint+icnet``. Each job runs the engine's own pipeline functions in a worker process with ONE torch
 thread; ``--jobs`` workers run side by side. On a shared, loaded CPU that is far faster than one
 two-thread process, and it is the same for every row. Wall seconds: pretraining = the ``pretrain`` job;

@@ -154,8 +154,8 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                        help="share of the fine-tuning steps that train only the classifier over the "
                             "frozen pretrained network before everything trains")
         g.add_argument("--restore-weight", type=_weight, default=None, metavar="W",
-                       help="keep restoring erased cells of unlabeled tiles while fine-tuning, with this weight "
-                            "next to the segmentation loss (0 = off, the default)")
+                       help="keep restoring erased cells of unlabeled tiles while fine-tuning, with this "
+                            "weight next to the segmentation loss (0 = off, the default)")
     g.add_argument("--pretrain-steps", type=int, default=None, help="inpainter steps of the pretraining")
     g.add_argument("--no-instructor", action="store_true",
                    help="erase random cells in every round (ablation of the adversarial instructor)")

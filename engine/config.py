@@ -96,8 +96,8 @@ class InpaintConfig:
     debug_dir: str = ""  # folder for the rounds picture (tiles | erasure masks | restorations)
 
     # fields that act on stage 2 or on files only: an encoder pretrained with other values is the same
-    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "encoder_lr_scale", "head_warmup", "restore_weight",
-                        "init", "cache", "debug_dir")
+    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "encoder_lr_scale", "head_warmup",
+                        "restore_weight", "init", "cache", "debug_dir")
 
     @classmethod
     def from_dict(cls, d: dict) -> InpaintConfig:

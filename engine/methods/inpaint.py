@@ -32,8 +32,15 @@ from torch import nn
 from engine.augment import band_jitter, random_dihedral
 from engine.data import TileSampler
 from engine.ema import WeightAverage
-from engine.inpainting import (cell_validity, erasable, erase, random_cells, restoration_loss,
-                               restoration_target, to_pixels)
+from engine.inpainting import (
+    cell_validity,
+    erasable,
+    erase,
+    random_cells,
+    restoration_loss,
+    restoration_target,
+    to_pixels,
+)
 from engine.models import build_model
 from engine.pretrain import EncoderFile, load_pretrained
 from engine.ssim import ssim_loss

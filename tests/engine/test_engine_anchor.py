@@ -43,32 +43,40 @@ def test_run_holds_the_training_labels_and_not_the_held_out_ones(learned):
 
 def test_predict_with_labels_holds_them_even_against_the_network(capsys, learned, tmp_path):
     """Labels that contradict the network -- a class-1 patch painted as class 2 -- come out as painted
-    and pull their alike neighbours with them; without --labels the same model says class 1 there."""
-    plain = tmp_path / "plain.tif"
+    and pull their alike neighbours towards their class (the neighbour turns to class 2 or is less sure
+    of class 1); without --labels the same model says class 1 there."""
+    plain, plain_conf = tmp_path / "plain.tif", tmp_path / "plain_conf.tif"
     rc, _, err = run_cli(capsys, ["predict", "--model", learned["model"], "--image", learned["image"],
-                                  "--out", plain, "--device", "cpu", "--progress", "none"])
+                                  "--out", plain, "--confidence", plain_conf, "--device", "cpu",
+                                  "--progress", "none"])
     assert rc == 0, err
-    base = _read(plain)
+    base, base_conf = _read(plain), _read(plain_conf)
     rows, cols = np.nonzero(base == 1)
     r, c = rows[len(rows) // 2], cols[len(cols) // 2]
     painted = np.zeros_like(base)
     painted[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] = 2
     with rasterio.open(learned["labels"]) as ds:
         labels = write_raster(tmp_path / "painted.tif", painted, crs=ds.crs, transform=ds.transform)
-    out = tmp_path / "anchored.tif"
+    out, out_conf = tmp_path / "anchored.tif", tmp_path / "anchored_conf.tif"
     rc, stdout, err = run_cli(capsys, ["predict", "--model", learned["model"], "--image", learned["image"],
-                                       "--out", out, "--labels", labels, "--device", "cpu",
-                                       "--progress", "jsonl"])
+                                       "--out", out, "--confidence", out_conf, "--labels", labels,
+                                       "--device", "cpu", "--progress", "jsonl"])
     assert rc == 0, err
     done = next(e for e in jsonl_events(stdout) if e.get("event") == "done")
     assert done["anchored_pixels"] == int((painted > 0).sum())
     stage = next(e for e in jsonl_events(stdout) if e.get("event") == "stage" and e.get("stage") == "predict")
     assert f"held to {int((painted > 0).sum())} labeled pixel(s)" in stage["message"]
-    held = _read(out)
+    held, held_conf = _read(out), _read(out_conf)
     valid = painted > 0
     assert (base[valid] != 2).any() and (held[valid] == 2).all()
     changed = (held != base) & ~valid
-    assert changed.any() and (held[changed] == 2).all()  # the labels spread, and only their own class
+    assert (held[changed] == 2).all()  # where the map changed, it took the labels' class and no other
+    # the ring of pixels around the patch: each is pulled towards class 2 -- taken, or less sure of its own
+    ring = np.zeros_like(valid)
+    ring[max(r - 2, 0):r + 3, max(c - 2, 0):c + 3] = True
+    ring &= ~valid & (base > 0)
+    pulled = (held[ring] == 2) | (held_conf[ring] < base_conf[ring])
+    assert ring.sum() >= 8 and pulled.mean() >= 0.5, (held[ring], held_conf[ring], base_conf[ring])
     # --smooth off: the labels have nothing to act through, and the run says so
     off = tmp_path / "off.tif"
     rc, stdout, _ = run_cli(capsys, ["predict", "--model", learned["model"], "--image", learned["image"],

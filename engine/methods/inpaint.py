@@ -19,14 +19,19 @@ labels no window is fully labeled and the loss is exactly CE.
 With ``restore_weight`` > 0 (``--restore-weight``, an experiment, off) the network also goes on with the
 pretext task while it learns the classes: each step erases random cells of unlabeled tiles (from the
 image's own tile stream, so the labeled batches stay the same) and adds restore_weight × the
-pretraining's restoration loss, through the inpainter's restoration head on the shared decoder
-features. The few labeled pixels then cannot pull the encoder and decoder away from the image's
-structure, and every unlabeled pixel keeps teaching them.
+pretraining's restoration loss, through the inpainter's own decoder and restoration head on the shared
+encoder. The few labeled pixels then cannot pull the encoder away from the image's structure, and every
+unlabeled pixel keeps teaching it. (Restoring from the segmentation decoder's own features instead made
+those features serve two masters: on Indian Pines, k = 5, seed 0, the default map fell from OA 0.794 to
+0.485.)
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engine.augment import band_jitter, random_dihedral
@@ -74,16 +79,27 @@ class Inpaint(Method):
             self._keep_restoring(enc)
 
     def _keep_restoring(self, enc: EncoderFile) -> None:
-        """Set up the pretext task for fine-tuning: the inpainter's restoration head (from ``enc``; a
-        fresh one for encoder files saved before heads were) and erasure as in its pretraining."""
-        head = nn.Conv2d(self.net.decoder.out_channels, self.data.bands, 1).to(self.device)
+        """Set up the pretext task for fine-tuning: the inpainter's own decoder and restoration head
+        (from ``enc``; fresh ones where the file lacks them) on the shared encoder, and erasure as in
+        its pretraining."""
+        decoder = copy.deepcopy(self.net.decoder)
+        if enc.decoder:
+            decoder.load_state_dict(enc.decoder)
+        head = nn.Conv2d(self.net.decoder.out_channels, self.data.bands, 1)
         if enc.head:
             head.load_state_dict(enc.head)
-        self.restorer = head.train()
-        self.opt.add_param_group({"params": list(head.parameters())})
+        self.restorer = nn.ModuleDict({"decoder": decoder, "head": head}).to(self.device).train()
+        self.opt.add_param_group({"params": list(self.restorer.parameters())})
         self.erasure = enc.inpaint
         self.unlabeled = TileSampler(self.data.chips, self.cfg.tile_size, self.cfg.seed + 104_729)
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
+
+    def restore(self, x: torch.Tensor) -> torch.Tensor:
+        """The inpainter's restoration of ``x`` through the segmentation network's encoder."""
+        y = self.restorer["decoder"](self.net.encoder(x))
+        if y.shape[-2:] != x.shape[-2:]:
+            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.tanh(self.restorer["head"](y))
 
     def restoration_step(self) -> torch.Tensor:
         """The pretraining's loss on a batch of unlabeled tiles with random cells erased."""
@@ -93,8 +109,8 @@ class Inpaint(Method):
         x, valid = random_dihedral(x, valid, generator=self.gen)
         ok = erasable(cell_validity(valid, e.cell), e.margin)
         mask = to_pixels(random_cells(tuple(ok.shape), e.erase_fraction, self.device, ok, self.gen), e.cell)
-        out = torch.tanh(self.restorer(self.net.features(erase(x, mask))))
-        return restoration_loss(out, restoration_target(x), mask, valid, e.erased_weight)
+        return restoration_loss(self.restore(erase(x, mask)), restoration_target(x), mask, valid,
+                                e.erased_weight)
 
     def optimizers(self):
         return [self.opt]

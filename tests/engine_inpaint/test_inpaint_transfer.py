@@ -68,12 +68,16 @@ def test_fine_tuning_keeps_restoring_through_the_pretrained_head(scene):
     cfg.inpaint.restore_weight = 1.0
     method = Inpaint(cfg, scene["data"], CPU)
     method.initialise(enc)
-    assert same(method.restorer.state_dict(), enc.head)  # the inpainter's own head, not a fresh one
+    # the inpainter's own decoder and head, not fresh ones, and a decoder apart from the segmentation one
+    assert same(method.restorer["head"].state_dict(), enc.head)
+    assert same(method.restorer["decoder"].state_dict(), enc.decoder)
+    assert method.restorer["decoder"] is not method.net.decoder
     labeled_stream = scene["data"].sampler.rng.bit_generator.state
     logs = method.train_step(1, cfg.steps)
     after_restoring = scene["data"].sampler.rng.bit_generator.state
     assert logs["restore"] > 0 and logs["loss"] >= logs["ce"] + logs["restore"] - 1e-6
-    assert not same(method.restorer.state_dict(), enc.head)  # the head learns with the network
+    assert not same(method.restorer["head"].state_dict(), enc.head)  # it learns with the network
+    assert not same(method.net.encoder.state_dict(), enc.encoder)
 
     # off: no restoration, and the labeled batches are the same ones either way
     cfg.inpaint.restore_weight = 0.0

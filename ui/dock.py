@@ -53,7 +53,7 @@ from .label_raster import (
     remove_class,
     write_classes,
 )
-from .layer_files import is_label_raster, layer_file, output_base
+from .layer_files import is_label_raster, layer_file, output_base, same_file
 from .layer_panel import LayerPanel
 from .map_facts import accuracy_summary, map_fact
 from .map_record import REPORT_PROPERTY, keep_record, last_report, map_records, samples_of
@@ -100,6 +100,7 @@ class SemiSegDock(QgsDockWidget):
         self.marker = PlaceMarker(self.canvas)  # the place shown: a spot, or a sample point's pixel
         self.sample = SampleCheck()  # the accuracy sample of the last map and the point being checked
         self._closed = False  # set by close_down(): no new background work after that
+        self._picking = False  # the dock itself sets the pickers (a map picked up): no image to follow
         self._build()
         self._connect()
         self.train.set_preset(settings.last_choice("preset", "fast"))
@@ -133,6 +134,7 @@ class SemiSegDock(QgsDockWidget):
 
     def _connect(self) -> None:
         self.layers.labels_changed.connect(self._on_labels_changed)
+        self.layers.image_changed.connect(self._on_image_changed)
         self.layers.new_label_layer_requested.connect(self.create_label_layer)
         self.classes.classes_edited.connect(self._on_classes_edited)
         self.classes.remove_requested.connect(self._on_remove_requested)
@@ -570,27 +572,67 @@ class SemiSegDock(QgsDockWidget):
         """Pick up where the opened project was left: its last map (scores, class areas, least sure
         places, model to continue from), that map's image and labels in the pickers, and the map's
         accuracy sample with its last assessment. Returns the last map's record (None: no map)."""
-        project = QgsProject.instance()
-        records = map_records(project)
+        records = map_records(QgsProject.instance())
         if not records:
             return None
-        layer, record = records[0]
+        record = self._resume(records[0], records, pick_image=True)
+        self.train.show_status(f"Picked up {Path(record['prediction']).parent.name} from the project: its "
+                               "map's results are under Results.")
+        return record
+
+    def _on_image_changed(self, layer) -> None:
+        if self._picking or self.task is not None or layer is None:  # a run shows its own map when it ends
+            return
+        try:
+            self.follow_image(layer)
+        except Exception as e:  # noqa: BLE001 (anything a hand-edited project holds)
+            QgsMessageLog.logMessage(f"Picking up the map of {layer.name()} failed: {e!r}", LOG_TAG,
+                                     Qgis.Warning)
+
+    def follow_image(self, layer: QgsRasterLayer) -> dict | None:
+        """The image picked is another one: its newest map in the project (its results, model, labels and
+        accuracy sample) becomes the one the dock acts on, as when the project was opened. An image
+        without a map leaves the dock as it is. Returns the record taken up (None: none)."""
+        path = layer_file(layer)
+        if not path:
+            return None
+        records = map_records(QgsProject.instance())
+        mine = [pair for pair in records if same_file(pair[1].get("image"), path)]
+        if not mine or mine[0][1]["prediction"] == self.results.prediction:
+            return None
+        record = self._resume(mine[0], records, pick_image=False)
+        self.train.show_status(f"The map of {layer.name()} ({Path(record['prediction']).parent.name}) is "
+                               "under Results.")
+        return record
+
+    def _resume(self, chosen: tuple, records: list[tuple], pick_image: bool) -> dict:
+        """Make the map ``chosen`` (layer, record), one of the project's ``records``, the dock's: its
+        results, the model it came from, its labels (and image, ``pick_image``) in the pickers, and its
+        accuracy sample with the last assessment that still holds."""
+        project = QgsProject.instance()
+        layer, record = chosen
         self._use_map(record, layer)
-        trained = next((r for _, r in records if r.get("method")), None)
-        if trained is not None and trained is not record:  # a map applied after the last training
-            self._use_trained(trained)
-        elif trained is None and record.get("model") and record.get("metrics") is None:
-            self.results.show_loaded(record["model"])  # a map of a model loaded from file
+        if not record.get("method"):  # a map applied with a model: that model's training, if done here
+            trained = next((r for _, r in records if r.get("method") and record.get("model")
+                            and r.get("model") == record["model"]), None)
+            if trained is not None:
+                self._use_trained(trained)
+            elif record.get("model") and record.get("metrics") is None:
+                self.results.show_loaded(record["model"])  # a map of a model loaded from file
 
         def layer_of(path: str | None):  # the project's layer of that file (not a SemiSeg result)
             return next((other for other in project.mapLayers().values()
                          if path and layer_file(other) == path and not other.customProperty(ROLE_PROPERTY)),
                         None)
 
-        if (image := layer_of(record.get("image"))) is not None:
-            self.layers.set_image_layer(image)
-        if (labels := layer_of(record.get("labels"))) is not None:
-            self.layers.set_label_layer(labels, record.get("label_field") or "")
+        self._picking = True
+        try:
+            if pick_image and (image := layer_of(record.get("image"))) is not None:
+                self.layers.set_image_layer(image)
+            if (labels := layer_of(record.get("labels"))) is not None:
+                self.layers.set_label_layer(labels, record.get("label_field") or "")
+        finally:
+            self._picking = False
         samples = samples_of(project, record["prediction"])
         if samples:
             self.sample.start(samples[0], record["prediction"])
@@ -598,8 +640,6 @@ class SemiSegDock(QgsDockWidget):
             report = last_report(samples[0])
             if report is not None:
                 self.results.show_accuracy(report, report.get("warning_messages") or [])
-        self.train.show_status(f"Picked up {Path(record['prediction']).parent.name} from the project: its "
-                               "map's results are under Results.")
         return record
 
     def show_next_spot(self) -> dict | None:

@@ -31,3 +31,8 @@ def output_base(label_file: str | None) -> Path | None:
     if home:
         return Path(home)
     return Path(label_file).parent if label_file else None
+
+
+def same_file(a: str | None, b: str | None) -> bool:
+    """Whether the paths ``a`` and ``b`` name one file (either empty: no)."""
+    return bool(a) and bool(b) and Path(a).resolve() == Path(b).resolve()

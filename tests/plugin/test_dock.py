@@ -6,6 +6,7 @@ the training tiny (20 steps of 64 px tiles).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -555,6 +556,63 @@ def test_a_damaged_map_record_in_the_project_leaves_a_clean_dock(qgis_iface, sce
         layer.setCustomProperty("semiseg/record", '{"image": "elsewhere.tif", "made": 1}')
         dock._on_project_read(None)  # a record that is only short of facts: its map is picked up
         assert dock.results.prediction == scene["labels"] and dock.spots == []
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+
+
+def test_picking_another_image_takes_up_its_own_map(qgis_iface, scene, clean_project, tmp_path):
+    """A project with maps of several images: the dock opens on the newest map; picking another image
+    takes up that image's newest map (scores, model, places, labels, sample), picking an image without
+    a map leaves the dock as it is, and a map applied with a model trained here shows that training."""
+    maps = {}
+    for i, name in enumerate(("a", "b", "c")):
+        image = tmp_path / f"image_{name}.tif"
+        shutil.copy(scene["image"], image)
+        labels = tmp_path / f"labels_{name}.tif"
+        shutil.copy(scene["labels"], labels)
+        run = tmp_path / f"run_{name}"
+        run.mkdir()
+        prediction = run / "prediction.tif"
+        shutil.copy(scene["labels"], prediction)
+        (run / "model.semiseg").write_bytes(b"model")
+        image_layer = QgsRasterLayer(str(image), f"image {name}", "gdal")
+        labels_layer = QgsRasterLayer(str(labels), f"labels {name}", "gdal")
+        layer = QgsRasterLayer(str(prediction), f"image_{name} prediction", "gdal")
+        layer.setCustomProperty("semiseg/role", "prediction")
+        record = {"image": str(image), "title": f"image_{name}", "labels": str(labels), "label_field": "",
+                  "method": "supervised", "preset": "fast", "model": str(run / "model.semiseg"),
+                  "metrics": {"val_miou": 0.5 + i / 10}, "spots": [{"rank": i}], "made": 100.0 + i}
+        if name == "c":  # applied with a's model: no training of its own
+            record = {"image": str(image), "title": "image_c", "model": maps["a"]["model"],
+                      "spots": [], "made": 99.0}
+        layer.setCustomProperty("semiseg/record", json.dumps(record))
+        clean_project.addMapLayers([image_layer, labels_layer, layer])
+        maps[name] = {**record, "prediction": str(prediction), "image_layer": image_layer,
+                      "labels_layer": labels_layer}
+    no_map = QgsRasterLayer(scene["image"], "image without a map", "gdal")
+    clean_project.addMapLayer(no_map)
+    dock = make_dock(qgis_iface, sys.executable)
+    try:
+        b = maps["b"]
+        assert dock.results.prediction == b["prediction"]  # the newest map
+        assert dock.layers.image_layer() is b["image_layer"]
+        assert dock.layers.label_layer() is b["labels_layer"]
+        for name in ("a", "b", "a"):
+            m = maps[name]
+            dock.layers.set_image_layer(m["image_layer"])
+            assert dock.results.prediction == m["prediction"] and dock.spots == m["spots"]
+            assert dock.layers.label_layer() is m["labels_layer"]
+            assert dock.results.model_path == m["model"] and dock.last_model[1] == m["model"]
+            assert f"mIoU {m['metrics']['val_miou']:.2f}" in dock.results.metrics_label.text()
+        assert "The map of image a (run_a) is under Results" in dock.train.status_label.text()
+        dock.layers.set_image_layer(no_map)  # no map of its own: the dock keeps the last one
+        assert dock.results.prediction == maps["a"]["prediction"]
+        dock.layers.set_image_layer(maps["c"]["image_layer"])  # applied with a's model: a's training
+        assert dock.results.prediction == maps["c"]["prediction"] and dock.spots == []
+        assert dock.results.model_path == maps["a"]["model"]
+        assert "mIoU 0.50" in dock.results.metrics_label.text()
+        assert dock.layers.label_layer() is maps["a"]["labels_layer"]  # c's map has no labels of its own
     finally:
         dock.close_down()
         dock.deleteLater()

@@ -538,7 +538,42 @@ class Driver:
                    and "mIoU" in results.metrics_label.text() and bool(self.dock.last_model),
                    self.dock.train.status_label.text())
         self.dock.widget().ensureWidgetVisible(results.metrics_label)
-        self.later(3, lambda: (self.shoot("10-reopened.png"), self.finish()))
+        self.later(3, lambda: (self.shoot("10-reopened.png"), self.other_image()))
+
+    def other_image(self) -> None:
+        """A second image in the project (a copy of the sample), segmented with the model (Apply model to
+        another raster, the whole raster); then picking the second image keeps its map, and picking the
+        first again must take up the first's own map, sample and assessment."""
+        from qgis.core import QgsProject, QgsRasterLayer
+
+        self.first = self.dock.layers.image_layer()
+        self.first_map = (self.dock.results.prediction, self.dock.results.accuracy_label.text())
+        copy = self.out / "work" / "landsat_rgb_copy.tif"
+        shutil.copy(self.sample / "landsat_rgb.tif", copy)
+        self.second = QgsRasterLayer(str(copy), "landsat_rgb copy", "gdal")
+        QgsProject.instance().addMapLayer(self.second)
+        self.dock.train.set_segment("whole")
+        self.follow(self.dock.apply_model(self.second), "the model applied to a second image",
+                    self.on_other_image_done)
+
+    def on_other_image_done(self, result) -> None:
+        results = self.dock.results
+        second_map = results.prediction
+        self.check("a second image segmented: its map under Results",
+                   result.ok and second_map != self.first_map[0] and "landsat_rgb_copy" in second_map,
+                   result.user_message())
+        # the picker still shows the first image (applying a model to a raster does not change it)
+        self.dock.layers.set_image_layer(self.second)
+        self.check("picking the second image keeps its map (no sample of its own)",
+                   results.prediction == second_map and not results.assess_button.isEnabled(),
+                   self.dock.train.status_label.text())
+        self.dock.layers.set_image_layer(self.first)
+        self.check("picking the first image again takes up its map, sample and assessment",
+                   results.prediction == self.first_map[0] and results.assess_button.isEnabled()
+                   and results.accuracy_label.text() == self.first_map[1],
+                   self.dock.train.status_label.text())
+        self.dock.widget().ensureWidgetVisible(self.dock.layers)
+        self.later(3, lambda: (self.shoot("12-image-picked.png"), self.finish()))
 
     def time_out(self) -> None:
         self.check("finished in time", False, "timed out")

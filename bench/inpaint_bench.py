@@ -65,6 +65,7 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "inpaint-probe": ("inpaint", "instructor", {"head_warmup": 0.25}),
     "inpaint-random-probe": ("inpaint", "random", {"head_warmup": 0.25}),
     "inpaint-restore": ("inpaint", "instructor", {"restore_weight": 1.0}),
+    "inpaint-restore-0.1": ("inpaint", "instructor", {"restore_weight": 0.1}),
     "inpaint+icnet": ("inpaint+icnet", "instructor", {}),
 }
 LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "inpaint [random masks]",
@@ -77,6 +78,7 @@ LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "i
           "inpaint-whiten": "inpaint [whitened spectral restoration loss]",
           "inpaint-long": "inpaint [3x the pretraining steps]",
           "inpaint-restore": "inpaint [keeps restoring while fine-tuning, weight 1]",
+          "inpaint-restore-0.1": "inpaint [keeps restoring while fine-tuning, weight 0.1]",
           "inpaint+icnet": "inpaint+icnet"}
 
 

@@ -109,8 +109,18 @@ class Inpaint(Method):
         x, valid = random_dihedral(x, valid, generator=self.gen)
         ok = erasable(cell_validity(valid, e.cell), e.margin)
         mask = to_pixels(random_cells(tuple(ok.shape), e.erase_fraction, self.device, ok, self.gen), e.cell)
-        return restoration_loss(self.restore(erase(x, mask)), restoration_target(x), mask, valid,
-                                e.erased_weight)
+        # erased tiles must not move the shared encoder's batch-norm statistics, which prediction uses:
+        # they normalise by their own batch, but the running means stay those of whole tiles
+        norms = [m for m in self.net.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        kept = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 0.0
+        try:
+            out = self.restore(erase(x, mask))
+        finally:
+            for m, momentum in zip(norms, kept, strict=True):
+                m.momentum = momentum
+        return restoration_loss(out, restoration_target(x), mask, valid, e.erased_weight)
 
     def optimizers(self):
         return [self.opt]

@@ -77,6 +77,10 @@ def test_fine_tuning_keeps_restoring_through_the_pretrained_head(scene):
     after_restoring = scene["data"].sampler.rng.bit_generator.state
     assert logs["restore"] > 0 and logs["loss"] >= logs["ce"] + logs["restore"] - 1e-6
     assert not same(method.restorer["head"].state_dict(), enc.head)  # it learns with the network
+    # erased tiles leave the encoder's batch-norm statistics (what prediction normalises with) alone
+    stats = {k: v.clone() for k, v in method.net.encoder.state_dict().items() if "running" in k}
+    method.restoration_step()
+    assert stats and all(torch.equal(method.net.encoder.state_dict()[k], v) for k, v in stats.items())
     assert not same(method.net.encoder.state_dict(), enc.encoder)
 
     # off: no restoration, and the labeled batches are the same ones either way

@@ -139,6 +139,13 @@ def erasable(valid_share: torch.Tensor, margin: int = 0) -> torch.Tensor:
     return ok
 
 
+def random_cell_mask(valid: torch.Tensor, cfg: InpaintConfig, device: torch.device,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, H, W) pixel mask of random erasable cells covering ``cfg.erase_fraction`` of each tile."""
+    ok = erasable(cell_validity(valid, cfg.cell), cfg.margin)
+    return to_pixels(random_cells(tuple(ok.shape), cfg.erase_fraction, device, ok, generator), cfg.cell)
+
+
 def topk_cells(scores: torch.Tensor, fraction: float, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """Hard (B, gh, gw) 0/1 mask of the top-scoring cells covering ``fraction`` of each tile."""
     b = scores.shape[0]
@@ -303,9 +310,7 @@ class InpaintingPretrainer:
         return erasable(cell_validity(valid, self.cfg.cell), self.cfg.margin)
 
     def random_mask(self, valid: torch.Tensor) -> torch.Tensor:
-        ok = self.allowed(valid)
-        return to_pixels(random_cells(tuple(ok.shape), self.cfg.erase_fraction, self.device, ok, self.gen),
-                         self.cfg.cell)
+        return random_cell_mask(valid, self.cfg, self.device, self.gen)
 
     # -- one step of each player
     def inpainter_step(self, use_instructor: bool) -> float:

@@ -37,15 +37,7 @@ from torch import nn
 from engine.augment import band_jitter, random_dihedral
 from engine.data import TileSampler
 from engine.ema import WeightAverage
-from engine.inpainting import (
-    cell_validity,
-    erasable,
-    erase,
-    random_cells,
-    restoration_loss,
-    restoration_target,
-    to_pixels,
-)
+from engine.inpainting import erase, random_cell_mask, restoration_loss, restoration_target
 from engine.models import build_model
 from engine.pretrain import EncoderFile, load_pretrained
 from engine.ssim import ssim_loss
@@ -67,7 +59,7 @@ class Inpaint(Method):
         self.ssim_weight = cfg.inpaint.ssim_weight
         self.warmup_steps = round(cfg.inpaint.head_warmup * cfg.steps)
         self.pretrained = False
-        self.restorer: nn.Module | None = None  # restoration head, when fine-tuning keeps restoring
+        self.restorer: nn.Module | None = None  # inpainter's decoder + head, when fine-tuning keeps restoring
         self.restore_weight = cfg.inpaint.restore_weight
 
     def initialise(self, enc: EncoderFile) -> None:
@@ -107,8 +99,7 @@ class Inpaint(Method):
         x, valid = self.unlabeled.unlabeled(self.cfg.unlabeled_batch_size)
         x, valid = torch.from_numpy(x).to(self.device), torch.from_numpy(valid).to(self.device)
         x, valid = random_dihedral(x, valid, generator=self.gen)
-        ok = erasable(cell_validity(valid, e.cell), e.margin)
-        mask = to_pixels(random_cells(tuple(ok.shape), e.erase_fraction, self.device, ok, self.gen), e.cell)
+        mask = random_cell_mask(valid, e, self.device, self.gen)
         # erased tiles must not move the shared encoder's batch-norm statistics, which prediction uses:
         # they normalise by their own batch, but the running means stay those of whole tiles
         norms = [m for m in self.net.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -66,6 +66,8 @@ ROWS = {  # label: (method, encoder variant or None, extra config)
     "inpaint-random-probe": ("inpaint", "random", {"head_warmup": 0.25}),
     "inpaint-restore": ("inpaint", "instructor", {"restore_weight": 1.0}),
     "inpaint-restore-0.1": ("inpaint", "instructor", {"restore_weight": 0.1}),
+    "inpaint-restore-0.3": ("inpaint", "instructor", {"restore_weight": 0.3}),
+    "inpaint-restore-3": ("inpaint", "instructor", {"restore_weight": 3.0}),
     "inpaint+icnet": ("inpaint+icnet", "instructor", {}),
 }
 LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "inpaint [random masks]",
@@ -79,6 +81,8 @@ LABELS = {"supervised": "supervised", "inpaint": "inpaint", "inpaint-random": "i
           "inpaint-long": "inpaint [3x the pretraining steps]",
           "inpaint-restore": "inpaint [keeps restoring while fine-tuning, weight 1]",
           "inpaint-restore-0.1": "inpaint [keeps restoring while fine-tuning, weight 0.1]",
+          "inpaint-restore-0.3": "inpaint [keeps restoring while fine-tuning, weight 0.3]",
+          "inpaint-restore-3": "inpaint [keeps restoring while fine-tuning, weight 3]",
           "inpaint+icnet": "inpaint+icnet"}
 
 

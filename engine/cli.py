@@ -148,8 +148,10 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                        help="weight of the SSIM loss next to cross-entropy (0 = cross-entropy only)")
         g.add_argument("--encoder-lr-scale", type=float, default=None,
                        help="learning rate of the pretrained encoder relative to the rest (0 = frozen)")
-        g.add_argument("--no-decoder-transfer", action="store_true",
-                       help="start the decoder from random instead of the inpainting decoder")
+        g.add_argument("--decoder-transfer", choices=["on", "off"], default=None,
+                       help="also start the decoder from the inpainting decoder (default off: the "
+                            "pretrained encoder, a fresh decoder)")
+        g.add_argument("--no-decoder-transfer", action="store_true", help=argparse.SUPPRESS)  # the default now
         g.add_argument("--head-warmup", type=float, default=None, metavar="FRACTION",
                        help="share of the fine-tuning steps that train only the classifier over the "
                             "frozen pretrained network before everything trains")
@@ -207,7 +209,10 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
         ip.ssim_weight = a.ssim_weight
     if getattr(a, "encoder_lr_scale", None) is not None:
         ip.encoder_lr_scale = a.encoder_lr_scale
-    ip.transfer_decoder &= not getattr(a, "no_decoder_transfer", False)
+    if getattr(a, "decoder_transfer", None) is not None:
+        ip.transfer_decoder = a.decoder_transfer == "on"
+    elif getattr(a, "no_decoder_transfer", False):
+        ip.transfer_decoder = False
     if getattr(a, "head_warmup", None) is not None:
         ip.head_warmup = a.head_warmup
     if getattr(a, "restore_weight", None) is not None:

@@ -77,13 +77,17 @@ def test_encoder_lr_scale_and_decoder_transfer_flags(tmp_path):
     assert not all(torch.equal(saved[f"decoder.{k}"], v) for k, v in pretrained["decoder"].items()
                    if k.endswith("weight"))
 
-    # without decoder transfer the decoder starts from random: it differs even after zero steps
-    fresh = str(tmp_path / "fresh.semiseg")
-    assert main([*base, "--steps", "0", "--no-decoder-transfer", "--out", fresh]) == 0
-    saved = modelfile.load(fresh).members[0]
-    assert all(torch.equal(saved[f"encoder.{k}"], v) for k, v in pretrained["encoder"].items())
-    assert not any(torch.equal(saved[f"decoder.{k}"], v) for k, v in pretrained["decoder"].items()
-                   if k.endswith("weight") and v.dim() > 1)
+    # by default (and with the older --no-decoder-transfer) the pretrained encoder and a fresh decoder:
+    # it differs even after zero steps; --decoder-transfer on also loads the inpainting decoder
+    for flags, transferred in (([], False), (["--no-decoder-transfer"], False),
+                               (["--decoder-transfer", "on"], True), (["--decoder-transfer", "off"], False)):
+        out = str(tmp_path / f"decoder-{len(flags)}-{transferred}.semiseg")
+        assert main([*base, "--steps", "0", *flags, "--out", out]) == 0
+        saved = modelfile.load(out).members[0]
+        assert all(torch.equal(saved[f"encoder.{k}"], v) for k, v in pretrained["encoder"].items())
+        conv = {k: v for k, v in pretrained["decoder"].items() if k.endswith("weight") and v.dim() > 1}
+        same = [torch.equal(saved[f"decoder.{k}"], v) for k, v in conv.items()]
+        assert conv and (all(same) if transferred else not any(same)), flags
 
 
 def test_restore_weight_reaches_fine_tuning_and_a_negative_one_is_refused(tmp_path, capsys):

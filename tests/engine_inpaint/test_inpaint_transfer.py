@@ -108,9 +108,15 @@ def test_inpaint_method_starts_from_the_file_weights(scene):
     method = Inpaint(scene["cfg"], scene["data"], CPU)
     fresh = {k: v.clone() for k, v in method.net.encoder.state_dict().items()}
     assert not same(fresh, enc.encoder)  # a random init would not pass the checks below
+    decoder = {k: v.clone() for k, v in method.net.decoder.state_dict().items()}
     method.initialise(enc)
     assert same(method.net.encoder.state_dict(), enc.encoder)
-    assert same(method.net.decoder.state_dict(), enc.decoder)
+    assert same(method.net.decoder.state_dict(), decoder)  # by default the decoder stays fresh
+    cfg = dataclasses.replace(scene["cfg"], inpaint=dataclasses.replace(scene["cfg"].inpaint,
+                                                                       transfer_decoder=True))
+    with_decoder = Inpaint(cfg, scene["data"], CPU)
+    with_decoder.initialise(enc)
+    assert same(with_decoder.net.decoder.state_dict(), enc.decoder)
     # the optimiser trains exactly those tensors
     opt_params = {id(p) for g in method.opt.param_groups for p in g["params"]}
     assert all(id(p) in opt_params for p in method.net.encoder.parameters())
@@ -151,7 +157,7 @@ def test_head_warmup_trains_only_the_classifier_first_then_everything(scene):
     for step in (1, 2):
         method.train_step(step, cfg.steps)
     body = {k: v for k, v in method.net.named_parameters() if not k.startswith("head.")}
-    assert same(body, weights)  # the pretrained encoder and decoder did not move
+    assert same(body, weights)  # the body (pretrained encoder, decoder) did not move
     assert not same(method.net.head.state_dict(), head)
     method.train_step(3, cfg.steps)
     assert not same(method.net.encoder.state_dict(), enc.encoder)  # now everything learns

@@ -151,7 +151,8 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
         g.add_argument("--decoder-transfer", choices=["on", "off"], default=None,
                        help="also start the decoder from the inpainting decoder (default off: the "
                             "pretrained encoder, a fresh decoder)")
-        g.add_argument("--no-decoder-transfer", action="store_true", help=argparse.SUPPRESS)  # the default now
+        # the older spelling of "--decoder-transfer off", the default now
+        g.add_argument("--no-decoder-transfer", action="store_true", help=argparse.SUPPRESS)
         g.add_argument("--head-warmup", type=float, default=None, metavar="FRACTION",
                        help="share of the fine-tuning steps that train only the classifier over the "
                             "frozen pretrained network before everything trains")

@@ -4,9 +4,9 @@ Stage 1 (engine.inpainting, run by the pipeline or once by ``python -m engine pr
 encoder–decoder to restore the regions an adversarial instructor erased. Here the segmentation
 network's encoder starts from that encoder; its decoder and 1×1 classifier start from random, as in
 inpaint+icnet's students. (``transfer_decoder``, ``--decoder-transfer on``, also starts the decoder
-from the inpainting decoder. A decoder trained to restore bands leans the first fine-tuning steps
-towards smooth restorations rather than class boundaries: on Indian Pines, k = 5, the encoder alone
-was ahead on each of three seeds, 0.801 against 0.791 mean OA with the labels held.) It is then
+from the inpainting decoder. A decoder fitted to restoring bands was no better a start for class
+boundaries than a fresh one: on Indian Pines, k = 5, the encoder alone was ahead on each of three
+seeds, 0.801 against 0.791 mean OA with the labels held, and level at k = 10.) It is then
 trained like the supervised baseline (same network, augmentations, SGD and steps) with one more loss:
 
     loss = CE(labeled pixels) + ssim_weight × (1 − SSIM(softmax, one-hot)) on fully labeled 11×11 windows

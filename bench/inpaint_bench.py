@@ -10,7 +10,10 @@ from the encoder pretrained with seed s.
 Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instructor encoder, CE +
 SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [instructor, own-mask
 context]`` (the reference form of the instructor's objective, ``instructor_context="own"``), ``inpaint
-[CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--no-decoder-transfer``), ``inpaint
+[CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--decoder-transfer off``, the method's
+default since it was measured here), ``inpaint [encoder and decoder]`` (``--decoder-transfer on``, the
+default before; the ``inpaint`` rows of results from before that change), ``inpaint [random masks,
+encoder only]``, ``inpaint
 [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [classifier alone ...]`` (``--head-warmup
 0.25``: a linear probe over the frozen pretrained network before full fine-tuning, with the instructor's
 or the random-mask encoder), ``inpaint [keeps restoring while fine-tuning]`` (``--restore-weight 1``),

@@ -139,10 +139,15 @@ def erasable(valid_share: torch.Tensor, margin: int = 0) -> torch.Tensor:
     return ok
 
 
+def allowed_cells(valid: torch.Tensor, cfg: InpaintConfig) -> torch.Tensor:
+    """(B, gh, gw) bool: the cells of (B, H, W) ``valid`` tiles that ``cfg``'s erasure may pick."""
+    return erasable(cell_validity(valid, cfg.cell), cfg.margin)
+
+
 def random_cell_mask(valid: torch.Tensor, cfg: InpaintConfig, device: torch.device,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, H, W) pixel mask of random erasable cells covering ``cfg.erase_fraction`` of each tile."""
-    ok = erasable(cell_validity(valid, cfg.cell), cfg.margin)
+    ok = allowed_cells(valid, cfg)
     return to_pixels(random_cells(tuple(ok.shape), cfg.erase_fraction, device, ok, generator), cfg.cell)
 
 
@@ -307,7 +312,7 @@ class InpaintingPretrainer:
         return to_pixels(topk_cells(scores, self.cfg.erase_fraction, self.allowed(valid)), self.cfg.cell)
 
     def allowed(self, valid: torch.Tensor) -> torch.Tensor:
-        return erasable(cell_validity(valid, self.cfg.cell), self.cfg.margin)
+        return allowed_cells(valid, self.cfg)
 
     def random_mask(self, valid: torch.Tensor) -> torch.Tensor:
         return random_cell_mask(valid, self.cfg, self.device, self.gen)

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from engine.config import ModelConfig
 from engine.labels import LabelPatches
-from engine.raster import BandStats, read_normalised
+from engine.raster import BandStats, band_count, read_normalised
 
 
 @dataclass
@@ -140,7 +140,7 @@ def build_chips(ds, stats: BandStats, train: LabelPatches | None, val: LabelPatc
     """Load the image blocks needed for training within ``budget_mb`` of RAM: the whole image when it
     fits, else the ``chip``-px blocks with labels (``train``, ``val``: None for an image without labels)
     and random unlabeled ones."""
-    h, w, c = ds.height, ds.width, ds.count
+    h, w, c = ds.height, ds.width, band_count(ds)
     bytes_per_px = c * 4 + 3
     if h * w * bytes_per_px <= budget_mb * 2**20:
         windows = [(0, 0, h, w)]

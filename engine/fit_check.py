@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from engine.errors import InputError
-from engine.raster import BandStats, compute_band_stats
+from engine.raster import BandStats, band_count, compute_band_stats
 
 # a band's 2nd-98th percentile range this many times wider or narrower than in training, or its middle
 # moved by more than one training range, is imagery the model has not seen
@@ -85,7 +85,7 @@ def values_warning(trained: BandStats, here: BandStats, path: str) -> str | None
 def fit_warnings(model, ds, path: str) -> list[tuple[str, str]]:
     """(code, sentence) for each way the open raster ``ds`` at ``path`` differs from the model's training
     raster; [] when it fits (or nothing is known to compare)."""
-    if ds.count != model.bands:
+    if band_count(ds) != model.bands:
         return []  # prediction refuses it, with its own sentence
     out = []
     res = resolution_warning(model.provenance.get("grid"), ds, path)

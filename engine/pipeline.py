@@ -27,7 +27,7 @@ from engine.predict import predict_file
 from engine.pretrain import cached_encoder, load_encoder, pretrain_chips, pretraining_key, save_cached_encoder
 from engine.pretrain import pretrain as pretrain_job
 from engine.progress import Reporter
-from engine.raster import area_window, compute_band_stats, open_image
+from engine.raster import area_window, band_count, band_summary, compute_band_stats, open_image
 from engine.runtime import NEVER_CANCELLED, CancelToken
 
 
@@ -52,19 +52,20 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
     with open_image(image) as ds:
         reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
-                       f"{ds.count} band(s)")
+                       f"{band_summary(ds)}")
         grid = grid_facts(ds)  # kept in the model, to warn when it is applied to imagery at another scale
-        cfg.model.set_bands(ds.count)
+        bands = band_count(ds)
+        cfg.model.set_bands(bands)
         if cache:
             key = pretraining_key(rasters, cfg)
             enc = cached_encoder(cache, key, reporter)
-        if enc is not None and enc.bands != ds.count:
+        if enc is not None and enc.bands != bands:
             raise InputError(f"Encoder {cfg.inpaint.init} was pretrained on {enc.bands} band(s) but {image} "
-                             f"has {ds.count}; pretrain on this image (python -m engine pretrain).",
+                             f"has {bands}; pretrain on this image (python -m engine pretrain).",
                              "band_mismatch")
-        if warm is not None and warm.bands != ds.count:
+        if warm is not None and warm.bands != bands:
             raise InputError(f"Model {cfg.warm_start} was trained on {warm.bands} band(s) but {image} has "
-                             f"{ds.count}; warm-start from a model of this image, or train without "
+                             f"{bands}; warm-start from a model of this image, or train without "
                              "--warm-start.", "band_mismatch")
         # fine-tuning normalises with the statistics the encoder was pretrained with; a warm start with
         # those its weights were trained with
@@ -92,7 +93,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                 reporter.warning("too few separate strokes to hold any out for validation; the model is "
                                  "kept at the last step and no validation score is reported",
                                  "no_validation")
-        cfg.model.set_bands(ds.count)
+        cfg.model.set_bands(bands)
         cfg.model.num_classes = lab.num_classes
         chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
     if not any(c.class_pixels for c in chips):
@@ -104,8 +105,8 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                          "classes.", "labels_single_class")
     for extra in unlabeled or []:
         with open_image(extra) as ds:
-            if ds.count != cfg.model.in_channels:
-                raise InputError(f"Unlabeled image {extra} has {ds.count} band(s) but {image} has "
+            if band_count(ds) != cfg.model.in_channels:
+                raise InputError(f"Unlabeled image {extra} has {band_count(ds)} band(s) but {image} has "
                                  f"{cfg.model.in_channels}; give rasters with the same bands.",
                                  "band_mismatch")
             chips += build_chips(ds, stats, None, None, cfg.memory_budget_mb // 2, cfg.seed)

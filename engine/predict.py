@@ -28,7 +28,7 @@ from engine.io_out import check_writable, partial_path
 from engine.labels import LabelPatches
 from engine.modelfile import SavedModel
 from engine.progress import Reporter
-from engine.raster import gdal_cache, open_image, read_normalised
+from engine.raster import band_count, gdal_cache, open_image, read_normalised
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.smooth import EdgeAwareSmoothing, sample_windows
 from engine.spots import SpotFinder
@@ -212,8 +212,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     for p in outputs:
         check_writable(p)
     with open_image(image_path) as ds:
-        if ds.count != model.bands:
-            raise InputError(f"Image {image_path} has {ds.count} band(s) but the model was trained on "
+        if band_count(ds) != model.bands:
+            raise InputError(f"Image {image_path} has {band_count(ds)} band(s) but the model was trained on "
                              f"{model.bands}; use an image with the same bands or retrain the model.",
                              "band_mismatch")
         ar, ac, ah, aw = area or (0, 0, ds.height, ds.width)

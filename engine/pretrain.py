@@ -30,7 +30,7 @@ from engine.errors import InputError
 from engine.inpainting import InpaintingPretrainer
 from engine.modelfile import atomic_save, safe_load
 from engine.progress import Reporter
-from engine.raster import BandStats, compute_band_stats, open_image
+from engine.raster import BandStats, band_count, compute_band_stats, open_image
 from engine.runtime import NEVER_CANCELLED, CancelToken
 
 FORMAT = "semiseg-encoder"
@@ -110,12 +110,13 @@ def unlabeled_chips(paths: list[str], stats: BandStats | None, bands: int | None
     chips: list[Chip] = []
     for i, path in enumerate(paths):
         with open_image(path) as ds:
-            if bands is not None and ds.count != bands:
-                raise InputError(f"Image {path} has {ds.count} band(s) but {paths[0]} has {bands}; give "
+            here = band_count(ds)
+            if bands is not None and here != bands:
+                raise InputError(f"Image {path} has {here} band(s) but {paths[0]} has {bands}; give "
                                  "rasters with the same bands.", "band_mismatch")
             if stats is None:
                 stats = compute_band_stats(ds, path, seed=seed)
-            bands = ds.count
+            bands = here
             chips += build_chips(ds, stats, None, None, budget_mb if i == 0 else budget_mb // 2, seed)
     return chips, stats, bands
 

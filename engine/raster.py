@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -84,6 +85,26 @@ def open_image(path: str) -> rasterio.io.DatasetReader:
     return ds
 
 
+def data_bands(ds) -> tuple[int, ...]:
+    """1-based indexes of the bands that hold pixel values: all of them but an alpha band. An alpha band
+    (an RGBA orthophoto's fourth) is the image's transparency: GDAL already gives it as every other band's
+    mask, which marks the transparent pixels nodata (read_block), so it is never a feature of its own, and
+    a model trained on an RGBA image applies to the same imagery without alpha."""
+    bands = tuple(i for i, ci in enumerate(ds.colorinterp, start=1) if ci != ColorInterp.alpha)
+    return bands or tuple(range(1, ds.count + 1))
+
+
+def band_count(ds) -> int:
+    """How many bands of ``ds`` a network sees (data_bands)."""
+    return len(data_bands(ds))
+
+
+def band_summary(ds) -> str:
+    """"3 band(s)", with "+ alpha" where an alpha band gives the mask: for progress messages."""
+    n = band_count(ds)
+    return f"{n} band(s)" + (" + alpha (used as the mask)" if n < ds.count else "")
+
+
 # a bound within this many pixels of a pixel edge is taken to lie on it (coordinates written as decimals)
 EDGE_TOLERANCE = 1e-6
 
@@ -127,17 +148,19 @@ def area_window(bounds, image, path: str) -> tuple[int, int, int, int]:
 def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Read a (C, height, width) block whose top-left is (row, col); parts outside the raster are 0.
 
-    Returns the raw pixel values as float32 and a validity mask (False for nodata, NaN and outside).
+    Returns the raw values of the data bands (data_bands) as float32 and a validity mask (False for
+    nodata, transparent, NaN and outside).
     """
     r0, c0 = max(row, 0), max(col, 0)
     r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
-    x = np.zeros((ds.count, height, width), np.float32)
+    bands = data_bands(ds)
+    x = np.zeros((len(bands), height, width), np.float32)
     valid = np.zeros((height, width), bool)
     if r1 <= r0 or c1 <= c0:
         return x, valid
     win = Window(c0, r0, c1 - c0, r1 - r0)
-    data = ds.read(window=win).astype(np.float32, copy=False)
-    masks = ds.read_masks(window=win)
+    data = ds.read(list(bands), window=win).astype(np.float32, copy=False)
+    masks = ds.read_masks(list(bands), window=win)
     ok = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
     data = np.where(ok[None], data, 0.0)
     x[:, r0 - row:r1 - row, c0 - col:c1 - col] = data

@@ -108,3 +108,44 @@ def test_float_image_with_nodata_value_in_degrees(learned, tmp_path, capsys):
     assert rc == 0, err
     rc, info, err = run_cli(capsys, ["info", "--model", learned["model"]])
     check_outputs(Path(scene["image"]), out / "pred.tif", out / "conf.tif", json.loads(info)["classes"])
+
+
+def test_rgba_orthophoto_alpha_is_the_mask_not_a_band(tmp_path, capsys):
+    """An RGBA orthophoto (a drone mosaic's usual form): ``engine run`` trains on the three colour bands,
+    leaves the transparent pixels nodata in both outputs, and the model then predicts the same imagery
+    without its alpha band."""
+    scene = write_scene(str(tmp_path), 96, 128, bands=3, classes=3, seed=7, dtype="uint8")
+    with rasterio.open(scene["image"]) as ds:
+        rgb, profile = ds.read(), ds.profile
+    alpha = np.full(rgb.shape[1:], 255, np.uint8)
+    alpha[:, :20] = 0  # a transparent strip, as outside a mosaic's footprint
+    rgba = tmp_path / "rgba.tif"
+    profile.update(count=4, nodata=None, photometric="RGB", alpha="YES")
+    with rasterio.open(rgba, "w", **profile) as ds:
+        ds.write(np.concatenate([np.where(alpha > 0, rgb, 0), alpha[None]]).astype(np.uint8))
+    with rasterio.open(rgba) as ds:
+        assert ds.count == 4 and ds.colorinterp[3] == rasterio.enums.ColorInterp.alpha
+
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, ["run", "--image", rgba, "--labels", scene["labels"], "--out-dir", out,
+                                  "--progress", "none", *TINY_TRAIN])
+    assert rc == 0, err
+    rc, info, err = run_cli(capsys, ["info", "--model", out / "model.semiseg"])
+    assert rc == 0, err
+    info = json.loads(info)
+    assert info["bands"] == 3
+    check_outputs(rgba, out / "prediction.tif", out / "confidence.tif", info["classes"])
+    with rasterio.open(out / "prediction.tif") as ds:
+        pred = ds.read(1)
+    with rasterio.open(out / "confidence.tif") as ds:
+        conf = ds.read(1)
+    assert (pred[:, :20] == 0).all() and (conf[:, :20] == -1).all()  # transparent: nodata
+    assert (pred[:, 20:] > 0).all() and (conf[:, 20:] > 0).all()
+
+    rc, _, err = run_cli(capsys, ["predict", "--model", out / "model.semiseg", "--image", scene["image"],
+                                  "--out", out / "rgb.tif", "--device", "cpu", "--progress", "none"])
+    assert rc == 0, err
+    with rasterio.open(scene["image"]) as ds:
+        rgb_valid = np.all(ds.read_masks() > 0, axis=0)  # its nodata value 0 marks a few pixels
+    with rasterio.open(out / "rgb.tif") as ds:
+        assert (ds.read(1)[rgb_valid] > 0).all() and rgb_valid.mean() > 0.9

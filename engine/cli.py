@@ -348,7 +348,34 @@ def _config(a: argparse.Namespace):
     return cfg
 
 
+RUN_OUTPUTS = ("model.semiseg", "prediction.tif", "confidence.tif", "metrics.json")  # what run writes
+
+
+def _inputs_and_outputs(a: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The files a command reads and those it writes (engine.io_out.check_not_inputs). ``--warm-start`` is
+    left out: its model is read whole before anything is written, so a run may replace it on purpose."""
+    ins = [getattr(a, k, None) for k in ("image", "labels", "model", "prediction", "reference", "init",
+                                         "truth")]
+    ins += list(getattr(a, "unlabeled", None) or [])
+    if a.command == "run":
+        outs = [os.path.join(a.out_dir, name) for name in RUN_OUTPUTS]
+    elif a.command == "predict":
+        outs = [a.out, a.confidence]
+    elif a.command == "export":
+        outs = [a.onnx]
+    elif a.command == "assess":
+        outs = list(a.out)
+    elif a.command in ("train", "pretrain", "polygons", "sample"):
+        outs = [a.out]
+    else:
+        outs = []
+    return [i for i in ins if isinstance(i, str)], outs
+
+
 def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
+    from engine.io_out import check_not_inputs  # noqa: PLC0415
+
+    check_not_inputs(*reversed(_inputs_and_outputs(a)))
     if a.command == "polygons":
         from engine.polygons import polygonize  # noqa: PLC0415  (GDAL's bindings, no torch)
 

@@ -24,6 +24,29 @@ def check_writable(path: str) -> None:
         raise OutputError(f"Output {path} is a folder; give a file name.", "output_not_writable")
 
 
+def _same_file(a: str, b: str) -> bool:
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def check_not_inputs(outputs, inputs) -> None:
+    """Refuse, before any work, an output that is one of the command's inputs (or another of its outputs):
+    writing it would replace the image, labels or model it is made from. Paths compare as files (links,
+    relative and absolute spellings alike); a vector source's ``|layername=`` suffix is ignored."""
+    outs = [o for o in outputs if o]
+    ins = [i.split("|", 1)[0] for i in inputs if i]
+    for k, out in enumerate(outs):
+        for src in ins:
+            if _same_file(out, src):
+                raise OutputError(f"Output {out} is the input {src}; give the output another name, so that "
+                                  "the input is not overwritten.", "output_is_input")
+        for other in outs[k + 1:]:
+            if _same_file(out, other):
+                raise OutputError(f"Output {out} is given twice; give each output its own name.",
+                                  "output_is_input")
+
+
 def ensure_folder(folder: str) -> None:
     try:
         os.makedirs(folder, exist_ok=True)

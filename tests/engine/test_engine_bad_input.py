@@ -290,3 +290,34 @@ def test_failed_predict_keeps_an_existing_output(capsys, learned, tmp_path):
     assert rc != 0
     assert pred.read_bytes() == before
     assert sorted(os.listdir(out)) == ["pred.tif"]
+
+
+def test_an_output_that_is_an_input_is_refused(capsys, scene, tmp_path):
+    """``--out`` naming the image (another spelling of it, or a link to it), the labels or the model is
+    refused before any work, and the input is left as it was."""
+    image, labels = scene["image"], scene["labels"]
+    before = image.read_bytes(), labels.read_bytes()
+    link = tmp_path / "link.tif"
+    link.symlink_to(image)
+    model = tmp_path / "m.semiseg"
+    rc, _, err = run_cli(capsys, ["train", "--image", image, "--labels", labels, "--out", model,
+                                  "--progress", "none", *TINY_TRAIN])
+    assert rc == 0, err
+    relative = os.path.relpath(image)
+    for out, conf in ((image, None), (relative, None), (link, None), (tmp_path / "p.tif", labels),
+                      (model, None), (tmp_path / "p.tif", tmp_path / "p.tif")):
+        args = ["predict", "--model", model, "--image", image, "--labels", labels, "--out", out,
+                "--device", "cpu", "--progress", "none"] + (["--confidence", conf] if conf else [])
+        rc, _, err = run_cli(capsys, args)
+        line = assert_one_sentence(rc, err, conf or out)
+        assert "overwritten" in line or "twice" in line, line
+    rc, _, err = run_cli(capsys, ["train", "--image", image, "--labels", labels, "--out", labels,
+                                  "--progress", "none", *TINY_TRAIN])
+    assert_one_sentence(rc, err, labels)
+    scene["out"].mkdir()
+    inside = shutil.copy(image, scene["out"] / "prediction.tif")  # run would write its map there
+    rc, err = run_fails(capsys, scene, image=inside)
+    assert_one_sentence(rc, err, inside)
+    assert Path(inside).read_bytes() == before[0] and leftovers(scene["out"]) == ["prediction.tif"]
+    assert (image.read_bytes(), labels.read_bytes()) == before
+    assert not (tmp_path / "p.tif").exists() and model.exists()

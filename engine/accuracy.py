@@ -40,7 +40,15 @@ from engine.metrics import confusion, scores
 from engine.progress import Reporter
 from engine.raster import grid_window, row_blocks
 from engine.runtime import NEVER_CANCELLED, CancelToken
-from engine.vector import geometry_in, missing_bindings, open_layer, osgeo_modules, raster_srs, require_gpkg
+from engine.vector import (
+    geometry_in,
+    missing_bindings,
+    open_layer,
+    osgeo_modules,
+    raster_srs,
+    require_gpkg,
+    split_source,
+)
 
 PER_CLASS = 50  # points per map class: Olofsson et al. suggest 50-100 for the rare classes
 Z95 = 1.96  # half width of a 95 % interval in standard errors (the convention the literature reports in)
@@ -373,9 +381,10 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
     """The reference units in ``path`` on the grid of the open map ``ds``: a vector file's features (a
     point is one unit, the pixel under it; a line or polygon gives every pixel it covers) or a class
     raster's labeled pixels."""
-    if not os.path.exists(path):
-        raise InputError(f"Reference {path} does not exist; check the path.", "reference_not_found")
-    if os.path.splitext(path)[1].lower() not in VECTOR_SUFFIXES:
+    file = split_source(path)[0]  # FILE|layername=NAME: a layer of a multi-layer vector file
+    if not os.path.exists(file):
+        raise InputError(f"Reference {file} does not exist; check the path.", "reference_not_found")
+    if os.path.splitext(file)[1].lower() not in VECTOR_SUFFIXES:
         from engine.labels import load_labels  # noqa: PLC0415
 
         labels = load_labels(path, ds, min_classes=1)

@@ -23,7 +23,7 @@ from scipy import ndimage
 from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
 from engine.errors import InputError
 from engine.raster import grid_window, row_blocks
-from engine.vector import geometry_in, open_layer, osgeo_modules, raster_srs
+from engine.vector import geometry_in, open_layer, osgeo_modules, raster_srs, split_source
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab"}
 
@@ -201,13 +201,17 @@ class LabelMap:
         return self.patches.window(0, 0, *self.shape)
 
 
-def load_labels(path: str, image, label_field: str | None = None, min_classes: int = 2) -> LabelMap:
+def load_labels(path: str, image, label_field: str | None = None, min_classes: int = 2,
+                class_names: list[str] | None = None) -> LabelMap:
     """Labels from ``path`` (raster or vector) on the grid of the open ``image`` dataset, validated: some
-    pixel labeled, at least ``min_classes`` classes (training needs two, holding labels in a map one)."""
-    if not os.path.exists(path):
-        raise InputError(f"Labels {path} do not exist; check the path.", "labels_not_found")
-    if os.path.splitext(path)[1].lower() in VECTOR_SUFFIXES:
-        labels = _from_vector(path, image, label_field or "class")
+    pixel labeled, at least ``min_classes`` classes (training needs two, holding labels in a map one).
+    ``class_names``: a model's classes, which number a vector file's class names (labels for a saved
+    model, which may hold only some of its classes); without them the names are numbered in sorted order."""
+    file = split_source(path)[0]  # FILE|layername=NAME: a layer of a multi-layer vector file
+    if not os.path.exists(file):
+        raise InputError(f"Labels {file} do not exist; check the path.", "labels_not_found")
+    if os.path.splitext(file)[1].lower() in VECTOR_SUFFIXES:
+        labels = _from_vector(path, image, label_field or "class", class_names)
     else:
         labels = _from_raster(path, image)
     _validate(labels, path, min_classes)
@@ -371,7 +375,21 @@ def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
     return LabelCrop.from_array(arr, r0, c0)
 
 
-def _from_vector(path: str, image, field: str) -> LabelMap:
+def _class_number(value) -> int | None:
+    """A class field's value as a class number, when it is one: an integer, a whole number stored as a
+    real (Shapefile and GeoPackage Real fields give 2.0) or a string of digits; None for a name."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _from_vector(path: str, image, field: str, class_names: list[str] | None = None) -> LabelMap:
     osgeo_modules(f"Vector labels {path} need GDAL's Python bindings (osgeo); install them or rasterize the "
                   "labels to a GeoTIFF first.", "labels_vector_support")
     fix = "pass the class field with --label-field."
@@ -392,13 +410,22 @@ def _from_vector(path: str, image, field: str) -> LabelMap:
         raise InputError(f"Labels {path} have no features with a value in field '{field}'; draw some "
                          "labels first.", "labels_empty")
     values = [v for v, *_ in feats]
-    if all(isinstance(v, int) or (isinstance(v, str) and v.strip().isdigit()) for v in values):
-        ids = [int(v) for v in values]
+    numbers = [_class_number(v) for v in values]
+    if all(n is not None for n in numbers):
+        ids = numbers
         if min(ids) < 1 or max(ids) > 255:
             raise InputError(f"Labels {path} field '{field}' holds class numbers outside 1..255; number "
                              "classes from 1.", "labels_values")
         k = max(ids)
         table = ClassTable.numbered(k)
+    elif class_names is not None:  # numbered as the model's classes
+        unknown = sorted({str(v).strip() for v in values} - set(class_names))
+        if unknown:
+            raise InputError(f"Labels {path} hold the class '{unknown[0]}', which the model does not know "
+                             f"(its classes: {', '.join(class_names)}); name the classes as in training.",
+                             "labels_unknown_class")
+        ids = [class_names.index(str(v).strip()) + 1 for v in values]
+        table = ClassTable(list(class_names), [default_colour(i) for i in range(1, len(class_names) + 1)])
     else:
         names = sorted({str(v).strip() for v in values})
         index = {n: i + 1 for i, n in enumerate(names)}

@@ -159,7 +159,7 @@ def prediction_anchors(labels: str, image: str, model: SavedModel,
     """``labels`` (raster or vector, the model's class numbers) on ``image``'s grid, to hold at their class
     when predicting it; refused when they name a class the model does not have."""
     with open_image(image) as ds:
-        lab = load_labels(labels, ds, label_field, min_classes=1)
+        lab = load_labels(labels, ds, label_field, min_classes=1, class_names=model.classes.names)
     k = model.classes.num_classes
     if lab.max_class > k:
         raise InputError(f"Labels {labels} hold class {lab.max_class} but the model knows classes "

@@ -1,6 +1,7 @@
 """Vector files through GDAL's Python bindings (``osgeo``): the bindings, or one sentence saying they are
-missing; a file's first layer and its fields, or one sentence saying why not; geometries brought onto a
-raster's CRS. Vector labels, polygons and accuracy references all go through here."""
+missing; a file's layer (``FILE|layername=NAME`` picks one) and its fields, or one sentence saying why
+not; geometries brought onto a raster's CRS. Vector labels, polygons and accuracy references all go
+through here."""
 
 from __future__ import annotations
 
@@ -34,25 +35,59 @@ def require_gpkg(out: str, what: str) -> None:
         raise InputError(f"{what} written as a GeoPackage; give {out} the extension .gpkg.", "bad_output")
 
 
-def open_layer(path: str, role: str, field: str, field_fix: str, code: str):
-    """The first layer of the vector file ``path`` and its field names: ``(dataset, layer, fields)``.
+def split_source(source: str) -> tuple[str, str | None]:
+    """``(file, layer name or None)`` of a vector source written as QGIS writes one, ``FILE|layername=NAME``
+    (the layer of a multi-layer GeoPackage); a plain path has no layer name."""
+    file, _, options = source.partition("|")
+    for option in options.split("|") if options else []:
+        key, _, value = option.partition("=")
+        if key.strip().lower() == "layername" and value:
+            return file, value
+    return file, None
 
-    ``role`` names the file in the sentences ("Labels", "Reference"); a file GDAL cannot read, or one
-    without ``field``, is refused (codes ``<code>_unreadable``, ``<code>_field``; ``field_fix`` ends the
-    second sentence). Keep the dataset while the layer is used."""
+
+def _field_names(layer) -> list[str]:
+    defn = layer.GetLayerDefn()
+    return [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+
+
+def open_layer(path: str, role: str, field: str, field_fix: str, code: str):
+    """The layer of the vector source ``path`` that holds ``field``, and its field names: ``(dataset,
+    layer, fields)``. ``FILE|layername=NAME`` names the layer; otherwise a file's only layer, or in a
+    file of several layers (a GeoPackage) the one layer that has ``field``.
+
+    ``role`` names the file in the sentences ("Labels", "Reference"); a file GDAL cannot read, one without
+    ``field``, or one where the layer is ambiguous, is refused (codes ``<code>_unreadable``,
+    ``<code>_field``, ``<code>_layer``; ``field_fix`` ends the field sentence). Keep the dataset while the
+    layer is used."""
     from osgeo import gdal  # noqa: PLC0415
 
+    file, name = split_source(path)
     try:
-        src = gdal.OpenEx(path, gdal.OF_VECTOR)
+        src = gdal.OpenEx(file, gdal.OF_VECTOR)
     except RuntimeError:
         src = None
     plural = role.endswith("s")
     if src is None or src.GetLayerCount() == 0:
         raise InputError(f"{role} {path} {'are' if plural else 'is'} not a vector file GDAL can read; give a "
                          "GeoPackage, Shapefile or GeoJSON.", f"{code}_unreadable")
-    layer = src.GetLayer(0)
-    defn = layer.GetLayerDefn()
-    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    layers = [src.GetLayer(i) for i in range(src.GetLayerCount())]
+    names = [lyr.GetName() for lyr in layers]
+    if name is not None:
+        if name not in names:
+            raise InputError(f"{role} {file} {'have' if plural else 'has'} no layer '{name}' (layers: "
+                             f"{', '.join(names)}); name one of them after |layername=.", f"{code}_layer")
+        layer = layers[names.index(name)]
+    elif len(layers) == 1:
+        layer = layers[0]
+    else:
+        having = [lyr for lyr in layers if field in _field_names(lyr)]
+        if len(having) > 1:
+            raise InputError(f"{role} {path} {'hold' if plural else 'holds'} several layers with a field "
+                             f"'{field}' ({', '.join(lyr.GetName() for lyr in having)}); name one as "
+                             f"{file}|layername=NAME.", f"{code}_layer")
+        layer = having[0] if having else layers[0]
+    fields = _field_names(layer)
     if field not in fields:
         verb = "have" if plural else "has"
         raise InputError(f"{role} {path} {verb} no field '{field}' (fields: {', '.join(fields) or 'none'}); "

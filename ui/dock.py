@@ -53,7 +53,7 @@ from .label_raster import (
     remove_class,
     write_classes,
 )
-from .layer_files import is_label_raster, layer_file, output_base, same_file
+from .layer_files import engine_source, is_label_raster, layer_file, output_base, same_file
 from .layer_panel import LayerPanel
 from .map_facts import accuracy_summary, map_fact
 from .map_record import REPORT_PROPERTY, keep_record, last_report, map_records, samples_of
@@ -308,7 +308,7 @@ class SemiSegDock(QgsDockWidget):
             settings.remember_choice(name, getattr(options, name))
         base = output_base(labels_file)
         folder = new_run_folder(base, Path(image_file).stem)
-        job = TrainJob(image=image_file, labels=labels_file, out_dir=str(folder),
+        job = TrainJob(image=image_file, labels=engine_source(labels), out_dir=str(folder),
                        label_field=self.layers.label_field(), method=options.method, preset=options.preset,
                        device=options.device, steps=options.steps, tile_size=options.tile_size,
                        val_fraction=options.val_fraction, seed=options.seed, smooth=options.smooth,

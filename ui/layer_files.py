@@ -15,6 +15,16 @@ def layer_file(layer: QgsMapLayer | None) -> str | None:
     return path if path and Path(path).is_file() else None
 
 
+def engine_source(layer: QgsMapLayer | None) -> str | None:
+    """What the engine reads for ``layer``: its file, and for one layer of a multi-layer vector file (a
+    GeoPackage's) ``FILE|layername=NAME``, as QGIS writes the source; None as for layer_file."""
+    path = layer_file(layer)
+    if path is None or not isinstance(layer, QgsVectorLayer):
+        return path
+    name = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("layerName")
+    return f"{path}|layername={name}" if name else path
+
+
 def is_label_raster(layer: QgsMapLayer | None) -> bool:
     """A single-band byte raster in a file: something the brush can paint into."""
     return (isinstance(layer, QgsRasterLayer) and layer_file(layer) is not None

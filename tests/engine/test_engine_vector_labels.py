@@ -190,3 +190,80 @@ def test_vector_integer_class_field(scene, tmp_path):
     assert lab.classes.names == ["class 1", "class 2", "class 3"]
     assert set(np.unique(lab.full())) == {0, 1, 3}
     assert np.all(truth[lab.full() == 1] == 1) and np.all(truth[lab.full() == 3] == 3)
+
+
+def _add_layer(path: Path, name: str, field: str, field_type, features) -> None:
+    """Append a layer ``name`` with one ``field`` to the GeoPackage ``path`` (made when missing)."""
+    drv = ogr.GetDriverByName("GPKG")
+    ds = drv.Open(str(path), 1) if path.exists() else drv.CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    layer = ds.CreateLayer(name, srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn(field, field_type))
+    for wkt, value in features:
+        f = ogr.Feature(layer.GetLayerDefn())
+        f.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        f.SetField(field, value)
+        layer.CreateFeature(f)
+    ds = layer = None  # noqa: F841  (flush and close)
+
+
+def test_multi_layer_geopackage_picks_the_labels_layer(scene, tmp_path, capsys):
+    """A GeoPackage of several layers: the one with the class field, or the one named as QGIS names it
+    (``FILE|layername=NAME``); two candidates or an unknown name are refused with one sentence."""
+    truth = scene["truth_array"]
+    boxes = {k: box_wkt(*interior_box(truth, k)) for k in NAMES}
+    gpkg = tmp_path / "project.gpkg"
+    _add_layer(gpkg, "aoi", "name", ogr.OFTString, [(box_wkt(0, 0, 90, 90), "study area")])
+    _add_layer(gpkg, "labels", "class", ogr.OFTString, [(boxes[k], NAMES[k]) for k in NAMES])
+    with rasterio.open(scene["image"]) as img:
+        picked = load_labels(str(gpkg), img)  # the one layer with a field 'class'
+        named = load_labels(f"{gpkg}|layername=labels", img)
+        assert picked.classes.names == named.classes.names == ["forest", "urban", "water"]
+        assert np.array_equal(picked.full(), named.full()) and picked.full().any()
+    _add_layer(gpkg, "old_labels", "class", ogr.OFTString, [(boxes[1], "water")])
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", gpkg, "--out-dir", out,
+                                  "--progress", "none", *TINY_TRAIN])
+    assert rc != 0 and "Traceback" not in err
+    assert "labels, old_labels" in err and "|layername=" in err and leftovers(out) == []
+    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", f"{gpkg}|layername=nope",
+                                  "--out-dir", out, "--progress", "none", *TINY_TRAIN])
+    assert rc != 0 and "no layer 'nope'" in err and "aoi, labels, old_labels" in err
+    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", f"{gpkg}|layername=labels",
+                                  "--out-dir", out, "--progress", "none", *TINY_TRAIN])
+    assert rc == 0, err
+
+
+def test_real_class_field_keeps_the_numbers(scene, tmp_path):
+    """Whole numbers in a Real field (2.0) are class numbers, not names sorted as text."""
+    truth = scene["truth_array"]
+    path = tmp_path / "real.gpkg"
+    _add_layer(path, "labels", "class", ogr.OFTReal,
+               [(box_wkt(*interior_box(truth, 1)), 1.0), (box_wkt(*interior_box(truth, 2)), 2.0),
+                (box_wkt(*interior_box(truth, 3)), 10.0)])
+    with rasterio.open(scene["image"]) as img:
+        lab = load_labels(str(path), img)
+    assert lab.num_classes == 10
+    full = lab.full()
+    for k, number in ((1, 1), (2, 2), (3, 10)):
+        assert np.all(full[truth == k][full[truth == k] > 0] == number)
+    assert set(np.unique(full)) == {0, 1, 2, 10}
+
+
+def test_labels_for_a_model_are_numbered_as_its_classes(scene, tmp_path):
+    """Labels for a saved model (predict --labels) name some of its classes: each keeps the model's number,
+    whatever the others; a name the model does not know is refused."""
+    truth = scene["truth_array"]
+    some = write_gpkg(tmp_path / "some.gpkg", [(box_wkt(*interior_box(truth, k)), NAMES[k], None)
+                                               for k in (1, 3)])  # water and urban only
+    model_names = ["forest", "urban", "water"]
+    with rasterio.open(scene["image"]) as img:
+        lab = load_labels(str(some), img, "landcover", min_classes=1, class_names=model_names)
+        alone = load_labels(str(some), img, "landcover", min_classes=1)
+        full = lab.full()
+        assert np.all(full[truth == 1][full[truth == 1] > 0] == 3)  # water is the model's class 3
+        assert np.all(full[truth == 3][full[truth == 3] > 0] == 2)  # urban its class 2
+        assert alone.classes.names == ["urban", "water"]  # numbered on their own, urban would be 1
+        with pytest.raises(Exception, match="does not know"):
+            load_labels(str(some), img, "landcover", min_classes=1, class_names=["forest", "urban"])

@@ -635,6 +635,45 @@ def test_vector_labels_need_a_class_field_and_cannot_be_painted(dock, clean_proj
     assert dock.canvas.mapTool() is not dock.tool
 
 
+def test_a_layer_of_a_multi_layer_geopackage_reaches_the_engine_by_name(qgis_iface, image_layer, fake_python,
+                                                                        tmp_path):
+    """Vector labels that are one layer of a GeoPackage holding several: the engine is told which layer
+    (``FILE|layername=NAME``, as QGIS writes the source), not left to read the file's first one."""
+    from osgeo import ogr, osr
+
+    path = tmp_path / "project.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(image_layer.crs().toWkt())
+    e = image_layer.extent()
+    for name, field in (("aoi", "name"), ("scribbles", "class")):
+        layer = ds.CreateLayer(name, srs, ogr.wkbPolygon)
+        layer.CreateField(ogr.FieldDefn(field, ogr.OFTString))
+        f = ogr.Feature(layer.GetLayerDefn())
+        f.SetGeometry(ogr.CreateGeometryFromWkt(
+            f"POLYGON(({e.xMinimum()} {e.yMinimum()}, {e.xMaximum()} {e.yMinimum()}, "
+            f"{e.xMaximum()} {e.yMaximum()}, {e.xMinimum()} {e.yMinimum()}))"))
+        f.SetField(field, "forest")
+        layer.CreateFeature(f)
+    ds = layer = f = None
+    vector = QgsVectorLayer(f"{path}|layername=scribbles", "scribbles", "ogr")
+    assert vector.isValid()
+    QgsProject.instance().addMapLayer(vector)
+    engine_process.forget_torch_checks()
+    dock = make_dock(qgis_iface, fake_python("slow"))
+    try:
+        dock.layers.set_image_layer(image_layer)
+        dock.layers.set_label_layer(vector)
+        task = dock.start_training()
+        assert task is not None
+        args = task.job.engine_args()
+        assert args[args.index("--labels") + 1] == f"{path}|layername=scribbles"
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
 def test_closing_the_dock_while_training_stops_the_engine(qgis_iface, image_layer, fake_python, tmp_path):
     engine_process.forget_torch_checks()
     dock = make_dock(qgis_iface, fake_python("slow"))

@@ -15,7 +15,7 @@ from rasterio.windows import Window
 from engine import __version__, modelfile
 from engine.config import ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips, keep_validation, split_labels
-from engine.errors import InputError
+from engine.errors import Cancelled, InputError
 from engine.fit_check import fit_warnings, grid_facts
 from engine.io_out import check_writable, ensure_folder, write_json
 from engine.labels import LabelPatches, load_labels
@@ -289,9 +289,13 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     modelfile.save(model, paths["model"])
     reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
     t_pred = time.monotonic()
-    how = predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter,
-                       cancel=cancel, tta=tta, smooth=smooth, anchors=anchors if anchor else None,
-                       area=window)
+    try:
+        how = predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter,
+                           cancel=cancel, tta=tta, smooth=smooth, anchors=anchors if anchor else None,
+                           area=window)
+    except Cancelled as e:  # the trained model is complete and kept: say so, not "no output"
+        raise Cancelled(f"Cancelled while predicting; the trained model is kept in {paths['model']} "
+                        "(python -m engine predict makes its map), and no map was written.") from e
     metrics = dict(model.metrics)
     metrics["predict_views"], metrics["predict_smoothing"] = how["views"], how["smoothing"]
     metrics["predict_anchored_pixels"] = how["anchors"]

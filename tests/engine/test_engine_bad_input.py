@@ -321,3 +321,28 @@ def test_an_output_that_is_an_input_is_refused(capsys, scene, tmp_path):
     assert Path(inside).read_bytes() == before[0] and leftovers(scene["out"]) == ["prediction.tif"]
     assert (image.read_bytes(), labels.read_bytes()) == before
     assert not (tmp_path / "p.tif").exists() and model.exists()
+
+
+def test_cancel_while_predicting_keeps_the_model_and_says_so(scene):
+    """SIGTERM once ``run`` is predicting: the trained model is complete and stays, no map is left, and
+    the message says exactly that (not "no output was written")."""
+    from engine.config import make_config
+    from engine.errors import Cancelled
+    from engine.pipeline import run
+    from engine.progress import Reporter
+    from engine.runtime import CancelToken
+
+    cancel = CancelToken()
+
+    class CancelAtPredict(Reporter):
+        def stage(self, name, total_steps=None, **fields):
+            if name == "predict":
+                cancel.cancelled = True  # what the signal handler does
+            super().stage(name, total_steps, **fields)
+
+    cfg = make_config("fast", seed=0, steps=3, tile_size=32, batch_size=2)
+    with pytest.raises(Cancelled) as e:
+        run(str(scene["image"]), str(scene["labels"]), str(scene["out"]), cfg, torch.device("cpu"),
+            CancelAtPredict("none"), cancel=cancel)
+    assert "model is kept in" in e.value.message and "no map was written" in e.value.message
+    assert leftovers(scene["out"]) == ["model.semiseg"]

@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
 from engine.errors import InputError
-from engine.raster import grid_window, row_blocks
+from engine.raster import grid_window, map_bounds, map_crs, map_transform, map_window_transform, row_blocks
 from engine.vector import geometry_in, open_layer, osgeo_modules, raster_srs, split_source
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab"}
@@ -320,16 +320,18 @@ def _from_raster(path: str, image) -> LabelMap:
         if src.count != 1:
             raise InputError(f"Labels {path} have {src.count} bands; a label raster has one band "
                              "(0 = unlabeled, 1..K = classes).", "labels_bands")
-        same_grid = (src.shape == (image.height, image.width) and src.transform == image.transform
-                     and src.crs == image.crs)
+        # grids as QGIS places them (engine.raster.map_transform: a raster without a geotransform too)
+        src_crs, image_crs = map_crs(src), map_crs(image)
+        same_grid = (src.shape == (image.height, image.width) and map_transform(src) == map_transform(image)
+                     and src_crs == image_crs)
         if not same_grid:
-            if (src.crs is None) != (image.crs is None):
+            if (src_crs is None) != (image_crs is None):
                 raise InputError(f"Labels {path} and the image do not both have a CRS, so they cannot be "
                                  "aligned; give the labels the image's CRS.", "labels_crs")
-            lb = src.bounds
-            if src.crs is not None and image.crs is not None and src.crs != image.crs:
-                lb = transform_bounds(src.crs, image.crs, *lb, densify_pts=21)
-            if not _bounds_overlap(lb, image.bounds):
+            lb = map_bounds(src)
+            if src_crs is not None and image_crs is not None and src_crs != image_crs:
+                lb = transform_bounds(src_crs, image_crs, *lb, densify_pts=21)
+            if not _bounds_overlap(lb, map_bounds(image)):
                 raise InputError(f"Labels {path} lie outside the image; paint or pick labels that "
                                  "overlap it.", "labels_outside_image")
         own = _read_patches(src, path)
@@ -358,19 +360,19 @@ def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
     """A crop of labels on another grid or CRS onto the image grid, nearest neighbour, into the image
     window it covers only; None when nothing of it lands on the image."""
     h, w = own.array.shape
-    src_transform = src.window_transform(Window(own.col, own.row, w, h))
-    left, top = src_transform * (0, 0)
-    right, bottom = src_transform * (w, h)
-    b = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
-    if src.crs is not None and image.crs is not None and src.crs != image.crs:
-        b = transform_bounds(src.crs, image.crs, *b, densify_pts=21)
+    src_transform = map_window_transform(src, own.row, own.col)
+    src_crs, image_crs = map_crs(src), map_crs(image)
+    xs, ys = zip(*(src_transform * (c, r) for c in (0, w) for r in (0, h)), strict=True)
+    b = (min(xs), min(ys), max(xs), max(ys))
+    if src_crs is not None and image_crs is not None and src_crs != image_crs:
+        b = transform_bounds(src_crs, image_crs, *b, densify_pts=21)
     win = grid_window(b, image)
     if win is None:
         return None
     r0, c0, wh, ww = win
     arr = np.zeros((wh, ww), np.uint8)
-    reproject(own.array, arr, src_transform=src_transform, src_crs=src.crs or image.crs,
-              dst_transform=image.window_transform(Window(c0, r0, ww, wh)), dst_crs=image.crs or src.crs,
+    reproject(own.array, arr, src_transform=src_transform, src_crs=src_crs or image_crs,
+              dst_transform=map_window_transform(image, r0, c0), dst_crs=image_crs or src_crs,
               src_nodata=0, dst_nodata=0, resampling=Resampling.nearest)
     return LabelCrop.from_array(arr, r0, c0)
 
@@ -395,7 +397,7 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
     fix = "pass the class field with --label-field."
     src, layer, fields = open_layer(path, "Labels", field, fix, "labels")
     colour_field = next((f for f in fields if f.lower() in ("colour", "color")), None)
-    target = raster_srs(image.crs)
+    target = raster_srs(map_crs(image))
     feats = []  # (value, geojson geometry, dimension, colour)
     envelopes = []
     for f in layer:
@@ -456,7 +458,7 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
             continue
         top, left = r0 * CELL, c0 * CELL
         h, w = min(image.height, r1 * CELL) - top, min(image.width, c1 * CELL) - left
-        arr = rasterize(shapes, out_shape=(h, w), transform=image.window_transform(Window(left, top, w, h)),
+        arr = rasterize(shapes, out_shape=(h, w), transform=map_window_transform(image, top, left),
                         fill=0, all_touched=True, dtype="uint8")
         crop = LabelCrop.from_array(arr, top, left)
         if crop is not None:

@@ -28,7 +28,15 @@ from engine.io_out import check_writable, partial_path
 from engine.labels import LabelPatches
 from engine.modelfile import SavedModel
 from engine.progress import Reporter
-from engine.raster import band_count, gdal_cache, open_image, read_normalised
+from engine.raster import (
+    band_count,
+    gdal_cache,
+    map_crs,
+    map_window_transform,
+    open_image,
+    output_grid,
+    read_normalised,
+)
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.smooth import EdgeAwareSmoothing, sample_windows
 from engine.spots import SpotFinder
@@ -235,16 +243,20 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         batch = batch or (16 if device.type == "cuda" else 2)
         cores = [(r, c, h, w) for r, c, h, w in core_windows(ds.height, ds.width, core)
                  if r < ar + ah and ar < r + h and c < ac + aw and ac < c + w]
-        transform = ds.window_transform(rasterio.windows.Window(ac, ar, aw, ah))
-        profile = {"driver": "GTiff", "width": aw, "height": ah, "count": 1,
-                   "crs": ds.crs, "transform": transform, "tiled": True, "blockxsize": 256,
-                   "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+        transform = map_window_transform(ds, ar, ac)  # where QGIS draws the area (engine.raster)
+        grid = output_grid(ds, ar, ac)
+        gcps = grid.pop("gcps", None)
+        profile = {"driver": "GTiff", "width": aw, "height": ah, "count": 1, **grid, "tiled": True,
+                   "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         parts = {p: partial_path(p) for p in outputs}
         try:
             with rasterio.Env(**gdal_cache()):
                 dst = rasterio.open(parts[out_path], "w", dtype="uint8", nodata=0, **profile)
                 cdst = (rasterio.open(parts[confidence_path], "w", dtype="float32", nodata=-1.0,
                                       predictor=3, **profile) if confidence_path else None)
+                for out in (dst, cdst) if gcps else ():
+                    if out is not None:
+                        out.gcps = gcps
                 try:
                     size = f"{ds.width}×{ds.height} px" if area is None else \
                         f"{aw}×{ah} px of the {ds.width}×{ds.height} px image"
@@ -256,7 +268,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                     windows = run_windows(nets, read, cores, halo, stride, device, batch, cancel, views,
                                           smoothing, anchors)
                     held = 0  # labeled pixels the smoothing held: those on valid pixels
-                    tally = ClassTally(model.classes.num_classes, transform, ds.crs)
+                    tally = ClassTally(model.classes.num_classes, transform, map_crs(ds))
                     finder = SpotFinder(ah, aw, transform)
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(windows, start=1):
                         # the part of the core block inside the area, in block and in output pixels

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+from affine import Affine
+from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioIOError
+from rasterio.transform import from_gcps
 from rasterio.windows import Window
 
 from engine.errors import InputError
@@ -105,6 +108,55 @@ def band_summary(ds) -> str:
     return f"{n} band(s)" + (" + alpha (used as the mask)" if n < ds.count else "")
 
 
+# How QGIS places a raster that has no geotransform: x = column, y = -row (pixel size 1 × -1 from 0, 0).
+QGIS_PIXEL_GRID = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+
+
+def has_geotransform(ds) -> bool:
+    """Whether ``ds`` carries a geotransform (rasterio reports the identity for one without)."""
+    return not ds.transform.is_identity
+
+
+def map_transform(ds) -> Affine:
+    """The affine that puts ``ds``'s pixels where QGIS draws them: its geotransform; for a raster placed
+    by ground control points only, the affine fitted to them; for a raster with neither, QGIS's pixel
+    grid (QGIS_PIXEL_GRID). Areas, spots and vector labels on such a raster then line up in QGIS."""
+    if has_geotransform(ds):
+        return ds.transform
+    gcps, _ = ds.gcps
+    return from_gcps(gcps) if len(gcps) >= 3 else QGIS_PIXEL_GRID
+
+
+def map_crs(ds):
+    """The CRS of ``ds``'s map coordinates: its own, else its ground control points' (None: neither)."""
+    return ds.crs or (ds.gcps[1] if len(ds.gcps[0]) >= 3 else None)
+
+
+def output_grid(ds, row: int, col: int) -> dict:
+    """Profile entries that put a map of ``ds``'s window from (row, col) on ``ds``'s grid, as QGIS draws
+    ``ds``: its CRS and window geotransform; a GCP-only raster's control points, moved to the window
+    (QGIS then warps the map exactly as the image); no CRS and QGIS's pixel grid for a raster with
+    neither. ``gcps`` is not a rasterio profile key: set it with ``dataset.gcps = ...`` after opening."""
+    gcps, gcp_crs = ds.gcps
+    if not has_geotransform(ds) and len(gcps) >= 3:
+        moved = [GroundControlPoint(row=g.row - row, col=g.col - col, x=g.x, y=g.y, z=g.z, id=g.id,
+                                    info=g.info) for g in gcps]
+        return {"crs": None, "gcps": (moved, gcp_crs)}
+    return {"crs": ds.crs, "transform": map_window_transform(ds, row, col)}
+
+
+def map_bounds(ds) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of ``ds`` on the map (map_transform), whatever the grid's orientation."""
+    t = map_transform(ds)
+    xs, ys = zip(*(t * (c, r) for c in (0, ds.width) for r in (0, ds.height)), strict=True)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def map_window_transform(ds, row: int, col: int) -> Affine:
+    """map_transform of the window whose top-left pixel is (row, col)."""
+    return map_transform(ds) * Affine.translation(col, row)
+
+
 # a bound within this many pixels of a pixel edge is taken to lie on it (coordinates written as decimals)
 EDGE_TOLERANCE = 1e-6
 
@@ -115,7 +167,7 @@ def grid_window(bounds, image, pad: int = 1) -> tuple[int, int, int, int] | None
     any grid orientation (north-up, south-up, mirrored, rotated): the window spans the pixel positions of
     the bounds' four corners."""
     left, bottom, right, top = bounds
-    inverse = ~image.transform
+    inverse = ~map_transform(image)
     cols, rows = zip(*(inverse * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
     r0 = max(0, math.floor(min(rows) + EDGE_TOLERANCE) - pad)
     c0 = max(0, math.floor(min(cols) + EDGE_TOLERANCE) - pad)
@@ -136,8 +188,8 @@ def area_window(bounds, image, path: str) -> tuple[int, int, int, int]:
                          "with XMIN < XMAX and YMIN < YMAX, in the image's coordinates.", "bad_area")
     win = grid_window((xmin, ymin, xmax, ymax), image, pad=0)
     if win is None:
-        left, bottom, right, top = image.bounds
-        crs = image.crs.to_string() if image.crs else "pixel coordinates"
+        left, bottom, right, top = map_bounds(image)
+        crs = map_crs(image).to_string() if map_crs(image) else "pixel coordinates"
         raise InputError(f"Area {xmin:g} {ymin:g} {xmax:g} {ymax:g} does not overlap image {path} (which "
                          f"spans {min(left, right):g} {min(bottom, top):g} {max(left, right):g} "
                          f"{max(bottom, top):g} in {crs}); give the area in the image's coordinates.",

@@ -70,6 +70,16 @@ def _open(path: str | Path, update: bool = False) -> gdal.Dataset:
     return dataset
 
 
+# How QGIS draws a raster without a geotransform: x = column, y = -row (the engine uses the same grid).
+QGIS_PIXEL_GRID = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+
+
+def _map_geotransform(dataset: gdal.Dataset) -> tuple[float, ...]:
+    """``dataset``'s geotransform, or QGIS_PIXEL_GRID where it has none (GDAL would report the identity,
+    which QGIS does not draw it on)."""
+    return dataset.GetGeoTransform(can_return_null=True) or QGIS_PIXEL_GRID
+
+
 def create_label_raster(image: str | Path, out: str | Path, classes: list[LabelClass]) -> None:
     """Write an empty label raster with ``image``'s exact grid (size, transform, CRS) to ``out``."""
     source = _open(image)
@@ -78,7 +88,7 @@ def create_label_raster(image: str | Path, out: str | Path, classes: list[LabelC
                            CREATION_OPTIONS)
     if target is None:
         raise OSError(f"GDAL cannot create {out}")
-    target.SetGeoTransform(source.GetGeoTransform())
+    target.SetGeoTransform(_map_geotransform(source))  # drawn, and so painted, where the image is
     target.SetProjection(source.GetProjection())
     _set_classes(target.GetRasterBand(1), classes)
     target.FlushCache()
@@ -126,7 +136,7 @@ def read_classes(path: str | Path) -> list[LabelClass]:
 def same_grid(image: str | Path, labels: str | Path) -> bool:
     """True when ``labels`` has ``image``'s size and geotransform (paintable without warping)."""
     a, b = _open(image), _open(labels)
-    pairs = zip(a.GetGeoTransform(), b.GetGeoTransform(), strict=True)
+    pairs = zip(_map_geotransform(a), _map_geotransform(b), strict=True)
     return (a.RasterXSize, a.RasterYSize) == (b.RasterXSize, b.RasterYSize) and all(
         abs(x - y) < 1e-9 * max(1.0, abs(x)) for x, y in pairs)
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from engine_helpers import TINY_TRAIN, run_cli
 from osgeo import gdal
@@ -149,3 +150,106 @@ def test_rgba_orthophoto_alpha_is_the_mask_not_a_band(tmp_path, capsys):
         rgb_valid = np.all(ds.read_masks() > 0, axis=0)  # its nodata value 0 marks a few pixels
     with rasterio.open(out / "rgb.tif") as ds:
         assert (ds.read(1)[rgb_valid] > 0).all() and rgb_valid.mean() > 0.9
+
+
+def _plain_copy(src_path: Path, dst_path: Path, gcps=None) -> Path:
+    """``src_path``'s pixels with no CRS and no geotransform (a plain TIFF), or placed by ``gcps`` only."""
+    import warnings
+
+    with rasterio.open(src_path) as src:
+        data, profile = src.read(), src.profile
+    for key in ("crs", "transform"):
+        profile.pop(key, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(dst_path, "w", **profile) as dst:
+            dst.write(data)
+            if gcps is not None:
+                dst.gcps = gcps
+    return dst_path
+
+
+def test_image_without_georeferencing_maps_where_qgis_draws_it(tmp_path, capsys):
+    """No CRS, no geotransform (a plain TIFF): QGIS draws it at x = column, y = -row. The maps are written
+    on that grid, so they line up with the image in QGIS; spots and --area use the same coordinates, and
+    vector labels digitised over the image in QGIS land on their pixels."""
+    from rasterio.transform import Affine
+
+    scene = write_scene(str(tmp_path), 96, 128, bands=3, classes=3, seed=9, dtype="uint8")
+    image = _plain_copy(Path(scene["image"]), tmp_path / "plain.tif")
+    labels = _plain_copy(Path(scene["labels"]), tmp_path / "plain_labels.tif")
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, ["run", "--image", image, "--labels", labels, "--out-dir", out,
+                                  "--progress", "none", *TINY_TRAIN])
+    assert rc == 0, err
+    qgis_grid = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+    for name in ("prediction.tif", "confidence.tif"):
+        with rasterio.open(out / name) as ds:
+            assert ds.crs is None and ds.transform == qgis_grid and (ds.width, ds.height) == (128, 96)
+    metrics = json.loads((out / "metrics.json").read_text())
+    for spot in metrics["spots"]:
+        left, bottom, right, top = spot["bounds"]
+        assert (left, top) == (spot["col"], -spot["row"]) and bottom < top <= 0
+    for name, area in (("whole.tif", []), ("area.tif", ["--area", "32", "-64", "96", "-16"])):
+        rc, _, err = run_cli(capsys, ["predict", "--model", out / "model.semiseg", "--image", image,
+                                      "--out", out / name, *area, "--device", "cpu", "--progress", "none"])
+        assert rc == 0, err
+    with rasterio.open(out / "whole.tif") as ds:
+        whole = ds.read(1)
+    with rasterio.open(out / "area.tif") as ds:
+        assert ds.transform == Affine(1.0, 0.0, 32.0, 0.0, -1.0, -16.0)
+        assert np.array_equal(ds.read(1), whole[16:64, 32:96])
+
+    from osgeo import ogr
+
+    from engine.labels import load_labels
+
+    gpkg = tmp_path / "drawn.gpkg"
+    vec = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
+    layer = vec.CreateLayer("labels", None, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("class", ogr.OFTInteger))
+    f = ogr.Feature(layer.GetLayerDefn())
+    f.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON((10 -20, 30 -20, 30 -30, 10 -30, 10 -20))"))
+    f.SetField("class", 2)
+    layer.CreateFeature(f)
+    vec = layer = f = None
+    with rasterio.open(image) as ds:
+        drawn = load_labels(str(gpkg), ds, min_classes=1).full()
+    rows, cols = np.nonzero(drawn)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (20, 29, 10, 29)
+
+
+def test_image_placed_by_control_points_keeps_them_in_its_maps(tmp_path, capsys):
+    """A raster georeferenced by ground control points only: the maps carry the same points (moved to
+    their window), so QGIS warps them as it warps the image; labels on the points' CRS line up."""
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+
+    scene = write_scene(str(tmp_path), 96, 128, bands=3, classes=3, seed=10, dtype="uint8")
+    with rasterio.open(scene["image"]) as ds:
+        t, crs = ds.transform, ds.crs
+    points = [GroundControlPoint(row=r, col=c, x=(t * (c, r))[0], y=(t * (c, r))[1])
+              for r, c in ((0, 0), (0, 128), (96, 0), (96, 128))]
+    image = _plain_copy(Path(scene["image"]), tmp_path / "gcp.tif", gcps=(points, CRS.from_epsg(32633)))
+    with rasterio.open(image) as ds:
+        assert ds.transform.is_identity and ds.crs is None and len(ds.gcps[0]) == 4
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, ["run", "--image", image, "--labels", scene["labels"], "--out-dir", out,
+                                  "--progress", "none", *TINY_TRAIN])
+    assert rc == 0, err
+    with rasterio.open(out / "prediction.tif") as ds:
+        gcps, gcp_crs = ds.gcps
+        assert ds.transform.is_identity and gcp_crs == crs
+        assert [(g.row, g.col, g.x, g.y) for g in gcps] == [(g.row, g.col, g.x, g.y) for g in points]
+        assert (ds.read(1) > 0).mean() > 0.9
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["class_areas"]["unit"] == "hectare"  # 1 m pixels from the points' affine
+    assert sum(c["hectares"] for c in metrics["class_areas"]["classes"].values()) == pytest.approx(
+        (96 * 128 - metrics["class_areas"]["nodata_pixels"]) / 1e4, rel=1e-3)
+    rc, _, err = run_cli(capsys, ["predict", "--model", out / "model.semiseg", "--image", image,
+                                  "--out", out / "area.tif", "--area", "500032", "4999936", "500096",
+                                  "4999984", "--device", "cpu", "--progress", "none"])
+    assert rc == 0, err
+    with rasterio.open(out / "area.tif") as ds:
+        assert (ds.width, ds.height) == (64, 48)
+        assert {(g.row, g.col) for g in ds.gcps[0]} == {(-16, -32), (-16, 96), (80, -32), (80, 96)}

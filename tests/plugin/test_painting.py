@@ -169,3 +169,36 @@ def test_strokes_outside_the_raster_are_ignored(tool, label_layer, qgis_canvas):
     Mouse(qgis_canvas, tool).stroke([pixel_centre(-20, -20), pixel_centre(-10, -10)])
     assert set(sum(pixels(label_layer.source()), [])) == {0}
     assert not tool.can_undo
+
+
+def test_label_raster_of_a_plain_image_lies_where_qgis_draws_it(tiny_scene, tmp_path, clean_project,
+                                                                shown_canvas):
+    """An image without georeferencing (a plain TIFF): QGIS draws it at x = column, y = -row; the new label
+    raster lies on exactly that extent (not mirrored above it), and a stroke lands on the pixels painted."""
+    image_data = gdal.Open(tiny_scene["image"])
+    plain = tmp_path / "plain.tif"
+    copy = gdal.GetDriverByName("GTiff").Create(str(plain), 96, 96, image_data.RasterCount, gdal.GDT_UInt16)
+    for b in range(1, image_data.RasterCount + 1):
+        copy.GetRasterBand(b).WriteArray(image_data.GetRasterBand(b).ReadAsArray())
+    copy = image_data = None
+    assert gdal.Open(str(plain)).GetGeoTransform(can_return_null=True) is None
+    path = tmp_path / "labels.tif"
+    label_raster.create_label_raster(plain, path, label_raster.default_classes(2))
+    assert label_raster.same_grid(plain, path)
+    image = QgsRasterLayer(str(plain), "plain", "gdal")
+    labels = QgsRasterLayer(str(path), "labels", "gdal")
+    assert image.isValid() and labels.isValid()
+    assert labels.extent() == image.extent() and image.extent().yMaximum() == 0
+    clean_project.addMapLayers([image, labels])
+    shown_canvas.setExtent(labels.extent())
+    tool = paint_tool.LabelPaintTool(shown_canvas)
+    tool.set_layer(labels)
+    shown_canvas.setMapTool(tool)
+    try:
+        tool.value, tool.diameter = 2, 1
+        Mouse(shown_canvas, tool).stroke([QgsPointXY(10.5, -20.5), QgsPointXY(20.5, -20.5)])
+        grid = pixels(path)
+        assert all(grid[20][c] == 2 for c in range(10, 21)) and sum(map(sum, grid)) == 2 * 11
+    finally:
+        shown_canvas.unsetMapTool(tool)
+        tool.remove_from_canvas()

@@ -48,6 +48,9 @@ def check_not_inputs(outputs, inputs) -> None:
 
 
 def ensure_folder(folder: str) -> None:
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"Output folder {folder} is a file; give the name of a folder (new or existing).",
+                          "output_not_writable")
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".semiseg-write-test-"):

@@ -97,14 +97,33 @@ def data_bands(ds) -> tuple[int, ...]:
     return bands or tuple(range(1, ds.count + 1))
 
 
+def palette_lut(ds) -> np.ndarray | None:
+    """The (N, 4) RGBA lookup of a one-band paletted raster (a scanned map, an image saved with a colour
+    table), else None. Its values are colour numbers, not intensities: the network sees their colours
+    (read_block gives three bands), and colours the table makes transparent are nodata, as QGIS shows them."""
+    if ds.count != 1 or ds.colorinterp[0] != ColorInterp.palette or ds.dtypes[0] not in ("uint8", "uint16"):
+        return None
+    try:
+        table = ds.colormap(1)
+    except ValueError:  # no table after all
+        return None
+    lut = np.zeros((256 if ds.dtypes[0] == "uint8" else 65536, 4), np.uint8)  # missing entries: transparent
+    for value, rgba in table.items():
+        if 0 <= value < len(lut):
+            lut[value] = rgba
+    return lut
+
+
 def band_count(ds) -> int:
-    """How many bands of ``ds`` a network sees (data_bands)."""
-    return len(data_bands(ds))
+    """How many bands of ``ds`` a network sees (data_bands; 3 for a paletted raster's colours)."""
+    return 3 if palette_lut(ds) is not None else len(data_bands(ds))
 
 
 def band_summary(ds) -> str:
     """"3 band(s)", with "+ alpha" where an alpha band gives the mask: for progress messages."""
     n = band_count(ds)
+    if palette_lut(ds) is not None:
+        return "3 band(s): the colours of its palette"
     return f"{n} band(s)" + (" + alpha (used as the mask)" if n < ds.count else "")
 
 
@@ -205,15 +224,20 @@ def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndar
     """
     r0, c0 = max(row, 0), max(col, 0)
     r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
-    bands = data_bands(ds)
-    x = np.zeros((len(bands), height, width), np.float32)
+    bands, lut = data_bands(ds), palette_lut(ds)
+    x = np.zeros((3 if lut is not None else len(bands), height, width), np.float32)
     valid = np.zeros((height, width), bool)
     if r1 <= r0 or c1 <= c0:
         return x, valid
     win = Window(c0, r0, c1 - c0, r1 - r0)
-    data = ds.read(list(bands), window=win).astype(np.float32, copy=False)
-    masks = ds.read_masks(list(bands), window=win)
-    ok = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
+    if lut is not None:  # colour numbers through the palette
+        rgba = lut[ds.read(1, window=win)]
+        data = np.moveaxis(rgba[..., :3], -1, 0).astype(np.float32)
+        ok = (ds.read_masks(1, window=win) > 0) & (rgba[..., 3] > 0)
+    else:
+        data = ds.read(list(bands), window=win).astype(np.float32, copy=False)
+        masks = ds.read_masks(list(bands), window=win)
+        ok = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
     data = np.where(ok[None], data, 0.0)
     x[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
     valid[r0 - row:r1 - row, c0 - col:c1 - col] = ok

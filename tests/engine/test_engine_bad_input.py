@@ -128,6 +128,9 @@ def test_output_folder_not_writable(capsys, scene, tmp_path):
     rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", scene["labels"],
                                   "--out-dir", out, "--progress", "none", *TINY_TRAIN])
     assert_one_sentence(rc, err, out)
+    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", scene["labels"],
+                                  "--out-dir", blocker, "--progress", "none", *TINY_TRAIN])
+    assert "is a file" in assert_one_sentence(rc, err, blocker)
     assert blocker.read_text() == "a regular file where a folder is expected\n"
     assert not any(p.suffix in (".semiseg", ".tif", ".json") for p in tmp_path.iterdir())
 

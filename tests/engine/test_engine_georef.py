@@ -253,3 +253,42 @@ def test_image_placed_by_control_points_keeps_them_in_its_maps(tmp_path, capsys)
     with rasterio.open(out / "area.tif") as ds:
         assert (ds.width, ds.height) == (64, 48)
         assert {(g.row, g.col) for g in ds.gcps[0]} == {(-16, -32), (-16, 96), (80, -32), (80, 96)}
+
+
+def test_paletted_image_is_read_as_its_colours(tmp_path, capsys):
+    """A one-band image with a colour table (a scanned map): the network sees the colours of its palette
+    (three bands, so renumbering the palette changes nothing); its nodata colour stays nodata. (A GeoTIFF
+    palette holds no transparency; a transparent entry, as in a PNG or VRT palette, is nodata too.)"""
+    from engine.raster import band_count, read_block
+
+    scene = write_scene(str(tmp_path), 64, 80, bands=3, classes=3, seed=12, dtype="uint8")
+    with rasterio.open(scene["truth"]) as ds:
+        truth, profile = ds.read(1), ds.profile
+    colours = {1: (20, 90, 200, 255), 2: (30, 140, 40, 255), 3: (200, 190, 120, 255), 0: (0, 0, 0, 0)}
+    index = np.where(np.arange(64 * 80).reshape(64, 80) % 7 == 0, 0, truth).astype(np.uint8)
+    paths = {}
+    for name, order in (("a", [0, 1, 2, 3]), ("b", [0, 3, 1, 2])):  # the same colours, other numbers
+        renumber = np.array(order, np.uint8)
+        paths[name] = tmp_path / f"scan_{name}.tif"
+        profile.update(nodata=int(renumber[0]), photometric="palette")
+        with rasterio.open(paths[name], "w", **profile) as ds:
+            ds.write(renumber[index], 1)
+            ds.write_colormap(1, {int(renumber[k]): colours[k] for k in colours})
+    blocks = {}
+    for name, path in paths.items():
+        with rasterio.open(path) as ds:
+            assert band_count(ds) == 3
+            blocks[name] = read_block(ds, 0, 0, 64, 80)
+    x, valid = blocks["a"]
+    assert x.shape == (3, 64, 80) and np.array_equal(valid, index > 0)
+    assert tuple(x[:, 0, 1]) == colours[int(index[0, 1])][:3]
+    assert np.array_equal(blocks["b"][0], x) and np.array_equal(blocks["b"][1], valid)
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, ["run", "--image", paths["a"], "--labels", scene["labels"], "--out-dir", out,
+                                  "--progress", "none", *TINY_TRAIN])
+    assert rc == 0, err
+    rc, info, err = run_cli(capsys, ["info", "--model", out / "model.semiseg"])
+    assert json.loads(info)["bands"] == 3
+    with rasterio.open(out / "prediction.tif") as ds:
+        pred = ds.read(1)
+    assert np.all((pred == 0) == (index == 0))

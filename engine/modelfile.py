@@ -27,6 +27,9 @@ FORMAT = "semiseg-model"
 FORMAT_VERSION = 1
 
 
+NEVER = -1.0e4  # a classifier bias no pixel's logit overcomes (and one that float16 still holds)
+
+
 @dataclass
 class SavedModel:
     config: TrainConfig
@@ -50,16 +53,27 @@ class SavedModel:
         slower on 200 bands, with the same maps (bench/channels_last.py). Export asks for NCHW."""
         if channels_last is None:
             channels_last = device.type == "cpu"
+        unlabeled = self.unlabeled_classes()
         nets = []
         for sd in self.members:
             net = build_model(self.config.model)
             net.load_state_dict(sd)
+            if unlabeled:  # never predicted: nothing taught the network what they look like
+                with torch.no_grad():
+                    net.head.bias[unlabeled] = NEVER
             net = net.to(device).eval()
             if channels_last:
                 net = net.to(memory_format=torch.channels_last)
                 net.channels_last = True
             nets.append(net)
         return nets
+
+    def unlabeled_classes(self) -> list[int]:
+        """0-based indexes of the classes that had no labeled pixel in training (a class table with gaps,
+        e.g. land-cover codes 1, 3, 7): networks() gives them a logit no pixel reaches, so a map never
+        shows a class nobody painted."""
+        counts = self.metrics.get("labeled_pixels") or {}
+        return [i for i, name in enumerate(self.classes.names) if counts.get(name, 1) == 0]
 
     def info(self) -> dict:
         return {"method": self.config.method, "preset": self.config.preset, "bands": self.bands,

@@ -75,8 +75,8 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
         counts = lab.counts()
         for i, n in enumerate(counts):
             if n == 0:
-                reporter.warning(f"class '{lab.classes.names[i]}' has no labeled pixel; the model will "
-                                 "rarely predict it", "class_without_labels")
+                reporter.warning(f"class '{lab.classes.names[i]}' has no labeled pixel, so the map will "
+                                 "not show it; paint some to map it", "class_without_labels")
         if warm is not None:  # validate on what the model to continue from held out: it never saw them
             train_lab, val_lab = keep_validation(lab.patches, warm.validation)
             if train_lab is None:

@@ -267,3 +267,21 @@ def test_labels_for_a_model_are_numbered_as_its_classes(scene, tmp_path):
         assert alone.classes.names == ["urban", "water"]  # numbered on their own, urban would be 1
         with pytest.raises(Exception, match="does not know"):
             load_labels(str(some), img, "landcover", min_classes=1, class_names=["forest", "urban"])
+
+
+def test_a_class_nobody_painted_is_never_mapped(scene, tmp_path, capsys):
+    """Class numbers with gaps (codes 1, 3 and 7 of a land-cover scheme): classes 2 and 4-6 exist, with a
+    warning each, but no pixel of the map takes them, however short the training."""
+    truth = scene["truth_array"]
+    path = tmp_path / "codes.gpkg"
+    boxes = [(box_wkt(*interior_box(truth, k)), code) for k, code in ((1, 1), (2, 3), (3, 7))]
+    _add_layer(path, "labels", "class", ogr.OFTInteger, boxes)
+    out = tmp_path / "out"
+    rc, stdout, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", path, "--out-dir", out,
+                                       "--progress", "jsonl", *TINY_TRAIN])
+    assert rc == 0, err
+    warned = [e["message"] for e in map(json.loads, stdout.splitlines())
+              if e["event"] == "warning" and e.get("code") == "class_without_labels"]
+    assert len(warned) == 4 and all("will not show it" in w for w in warned)
+    with rasterio.open(out / "prediction.tif") as ds:
+        assert set(np.unique(ds.read(1))) <= {0, 1, 3, 7}

@@ -369,6 +369,7 @@ def _inputs_and_outputs(a: argparse.Namespace) -> tuple[list[str], list[str]]:
         outs = [a.out]
     else:
         outs = []
+    outs.append(getattr(a, "encoder_cache", None))  # read when it fits, else pretrained and written
     return [i for i in ins if isinstance(i, str)], outs
 
 

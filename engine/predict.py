@@ -244,9 +244,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         cores = [(r, c, h, w) for r, c, h, w in core_windows(ds.height, ds.width, core)
                  if r < ar + ah and ar < r + h and c < ac + aw and ac < c + w]
         transform = map_window_transform(ds, ar, ac)  # where QGIS draws the area (engine.raster)
-        grid = output_grid(ds, ar, ac)
-        gcps = grid.pop("gcps", None)
-        profile = {"driver": "GTiff", "width": aw, "height": ah, "count": 1, **grid, "tiled": True,
+        profile = {"driver": "GTiff", "width": aw, "height": ah, "count": 1, **output_grid(ds, ar, ac),
+                   "tiled": True,
                    "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         parts = {p: partial_path(p) for p in outputs}
         try:
@@ -254,9 +253,6 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                 dst = rasterio.open(parts[out_path], "w", dtype="uint8", nodata=0, **profile)
                 cdst = (rasterio.open(parts[confidence_path], "w", dtype="float32", nodata=-1.0,
                                       predictor=3, **profile) if confidence_path else None)
-                for out in (dst, cdst) if gcps else ():
-                    if out is not None:
-                        out.gcps = gcps
                 try:
                     size = f"{ds.width}×{ds.height} px" if area is None else \
                         f"{aw}×{ah} px of the {ds.width}×{ds.height} px image"

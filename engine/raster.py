@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioIOError
 from rasterio.transform import from_gcps
@@ -152,16 +151,11 @@ def map_crs(ds):
 
 
 def output_grid(ds, row: int, col: int) -> dict:
-    """Profile entries that put a map of ``ds``'s window from (row, col) on ``ds``'s grid, as QGIS draws
-    ``ds``: its CRS and window geotransform; a GCP-only raster's control points, moved to the window
-    (QGIS then warps the map exactly as the image); no CRS and QGIS's pixel grid for a raster with
-    neither. ``gcps`` is not a rasterio profile key: set it with ``dataset.gcps = ...`` after opening."""
-    gcps, gcp_crs = ds.gcps
-    if not has_geotransform(ds) and len(gcps) >= 3:
-        moved = [GroundControlPoint(row=g.row - row, col=g.col - col, x=g.x, y=g.y, z=g.z, id=g.id,
-                                    info=g.info) for g in gcps]
-        return {"crs": None, "gcps": (moved, gcp_crs)}
-    return {"crs": ds.crs, "transform": map_window_transform(ds, row, col)}
+    """Profile entries that put a map of ``ds``'s window from (row, col) where QGIS draws ``ds``: its CRS
+    and window geotransform; for a GCP-only raster the affine fitted to its points and their CRS (so the
+    map is an ordinary georeferenced raster that polygons, samples and any GIS place alike); no CRS and
+    QGIS's pixel grid for a raster with neither."""
+    return {"crs": map_crs(ds), "transform": map_window_transform(ds, row, col)}
 
 
 def map_bounds(ds) -> tuple[float, float, float, float]:

@@ -317,6 +317,11 @@ def test_an_output_that_is_an_input_is_refused(capsys, scene, tmp_path):
     rc, _, err = run_cli(capsys, ["train", "--image", image, "--labels", labels, "--out", labels,
                                   "--progress", "none", *TINY_TRAIN])
     assert_one_sentence(rc, err, labels)
+    rc, _, err = run_cli(capsys, ["train", "--image", image, "--labels", labels, "--out",
+                                  tmp_path / "i.semiseg", "--method", "inpaint", "--encoder-cache", image,
+                                  "--progress", "none",
+                                  *TINY_TRAIN])  # a cache it could not read would be pretrained over it
+    assert_one_sentence(rc, err, image)
     scene["out"].mkdir()
     inside = shutil.copy(image, scene["out"] / "prediction.tif")  # run would write its map there
     rc, err = run_fails(capsys, scene, image=inside)

@@ -219,9 +219,10 @@ def test_image_without_georeferencing_maps_where_qgis_draws_it(tmp_path, capsys)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (20, 29, 10, 29)
 
 
-def test_image_placed_by_control_points_keeps_them_in_its_maps(tmp_path, capsys):
-    """A raster georeferenced by ground control points only: the maps carry the same points (moved to
-    their window), so QGIS warps them as it warps the image; labels on the points' CRS line up."""
+def test_image_placed_by_control_points_gets_georeferenced_maps(tmp_path, capsys):
+    """A raster georeferenced by ground control points only: its maps are ordinary georeferenced rasters
+    on the affine fitted to the points, in their CRS (so polygons, samples and any GIS place them), and
+    labels in that CRS line up."""
     from rasterio.control import GroundControlPoint
     from rasterio.crs import CRS
 
@@ -238,9 +239,7 @@ def test_image_placed_by_control_points_keeps_them_in_its_maps(tmp_path, capsys)
                                   "--progress", "none", *TINY_TRAIN])
     assert rc == 0, err
     with rasterio.open(out / "prediction.tif") as ds:
-        gcps, gcp_crs = ds.gcps
-        assert ds.transform.is_identity and gcp_crs == crs
-        assert [(g.row, g.col, g.x, g.y) for g in gcps] == [(g.row, g.col, g.x, g.y) for g in points]
+        assert ds.crs == crs and ds.transform.almost_equals(t)  # 4 exact points: the image's own affine
         assert (ds.read(1) > 0).mean() > 0.9
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["class_areas"]["unit"] == "hectare"  # 1 m pixels from the points' affine
@@ -251,8 +250,17 @@ def test_image_placed_by_control_points_keeps_them_in_its_maps(tmp_path, capsys)
                                   "4999984", "--device", "cpu", "--progress", "none"])
     assert rc == 0, err
     with rasterio.open(out / "area.tif") as ds:
-        assert (ds.width, ds.height) == (64, 48)
-        assert {(g.row, g.col) for g in ds.gcps[0]} == {(-16, -32), (-16, 96), (80, -32), (80, 96)}
+        assert (ds.width, ds.height) == (64, 48) and ds.crs == crs
+        assert ds.transform.almost_equals(t * rasterio.Affine.translation(32, 16))
+    rc, _, err = run_cli(capsys, ["polygons", "--prediction", out / "prediction.tif", "--out",
+                                  out / "polygons.gpkg", "--progress", "none"])
+    assert rc == 0, err
+    from osgeo import ogr
+
+    vec = ogr.Open(str(out / "polygons.gpkg"))  # kept while its layer is used
+    xmin, xmax, ymin, ymax = vec.GetLayer(0).GetExtent()
+    vec = None
+    assert (xmin, xmax, ymin, ymax) == pytest.approx((500000, 500128, 4999904, 5000000), abs=1e-6)
 
 
 def test_paletted_image_is_read_as_its_colours(tmp_path, capsys):

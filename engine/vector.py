@@ -30,9 +30,26 @@ def missing_bindings(what: str) -> str:
 
 
 def require_gpkg(out: str, what: str) -> None:
-    """Refuse an output that is not a GeoPackage; ``what`` ("Polygons are", "The sample is") names it."""
+    """Refuse an output that is not a GeoPackage, or an existing GeoPackage that holds anything but the
+    one layer SemiSeg writes there (named after the file): replacing the file would lose the rest (a
+    project GeoPackage's labels and roads). ``what`` ("Polygons are", "The sample is") names it."""
     if os.path.splitext(out)[1].lower() != ".gpkg":
         raise InputError(f"{what} written as a GeoPackage; give {out} the extension .gpkg.", "bad_output")
+    if not os.path.isfile(out):
+        return
+    from osgeo import gdal  # noqa: PLC0415
+
+    try:
+        src = gdal.OpenEx(out, gdal.OF_VECTOR)
+        layers = [src.GetLayer(i).GetName() for i in range(src.GetLayerCount())] if src else None
+    except RuntimeError:
+        layers = None
+    src = None
+    ours = os.path.splitext(os.path.basename(out))[0]
+    if layers is None or any(name != ours for name in layers):
+        held = f"the layers {', '.join(layers)}" if layers else "data SemiSeg did not write"
+        raise InputError(f"{out} already holds {held}, which writing it would replace; give a new file "
+                         "name.", "output_would_replace")
 
 
 def split_source(source: str) -> tuple[str, str | None]:

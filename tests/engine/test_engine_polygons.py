@@ -130,3 +130,22 @@ def test_an_engine_python_without_gdal_bindings_is_told_so(tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "osgeo", None)  # import osgeo now fails
     with pytest.raises(InputError, match="GDAL's Python bindings"):
         polygonize(str(_write(tmp_path, _scene())), str(tmp_path / "m.gpkg"))
+
+
+def test_a_geopackage_holding_other_layers_is_not_replaced(capsys, tmp_path):
+    """--out naming a project GeoPackage that holds other layers is refused (replacing the file would lose
+    them); SemiSeg's own earlier output there (its one layer, named after the file) is replaced."""
+    path = _write(tmp_path, _scene())
+    project = tmp_path / "project.gpkg"
+    vec = ogr.GetDriverByName("GPKG").CreateDataSource(str(project))
+    vec.CreateLayer("roads", None, ogr.wkbLineString)
+    vec = None
+    before = project.read_bytes()
+    rc, _, err = run_cli(capsys, ["polygons", "--prediction", path, "--out", project, "--progress", "none"])
+    assert rc == 2 and "roads" in err and "new file name" in err
+    assert project.read_bytes() == before
+    own = tmp_path / "mine.gpkg"
+    for _ in range(2):  # the second run replaces the first one's file
+        rc, _, err = run_cli(capsys, ["polygons", "--prediction", path, "--out", own, "--progress", "none"])
+        assert rc == 0, err
+    assert len(_features(own)) == 5

@@ -369,7 +369,8 @@ def _inputs_and_outputs(a: argparse.Namespace) -> tuple[list[str], list[str]]:
         outs = [a.out]
     else:
         outs = []
-    outs.append(getattr(a, "encoder_cache", None))  # read when it fits, else pretrained and written
+    if not getattr(a, "init", None):  # (both: refused by the pipeline as "not both")
+        outs.append(getattr(a, "encoder_cache", None))  # read when it fits, else pretrained and written
     return [i for i in ins if isinstance(i, str)], outs
 
 

@@ -65,10 +65,11 @@ def resolution_warning(trained: dict | None, ds, path: str) -> str | None:
             "poor; resample the image to the training resolution, or train on this image.")
 
 
-def values_warning(trained: BandStats, here: BandStats, path: str) -> str | None:
-    """One sentence when a band's values lie far from those the model was trained on (its 2nd-98th
-    percentile range RANGE_RATIO times wider or narrower, or its middle moved by more than CENTRE_SHIFT
-    training ranges), naming the band that differs most, else None."""
+def values_warning(trained: BandStats, here: BandStats, path: str, source: str = "the model was trained on",
+                   fix: str = "imagery of the same sensor and scaling, or train on this image") -> str | None:
+    """One sentence when a band's values lie far from those ``source`` names (its 2nd-98th percentile
+    range RANGE_RATIO times wider or narrower, or its middle moved by more than CENTRE_SHIFT training
+    ranges), naming the band that differs most, else None; ``fix`` ends it after "give"."""
     width = np.maximum(trained.high - trained.low, 1e-6)
     ratio = np.maximum(here.high - here.low, 1e-6) / width
     shift = np.abs((here.low + here.high) / 2 - (trained.low + trained.high) / 2) / width
@@ -76,10 +77,10 @@ def values_warning(trained: BandStats, here: BandStats, path: str) -> str | None
     band = int(np.argmax(badness))
     if badness[band] <= 1.0:
         return None
-    return (f"Image {path} has band values unlike those the model was trained on (band {band + 1}: "
+    return (f"Image {path} has band values unlike those {source} (band {band + 1}: "
             f"{here.low[band]:.4g} to {here.high[band]:.4g} here, {trained.low[band]:.4g} to "
-            f"{trained.high[band]:.4g} in training, 2nd to 98th percentile), so its map may be poor; give "
-            "imagery of the same sensor and scaling, or train on this image.")
+            f"{trained.high[band]:.4g} there, 2nd to 98th percentile), so its map may be poor; give "
+            f"{fix}.")
 
 
 def fit_warnings(model, ds, path: str) -> list[tuple[str, str]]:

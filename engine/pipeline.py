@@ -16,7 +16,7 @@ from engine import __version__, modelfile
 from engine.config import ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips, keep_validation, split_labels
 from engine.errors import Cancelled, InputError
-from engine.fit_check import fit_warnings, grid_facts
+from engine.fit_check import fit_warnings, grid_facts, values_warning
 from engine.io_out import check_writable, ensure_folder, write_json
 from engine.labels import LabelPatches, load_labels
 from engine.methods import method_class
@@ -49,6 +49,8 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     warm = _load_warm_start(cfg)  # the model to start from (--warm-start), or None
     cache = "" if warm else _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
     rasters = [image, *(unlabeled or [])]  # what an in-run pretraining learns from
+    for extra in unlabeled or []:  # each one a readable raster before anything (the cache key) reads it
+        open_image(extra).close()
     enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
     with open_image(image) as ds:
         reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
@@ -69,8 +71,16 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                              "--warm-start.", "band_mismatch")
         # fine-tuning normalises with the statistics the encoder was pretrained with; a warm start with
         # those its weights were trained with
-        stats = (warm.band_stats if warm is not None else enc.band_stats if enc is not None
-                 else compute_band_stats(ds, image, seed=cfg.seed))
+        stats = compute_band_stats(ds, image, seed=cfg.seed)
+        for start, what, flag in ((warm, "the model to continue from was trained on", "--warm-start"),
+                                  (enc, "the encoder was pretrained on", "--init")):
+            if start is not None:  # its weights expect its own normalisation: say when this image is unlike
+                unlike = values_warning(start.band_stats, stats, image, what,
+                                        f"{flag} a file made from this image or imagery like it")
+                if unlike:
+                    reporter.warning(unlike, "values_differ")
+                stats = start.band_stats
+                break
         lab = load_labels(labels, ds, label_field)
         counts = lab.counts()
         for i, n in enumerate(counts):

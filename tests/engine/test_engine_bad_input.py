@@ -354,3 +354,15 @@ def test_cancel_while_predicting_keeps_the_model_and_says_so(scene):
             CancelAtPredict("none"), cancel=cancel)
     assert "model is kept in" in e.value.message and "no map was written" in e.value.message
     assert leftovers(scene["out"]) == ["model.semiseg"]
+
+
+def test_missing_unlabeled_raster_with_an_encoder_cache(capsys, scene, tmp_path):
+    """--unlabeled naming no file, with an encoder cache (whose key reads every raster first): the same one
+    sentence as without a cache, no traceback, nothing written."""
+    missing = tmp_path / "nope.tif"
+    rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", scene["labels"], "--out",
+                                  scene["out"] / "m.semiseg", "--method", "inpaint", "--unlabeled", missing,
+                                  "--encoder-cache", scene["out"] / "c.semienc", "--progress", "none",
+                                  *TINY_TRAIN])
+    assert "does not exist" in assert_one_sentence(rc, err, missing)
+    assert leftovers(scene["out"]) == []

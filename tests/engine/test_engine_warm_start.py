@@ -178,3 +178,21 @@ def test_renamed_classes_restart_the_classifier(capsys, learned, tmp_path):
     warm, source = _params(tmp_path / "out2" / "model.semiseg")[0], _params(learned["model"])[0]
     assert not torch.equal(warm["head.weight"], source["head.weight"])
     assert all(torch.equal(warm[k], source[k]) for k in source if not k.startswith("head."))
+
+
+def test_a_warm_start_from_imagery_unlike_this_image_is_warned_about(capsys, learned, tmp_path):
+    """The model to continue from normalises with its own image's band ranges: on an image scaled
+    otherwise (reflectance 0-1 instead of 0-10000) training still runs, with a values_differ warning."""
+    with rasterio.open(learned["image"]) as ds:
+        data, profile = ds.read().astype(np.float32) / 10000, ds.profile
+    profile.update(dtype="float32", nodata=None)
+    scaled = tmp_path / "scaled.tif"
+    with rasterio.open(scaled, "w", **profile) as ds:
+        ds.write(data)
+    for image, warned in ((learned["image"], False), (scaled, True)):
+        rc, stdout, err = run_cli(capsys, ["run", "--image", image, "--labels", learned["labels"],
+                                           "--out-dir", tmp_path / f"out_{warned}", "--progress", "jsonl",
+                                           "--warm-start", learned["model"], *TINY_TRAIN])
+        assert rc == 0, err
+        codes = [e.get("code") for e in jsonl_events(stdout) if e["event"] == "warning"]
+        assert ("values_differ" in codes) == warned, codes

@@ -35,7 +35,7 @@ from rasterio.windows import Window
 from engine.areas import M2_PER_HECTARE, ClassTally
 from engine.categories import read_category_names
 from engine.errors import InputError
-from engine.io_out import check_writable, partial_path, write_json
+from engine.io_out import check_writable, partial_path, publish, write_json
 from engine.metrics import confusion, scores
 from engine.progress import Reporter
 from engine.raster import grid_window, row_blocks
@@ -311,7 +311,7 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         vec.CommitTransaction()
         cancel.check()
         layer = vec = None
-        os.replace(part, out)
+        publish(part, out)
     except RuntimeError as e:
         cancel.check()
         raise InputError(f"Writing the sample {out} failed ({e}); check the free space there.",
@@ -615,9 +615,13 @@ def write_report(path: str, report: dict) -> None:
         rows += [[name, *row, sum(row)] for name, row in zip(names, matrix, strict=True)]
         rows.append(["total", *(sum(col) for col in zip(*matrix, strict=True)), sum(map(sum, matrix))])
     part = partial_path(path)
-    with open(part, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(rows)
-    os.replace(part, path)
+    try:
+        with open(part, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)
+        publish(part, path)
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
 
 
 def report_text(report: dict) -> str:

@@ -44,7 +44,7 @@ from torch import nn
 
 from engine import __version__
 from engine.errors import InputError, SemiSegError
-from engine.io_out import check_writable, partial_path
+from engine.io_out import check_writable, partial_path, publish
 from engine.modelfile import SavedModel
 from engine.predict import pick_halo
 from engine.raster import BandStats
@@ -169,7 +169,7 @@ def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_
         proto.producer_name, proto.producer_version = "SemiSeg", __version__
         onnx.checker.check_model(proto)
         onnx.save(proto, part)
-        os.replace(part, out_path)
+        publish(part, out_path)
     finally:
         if os.path.exists(part):
             os.remove(part)

@@ -60,9 +60,27 @@ def ensure_folder(folder: str) -> None:
                           "you can write to.", "output_not_writable") from e
 
 
+def publish(part: str, path: str) -> None:
+    """Rename the finished ``part`` to ``path``, replacing any file there in one step. When the system
+    refuses (on Windows a file open in another program cannot be replaced) the partial file goes and one
+    sentence says why, the old ``path`` left as it was."""
+    try:
+        os.replace(part, path)
+    except OSError as e:
+        if os.path.exists(part):
+            os.remove(part)
+        raise OutputError(f"Output {path} cannot be replaced ({e.strerror or e}); close it where it is open "
+                          "(another program, a QGIS layer), or choose another name.",
+                          "output_not_writable") from e
+
+
 def write_json(path: str, obj) -> None:
     """``obj`` as indented JSON at ``path``, written under a partial name and renamed when complete."""
     tmp = partial_path(path)
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+        publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

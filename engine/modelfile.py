@@ -18,7 +18,7 @@ from engine import __version__
 from engine.categories import ClassTable
 from engine.config import ModelConfig, TrainConfig
 from engine.errors import InputError
-from engine.io_out import partial_path
+from engine.io_out import partial_path, publish
 from engine.labels import LabelCrop, LabelPatches
 from engine.models import SegNet, build_model
 from engine.raster import BandStats
@@ -101,7 +101,7 @@ def atomic_save(payload: dict, path: str) -> None:
     tmp = partial_path(path)
     try:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

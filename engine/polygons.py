@@ -21,7 +21,7 @@ import time
 
 from engine.categories import read_category_names
 from engine.errors import InputError
-from engine.io_out import check_writable, partial_path
+from engine.io_out import check_writable, partial_path, publish
 from engine.progress import Reporter
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.vector import missing_bindings, osgeo_modules, require_gpkg
@@ -82,7 +82,7 @@ def polygonize(prediction: str, out: str, min_pixels: int = 0, reporter: Reporte
         per_class = _attributes(ogr, osr, vec, layer, srs, names, reporter, cancel)
         layer = None
         vec = None  # closes the GeoPackage (builds its spatial index)
-        os.replace(part, out)
+        publish(part, out)
     except RuntimeError as e:
         cancel.check()  # a cancelled GDAL call raises too: report the cancel, not an error
         raise InputError(f"Polygonizing {prediction} failed ({e}); check the free space where {out} is "

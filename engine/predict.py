@@ -24,7 +24,7 @@ from rasterio.enums import Resampling
 from engine.areas import ClassTally
 from engine.categories import write_class_table
 from engine.errors import InputError
-from engine.io_out import check_writable, partial_path
+from engine.io_out import check_writable, partial_path, publish
 from engine.labels import LabelPatches
 from engine.modelfile import SavedModel
 from engine.progress import Reporter
@@ -296,9 +296,9 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                     add_overviews(parts[confidence_path], factors, Resampling.average)
             write_class_table(parts[out_path], model.classes, zero_name="no data")
             for p in outputs:
-                os.replace(parts[p], p)
+                publish(parts[p], p)
                 if os.path.exists(parts[p] + ".aux.xml"):
-                    os.replace(parts[p] + ".aux.xml", p + ".aux.xml")
+                    publish(parts[p] + ".aux.xml", p + ".aux.xml")
         finally:
             for part in parts.values():
                 for f in (part, part + ".aux.xml"):

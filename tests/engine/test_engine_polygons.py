@@ -149,3 +149,25 @@ def test_a_geopackage_holding_other_layers_is_not_replaced(capsys, tmp_path):
         rc, _, err = run_cli(capsys, ["polygons", "--prediction", path, "--out", own, "--progress", "none"])
         assert rc == 0, err
     assert len(_features(own)) == 5
+
+
+def test_an_output_open_elsewhere_is_one_sentence_and_leaves_no_partial_file(capsys, tmp_path, monkeypatch):
+    """On Windows a file open in another program cannot be replaced: the rename fails. The old file stays,
+    the partial one goes, and one sentence says to close it (simulated: the rename raises as Windows'
+    does)."""
+    import os
+
+    path = _write(tmp_path, _scene())
+    out = tmp_path / "out" / "m.gpkg"
+    rc, _, err = run_cli(capsys, ["polygons", "--prediction", path, "--out", out, "--progress", "none"])
+    assert rc == 0, err
+    before = out.read_bytes()
+
+    def locked(src, dst):
+        raise PermissionError(13, "The process cannot access the file because it is being used")
+
+    monkeypatch.setattr(os, "replace", locked)
+    rc, _, err = run_cli(capsys, ["polygons", "--prediction", path, "--out", out, "--progress", "none"])
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and str(out) in lines[0] and "close it" in lines[0]
+    assert out.read_bytes() == before and leftovers(tmp_path / "out") == ["m.gpkg"]

@@ -53,6 +53,9 @@ def polygonize(prediction: str, out: str, min_pixels: int = 0, reporter: Reporte
     if src.RasterCount != 1 or band.DataType != gdal.GDT_Byte:
         raise InputError(f"Prediction {prediction} is not a single-band 8-bit class raster; give a "
                          "prediction.tif written by SemiSeg.", "bad_prediction")
+    if band.GetNoDataValue() is None:  # a class map from elsewhere: 0 is still no data (SemiSeg's rule)
+        src = gdal.Translate("", src, format="VRT", noData=0)
+        band = src.GetRasterBand(1)
     check_writable(out)
     t0 = time.monotonic()
     names = read_category_names(prediction)

@@ -171,3 +171,18 @@ def test_an_output_open_elsewhere_is_one_sentence_and_leaves_no_partial_file(cap
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2 and len(lines) == 1 and str(out) in lines[0] and "close it" in lines[0]
     assert out.read_bytes() == before and leftovers(tmp_path / "out") == ["m.gpkg"]
+
+
+def test_a_map_without_a_nodata_value_still_leaves_0_out(tmp_path):
+    """A class map from another tool with no nodata tag: 0 is still no data (no polygon, never merged into
+    a class), as in SemiSeg's own maps."""
+    a = _scene()
+    tagged = _write(tmp_path, a)
+    plain = write_raster(tmp_path / "plain.tif", a, nodata=None,
+                         transform=from_origin(500_000, 5_000_000, 10, 10))
+    write_class_table(str(plain), ClassTable(NAMES, [(200, 200, 0), (0, 120, 0), (90, 90, 90)]), "no data")
+    for min_pixels in (0, 3):
+        want = polygonize(str(tagged), str(tmp_path / f"t{min_pixels}.gpkg"), min_pixels)
+        got = polygonize(str(plain), str(tmp_path / f"p{min_pixels}.gpkg"), min_pixels)
+        assert got["per_class"] == want["per_class"] and got["features"] == want["features"]
+        assert all(f["class"] != 0 for f in _features(tmp_path / f"p{min_pixels}.gpkg"))

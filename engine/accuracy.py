@@ -50,6 +50,7 @@ from engine.vector import (
     split_source,
 )
 
+WRITE_CHUNK = 20_000  # sample points written between cancel checks and progress events
 PER_CLASS = 50  # points per map class: Olofsson et al. suggest 50-100 for the rare classes
 Z95 = 1.96  # half width of a 95 % interval in standard errors (the convention the literature reports in)
 BLOCK_BYTES = 16 * 2**20  # map rows read at a time (whole rows of the file's tiles, at least)
@@ -291,7 +292,9 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         xs, ys = rasterio.transform.xy(ds.transform, rows, cols, offset="center")
         srs = raster_srs(ds.crs)
     part = partial_path(out)
+    vec = layer = None
     try:
+        reporter.stage("write", len(rows), message=f"writing {len(rows):,} points")
         vec = ogr.GetDriverByName("GPKG").CreateDataSource(part)
         layer = vec.CreateLayer(os.path.splitext(os.path.basename(out))[0], srs, ogr.wkbPoint)
         for name, kind in zip(SAMPLE_FIELDS, (ogr.OFTInteger, ogr.OFTInteger, ogr.OFTString, ogr.OFTInteger),
@@ -308,6 +311,9 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
             point.AddPoint_2D(float(x), float(y))
             f.SetGeometry(point)
             layer.CreateFeature(f)
+            if (i + 1) % WRITE_CHUNK == 0:
+                cancel.check()
+                reporter.progress("write", i + 1, len(rows))
         vec.CommitTransaction()
         cancel.check()
         layer = vec = None
@@ -317,6 +323,7 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         raise InputError(f"Writing the sample {out} failed ({e}); check the free space there.",
                          "sample_failed") from e
     finally:
+        layer = vec = None  # closed before its file goes
         if os.path.exists(part):
             os.remove(part)
     per = {names[c - 1]: int(len(v)) for c, v in ranks.items()}
@@ -377,6 +384,16 @@ def _class_of(value, names: list[str], path: str, field: str) -> int:
     return value
 
 
+def _as_reference(e: InputError, path: str) -> str:
+    """A label-loading refusal (engine.labels) said of a reference raster."""
+    if e.code == "labels_outside_image":
+        return f"Reference {path} lies outside the map; give reference data that overlaps it."
+    if e.code == "labels_empty":
+        return f"Reference {path} holds no reference class (all 0); fill in the classes checked."
+    return e.message.replace(f"Labels {path} have", f"Reference {path} has").replace(
+        f"Labels {path}", f"Reference {path}")
+
+
 def read_reference(path: str, ds, names: list[str], field: str = "reference") -> Reference:
     """The reference units in ``path`` on the grid of the open map ``ds``: a vector file's features (a
     point is one unit, the pixel under it; a line or polygon gives every pixel it covers) or a class
@@ -387,7 +404,10 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
     if os.path.splitext(file)[1].lower() not in VECTOR_SUFFIXES:
         from engine.labels import load_labels  # noqa: PLC0415
 
-        labels = load_labels(path, ds, min_classes=1)
+        try:
+            labels = load_labels(path, ds, min_classes=1)
+        except InputError as e:  # its sentences speak of labels to paint: say it of the reference
+            raise InputError(_as_reference(e, path), e.code.replace("labels", "reference")) from e
         rows, cols, classes = [], [], []
         for crop in labels.patches.crops:
             rr, cc = np.nonzero(crop.array)

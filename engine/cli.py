@@ -179,6 +179,13 @@ def _weight(text: str) -> float:
     return v
 
 
+def _pixel_size(text: str) -> float:
+    v = float(text)
+    if not (0.0 < v < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a pixel size; give a positive number of cm/px")
+    return v
+
+
 def _decay(text: str) -> float:
     v = float(text)
     if not 0.0 <= v < 1.0:
@@ -323,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--onnx", required=True, help="ONNX file to write")
     p.add_argument("--tile-size", type=int, default=512, help="tile side Deepness uses (px; default 512)")
-    p.add_argument("--resolution", type=float, default=None,
+    p.add_argument("--resolution", type=_pixel_size, default=None,
                    help="pixel size of the imagery the model expects, in cm/px (Deepness resamples to it; "
                         "default: the training raster's, when the model records it in metres)")
     p.add_argument("--fixed-size", action="store_true",

@@ -15,7 +15,7 @@ from rasterio.windows import Window
 from engine import __version__, modelfile
 from engine.config import ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips, keep_validation, split_labels
-from engine.errors import Cancelled, InputError
+from engine.errors import Cancelled, InputError, OutputError
 from engine.fit_check import fit_warnings, grid_facts, values_warning
 from engine.io_out import check_writable, ensure_folder, write_json
 from engine.labels import LabelPatches, load_labels
@@ -264,7 +264,12 @@ def _cache_path(method_cls, cfg: TrainConfig) -> str:
     if cfg.inpaint.init:
         raise InputError("Give either --init (a pretrained encoder to start from) or --encoder-cache, not "
                          "both.", "bad_usage")
-    check_writable(cache)
+    try:
+        check_writable(cache)
+    except OutputError as e:
+        raise OutputError(f"The encoder cache {cache} cannot be written (its folder is not writable, or "
+                          "it is a folder); give --encoder-cache a file path in a folder you can write to.",
+                          e.code) from e
     return cache
 
 

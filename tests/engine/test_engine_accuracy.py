@@ -507,3 +507,43 @@ def test_points_on_the_training_labels_are_counted_and_warned_about(tmp_path, ca
     assert events[-1]["on_training_labels"] == 3
     assert warning["message"] in events[-1]["warning_messages"]  # the report keeps the sentence too
     assert assess(path, str(tmp_path / "s.gpkg"))["on_training_labels"] is None  # not asked
+
+
+def test_cancel_while_writing_the_sample_stops_there_and_leaves_nothing(tmp_path, monkeypatch, capfd):
+    """The points are written in chunks with a cancel check between them; a cancel there closes the
+    half-written GeoPackage before removing it (no GDAL complaint on stderr)."""
+    from engine import accuracy
+    from engine.progress import Reporter
+
+    _, pred = _scene()
+    cancel = CancelToken()
+
+    class CancelAtWrite(Reporter):
+        def stage(self, name, total_steps=None, **fields):
+            if name == "write":
+                cancel.cancelled = True
+            super().stage(name, total_steps, **fields)
+
+    monkeypatch.setattr(accuracy, "WRITE_CHUNK", 5)
+    with pytest.raises(Cancelled):
+        draw_sample(_write_map(tmp_path, pred), str(tmp_path / "out" / "s.gpkg"),
+                    reporter=CancelAtWrite("none"), cancel=cancel)
+    assert leftovers(tmp_path / "out") == []
+    assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_a_reference_raster_that_misses_the_map_or_is_empty_is_named_as_the_reference(tmp_path, capsys):
+    """The sentences of a reference raster speak of the reference, not of labels to paint."""
+    from rasterio.transform import from_origin
+
+    truth, pred = _scene()
+    path = _write_map(tmp_path, pred)
+    far = write_raster(tmp_path / "far.tif", truth, crs="EPSG:32633", nodata=0,
+                       transform=from_origin(900_000, 1_000_000, 10, 10))
+    empty = write_raster(tmp_path / "empty.tif", np.zeros_like(truth), crs="EPSG:32633", nodata=None,
+                         transform=TRANSFORM)
+    for ref, words in ((far, "lies outside the map"), (empty, "holds no reference class")):
+        rc, _, err = run_cli(capsys, ["assess", "--prediction", path, "--reference", ref,
+                                      "--progress", "none"])
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 2 and len(lines) == 1 and f"Reference {ref}" in lines[0] and words in lines[0], err

@@ -143,3 +143,11 @@ def test_missing_model_is_refused(tmp_path):
                   "--progress", "none")
     assert done.returncode == 2
     assert "does not exist" in done.stderr
+
+
+def test_a_pixel_size_that_is_not_one_is_refused(exported, tmp_path):
+    for bad in ("-5", "0", "inf"):
+        done = engine("export", "--model", exported["model"], "--onnx", str(tmp_path / "x.onnx"),
+                      "--resolution", bad, "--progress", "none")
+        assert done.returncode == 2 and "not a pixel size" in done.stderr, done.stderr
+        assert not (tmp_path / "x.onnx").exists()

@@ -79,4 +79,6 @@ def test_cache_errors_are_one_sentence(tmp_path, capsys):
     assert "--encoder-cache needs a method" in capsys.readouterr().err
     assert main([*args, "--method", "inpaint", "--encoder-cache", cache, "--init", cache]) == 2
     assert "not both" in capsys.readouterr().err
+    assert main([*args, "--method", "inpaint", "--encoder-cache", str(tmp_path)]) == 2  # a folder
+    assert "give --encoder-cache a file path" in capsys.readouterr().err
     assert not os.path.exists(cache)

@@ -52,15 +52,27 @@ def require_gpkg(out: str, what: str) -> None:
                          "name.", "output_would_replace")
 
 
+def source_options(source: str) -> tuple[str, dict[str, str]]:
+    """``(file, options)`` of a vector source written as QGIS writes one: ``FILE|layername=NAME`` (the
+    layer of a multi-layer GeoPackage) and ``|subset=EXPRESSION`` (the layer's filter, last, as it may
+    hold any character); a plain path has none."""
+    file, _, rest = source.partition("|")
+    options: dict[str, str] = {}
+    while rest:
+        key, _, value = rest.partition("=")
+        key = key.strip().lower()
+        if key == "subset":
+            options[key] = value
+            break
+        value, _, rest = value.partition("|")
+        options[key] = value
+    return file, options
+
+
 def split_source(source: str) -> tuple[str, str | None]:
-    """``(file, layer name or None)`` of a vector source written as QGIS writes one, ``FILE|layername=NAME``
-    (the layer of a multi-layer GeoPackage); a plain path has no layer name."""
-    file, _, options = source.partition("|")
-    for option in options.split("|") if options else []:
-        key, _, value = option.partition("=")
-        if key.strip().lower() == "layername" and value:
-            return file, value
-    return file, None
+    """``(file, layer name or None)`` of a vector source (source_options)."""
+    file, options = source_options(source)
+    return file, options.get("layername") or None
 
 
 def _field_names(layer) -> list[str]:
@@ -79,7 +91,8 @@ def open_layer(path: str, role: str, field: str, field_fix: str, code: str):
     layer is used."""
     from osgeo import gdal  # noqa: PLC0415
 
-    file, name = split_source(path)
+    file, options = source_options(path)
+    name = options.get("layername") or None
     try:
         src = gdal.OpenEx(file, gdal.OF_VECTOR)
     except RuntimeError:
@@ -104,6 +117,15 @@ def open_layer(path: str, role: str, field: str, field_fix: str, code: str):
                              f"'{field}' ({', '.join(lyr.GetName() for lyr in having)}); name one as "
                              f"{file}|layername=NAME.", f"{code}_layer")
         layer = having[0] if having else layers[0]
+    if options.get("subset"):  # the features QGIS shows under the layer's filter
+        try:
+            layer.SetAttributeFilter(options["subset"])
+            layer.GetNextFeature()  # a GeoPackage checks the filter only when it is first read
+            layer.ResetReading()
+        except RuntimeError as e:
+            raise InputError(f"{role} {file}: the layer filter '{options['subset']}' is not one GDAL can "
+                             "apply; clear the filter or save the filtered features as a file.",
+                             f"{code}_filter") from e
     fields = _field_names(layer)
     if field not in fields:
         verb = "have" if plural else "has"

@@ -53,7 +53,7 @@ from .label_raster import (
     remove_class,
     write_classes,
 )
-from .layer_files import engine_source, is_label_raster, layer_file, output_base, same_file
+from .layer_files import engine_source, is_label_raster, layer_file, missing_file, output_base, same_file
 from .layer_panel import LayerPanel
 from .map_facts import accuracy_summary, map_fact
 from .map_record import REPORT_PROPERTY, keep_record, last_report, map_records, samples_of
@@ -307,7 +307,9 @@ class SemiSegDock(QgsDockWidget):
         for name in ("method", "preset", "device", "segment"):
             settings.remember_choice(name, getattr(options, name))
         base = output_base(labels_file)
-        folder = new_run_folder(base, Path(image_file).stem)
+        folder = self._run_folder(base, Path(image_file).stem)
+        if folder is None:
+            return None
         job = TrainJob(image=image_file, labels=engine_source(labels), out_dir=str(folder),
                        label_field=self.layers.label_field(), method=options.method, preset=options.preset,
                        device=options.device, steps=options.steps, tile_size=options.tile_size,
@@ -346,23 +348,45 @@ class SemiSegDock(QgsDockWidget):
                           "Whole raster.")
         return (part.xMinimum(), part.yMinimum(), part.xMaximum(), part.yMaximum()), ""
 
-    def _input_problem(self, image_file, labels, labels_file) -> str:
+    def _run_folder(self, base: Path, name: str) -> Path | None:
+        """A new run folder under ``base``, or None (and the reason in the message bar) when it cannot be
+        made there (a read-only project folder, a file in the way)."""
+        try:
+            return new_run_folder(base, name)
+        except OSError as e:
+            self._message(f"SemiSeg cannot make its run folder in {base} ({e.strerror or e}); save the "
+                          "project in a folder you can write to.", Qgis.Warning)
+            return None
+
+    def _input_problem(self, image_file, labels, labels_file, image=None) -> str:
         if self.task is not None:
             return "SemiSeg is already running; wait for it or cancel it."
         if self.engine is None or not self.engine.python:
             return self.engine.problem if self.engine else "Still looking for a Python with torch; try again."
+        image = image or self.layers.image_layer()
         if image_file is None:
-            return "Pick an image stored in a file (e.g. a GeoTIFF)."
+            gone = missing_file(image)
+            if gone:
+                return f"The image file {gone} is no longer there; add the image again from where it is now."
+            return "Pick an image stored in its own file (e.g. a GeoTIFF)."
         if labels_file is None:
+            gone = missing_file(labels)
+            if gone:
+                return f"The label file {gone} is no longer there; add it again from where it is now."
             return "Create or pick a label layer (stored in a file) and paint a few strokes per class."
+        if labels is not None and same_file(image_file, labels_file):
+            return "The labels are the image itself; pick or create a label layer (New…)."
         if isinstance(labels, QgsVectorLayer) and not self.layers.label_field():
             return "Pick the class field of the vector labels."
+        if isinstance(labels, QgsVectorLayer) and labels.isEditable() and labels.isModified():
+            return (f"The label layer {labels.name()} has unsaved edits, which the engine cannot see; save "
+                    "them (Save Layer Edits) first.")
         return ""
 
     def apply_model(self, layer: QgsRasterLayer) -> EngineTask | None:
         """Segment ``layer`` with the last trained model, in the background."""
         image_file = layer_file(layer)
-        problem = self._input_problem(image_file, None, self.results.model_path or None)
+        problem = self._input_problem(image_file, None, self.results.model_path or None, layer)
         if problem:
             self._message(problem, Qgis.Warning)
             return None
@@ -371,7 +395,9 @@ class SemiSegDock(QgsDockWidget):
         if problem:
             self._message(problem, Qgis.Warning)
             return None
-        folder = new_run_folder(output_base(image_file), f"{Path(image_file).stem}-applied")
+        folder = self._run_folder(output_base(image_file), f"{Path(image_file).stem}-applied")
+        if folder is None:
+            return None
         job = PredictJob(self.results.model_path, image_file, str(folder), options.device, options.smooth,
                          area)
         return self._start_task(job, folder)

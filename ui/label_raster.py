@@ -121,7 +121,14 @@ def read_classes(path: str | Path) -> list[LabelClass]:
     band = dataset.GetRasterBand(1)
     names = list(band.GetCategoryNames() or [])
     table = band.GetColorTable()
-    count = len(names) - 1 if len(names) > 1 else int(band.ComputeRasterMinMax(False)[1])
+    if len(names) > 1:
+        count = len(names) - 1
+    else:
+        try:  # a raster of nothing but nodata has no maximum: no classes yet
+            largest = band.ComputeRasterMinMax(False)[1]
+        except RuntimeError:
+            largest = 0
+        count = int(largest) if largest == largest else 0  # NaN (no valid pixel) without exceptions on
     classes = []
     for value in range(1, count + 1):
         name = names[value].strip() if value < len(names) and names[value].strip() else f"class {value}"

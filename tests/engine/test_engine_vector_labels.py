@@ -285,3 +285,20 @@ def test_a_class_nobody_painted_is_never_mapped(scene, tmp_path, capsys):
     assert len(warned) == 4 and all("will not show it" in w for w in warned)
     with rasterio.open(out / "prediction.tif") as ds:
         assert set(np.unique(ds.read(1))) <= {0, 1, 3, 7}
+
+
+def test_a_layer_filter_keeps_only_the_features_qgis_shows(scene, tmp_path):
+    """``FILE|layername=NAME|subset=EXPRESSION`` (a filtered layer's source in QGIS): only the features
+    the filter keeps become labels; a filter GDAL cannot apply is one sentence."""
+    from engine.errors import InputError
+
+    gpkg = write_gpkg(tmp_path / "labels.gpkg", named_features(scene["truth_array"]))
+    with rasterio.open(scene["image"]) as img:
+        everything = load_labels(str(gpkg), img, "landcover")
+        forest = load_labels(f"{gpkg}|layername=labels|subset=\"landcover\" = 'forest'", img, "landcover",
+                             min_classes=1)
+        assert everything.classes.names == ["forest", "urban", "water"]
+        assert forest.classes.names == ["forest"]
+        assert np.array_equal(forest.full() > 0, everything.full() == 1)
+        with pytest.raises(InputError, match="filter"):
+            load_labels(f"{gpkg}|subset=no_such_field = 3", img, "landcover")

@@ -674,6 +674,90 @@ def test_a_layer_of_a_multi_layer_geopackage_reaches_the_engine_by_name(qgis_ifa
         settings.set_engine_python("")
 
 
+def test_the_dock_refuses_what_the_engine_would_read_wrongly(qgis_iface, image_layer, fake_python, tmp_path):
+    """Vector labels with unsaved edits (the engine reads the file), the image picked as its own labels,
+    a moved image, a run folder that cannot be made: each a sentence in the message bar and no run; a
+    layer filter reaches the engine as QGIS writes it."""
+    from osgeo import ogr, osr
+
+    path = tmp_path / "labels.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(image_layer.crs().toWkt())
+    layer = ds.CreateLayer("scribbles", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    e = image_layer.extent()
+    for name in ("forest", "water"):
+        f = ogr.Feature(layer.GetLayerDefn())
+        f.SetGeometry(ogr.CreateGeometryFromWkt(
+            f"POLYGON(({e.xMinimum()} {e.yMinimum()}, {e.xMaximum()} {e.yMinimum()}, "
+            f"{e.xMaximum()} {e.yMaximum()}, {e.xMinimum()} {e.yMinimum()}))"))
+        f.SetField("class", name)
+        layer.CreateFeature(f)
+    ds = layer = f = None
+    vector = QgsVectorLayer(str(path), "scribbles", "ogr")
+    assert vector.isValid()
+    QgsProject.instance().addMapLayer(vector)
+    engine_process.forget_torch_checks()
+    dock = make_dock(qgis_iface, fake_python("slow"))
+    try:
+        dock.layers.set_image_layer(image_layer)
+        dock.layers.set_label_layer(vector)
+        vector.startEditing()
+        first = next(vector.getFeatures()).id()
+        vector.changeAttributeValue(first, vector.fields().indexOf("class"), "urban")
+        assert dock.start_training() is None
+        assert any("unsaved edits" in m for m in messages(qgis_iface, Qgis.Warning))
+        vector.rollBack()
+        vector.setSubsetString("\"class\" = 'forest'")
+        twin = QgsRasterLayer(image_layer.source(), "same file", "gdal")
+        QgsProject.instance().addMapLayer(twin)
+        dock.layers.set_label_layer(twin)
+        if dock.layers.label_layer() is twin:  # a single-band byte image would be offered as labels
+            assert dock.start_training() is None
+            assert any("the image itself" in m for m in messages(qgis_iface, Qgis.Warning))
+        dock.layers.set_label_layer(vector)
+        blocker = tmp_path / "project"
+        blocker.mkdir()
+        (blocker / "semiseg_runs").write_text("a file where the runs folder goes")
+        original = dock_module.output_base
+        dock_module.output_base = lambda _labels: blocker
+        try:
+            assert dock.start_training() is None
+        finally:
+            dock_module.output_base = original
+        assert any("cannot make its run folder" in m for m in messages(qgis_iface, Qgis.Warning))
+        task = dock.start_training()
+        assert task is not None
+        args = task.job.engine_args()
+        assert args[args.index("--labels") + 1] == f"{path}|subset=\"class\" = 'forest'"
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
+def test_a_moved_image_is_named_as_missing(qgis_iface, scene, fake_python, tmp_path, clean_project):
+    moved = tmp_path / "moved.tif"
+    shutil.copy(scene["image"], moved)
+    layer = QgsRasterLayer(str(moved), "moved", "gdal")
+    assert layer.isValid()
+    clean_project.addMapLayer(layer)
+    engine_process.forget_torch_checks()
+    dock = make_dock(qgis_iface, fake_python("slow"))
+    try:
+        dock.layers.set_image_layer(layer)
+        dock.create_label_layer(tmp_path / "labels.tif")
+        moved.unlink()
+        assert dock.start_training() is None
+        assert any(f"The image file {moved} is no longer there" in m
+                   for m in messages(qgis_iface, Qgis.Warning))
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
 def test_closing_the_dock_while_training_stops_the_engine(qgis_iface, image_layer, fake_python, tmp_path):
     engine_process.forget_torch_checks()
     dock = make_dock(qgis_iface, fake_python("slow"))

@@ -202,3 +202,19 @@ def test_label_raster_of_a_plain_image_lies_where_qgis_draws_it(tiny_scene, tmp_
     finally:
         shown_canvas.unsetMapTool(tool)
         tool.remove_from_canvas()
+
+
+def test_a_blank_label_raster_made_elsewhere_has_no_classes_yet(tmp_path):
+    """A byte raster of nothing but nodata (no category names): no classes, not an exception in the
+    dock's slot (GDAL cannot compute a maximum of no pixels)."""
+    path = tmp_path / "blank.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 16, 16, 1, gdal.GDT_Byte)
+    ds.GetRasterBand(1).SetNoDataValue(0)
+    ds = None
+    was = gdal.GetUseExceptions()
+    try:
+        for exceptions in (True, False):
+            (gdal.UseExceptions if exceptions else gdal.DontUseExceptions)()
+            assert label_raster.read_classes(path) == []
+    finally:
+        (gdal.UseExceptions if was else gdal.DontUseExceptions)()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtCore import QVariant, pyqtSignal
 from qgis.PyQt.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QPushButton, QWidget
 
 from .layer_files import layer_file, output_base
@@ -85,14 +85,27 @@ class LayerPanel(QGroupBox):
     def _on_labels_changed(self, layer) -> None:
         is_vector = isinstance(layer, QgsVectorLayer)
         self.field_combo.setLayer(layer if is_vector else None)
-        if is_vector and self.field_combo.fields().indexOf("class") >= 0:
-            self.field_combo.setField("class")
+        if is_vector:
+            self.field_combo.setField(guess_class_field(layer))
         self._show_field_row(is_vector)
         self.labels_changed.emit(layer)
 
     def _show_field_row(self, visible: bool) -> None:
         self.field_combo.setVisible(visible)
         self._form.labelForField(self.field_combo).setVisible(visible)
+
+
+def guess_class_field(layer: QgsVectorLayer) -> str:
+    """The field that most likely holds the class: one named class (any case), else the first text field,
+    else the first field that is not the feature id; "" for a layer without fields."""
+    fields = layer.fields()
+    names = [f.name() for f in fields]
+    for name in names:
+        if name.lower() == "class":
+            return name
+    text = [f.name() for f in fields if f.type() == QVariant.String]
+    others = [n for n in names if n.lower() not in ("fid", "id", "ogc_fid")]
+    return (text or others or names or [""])[0]
 
 
 def default_label_path(image: str) -> Path:

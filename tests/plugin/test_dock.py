@@ -837,3 +837,20 @@ def test_free_paths_never_overwrite_files_written_together(tmp_path):
     (tmp_path / "accuracy-2.json").write_text("")
     assert free_path(tmp_path, "accuracy", ".json", (".csv",)) == tmp_path / "accuracy-3.json"
     assert free_path(tmp_path, "accuracy", ".json") == tmp_path / "accuracy.json"
+
+
+def test_vector_labels_without_a_class_field_get_their_first_text_field(dock, clean_project, tmp_path):
+    """No field called class: the picker offers the first text field, not the feature id."""
+    from osgeo import ogr
+
+    path = tmp_path / "landcover.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = ds.CreateLayer("landcover", None, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("area", ogr.OFTReal))
+    layer.CreateField(ogr.FieldDefn("landuse", ogr.OFTString))
+    ds = layer = None
+    vector = QgsVectorLayer(str(path), "landcover", "ogr")
+    assert vector.isValid() and vector.fields().names()[0] == "fid"
+    clean_project.addMapLayer(vector)
+    dock.layers.set_label_layer(vector)
+    assert dock.layers.label_field() == "landuse"

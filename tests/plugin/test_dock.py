@@ -234,8 +234,9 @@ def show_part_of(dock, layer, qgis_parent, left: float, top: float, size: float)
     QgsApplication.processEvents()
 
 
-def test_segmenting_the_visible_area_needs_the_view_on_the_image(dock, image_layer, qgis_iface, qgis_parent):
-    labels = QgsRasterLayer(image_layer.source(), "labels", "gdal")  # any file: refused before the engine
+def test_segmenting_the_visible_area_needs_the_view_on_the_image(dock, image_layer, scene, qgis_iface,
+                                                                qgis_parent):
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")  # refused before the engine
     QgsProject.instance().addMapLayer(labels)
     dock.layers.set_label_layer(labels)
     dock.train.set_segment("view")

@@ -636,39 +636,59 @@ def test_vector_labels_need_a_class_field_and_cannot_be_painted(dock, clean_proj
     assert dock.canvas.mapTool() is not dock.tool
 
 
-def test_a_layer_of_a_multi_layer_geopackage_reaches_the_engine_by_name(qgis_iface, image_layer, fake_python,
-                                                                        tmp_path):
-    """Vector labels that are one layer of a GeoPackage holding several: the engine is told which layer
-    (``FILE|layername=NAME``, as QGIS writes the source), not left to read the file's first one."""
+def _engine_labels(dock) -> str:
+    """Start training (a fake engine) and give the --labels the dock passed it."""
+    task = dock.start_training()
+    assert task is not None
+    args = task.job.engine_args()
+    return args[args.index("--labels") + 1]
+
+
+def _fake_dock(qgis_iface, fake_python, image_layer, labels):
+    """A dock on a slow fake engine with ``image_layer`` and ``labels`` picked."""
+    engine_process.forget_torch_checks()
+    dock = make_dock(qgis_iface, fake_python("slow"))
+    dock.layers.set_image_layer(image_layer)
+    dock.layers.set_label_layer(labels)
+    return dock
+
+
+def _gpkg_over(image_layer, path: Path, layers: dict[str, tuple[str, list[str]]], source: str):
+    """A GeoPackage at ``path`` with, per layer name, a text ``field`` and one triangle over the image's
+    extent for each of its ``values``; its layer ``source`` added to the project, and returned."""
     from osgeo import ogr, osr
 
-    path = tmp_path / "project.gpkg"
     ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
     srs = osr.SpatialReference()
     srs.ImportFromWkt(image_layer.crs().toWkt())
     e = image_layer.extent()
-    for name, field in (("aoi", "name"), ("scribbles", "class")):
+    triangle = (f"POLYGON(({e.xMinimum()} {e.yMinimum()}, {e.xMaximum()} {e.yMinimum()}, "
+                f"{e.xMaximum()} {e.yMaximum()}, {e.xMinimum()} {e.yMinimum()}))")
+    for name, (field, values) in layers.items():
         layer = ds.CreateLayer(name, srs, ogr.wkbPolygon)
         layer.CreateField(ogr.FieldDefn(field, ogr.OFTString))
-        f = ogr.Feature(layer.GetLayerDefn())
-        f.SetGeometry(ogr.CreateGeometryFromWkt(
-            f"POLYGON(({e.xMinimum()} {e.yMinimum()}, {e.xMaximum()} {e.yMinimum()}, "
-            f"{e.xMaximum()} {e.yMaximum()}, {e.xMinimum()} {e.yMinimum()}))"))
-        f.SetField(field, "forest")
-        layer.CreateFeature(f)
+        for value in values:
+            f = ogr.Feature(layer.GetLayerDefn())
+            f.SetGeometry(ogr.CreateGeometryFromWkt(triangle))
+            f.SetField(field, value)
+            layer.CreateFeature(f)
     ds = layer = f = None
-    vector = QgsVectorLayer(f"{path}|layername=scribbles", "scribbles", "ogr")
+    vector = QgsVectorLayer(source, "scribbles", "ogr")
     assert vector.isValid()
     QgsProject.instance().addMapLayer(vector)
-    engine_process.forget_torch_checks()
-    dock = make_dock(qgis_iface, fake_python("slow"))
+    return vector
+
+
+def test_a_layer_of_a_multi_layer_geopackage_reaches_the_engine_by_name(qgis_iface, image_layer, fake_python,
+                                                                        tmp_path):
+    """Vector labels that are one layer of a GeoPackage holding several: the engine is told which layer
+    (``FILE|layername=NAME``, as QGIS writes the source), not left to read the file's first one."""
+    path = tmp_path / "project.gpkg"
+    vector = _gpkg_over(image_layer, path, {"aoi": ("name", ["forest"]), "scribbles": ("class", ["forest"])},
+                        f"{path}|layername=scribbles")
+    dock = _fake_dock(qgis_iface, fake_python, image_layer, vector)
     try:
-        dock.layers.set_image_layer(image_layer)
-        dock.layers.set_label_layer(vector)
-        task = dock.start_training()
-        assert task is not None
-        args = task.job.engine_args()
-        assert args[args.index("--labels") + 1] == f"{path}|layername=scribbles"
+        assert _engine_labels(dock) == f"{path}|layername=scribbles"
     finally:
         dock.close_down()
         dock.deleteLater()
@@ -679,31 +699,10 @@ def test_the_dock_refuses_what_the_engine_would_read_wrongly(qgis_iface, image_l
     """Vector labels with unsaved edits (the engine reads the file), the image picked as its own labels,
     a moved image, a run folder that cannot be made: each a sentence in the message bar and no run; a
     layer filter reaches the engine as QGIS writes it."""
-    from osgeo import ogr, osr
-
     path = tmp_path / "labels.gpkg"
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(image_layer.crs().toWkt())
-    layer = ds.CreateLayer("scribbles", srs, ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
-    e = image_layer.extent()
-    for name in ("forest", "water"):
-        f = ogr.Feature(layer.GetLayerDefn())
-        f.SetGeometry(ogr.CreateGeometryFromWkt(
-            f"POLYGON(({e.xMinimum()} {e.yMinimum()}, {e.xMaximum()} {e.yMinimum()}, "
-            f"{e.xMaximum()} {e.yMaximum()}, {e.xMinimum()} {e.yMinimum()}))"))
-        f.SetField("class", name)
-        layer.CreateFeature(f)
-    ds = layer = f = None
-    vector = QgsVectorLayer(str(path), "scribbles", "ogr")
-    assert vector.isValid()
-    QgsProject.instance().addMapLayer(vector)
-    engine_process.forget_torch_checks()
-    dock = make_dock(qgis_iface, fake_python("slow"))
+    vector = _gpkg_over(image_layer, path, {"scribbles": ("class", ["forest", "water"])}, str(path))
+    dock = _fake_dock(qgis_iface, fake_python, image_layer, vector)
     try:
-        dock.layers.set_image_layer(image_layer)
-        dock.layers.set_label_layer(vector)
         vector.startEditing()
         first = next(vector.getFeatures()).id()
         vector.changeAttributeValue(first, vector.fields().indexOf("class"), "urban")
@@ -728,10 +727,7 @@ def test_the_dock_refuses_what_the_engine_would_read_wrongly(qgis_iface, image_l
         finally:
             dock_module.output_base = original
         assert any("cannot make its run folder" in m for m in messages(qgis_iface, Qgis.Warning))
-        task = dock.start_training()
-        assert task is not None
-        args = task.job.engine_args()
-        assert args[args.index("--labels") + 1] == f"{path}|subset=\"class\" = 'forest'"
+        assert _engine_labels(dock) == f"{path}|subset=\"class\" = 'forest'"
     finally:
         dock.close_down()
         dock.deleteLater()

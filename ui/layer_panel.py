@@ -69,6 +69,8 @@ class LayerPanel(QGroupBox):
             self.field_combo.setField(field)
 
     def _on_image_changed(self, layer) -> None:
+        if layer is not None and self.labels_combo.currentLayer() is layer:
+            self.labels_combo.setLayer(None)  # the labels became the image: none, not whichever layer is next
         self.labels_combo.setExceptedLayerList([layer] if layer is not None else [])
         self.new_button.setEnabled(layer_file(layer) is not None)  # the new raster copies its grid
         self.image_changed.emit(layer)

@@ -851,3 +851,17 @@ def test_vector_labels_without_a_class_field_get_their_first_text_field(dock, cl
     clean_project.addMapLayer(vector)
     dock.layers.set_label_layer(vector)
     assert dock.layers.label_field() == "landuse"
+
+
+def test_picking_the_label_raster_as_image_leaves_no_labels_rather_than_another_layer(dock, image_layer,
+                                                                                     scene, qgis_iface):
+    """Choosing the current label raster in the Image picker: the Labels picker goes empty (and training
+    says to pick labels), instead of silently taking the next layer, e.g. the old image."""
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
+    QgsProject.instance().addMapLayer(labels)
+    dock.layers.set_label_layer(labels)
+    assert dock.layers.label_layer() is labels
+    dock.layers.set_image_layer(labels)
+    assert dock.layers.label_layer() is None
+    assert dock.start_training() is None
+    assert any("pick a label layer" in m for m in messages(qgis_iface, Qgis.Warning))

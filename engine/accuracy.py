@@ -508,7 +508,11 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
     t0 = time.monotonic()
     with _open_map(prediction) as ds:
         found = read_category_names(prediction)[1:]
-        ref = read_reference(reference, ds, _class_names(found, len(found) or 255), field)
+        if not found:  # a map without class names (made elsewhere): its classes are the values it holds
+            blocks = _row_blocks(ds)
+            largest = max(int(ds.read(1, window=Window(0, r, ds.width, h)).max()) for r, h in blocks)
+            found = _class_names([], max(largest, 1))
+        ref = read_reference(reference, ds, found, field)
         blocks = _row_blocks(ds)
         reporter.stage("assess", len(blocks), message=f"{len(ref.rows):,} reference units over the map")
         order = np.argsort(ref.rows, kind="stable")

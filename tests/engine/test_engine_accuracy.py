@@ -547,3 +547,15 @@ def test_a_reference_raster_that_misses_the_map_or_is_empty_is_named_as_the_refe
                                       "--progress", "none"])
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert rc == 2 and len(lines) == 1 and f"Reference {ref}" in lines[0] and words in lines[0], err
+
+
+def test_a_map_without_class_names_knows_its_classes_from_its_values(tmp_path, capsys):
+    """A class map made elsewhere (no category names) holding classes 1-4: a reference class 9 is refused
+    as on a named map, and the refusal lists the four classes, not 255 placeholders."""
+    truth, pred = _scene()
+    path = write_raster(tmp_path / "p.tif", pred, crs="EPSG:32633", nodata=0, transform=TRANSFORM)
+    bad = truth.copy()
+    bad[0, 0] = 9
+    ref = write_raster(tmp_path / "t.tif", bad, crs="EPSG:32633", nodata=0, transform=TRANSFORM)
+    rc, _, err = run_cli(capsys, ["assess", "--prediction", path, "--reference", ref, "--progress", "none"])
+    assert rc == 2 and "holds class 9" in err and "1..4" in err, err

@@ -47,7 +47,7 @@ from engine.vector import (
     osgeo_modules,
     raster_srs,
     require_gpkg,
-    split_source,
+    source_file,
 )
 
 WRITE_CHUNK = 20_000  # sample points written between cancel checks and progress events
@@ -398,7 +398,7 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
     """The reference units in ``path`` on the grid of the open map ``ds``: a vector file's features (a
     point is one unit, the pixel under it; a line or polygon gives every pixel it covers) or a class
     raster's labeled pixels."""
-    file = split_source(path)[0]  # FILE|layername=NAME: a layer of a multi-layer vector file
+    file = source_file(path)  # FILE|layername=NAME|subset=...: a layer of a vector file
     if not os.path.exists(file):
         raise InputError(f"Reference {file} does not exist; check the path.", "reference_not_found")
     if os.path.splitext(file)[1].lower() not in VECTOR_SUFFIXES:
@@ -508,11 +508,7 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
     t0 = time.monotonic()
     with _open_map(prediction) as ds:
         found = read_category_names(prediction)[1:]
-        if not found:  # a map without class names (made elsewhere): its classes are the values it holds
-            blocks = _row_blocks(ds)
-            largest = max(int(ds.read(1, window=Window(0, r, ds.width, h)).max()) for r, h in blocks)
-            found = _class_names([], max(largest, 1))
-        ref = read_reference(reference, ds, found, field)
+        ref = read_reference(reference, ds, _class_names(found, len(found) or 255), field)
         blocks = _row_blocks(ds)
         reporter.stage("assess", len(blocks), message=f"{len(ref.rows):,} reference units over the map")
         order = np.argsort(ref.rows, kind="stable")
@@ -528,7 +524,11 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
             mapped_at[idx] = block[ref.rows[idx] - r, ref.cols[idx]]
             reporter.progress("assess", b + 1, len(blocks))
         painted = _on_labels(ref, ds, labels, label_field) if labels else np.zeros(len(ref.rows), bool)
-    k = max(len(found), int(np.flatnonzero(tally.pixels)[-1]), int(ref.classes.max()))
+    largest = int(np.flatnonzero(tally.pixels)[-1])
+    if not found and ref.classes.max() > largest:  # a map without class names: its classes are its values
+        raise InputError(f"Reference {reference} holds class {int(ref.classes.max())}, but the map's classes "
+                         f"are 1..{largest}; number the reference like the map.", "reference_values")
+    k = max(len(found), largest, int(ref.classes.max()))
     names = _class_names(found, k)
     on_map = mapped_at > 0
     off_map = int((~on_map).sum())

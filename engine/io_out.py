@@ -33,9 +33,11 @@ def _same_file(a: str, b: str) -> bool:
 def check_not_inputs(outputs, inputs) -> None:
     """Refuse, before any work, an output that is one of the command's inputs (or another of its outputs):
     writing it would replace the image, labels or model it is made from. Paths compare as files (links,
-    relative and absolute spellings alike); a vector source's ``|layername=`` suffix is ignored."""
+    relative and absolute spellings alike); a vector source's ``|layername=...`` options are left off."""
+    from engine.vector import source_file  # noqa: PLC0415
+
     outs = [o for o in outputs if o]
-    ins = [i.split("|", 1)[0] for i in inputs if i]
+    ins = [source_file(i) for i in inputs if i]
     for k, out in enumerate(outs):
         for src in ins:
             if _same_file(out, src):

@@ -22,8 +22,16 @@ from scipy import ndimage
 
 from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
 from engine.errors import InputError
-from engine.raster import grid_window, map_bounds, map_crs, map_transform, map_window_transform, row_blocks
-from engine.vector import geometry_in, open_layer, osgeo_modules, raster_srs, split_source
+from engine.raster import (
+    corner_bounds,
+    grid_window,
+    map_bounds,
+    map_crs,
+    map_transform,
+    map_window_transform,
+    row_blocks,
+)
+from engine.vector import geometry_in, open_layer, osgeo_modules, raster_srs, source_file
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab"}
 
@@ -207,7 +215,7 @@ def load_labels(path: str, image, label_field: str | None = None, min_classes: i
     pixel labeled, at least ``min_classes`` classes (training needs two, holding labels in a map one).
     ``class_names``: a model's classes, which number a vector file's class names (labels for a saved
     model, which may hold only some of its classes); without them the names are numbered in sorted order."""
-    file = split_source(path)[0]  # FILE|layername=NAME: a layer of a multi-layer vector file
+    file = source_file(path)  # FILE|layername=NAME|subset=...: a layer of a vector file
     if not os.path.exists(file):
         raise InputError(f"Labels {file} do not exist; check the path.", "labels_not_found")
     if os.path.splitext(file)[1].lower() in VECTOR_SUFFIXES:
@@ -362,8 +370,7 @@ def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
     h, w = own.array.shape
     src_transform = map_window_transform(src, own.row, own.col)
     src_crs, image_crs = map_crs(src), map_crs(image)
-    xs, ys = zip(*(src_transform * (c, r) for c in (0, w) for r in (0, h)), strict=True)
-    b = (min(xs), min(ys), max(xs), max(ys))
+    b = corner_bounds(src_transform, w, h)
     if src_crs is not None and image_crs is not None and src_crs != image_crs:
         b = transform_bounds(src_crs, image_crs, *b, densify_pts=21)
     win = grid_window(b, image)

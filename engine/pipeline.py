@@ -72,15 +72,15 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
         # fine-tuning normalises with the statistics the encoder was pretrained with; a warm start with
         # those its weights were trained with
         stats = compute_band_stats(ds, image, seed=cfg.seed)
-        for start, what, flag in ((warm, "the model to continue from was trained on", "--warm-start"),
-                                  (enc, "the encoder was pretrained on", "--init")):
-            if start is not None:  # its weights expect its own normalisation: say when this image is unlike
-                unlike = values_warning(start.band_stats, stats, image, what,
-                                        f"{flag} a file made from this image or imagery like it")
-                if unlike:
-                    reporter.warning(unlike, "values_differ")
-                stats = start.band_stats
-                break
+        start = warm if warm is not None else enc
+        if start is not None:  # its weights expect its own normalisation: say when this image is unlike
+            what, flag = (("the model to continue from was trained on", "--warm-start") if warm is not None
+                          else ("the encoder was pretrained on", "--init"))
+            unlike = values_warning(start.band_stats, stats, image, what,
+                                    f"{flag} a file made from this image or imagery like it")
+            if unlike:
+                reporter.warning(unlike, "values_differ")
+            stats = start.band_stats
         lab = load_labels(labels, ds, label_field)
         counts = lab.counts()
         for i, n in enumerate(counts):
@@ -115,8 +115,8 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                          "classes.", "labels_single_class")
     for extra in unlabeled or []:
         with open_image(extra) as ds:
-            if band_count(ds) != cfg.model.in_channels:
-                raise InputError(f"Unlabeled image {extra} has {band_count(ds)} band(s) but {image} has "
+            if (n := band_count(ds)) != cfg.model.in_channels:
+                raise InputError(f"Unlabeled image {extra} has {n} band(s) but {image} has "
                                  f"{cfg.model.in_channels}; give rasters with the same bands.",
                                  "band_mismatch")
             chips += build_chips(ds, stats, None, None, cfg.memory_budget_mb // 2, cfg.seed)

@@ -34,7 +34,6 @@ from engine.raster import (
     map_crs,
     map_window_transform,
     open_image,
-    output_grid,
     read_normalised,
 )
 from engine.runtime import NEVER_CANCELLED, CancelToken
@@ -220,8 +219,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     for p in outputs:
         check_writable(p)
     with open_image(image_path) as ds:
-        if band_count(ds) != model.bands:
-            raise InputError(f"Image {image_path} has {band_count(ds)} band(s) but the model was trained on "
+        if (bands := band_count(ds)) != model.bands:
+            raise InputError(f"Image {image_path} has {bands} band(s) but the model was trained on "
                              f"{model.bands}; use an image with the same bands or retrain the model.",
                              "band_mismatch")
         ar, ac, ah, aw = area or (0, 0, ds.height, ds.width)
@@ -244,9 +243,10 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         cores = [(r, c, h, w) for r, c, h, w in core_windows(ds.height, ds.width, core)
                  if r < ar + ah and ar < r + h and c < ac + aw and ac < c + w]
         transform = map_window_transform(ds, ar, ac)  # where QGIS draws the area (engine.raster)
-        profile = {"driver": "GTiff", "width": aw, "height": ah, "count": 1, **output_grid(ds, ar, ac),
-                   "tiled": True,
-                   "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+        # a GCP-only image's maps are georeferenced on the affine fitted to its points, in their CRS
+        profile = {"driver": "GTiff", "width": aw, "height": ah, "count": 1, "crs": map_crs(ds),
+                   "transform": transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
+                   "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         parts = {p: partial_path(p) for p in outputs}
         try:
             with rasterio.Env(**gdal_cache()):

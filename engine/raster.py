@@ -150,19 +150,16 @@ def map_crs(ds):
     return ds.crs or (ds.gcps[1] if len(ds.gcps[0]) >= 3 else None)
 
 
-def output_grid(ds, row: int, col: int) -> dict:
-    """Profile entries that put a map of ``ds``'s window from (row, col) where QGIS draws ``ds``: its CRS
-    and window geotransform; for a GCP-only raster the affine fitted to its points and their CRS (so the
-    map is an ordinary georeferenced raster that polygons, samples and any GIS place alike); no CRS and
-    QGIS's pixel grid for a raster with neither."""
-    return {"crs": map_crs(ds), "transform": map_window_transform(ds, row, col)}
+def corner_bounds(transform: Affine, width: int, height: int) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of a ``width`` × ``height`` px grid on ``transform``, whatever its
+    orientation (south-up, rotated)."""
+    xs, ys = zip(*(transform * (c, r) for c in (0, width) for r in (0, height)), strict=True)
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 def map_bounds(ds) -> tuple[float, float, float, float]:
-    """(left, bottom, right, top) of ``ds`` on the map (map_transform), whatever the grid's orientation."""
-    t = map_transform(ds)
-    xs, ys = zip(*(t * (c, r) for c in (0, ds.width) for r in (0, ds.height)), strict=True)
-    return min(xs), min(ys), max(xs), max(ys)
+    """corner_bounds of ``ds`` on the map (map_transform)."""
+    return corner_bounds(map_transform(ds), ds.width, ds.height)
 
 
 def map_window_transform(ds, row: int, col: int) -> Affine:
@@ -204,8 +201,8 @@ def area_window(bounds, image, path: str) -> tuple[int, int, int, int]:
         left, bottom, right, top = map_bounds(image)
         crs = map_crs(image).to_string() if map_crs(image) else "pixel coordinates"
         raise InputError(f"Area {xmin:g} {ymin:g} {xmax:g} {ymax:g} does not overlap image {path} (which "
-                         f"spans {min(left, right):g} {min(bottom, top):g} {max(left, right):g} "
-                         f"{max(bottom, top):g} in {crs}); give the area in the image's coordinates.",
+                         f"spans {left:g} {bottom:g} {right:g} {top:g} in {crs}); give the area in the "
+                         "image's coordinates.",
                          "area_outside")
     return win
 

@@ -69,10 +69,9 @@ def source_options(source: str) -> tuple[str, dict[str, str]]:
     return file, options
 
 
-def split_source(source: str) -> tuple[str, str | None]:
-    """``(file, layer name or None)`` of a vector source (source_options)."""
-    file, options = source_options(source)
-    return file, options.get("layername") or None
+def source_file(source: str) -> str:
+    """The file of a vector source (source_options): what exists on disk, or not."""
+    return source.partition("|")[0]
 
 
 def _field_names(layer) -> list[str]:

@@ -696,9 +696,9 @@ def test_a_layer_of_a_multi_layer_geopackage_reaches_the_engine_by_name(qgis_ifa
 
 
 def test_the_dock_refuses_what_the_engine_would_read_wrongly(qgis_iface, image_layer, fake_python, tmp_path):
-    """Vector labels with unsaved edits (the engine reads the file), the image picked as its own labels,
-    a moved image, a run folder that cannot be made: each a sentence in the message bar and no run; a
-    layer filter reaches the engine as QGIS writes it."""
+    """Vector labels with unsaved edits (the engine reads the file), the image picked as its own labels
+    (another layer of its file), a run folder that cannot be made: each a sentence in the message bar and
+    no run; a layer filter reaches the engine as QGIS writes it."""
     path = tmp_path / "labels.gpkg"
     vector = _gpkg_over(image_layer, path, {"scribbles": ("class", ["forest", "water"])}, str(path))
     dock = _fake_dock(qgis_iface, fake_python, image_layer, vector)
@@ -713,9 +713,9 @@ def test_the_dock_refuses_what_the_engine_would_read_wrongly(qgis_iface, image_l
         twin = QgsRasterLayer(image_layer.source(), "same file", "gdal")
         QgsProject.instance().addMapLayer(twin)
         dock.layers.set_label_layer(twin)
-        if dock.layers.label_layer() is twin:  # a single-band byte image would be offered as labels
-            assert dock.start_training() is None
-            assert any("the image itself" in m for m in messages(qgis_iface, Qgis.Warning))
+        assert dock.layers.label_layer() is twin  # another layer of the image's own file
+        assert dock.start_training() is None
+        assert any("the image itself" in m for m in messages(qgis_iface, Qgis.Warning))
         dock.layers.set_label_layer(vector)
         blocker = tmp_path / "project"
         blocker.mkdir()

@@ -16,6 +16,7 @@ from torch import nn
 
 from engine.config import TrainConfig
 from engine.data import Chip, TileSampler, stem_axes
+from engine.ema import EMATeacher
 from engine.metrics import confusion, scores
 from engine.predict import predict_array
 from engine.progress import Reporter
@@ -125,12 +126,34 @@ class Method:
         """Networks whose mean softmax is the prediction (saved in the model file)."""
         raise NotImplementedError
 
+    def averages(self) -> list[EMATeacher]:
+        """The weight averages among the predicting networks (EMA teachers, the weight average): fit()
+        estimates their batch-norm statistics afresh before each validation and at the end."""
+        return []
+
     def warm_start(self, members: list[dict]) -> list[str]:
         """Start from a saved model's networks (``members``: its ensemble's weights, e.g. the model of
         the analyst's previous run on this image) instead of a fresh initialisation; returns the names
         of the weights left fresh. A method with one network (``self.net``) loads the model's last
         member into it; methods with more override this."""
         return load_matching(self.net, members[-1])
+
+
+STATISTICS_BATCHES = 8  # batches of unlabeled tiles a weight average's batch-norm statistics come from
+
+
+def refresh_averages(method: Method) -> None:
+    """Batch-norm statistics of each weight average from its own weights (engine.ema), on the same
+    unlabeled tiles every time (a sampler of their own: the training's draws are not disturbed)."""
+    teachers = method.averages()
+    if not teachers:
+        return
+    cfg = method.cfg
+    sampler = TileSampler(method.data.chips, cfg.tile_size, cfg.seed + 65_537)
+    batches = [torch.from_numpy(sampler.unlabeled(cfg.unlabeled_batch_size)[0]).to(method.device)
+               for _ in range(STATISTICS_BATCHES)]
+    for teacher in teachers:
+        teacher.refresh_statistics(batches)
 
 
 def fit(method: Method, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLED) -> tuple[list[dict], dict]:
@@ -156,12 +179,14 @@ def fit(method: Method, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLE
             reporter.progress(method.name, step, total, lr=round(lr, 6),
                               **{k: round(float(v), 4) for k, v in logs.items()})
         if has_val and (step % cfg.val_every == 0 or step == total):
+            refresh_averages(method)
             s = evaluate_chips(method.ensemble(), data.val_chips, data.num_classes, method.device,
                                data.class_names)
             reporter.emit("metric", step=step, val_miou=s["miou"], val_oa=s["oa"], val_kappa=s["kappa"])
             if best_scores is None or s["miou"] >= best_scores["miou"]:  # ties: the later, more trained model
                 best_state, best_scores, best_step = snapshot(method.ensemble()), s, step
     if best_state is None:
+        refresh_averages(method)
         best_state, best_step = snapshot(method.ensemble()), total
     seconds = time.monotonic() - t0
     metrics = {"train_seconds": round(seconds, 2), "steps": total, "best_step": best_step,

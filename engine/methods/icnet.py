@@ -135,6 +135,9 @@ class ICNet(Method):
         nets = [t.model.net for t in self.teachers]
         return nets if self.ic.ensemble else nets[1:]
 
+    def averages(self):
+        return self.teachers
+
     def warm_start(self, members):
         """Student A from the model's first member, B from its last (its two teachers, or one for a
         model saved with a single teacher); the teachers restart as copies of their students."""
@@ -171,12 +174,12 @@ class ICNet(Method):
         valid = valid.bool()
 
         i = 0 if step % 2 == 0 else 1  # the student that learns from the other's teacher this step
-        t_logits, t_emb = self.teachers[1 - i](x_u)
+        teacher = self.teachers[1 - i]  # each batch normalised by its own statistics (engine.ema)
+        t_logits, t_emb = teacher(x_u)
         probs = torch.softmax(t_logits.float(), dim=1)
         extra = DIHEDRAL_VIEWS[1:ic.teacher_views]  # the identity view is t_logits
         if extra:  # the other views, each turned back, averaged with it
-            with torch.no_grad():
-                probs = (probs + view_probs(self.teachers[1 - i].model.net, x_u, extra)) / (1 + len(extra))
+            probs = (probs + view_probs(lambda v: teacher(v)[0], x_u, extra)) / (1 + len(extra))
         if ic.pseudo_smoothing:
             probs = torch.stack([self.smoothing(p, x, v) for p, x, v in zip(probs, x_u, valid, strict=True)])
         pl, mask = pseudo_labels(probs, self._thresholds(probs, valid))

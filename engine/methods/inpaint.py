@@ -148,3 +148,6 @@ class Inpaint(Method):
 
     def ensemble(self):
         return [self.average.model()]
+
+    def averages(self):
+        return self.average.teachers()

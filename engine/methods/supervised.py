@@ -45,3 +45,6 @@ class Supervised(Method):
 
     def ensemble(self):
         return [self.average.model()]
+
+    def averages(self):
+        return self.average.teachers()

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from engine.ema import EMATeacher
+from engine.ema import EMATeacher, WeightAverage, refresh_statistics
 
 
 def _net(value: float) -> nn.Module:
@@ -15,7 +15,7 @@ def _net(value: float) -> nn.Module:
     return net
 
 
-def test_first_update_copies_then_averages():
+def test_first_update_copies_then_averages_the_weights_not_the_statistics():
     student = _net(1.0)
     teacher = EMATeacher(_net(0.0), cap=0.999)
     assert teacher.decay() == 0.0  # a = 1 - 1/(0 + 1)
@@ -28,8 +28,53 @@ def test_first_update_copies_then_averages():
         student[1].running_mean.fill_(3.0)
     teacher.update(student)  # 0.5 * 1 + 0.5 * 3
     assert all(torch.allclose(p, torch.full_like(p, 2.0)) for p in teacher.model.parameters())
-    assert torch.allclose(teacher.model[1].running_mean, torch.full((2,), 2.0))
-    assert int(teacher.model[1].num_batches_tracked) == int(student[1].num_batches_tracked)
+    # the students' statistics are not the averaged weights' (engine.ema): the teacher keeps its own
+    assert torch.all(teacher.model[1].running_mean == 0.0)
+
+
+def test_refresh_gives_the_statistics_of_the_averaged_weights():
+    """Students y = 1x then y = 3x: their mean weight gives y = 2x, whose variance is 4 var(x), not the
+    mean of the students' variances, (1 + 9) / 2 var(x). The refresh measures the former."""
+    torch.manual_seed(0)
+    batches = [torch.randn(64, 1) for _ in range(3)]
+    xs = torch.cat(batches)
+
+    def student(w: float) -> nn.Module:
+        net = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
+        with torch.no_grad():
+            net[0].weight.fill_(w)
+        return net
+
+    teacher = EMATeacher(student(1.0), cap=0.999)
+    teacher.update(student(1.0))
+    teacher.update(student(3.0))
+    teacher.refresh_statistics(batches)
+    bn = teacher.model[1]
+    assert torch.allclose(bn.running_mean, (2 * xs).mean(0), atol=1e-5)
+    # torch's cumulative mode: the mean of each batch's unbiased variance
+    expected = torch.stack([(2 * b).var(0) for b in batches]).mean(0)
+    assert torch.allclose(bn.running_var, expected, rtol=1e-4)
+    assert torch.allclose(bn.running_var, 4 * xs.var(0), rtol=0.2)
+    assert not teacher.model.training and bn.momentum == 0.1  # back as it was
+
+
+def test_teacher_normalises_each_batch_by_its_own_statistics():
+    teacher = EMATeacher(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2, affine=False)))
+    x = torch.randn(32, 2) * 5 + 7
+    out = teacher(x)
+    assert torch.allclose(out.mean(0), torch.zeros(2), atol=1e-4)  # the batch's mean, not the stored 0
+    assert not teacher.model.training
+    assert not torch.all(teacher.model[1].running_mean == 0.0)  # the running statistics moved along
+
+
+def test_refresh_leaves_networks_without_batch_norm_and_the_mode_alone():
+    net = nn.Linear(2, 2).train()
+    refresh_statistics(net, [torch.randn(4, 2)])
+    assert net.training
+    average = WeightAverage(net, 0.99)
+    assert average.teachers() == []  # no average before the first update
+    average.update()
+    assert average.teachers()[0].model is average.model()
 
 
 def test_decay_is_capped_and_teacher_is_frozen():

@@ -238,6 +238,7 @@ def test_teacher_pseudo_labels_average_the_asked_views(views, monkeypatch):
     real = icnet_module.pseudo_labels
     monkeypatch.setattr(icnet_module, "pseudo_labels", lambda p, t: (probs.append(p.clone()), real(p, t))[1])
     net = copy.deepcopy(teacher.model.net)  # the teacher as it taught, before its EMA step
+    net.train()  # every view normalised by its own batch's statistics, as the teacher teaches (engine.ema)
     m.train_step(1, 4)
     one = ensemble_probs([net], seen[0], views=1)
     if views == 8:

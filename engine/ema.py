@@ -6,14 +6,18 @@ counts the updates already made; written as ``teacher.lerp_(student, 1 - a)``, s
 move (a frozen encoder) stays exactly what it is. The first update (a = 0) makes the teacher an exact
 copy; the averaging window then grows until it reaches ``1 / (1 - cap)`` steps.
 
-Batch-norm statistics are *not* averaged. The mean of the students' statistics is not the statistics of
-the mean of their weights (the lesson of stochastic weight averaging): early in a run, when the weights
-still move fast, a teacher normalising with averaged statistics predicted a few classes everywhere
-(Indian Pines, ICNet as released: 7 % overall accuracy after 50 steps, 25 % with statistics of its own;
-README, Benchmarks). The teacher's statistics are its own instead: a call normalises each batch by its
-own statistics (batch norm in training mode, as mean-teacher training does), which also moves the
-running statistics along, and ``refresh_statistics`` estimates them afresh from tiles before the teacher
-is validated or saved.
+Batch-norm statistics: the mean of the students' statistics is not the statistics of the mean of their
+weights (the lesson of stochastic weight averaging). The two only agree while the weights hardly move
+within the averaging window. A teacher that averages every weight since the start (ICNet as released,
+cap 0.999), or teaches while its students still move fast, predicted a few classes everywhere with
+averaged statistics (Indian Pines, ICNet as released: 7 % overall accuracy after 50 steps, 25 % with
+statistics of its own weights; README, Benchmarks). So a teacher (``own_statistics``, the default) keeps
+statistics of its own: a call normalises each batch by the batch's statistics (batch norm in training
+mode, as mean-teacher training does), which also moves its running statistics along, and
+``refresh_statistics`` estimates them afresh from tiles before it is validated or saved (training.fit).
+The weight average of a network's last ~100 steps (WeightAverage) averages its statistics with its
+weights: at the end of a decaying schedule the weights hardly move, and there the averaged statistics
+did as well as fresh ones (README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ def refresh_statistics(net: nn.Module, batches: Iterable[torch.Tensor]) -> None:
 class EMATeacher:
     """A frozen copy of ``student`` kept as the moving average of its weights."""
 
-    def __init__(self, student: nn.Module, cap: float = 0.999):
-        self.cap = cap
+    def __init__(self, student: nn.Module, cap: float = 0.999, own_statistics: bool = True):
+        self.cap, self.own_statistics = cap, own_statistics
         self.model = copy.deepcopy(student).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -70,6 +74,12 @@ class EMATeacher:
         w = 1.0 - self.decay()
         for t, s in zip(self.model.parameters(), student.parameters(), strict=True):
             t.lerp_(s.detach(), w)
+        if not self.own_statistics:  # the students' statistics, averaged like the weights
+            for t, s in zip(self.model.buffers(), student.buffers(), strict=True):
+                if t.dtype.is_floating_point:
+                    t.lerp_(s.detach(), w)
+                else:
+                    t.copy_(s)
         self.updates += 1
 
     def reset(self, student: nn.Module) -> None:
@@ -97,7 +107,8 @@ class WeightAverage:
     With a few labeled pixels the last SGD iterates still wander between nearby solutions; their
     average (an EMATeacher of the network, ``decay`` its cap) is a steadier model at no training cost.
     The teacher is made at the first update, i.e. after any pretrained weights were loaded; before it
-    the network itself predicts. ``decay`` 0 turns the average off.
+    the network itself predicts. ``decay`` 0 turns the average off. Its batch-norm statistics are the
+    network's, averaged like the weights (see the module's note).
     """
 
     def __init__(self, net: nn.Module, decay: float):
@@ -109,12 +120,8 @@ class WeightAverage:
         if self.decay <= 0:
             return
         if self.ema is None:
-            self.ema = EMATeacher(self.net, self.decay)
+            self.ema = EMATeacher(self.net, self.decay, own_statistics=False)
         self.ema.update(self.net)
 
     def model(self) -> nn.Module:
         return self.ema.model if self.ema is not None else self.net
-
-    def teachers(self) -> list[EMATeacher]:
-        """The average, once it exists, for the statistics refresh (training.Method.averages)."""
-        return [self.ema] if self.ema is not None else []

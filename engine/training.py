@@ -127,8 +127,8 @@ class Method:
         raise NotImplementedError
 
     def averages(self) -> list[EMATeacher]:
-        """The weight averages among the predicting networks (EMA teachers, the weight average): fit()
-        estimates their batch-norm statistics afresh before each validation and at the end."""
+        """The EMA teachers among the predicting networks, which keep batch-norm statistics of their
+        own (engine.ema): fit() estimates them afresh before each validation and at the end."""
         return []
 
     def warm_start(self, members: list[dict]) -> list[str]:
@@ -139,12 +139,13 @@ class Method:
         return load_matching(self.net, members[-1])
 
 
-STATISTICS_BATCHES = 8  # batches of unlabeled tiles a weight average's batch-norm statistics come from
+STATISTICS_BATCHES = 8  # batches of unlabeled tiles an EMA teacher's batch-norm statistics come from
 
 
 def refresh_averages(method: Method) -> None:
-    """Batch-norm statistics of each weight average from its own weights (engine.ema), on the same
-    unlabeled tiles every time (a sampler of their own: the training's draws are not disturbed)."""
+    """Batch-norm statistics of each EMA teacher from its own weights (engine.ema), on unlabeled tiles
+    as it teaches on them, the same tiles every time (a sampler of their own: the training's draws are
+    not disturbed)."""
     teachers = method.averages()
     if not teachers:
         return

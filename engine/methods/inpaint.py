@@ -148,6 +148,3 @@ class Inpaint(Method):
 
     def ensemble(self):
         return [self.average.model()]
-
-    def averages(self):
-        return self.average.teachers()

@@ -45,6 +45,3 @@ class Supervised(Method):
 
     def ensemble(self):
         return [self.average.model()]
-
-    def averages(self):
-        return self.average.teachers()

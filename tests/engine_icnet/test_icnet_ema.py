@@ -71,10 +71,22 @@ def test_refresh_leaves_networks_without_batch_norm_and_the_mode_alone():
     net = nn.Linear(2, 2).train()
     refresh_statistics(net, [torch.randn(4, 2)])
     assert net.training
+
+
+def test_weight_average_averages_the_statistics_with_the_weights():
+    """The weight average of a network's last steps takes the network's statistics along (engine.ema)."""
+    net = _net(1.0)
     average = WeightAverage(net, 0.99)
-    assert average.teachers() == []  # no average before the first update
-    average.update()
-    assert average.teachers()[0].model is average.model()
+    average.update()  # the first update copies
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(3.0)
+        net[1].running_mean.fill_(3.0)
+    average.update()  # 0.5 * 1 + 0.5 * 3
+    model = average.model()
+    assert all(torch.allclose(p, torch.full_like(p, 2.0)) for p in model.parameters())
+    assert torch.allclose(model[1].running_mean, torch.full((2,), 2.0))
+    assert int(model[1].num_batches_tracked) == int(net[1].num_batches_tracked)
 
 
 def test_decay_is_capped_and_teacher_is_frozen():

@@ -62,6 +62,31 @@ def test_students_differ_and_teachers_follow():
     assert not torch.equal(before, m.teachers[0].model.net.head.weight)  # EMA step taken
 
 
+def test_saved_teachers_hold_statistics_of_their_own_weights():
+    """fit() estimates each teacher's batch-norm statistics for its own weights before saving them
+    (engine.ema): the saved members hold what a fresh estimate on the same tiles gives, and not the
+    students' statistics averaged."""
+    from engine.ema import refresh_statistics
+    from engine.progress import Reporter
+    from engine.training import STATISTICS_BATCHES, fit
+
+    m = _method("reference", steps=3)
+    members, _ = fit(m, Reporter("none"))
+    sampler = TileSampler(m.data.chips, m.cfg.tile_size, m.cfg.seed + 65_537)
+    batches = [torch.from_numpy(sampler.unlabeled(m.cfg.unlabeled_batch_size)[0])
+               for _ in range(STATISTICS_BATCHES)]
+    net = copy.deepcopy(m.teachers[1].model.net)
+    for layer in net.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.fill_(123.0)
+    refresh_statistics(net, batches)
+    (saved,) = members  # reference mode: teacher B predicts
+    means = [k for k in saved if k.endswith("running_mean")]
+    assert means and all(torch.allclose(saved[k], net.state_dict()[k], atol=1e-6) for k in means)
+    student = m.students[1].net.state_dict()
+    assert not all(torch.allclose(saved[k], student[k]) for k in means)
+
+
 def test_reference_turns_every_addition_off():
     m = _method("reference")
     ic = m.ic

@@ -7,18 +7,18 @@ move (a frozen encoder) stays exactly what it is. The first update (a = 0) makes
 copy; the averaging window then grows until it reaches ``1 / (1 - cap)`` steps.
 
 Batch-norm statistics: the mean of the students' statistics is not the statistics of the mean of their
-weights (the lesson of stochastic weight averaging). The two only agree while the weights hardly move
-within the averaging window. A teacher that averages every weight since the start (ICNet as released,
-cap 0.999), or teaches while its students still move fast, predicted a few classes everywhere with
-averaged statistics (Indian Pines, ICNet as released, k = 5: teacher A 3 % overall accuracy after 50
-steps, 23 % with statistics of its own weights; 8 % against 34 % after 100;
-bench/results/teacher_statistics_indian_pines.md). So a teacher (``own_statistics``, the default) keeps
-statistics of its own: a call normalises each batch by the batch's statistics (batch norm in training
-mode, as mean-teacher training does), which also moves its running statistics along, and
-``refresh_statistics`` estimates them afresh from tiles before it is validated or saved (training.fit).
-The weight average of a network's last ~100 steps (WeightAverage) averages its statistics with its
-weights: at the end of a decaying schedule the weights hardly move, and there the averaged statistics
-did as well as fresh ones (README, Benchmarks).
+weights (the lesson of stochastic weight averaging). The two agree while the weights hardly move within
+the averaging window, and by default a teacher averages its students' statistics with their weights:
+for a window of the last ~100 steps (ICNet's improved mode, cap 0.99; the weight average) that did as
+well as, or better than, statistics estimated for the teacher's own weights (README, Benchmarks:
+*Teachers' batch-norm statistics*). A teacher that averages every weight since the start (ICNet as
+released, cap 0.999) predicted a few classes everywhere with averaged statistics (Indian Pines, k = 5:
+teacher A 3 % overall accuracy after 50 steps, 23 % with statistics of its own weights; 8 % against
+34 % after 100; bench/results/teacher_statistics_indian_pines.md). With ``own_statistics`` a teacher
+keeps statistics of its own instead: it teaches in training mode, each batch normalised by its own
+statistics (as mean-teacher code commonly runs its teacher), which also moves its running statistics
+along, and ``refresh_statistics`` estimates them afresh from tiles before it is validated or saved
+(training.fit).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def refresh_statistics(net: nn.Module, batches: Iterable[torch.Tensor]) -> None:
 class EMATeacher:
     """A frozen copy of ``student`` kept as the moving average of its weights."""
 
-    def __init__(self, student: nn.Module, cap: float = 0.999, own_statistics: bool = True):
+    def __init__(self, student: nn.Module, cap: float = 0.999, own_statistics: bool = False):
         self.cap, self.own_statistics = cap, own_statistics
         self.model = copy.deepcopy(student).eval()
         for p in self.model.parameters():
@@ -90,8 +90,10 @@ class EMATeacher:
 
     @torch.no_grad()
     def __call__(self, *args, **kwargs):
-        """The teacher's output, each batch normalised by its own statistics (see the module's note);
-        the running statistics move along."""
+        """The teacher's output on a batch: with ``own_statistics`` normalised by the batch's own
+        statistics (which also moves its running statistics along), else by its averaged ones."""
+        if not self.own_statistics:
+            return self.model(*args, **kwargs)
         self.model.train()
         try:
             return self.model(*args, **kwargs)
@@ -121,7 +123,7 @@ class WeightAverage:
         if self.decay <= 0:
             return
         if self.ema is None:
-            self.ema = EMATeacher(self.net, self.decay, own_statistics=False)
+            self.ema = EMATeacher(self.net, self.decay)
         self.ema.update(self.net)
 
     def model(self) -> nn.Module:

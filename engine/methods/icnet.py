@@ -105,7 +105,7 @@ class ICNet(Method):
         self.gen = torch.Generator().manual_seed(cfg.seed)
         # A starts from the same initialisation the supervised baseline would; B from another one.
         self.students = [self._new_student(cfg.seed), self._new_student(cfg.seed + 7919)]
-        self.teachers = [EMATeacher(s, ic.ema_cap) for s in self.students]
+        self.teachers = [EMATeacher(s, ic.ema_cap, ic.own_statistics) for s in self.students]
         self.opts = [self._sgd(s) for s in self.students]
         k = data.num_classes
         self.adaptive = (ClassAdaptiveThresholds(k, ic.conf_threshold)
@@ -136,7 +136,7 @@ class ICNet(Method):
         return nets if self.ic.ensemble else nets[1:]
 
     def averages(self):
-        return self.teachers
+        return self.teachers if self.ic.own_statistics else []
 
     def warm_start(self, members):
         """Student A from the model's first member, B from its last (its two teachers, or one for a
@@ -174,7 +174,7 @@ class ICNet(Method):
         valid = valid.bool()
 
         i = 0 if step % 2 == 0 else 1  # the student that learns from the other's teacher this step
-        teacher = self.teachers[1 - i]  # each batch normalised by its own statistics (engine.ema)
+        teacher = self.teachers[1 - i]
         t_logits, t_emb = teacher(x_u)
         probs = torch.softmax(t_logits.float(), dim=1)
         extra = DIHEDRAL_VIEWS[1:ic.teacher_views]  # the identity view is t_logits
@@ -278,5 +278,5 @@ class ICNet(Method):
                                 self.data.class_names)["miou"] for net in nets]
         weaker = min(range(2), key=lambda m: (score[m], agree[m]))
         self.students[weaker] = self._new_student(self.cfg.seed + 7919 * (self.round + 1) + weaker)
-        self.teachers[weaker] = EMATeacher(self.students[weaker], self.ic.ema_cap)
+        self.teachers[weaker] = EMATeacher(self.students[weaker], self.ic.ema_cap, self.ic.own_statistics)
         self.opts[weaker] = self._sgd(self.students[weaker])

@@ -1,5 +1,6 @@
 """EMA teacher arithmetic (engine.ema)."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -15,9 +16,10 @@ def _net(value: float) -> nn.Module:
     return net
 
 
-def test_first_update_copies_then_averages_the_weights_not_the_statistics():
+@pytest.mark.parametrize("own", [False, True])
+def test_first_update_copies_then_averages(own):
     student = _net(1.0)
-    teacher = EMATeacher(_net(0.0), cap=0.999)
+    teacher = EMATeacher(_net(0.0), cap=0.999, own_statistics=own)
     assert teacher.decay() == 0.0  # a = 1 - 1/(0 + 1)
     teacher.update(student)
     assert all(torch.all(p == 1.0) for p in teacher.model.parameters())
@@ -28,8 +30,10 @@ def test_first_update_copies_then_averages_the_weights_not_the_statistics():
         student[1].running_mean.fill_(3.0)
     teacher.update(student)  # 0.5 * 1 + 0.5 * 3
     assert all(torch.allclose(p, torch.full_like(p, 2.0)) for p in teacher.model.parameters())
-    # the students' statistics are not the averaged weights' (engine.ema): the teacher keeps its own
-    assert torch.all(teacher.model[1].running_mean == 0.0)
+    if own:  # the students' statistics are not the averaged weights' (engine.ema): it keeps its own
+        assert torch.all(teacher.model[1].running_mean == 0.0)
+    else:  # averaged like the weights
+        assert torch.allclose(teacher.model[1].running_mean, torch.full((2,), 2.0))
 
 
 def test_refresh_gives_the_statistics_of_the_averaged_weights():
@@ -58,8 +62,8 @@ def test_refresh_gives_the_statistics_of_the_averaged_weights():
     assert not teacher.model.training and bn.momentum == 0.1  # back as it was
 
 
-def test_teacher_normalises_each_batch_by_its_own_statistics():
-    teacher = EMATeacher(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2, affine=False)))
+def test_teacher_with_own_statistics_normalises_each_batch_by_its_own():
+    teacher = EMATeacher(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2, affine=False)), own_statistics=True)
     x = torch.randn(32, 2) * 5 + 7
     out = teacher(x)
     assert torch.allclose(out.mean(0), torch.zeros(2), atol=1e-4)  # the batch's mean, not the stored 0

@@ -92,6 +92,8 @@ def test_reference_turns_every_addition_off():
     ic = m.ic
     got = (ic.conf_mask, ic.cutmix, ic.contrastive_weight, ic.rounds, ic.ensemble)
     assert got == (False, False, 0.0, 1, False)
+    assert ic.own_statistics and m.averages() == m.teachers  # its teachers keep statistics of their own
+    assert not _method("improved").ic.own_statistics and _method("improved").averages() == []
     assert len(m.ensemble()) == 1 and m.ensemble()[0] is m.teachers[1].model.net  # teacher B predicts
     assert m.students[0].proj is None
     assert len(_method("improved").ensemble()) == 2
@@ -263,7 +265,6 @@ def test_teacher_pseudo_labels_average_the_asked_views(views, monkeypatch):
     real = icnet_module.pseudo_labels
     monkeypatch.setattr(icnet_module, "pseudo_labels", lambda p, t: (probs.append(p.clone()), real(p, t))[1])
     net = copy.deepcopy(teacher.model.net)  # the teacher as it taught, before its EMA step
-    net.train()  # every view normalised by its own batch's statistics, as the teacher teaches (engine.ema)
     m.train_step(1, 4)
     one = ensemble_probs([net], seen[0], views=1)
     if views == 8:

@@ -40,7 +40,8 @@ def scene_with_scribbles(seed: int):
     return img, truth, scribbles(truth, 1, length=10, seed=seed + 1)
 
 
-def train_and_score(method: str, seed: int, unsup_weight: float | None = None) -> float:
+def train_and_score(method: str, seed: int, unsup_weight: float | None = None,
+                    own_statistics: bool = False) -> float:
     img, truth, labels = scene_with_scribbles(seed)
     chip = Chip(0, 0, img.astype(np.float32), np.ones(truth.shape, bool), labels, np.zeros_like(labels))
     chip.index()
@@ -51,6 +52,7 @@ def train_and_score(method: str, seed: int, unsup_weight: float | None = None) -
     cfg.model.in_channels, cfg.model.num_classes = BANDS, CLASSES
     if unsup_weight is not None:
         cfg.icnet.unsup_weight = unsup_weight
+    cfg.icnet.own_statistics = own_statistics
     torch.manual_seed(0)
     m = method_class(method)(cfg, data, torch.device("cpu"))
     for step in range(1, STEPS + 1):  # the schedule training.fit applies
@@ -84,9 +86,10 @@ if __name__ == "__main__":  # the table in the docstring
     ap = argparse.ArgumentParser(description="supervised vs icnet mIoU on the test's synthetic scenes")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 2])
     ap.add_argument("--unsup-weight", type=float, nargs="+", default=[None])
+    ap.add_argument("--own-statistics", action="store_true", help="teachers keep statistics of their own")
     a = ap.parse_args()
     torch.set_num_threads(1)
     for seed in a.seeds:
-        row = [f"{train_and_score('icnet', seed, w):.3f}" for w in a.unsup_weight]
+        row = [f"{train_and_score('icnet', seed, w, a.own_statistics):.3f}" for w in a.unsup_weight]
         print(f"seed {seed}: supervised {train_and_score('supervised', seed):.3f} vs icnet {' / '.join(row)}",
               flush=True)

@@ -37,9 +37,9 @@ import indian_pines as ip  # noqa: E402
 
 import engine.methods.icnet as icnet_module  # noqa: E402
 from engine.cli import main as engine_main  # noqa: E402
-from engine.data import TileSampler  # noqa: E402
 from engine.ema import refresh_statistics  # noqa: E402
 from engine.predict import predict_array  # noqa: E402
+from engine.training import statistics_batches  # noqa: E402
 
 
 def one_view_oa(net, chip, truth, device) -> float:
@@ -66,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     train_step = icnet_module.ICNet.train_step
 
     def probed_step(self, step, total):
-        for m, teacher in enumerate(self.teachers):  # the decay this step's EMA update will use
+        for m, teacher in enumerate(self.teachers):  # at the first step: the teachers' starting statistics
             averaged.setdefault(m, {k: v.clone() for k, v in teacher.model.net.state_dict().items()
                                     if "running" in k})
-        decays = [t.decay() for t in self.teachers]
+        decays = [t.decay() for t in self.teachers]  # what this step's EMA updates use
         out = train_step(self, step, total)
         for m, student in enumerate(self.students):
             for name, value in student.net.state_dict().items():
@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % args.every and step != total:
             return out
         chip = self.data.chips[0]
-        sampler = TileSampler(self.data.chips, self.cfg.tile_size, self.cfg.seed + 65_537)
-        batches = [torch.from_numpy(sampler.unlabeled(self.cfg.unlabeled_batch_size)[0]) for _ in range(8)]
+        batches = statistics_batches(self.data.chips, self.cfg, self.device)  # as fit() refreshes with
         row = {"step": step}
         for m, (name, teacher) in enumerate(zip("AB", self.teachers, strict=True)):
             net = copy.deepcopy(teacher.model.net).eval()

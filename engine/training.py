@@ -126,7 +126,7 @@ class Method:
         """Networks whose mean softmax is the prediction (saved in the model file)."""
         raise NotImplementedError
 
-    def averages(self) -> list[EMATeacher]:
+    def refreshed_teachers(self) -> list[EMATeacher]:
         """The EMA teachers among the predicting networks, which keep batch-norm statistics of their
         own (engine.ema): fit() estimates them afresh before each validation and at the end."""
         return []
@@ -142,17 +142,21 @@ class Method:
 STATISTICS_BATCHES = 8  # batches of unlabeled tiles an EMA teacher's batch-norm statistics come from
 
 
-def refresh_averages(method: Method) -> None:
-    """Batch-norm statistics of each EMA teacher from its own weights (engine.ema), on unlabeled tiles
-    as it teaches on them, the same tiles every time (a sampler of their own: the training's draws are
-    not disturbed)."""
-    teachers = method.averages()
+def statistics_batches(chips: list[Chip], cfg: TrainConfig, device: torch.device) -> list[torch.Tensor]:
+    """The unlabeled tiles an EMA teacher's statistics are estimated from: the same every time, from a
+    sampler of their own (the training's draws are not disturbed)."""
+    sampler = TileSampler(chips, cfg.tile_size, cfg.seed + 65_537)
+    return [torch.from_numpy(sampler.unlabeled(cfg.unlabeled_batch_size)[0]).to(device)
+            for _ in range(STATISTICS_BATCHES)]
+
+
+def refresh_teachers(method: Method) -> None:
+    """Batch-norm statistics of each EMA teacher that keeps its own (engine.ema) from its current
+    weights, on unlabeled tiles as it teaches on them."""
+    teachers = method.refreshed_teachers()
     if not teachers:
         return
-    cfg = method.cfg
-    sampler = TileSampler(method.data.chips, cfg.tile_size, cfg.seed + 65_537)
-    batches = [torch.from_numpy(sampler.unlabeled(cfg.unlabeled_batch_size)[0]).to(method.device)
-               for _ in range(STATISTICS_BATCHES)]
+    batches = statistics_batches(method.data.chips, method.cfg, method.device)
     for teacher in teachers:
         teacher.refresh_statistics(batches)
 
@@ -180,14 +184,14 @@ def fit(method: Method, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLE
             reporter.progress(method.name, step, total, lr=round(lr, 6),
                               **{k: round(float(v), 4) for k, v in logs.items()})
         if has_val and (step % cfg.val_every == 0 or step == total):
-            refresh_averages(method)
+            refresh_teachers(method)
             s = evaluate_chips(method.ensemble(), data.val_chips, data.num_classes, method.device,
                                data.class_names)
             reporter.emit("metric", step=step, val_miou=s["miou"], val_oa=s["oa"], val_kappa=s["kappa"])
             if best_scores is None or s["miou"] >= best_scores["miou"]:  # ties: the later, more trained model
                 best_state, best_scores, best_step = snapshot(method.ensemble()), s, step
     if best_state is None:
-        refresh_averages(method)
+        refresh_teachers(method)
         best_state, best_step = snapshot(method.ensemble()), total
     seconds = time.monotonic() - t0
     metrics = {"train_seconds": round(seconds, 2), "steps": total, "best_step": best_step,

@@ -135,7 +135,7 @@ class ICNet(Method):
         nets = [t.model.net for t in self.teachers]
         return nets if self.ic.ensemble else nets[1:]
 
-    def averages(self):
+    def refreshed_teachers(self):
         return self.teachers if self.ic.own_statistics else []
 
     def warm_start(self, members):

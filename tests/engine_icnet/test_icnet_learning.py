@@ -35,7 +35,7 @@ from engine.methods import method_class
 from engine.metrics import confusion, scores
 from engine.predict import predict_array
 from engine.synthetic import scene, scribbles
-from engine.training import TrainData, poly_lr, refresh_averages
+from engine.training import TrainData, poly_lr, refresh_teachers
 
 SIZE, BANDS, CLASSES, STEPS = 128, 4, 3, 300
 
@@ -65,7 +65,7 @@ def train_and_score(method: str, seed: int, unsup_weight: float | None = None,
             for g in opt.param_groups:
                 g["lr"] = poly_lr(cfg.lr, step, STEPS) * g.get("lr_scale", 1.0)
         m.train_step(step, STEPS)
-    refresh_averages(m)  # as fit() does before it saves
+    refresh_teachers(m)  # as fit() does before it saves
     pred, _ = predict_array(m.ensemble(), chip.x, chip.valid, torch.device("cpu"))
     return scores(confusion(truth, pred, CLASSES))["miou"]
 

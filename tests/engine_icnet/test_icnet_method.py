@@ -68,13 +68,11 @@ def test_saved_teachers_hold_statistics_of_their_own_weights():
     students' statistics averaged."""
     from engine.ema import refresh_statistics
     from engine.progress import Reporter
-    from engine.training import STATISTICS_BATCHES, fit
+    from engine.training import fit, statistics_batches
 
     m = _method("reference", steps=3)
     members, _ = fit(m, Reporter("none"))
-    sampler = TileSampler(m.data.chips, m.cfg.tile_size, m.cfg.seed + 65_537)
-    batches = [torch.from_numpy(sampler.unlabeled(m.cfg.unlabeled_batch_size)[0])
-               for _ in range(STATISTICS_BATCHES)]
+    batches = statistics_batches(m.data.chips, m.cfg, m.device)
     net = copy.deepcopy(m.teachers[1].model.net)
     for layer in net.modules():
         if isinstance(layer, torch.nn.BatchNorm2d):
@@ -92,8 +90,8 @@ def test_reference_turns_every_addition_off():
     ic = m.ic
     got = (ic.conf_mask, ic.cutmix, ic.contrastive_weight, ic.rounds, ic.ensemble)
     assert got == (False, False, 0.0, 1, False)
-    assert ic.own_statistics and m.averages() == m.teachers  # its teachers keep statistics of their own
-    assert not _method("improved").ic.own_statistics and _method("improved").averages() == []
+    assert ic.own_statistics and m.refreshed_teachers() == m.teachers  # teachers with statistics of their own
+    assert not _method("improved").ic.own_statistics and _method("improved").refreshed_teachers() == []
     assert len(m.ensemble()) == 1 and m.ensemble()[0] is m.teachers[1].model.net  # teacher B predicts
     assert m.students[0].proj is None
     assert len(_method("improved").ensemble()) == 2

@@ -341,7 +341,27 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check_warm_start_network(a: argparse.Namespace) -> None:
+    """A warm start continues the model's own network: refuse --arch / --spectral-stem / --stem-init that
+    ask for a different one, instead of ignoring them."""
+    given = (("arch", a.arch), ("spectral_stem", a.spectral_stem), ("stem_init", a.stem_init))
+    asked = {k: v for k, v in given if v is not None}
+    if not a.warm_start or not asked:
+        return
+    from engine import modelfile  # noqa: PLC0415
+    from engine.errors import InputError  # noqa: PLC0415
+
+    has = modelfile.load(a.warm_start).config.model
+    flags = {"arch": "--arch", "spectral_stem": "--spectral-stem", "stem_init": "--stem-init"}
+    for key, value in asked.items():
+        if getattr(has, key) != value:
+            raise InputError(f"Model {a.warm_start} has {flags[key]} {getattr(has, key)}, and a warm start "
+                             f"continues its network; drop {flags[key]} {value}, or train without "
+                             "--warm-start.", "warm_start_network")
+
+
 def _config(a: argparse.Namespace):
+    _check_warm_start_network(a)
     steps = a.steps
     if steps is None and a.warm_start:
         steps = max(1, round(PRESETS[a.preset].steps * WARM_START_SHARE))

@@ -83,6 +83,9 @@ def test_a_new_class_restarts_only_the_classifier(capsys, learned, tmp_path):
 @pytest.mark.parametrize("extra, code, words", [
     (["--method", "icnet"], "warm_start_method", "--method supervised"),
     (["--init", "enc.semienc"], "bad_usage", "not both"),
+    # the learned model is a U-Net without a band mixer: another network is refused, not ignored
+    (["--arch", "resnet18"], "warm_start_network", "--arch unet"),
+    (["--spectral-stem", "8"], "warm_start_network", "drop --spectral-stem 8"),
 ])
 def test_a_warm_start_that_cannot_work_is_refused(capsys, learned, tmp_path, extra, code, words):
     out = tmp_path / "out"
@@ -91,6 +94,13 @@ def test_a_warm_start_that_cannot_work_is_refused(capsys, learned, tmp_path, ext
     errors = [e for e in jsonl_events(stdout) if e["event"] == "error"]
     assert [e["code"] for e in errors] == [code] and words in errors[0]["message"]
     assert leftovers(out) == []  # nothing written
+
+
+def test_a_warm_start_may_name_the_models_own_network(capsys, learned, tmp_path):
+    rc, _, err = _run(capsys, learned, tmp_path / "out", "--warm-start", learned["model"], "--arch", "unet",
+                      "--spectral-stem", "0")
+    assert rc == 0, err
+    assert modelfile.load(str(tmp_path / "out" / "model.semiseg")).config.model.arch == "unet"
 
 
 def test_a_model_of_other_bands_is_refused(capsys, learned, tmp_path):

@@ -48,9 +48,8 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     torch.manual_seed(cfg.seed)
     warm = _load_warm_start(cfg)  # the model to start from (--warm-start), or None
     cache = "" if warm else _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
-    rasters = [image, *(unlabeled or [])]  # what an in-run pretraining learns from
-    for extra in unlabeled or []:  # each one a readable raster before anything (the cache key) reads it
-        open_image(extra).close()
+    unlabeled = distinct_unlabeled(image, unlabeled, reporter)  # each readable, before the cache key
+    rasters = [image, *unlabeled]  # what an in-run pretraining learns from
     enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
     with open_image(image) as ds:
         reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
@@ -113,7 +112,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     if len(present) < 2:
         raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least two "
                          "classes.", "labels_single_class")
-    for extra in unlabeled or []:
+    for extra in unlabeled:
         with open_image(extra) as ds:
             if (n := band_count(ds)) != cfg.model.in_channels:
                 raise InputError(f"Unlabeled image {extra} has {n} band(s) but {image} has "
@@ -162,6 +161,30 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                   "python": platform.python_version(), "grid": grid}
     model = SavedModel(cfg, lab.classes, stats, members, metrics, provenance, val_lab)
     return model, held_out(data.val_chips), train_lab  # held when predicting (nodata pixels ignored there)
+
+
+def distinct_unlabeled(image: str, unlabeled: list[str] | None, reporter: Reporter) -> list[str]:
+    """``unlabeled`` (each checked readable) without the training image and without repeats, each left
+    out with a warning: the training image's tiles are sampled as unlabeled ones already, and a raster
+    named twice would be sampled twice as often as the others."""
+    kept: list[str] = []
+    for path in unlabeled or []:
+        open_image(path).close()
+        same = next((p for p in [image, *kept] if _same_file(p, path)), None)
+        if same is None:
+            kept.append(path)
+            continue
+        what = "the training image" if same == image else f"named twice (as {same})"
+        reporter.warning(f"Unlabeled image {path} is {what}; it is used once.", "unlabeled_repeated")
+    return kept
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two raster paths name one file (GDAL's virtual paths, which are no files: the same path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def prediction_anchors(labels: str, image: str, model: SavedModel,
@@ -278,6 +301,7 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
     """Inpainting pretraining on ``image`` (+ ``unlabeled``) without labels; writes the encoder file."""
     check_writable(out)
     t0 = time.monotonic()
+    unlabeled = distinct_unlabeled(image, unlabeled, reporter)
     metrics = pretrain_job(image, out, cfg, device, reporter, unlabeled, cancel)
     metrics["seconds"] = round(time.monotonic() - t0, 2)
     return metrics

@@ -366,3 +366,23 @@ def test_missing_unlabeled_raster_with_an_encoder_cache(capsys, scene, tmp_path)
                                   *TINY_TRAIN])
     assert "does not exist" in assert_one_sentence(rc, err, missing)
     assert leftovers(scene["out"]) == []
+
+
+def test_the_training_image_or_a_repeat_given_as_unlabeled_is_used_once(capsys, scene, tmp_path):
+    """--unlabeled naming the training image (by another spelling of its path) or one raster twice: a
+    warning for each, and the run goes on with each raster once."""
+    from engine_helpers import jsonl_events
+
+    (tmp_path / "other").mkdir()
+    other = write_scene(str(tmp_path / "other"), 64, 64, bands=4, classes=3, seed=7)["image"]
+    image = Path(scene["image"])
+    alias = image.parent / "." / image.name
+    rc, stdout, err = run_cli(capsys, ["train", "--image", image, "--labels", scene["labels"], "--out",
+                                       scene["out"] / "m.semiseg", "--unlabeled", alias, other, other,
+                                       "--progress", "jsonl", *TINY_TRAIN])
+    assert rc == 0, err
+    warned = [e["message"] for e in jsonl_events(stdout)
+              if e["event"] == "warning" and e["code"] == "unlabeled_repeated"]
+    assert len(warned) == 2
+    assert "is the training image" in warned[0] and str(alias) in warned[0]
+    assert "named twice" in warned[1] and str(other) in warned[1]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import sys
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         add(label, k, seed, res, time.perf_counter() - t0)
 
     lines = ["# How much of the default map is the network's (Indian Pines)", "",
+             f"Run {datetime.datetime.now():%Y-%m-%d %H:%M} on {ip.machine()}; one torch thread.", "",
              "OA / mIoU on the evaluation pixels (the draw's labels left out). *default* = 8 views + "
              "edge-aware smoothing holding the draw's labels at their class (what `run` writes); "
              "*label propagation alone* = the same smoothing from equal class probabilities (no network); "

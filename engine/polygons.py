@@ -84,7 +84,8 @@ def polygonize(prediction: str, out: str, min_pixels: int = 0, reporter: Reporte
         cancel.check()
         per_class = _attributes(ogr, osr, vec, layer, srs, names, reporter, cancel)
         layer = None
-        vec = None  # closes the GeoPackage (builds its spatial index)
+        vec = None  # closes the GeoPackage (builds its spatial index, which can take a while)
+        cancel.check()  # a cancel that came during the close still leaves nothing
         publish(part, out)
     except RuntimeError as e:
         cancel.check()  # a cancelled GDAL call raises too: report the cancel, not an error

@@ -126,6 +126,25 @@ def test_cancel_leaves_nothing(tmp_path):
     assert leftovers(tmp_path / "out") == []
 
 
+def test_a_cancel_after_the_last_check_of_the_work_still_leaves_nothing(tmp_path):
+    """A cancel that arrives once every feature is written (while the GeoPackage closes and builds its
+    spatial index) is not ignored: nothing is published."""
+    from engine.progress import Reporter
+
+    cancel = CancelToken()
+
+    class CancelAtTheEnd(Reporter):
+        def progress(self, stage, step, total=None, **fields):
+            super().progress(stage, step, total, **fields)
+            if stage == "attributes" and step == total:
+                cancel.cancelled = True  # after the last check inside the work
+
+    with pytest.raises(Cancelled):
+        polygonize(str(_write(tmp_path, _scene())), str(tmp_path / "out" / "m.gpkg"), 3,
+                   reporter=CancelAtTheEnd("none"), cancel=cancel)
+    assert leftovers(tmp_path / "out") == []
+
+
 def test_an_engine_python_without_gdal_bindings_is_told_so(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "osgeo", None)  # import osgeo now fails
     with pytest.raises(InputError, match="GDAL's Python bindings"):

@@ -34,6 +34,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import indian_pines as ip  # noqa: E402
+from smoothing import write_report  # noqa: E402
 
 from engine import modelfile  # noqa: E402
 from engine.augment import band_jitter, random_dihedral  # noqa: E402
@@ -110,12 +111,7 @@ def main(argv: list[str] | None = None) -> int:
              for w in WAYS]
     lines += ["| mean | " + " | ".join(means) + " |", "",
               "Command: `python bench/average_statistics.py " + " ".join(argv or sys.argv[1:]) + "`"]
-    text = "\n".join(lines) + "\n"
-    with open(args.out, "w") as f:
-        f.write(text)
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
-    print(text)
+    write_report(args.out, lines, rows)
     return 0
 
 

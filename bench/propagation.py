@@ -42,6 +42,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import indian_pines as ip  # noqa: E402
+from smoothing import write_report  # noqa: E402
 
 from engine import modelfile, smooth  # noqa: E402
 from engine.labels import LabelPatches  # noqa: E402
@@ -249,12 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {label} | {k} | {output} | {oa.mean():.3f} ± {sd} | "
                      f"{np.mean([r['miou'] for r in rs]):.3f} | {per} (seeds {seeds}) |")
     lines += ["", "Command: `python bench/propagation.py " + " ".join(argv or sys.argv[1:]) + "`"]
-    text = "\n".join(lines) + "\n"
-    with open(args.out, "w") as f:
-        f.write(text)
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
-    print(text)
+    write_report(args.out, lines, rows)
     return 0
 
 

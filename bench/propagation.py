@@ -9,10 +9,9 @@ from equal class probabilities, so only the held labels move it -- next to:
 * ``rf + smoothing``: the random-forest baseline's class probabilities (500 trees, as in the benchmark)
   smoothed the same way, holding the same labels;
 * saved engine models (``--models LABEL:K:SEED=MODEL``, e.g. the ``model.semiseg`` of benchmark runs):
-  one view, and the default output (8 views + smoothing holding the labels); with ``--temperatures``
-  also the default output from the network's logits divided by each temperature, which shows how a
-  network's confidence sets its weight against the held labels, and with ``--label-weights`` the
-  default output with each held label counting several times (an experiment, not an engine option).
+  one view, and the default output (8 views + smoothing holding the labels); with ``--label-weights``
+  also the default output with each held label counting several times (an experiment, not an engine
+  option).
 
 Usage (from the repository root)::
 
@@ -85,7 +84,8 @@ def held_label_weight(w: float):
         a = anchors.to(device=device, dtype=torch.long)
 
         def fix_weighted(q, box):
-            return torch.where(a[box[0]:box[2], box[1]:box[3]] > 0, fix(q, box) * w, fix(q, box))
+            q = fix(q, box)
+            return torch.where(a[box[0]:box[2], box[1]:box[3]] > 0, q * w, q)
 
         return fix_weighted
 
@@ -96,34 +96,18 @@ def held_label_weight(w: float):
         smooth._anchoring = plain
 
 
-def default_and_one_view(nets, x, valid, labels, truth, k_classes, temperatures=(), weights=()) -> dict:
+def default_and_one_view(nets, x, valid, labels, truth, k_classes, weights=()) -> dict:
     cpu = torch.device("cpu")
     smoothing = smoothing_for(array_reader(x, valid), *valid.shape, True)
     held = LabelPatches.from_array(labels)
     one, _ = predict_array(nets, x, valid, cpu, core=512)
     default, _ = predict_array(nets, x, valid, cpu, core=512, views=8, smooth=smoothing, anchors=held)
     out = {"one view": ip.scores(one, truth, k_classes), "default": ip.scores(default, truth, k_classes)}
-    for t in temperatures:
-        tempered = [Tempered(n, t) for n in nets]
-        cls, _ = predict_array(tempered, x, valid, cpu, core=512, views=8, smooth=smoothing, anchors=held)
-        out[f"default, T = {t:g}"] = ip.scores(cls, truth, k_classes)
     for w in weights:
         with held_label_weight(w):
             cls, _ = predict_array(nets, x, valid, cpu, core=512, views=8, smooth=smoothing, anchors=held)
         out[f"default, labels weighted {w:g}"] = ip.scores(cls, truth, k_classes)
     return out
-
-
-class Tempered(torch.nn.Module):
-    """``net`` with its logits divided by ``t`` (t > 1: less confident)."""
-
-    def __init__(self, net: torch.nn.Module, t: float):
-        super().__init__()
-        self.net, self.t = net, t
-        self.stride, self.channels_last = net.stride, getattr(net, "channels_last", False)
-
-    def forward(self, x):
-        return self.net(x) / self.t
 
 
 def rf_probabilities(x: np.ndarray, labels: np.ndarray, classes: int, seed: int):
@@ -172,8 +156,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="label draws scored without a network (none: only --models)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--models", nargs="*", default=[], metavar="LABEL:K:SEED=MODEL")
-    ap.add_argument("--temperatures", type=float, nargs="*", default=[],
-                    help="also score the models' default output with their logits divided by these")
     ap.add_argument("--label-weights", type=float, nargs="*", default=[],
                     help="also score the models' default output with each held label counting this many "
                          "times (an experiment: held_label_weight)")
@@ -226,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             x, valid = read_normalised(ds, model.band_stats, 0, 0, ds.height, ds.width)
         t0 = time.perf_counter()
         res = default_and_one_view(model.networks(torch.device("cpu")), x, valid, labels, truth, classes,
-                                   args.temperatures, args.label_weights)
+                                   args.label_weights)
         add(label, k, seed, res, time.perf_counter() - t0)
 
     lines = ["# How much of the default map is the network's (Indian Pines)", "",
@@ -234,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
              "OA / mIoU on the evaluation pixels (the draw's labels left out). *default* = 8 views + "
              "edge-aware smoothing holding the draw's labels at their class (what `run` writes); "
              "*label propagation alone* = the same smoothing from equal class probabilities (no network); "
-             "*T = t*: the network's logits divided by t before the softmax; *labels weighted w*: each held "
+             "*labels weighted w*: each held "
              "label counts w times in every smoothing round.", "",
              "| row | k | output | OA mean ± sd | mIoU mean | per seed OA |", "|---|---:|---|---|---:|---|"]
     groups: dict[tuple, list[dict]] = {}

@@ -26,6 +26,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="label raster (uint8, 0 = unlabeled) or vector file (points/lines/polygons)")
     p.add_argument("--label-field", default=None, help="class field of vector labels (default: class)")
     p.add_argument("--unlabeled", nargs="*", default=[], help="more rasters (same bands) to learn from")
+    _add_nodata_option(p, "of the image and the --unlabeled rasters; a warm start keeps its model's unless "
+                          "given")
     p.add_argument("--method", default="supervised", help="supervised, icnet, inpaint or inpaint+icnet")
     p.add_argument("--preset", default="balanced", choices=sorted(PRESETS))
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -50,6 +52,34 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_icnet_options(p)
     _add_inpaint_options(p)
+
+
+def _nodata_value(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a pixel value; give a number, or none") from None
+
+
+def _add_nodata_option(p: argparse.ArgumentParser, whose: str) -> None:
+    p.add_argument("--nodata", type=_nodata_value, nargs="+", default=None, metavar="VALUE",
+                   help="pixels holding VALUE in any band are no data (not learnt from, not mapped), besides "
+                        f"the file's own no-data value: a collar the file does not declare ({whose}; none: "
+                        "no such value)")
+
+
+def _nodata_list(a: argparse.Namespace) -> list[float] | None:
+    """``--nodata`` as a list of values ([] for none), or None where it was not given."""
+    if a.nodata is None:
+        return None
+    if None in a.nodata and len(a.nodata) > 1:
+        from engine.errors import InputError  # noqa: PLC0415
+
+        raise InputError("--nodata none cannot be given with values; give the values, or none alone.",
+                         "bad_usage")
+    return [v for v in a.nodata if v is not None]
 
 
 def _add_network_options(p: argparse.ArgumentParser) -> None:
@@ -253,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="balanced", choices=sorted(PRESETS))
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0)
+    _add_nodata_option(p, "of the image and the --unlabeled rasters")
     _add_network_options(p)
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_inpaint_options(p, fine_tune=False)
@@ -266,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels on this image (raster or vector, the model's class numbers): the smoothing "
                         "holds them at their class and spreads them to alike neighbours, as run does")
     p.add_argument("--label-field", default=None, help="class field of vector labels (default: class)")
+    _add_nodata_option(p, "default: those the model was trained with")
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", default="bar", choices=["jsonl", "bar", "none"])
     _add_predict_options(p)
@@ -369,7 +401,8 @@ def _config(a: argparse.Namespace):
                       steps=steps, tile_size=a.tile_size, warm_start=a.warm_start,
                       batch_size=a.batch_size, lr=a.lr, arch=a.arch,
                       spectral_stem=a.spectral_stem, stem_init=a.stem_init,
-                      weight_average=a.weight_average, balance_labels=a.balance_labels or None)
+                      weight_average=a.weight_average, balance_labels=a.balance_labels or None,
+                      nodata=_nodata_list(a))
     _apply_icnet_options(cfg, a)
     _apply_inpaint_options(cfg, a)
     return cfg
@@ -444,7 +477,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
     rep.emit("start", command=a.command, device=str(device), engine_version=__version__, pid=os.getpid())
     if a.command == "pretrain":
         cfg = make_config(a.preset, seed=a.seed, arch=a.arch, spectral_stem=a.spectral_stem,
-                          stem_init=a.stem_init)
+                          stem_init=a.stem_init, nodata=_nodata_list(a))
         _apply_inpaint_options(cfg, a)
         metrics = pipeline.pretrain(a.image, a.out, cfg, device, rep, a.unlabeled, cancel)
         rep.emit("artifact", kind="encoder", path=os.path.abspath(a.out))
@@ -462,8 +495,11 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         model = modelfile.load(a.model)
         from engine.predict import predict_file  # noqa: PLC0415
 
+        nodata = _nodata_list(a)
+        if nodata is None:  # the values the model was trained with
+            nodata = list(model.config.nodata or [])
         area = pipeline.resolve_area(a.image, a.area)
-        pipeline.check_fit(model, a.image, rep)
+        pipeline.check_fit(model, a.image, rep, nodata)
         anchors = None
         if a.labels:
             if a.smooth == "off":
@@ -471,7 +507,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
                             "not used", "labels_unused")
             anchors = pipeline.prediction_anchors(a.labels, a.image, model, a.label_field)
         how = predict_file(model, a.image, a.out, a.confidence, device, rep, cancel=cancel, tta=a.tta,
-                           smooth=a.smooth == "on", anchors=anchors, area=area)
+                           smooth=a.smooth == "on", anchors=anchors, area=area, nodata=nodata)
         if rep.mode == "bar":
             print(f"Classes: {areas_text(how['class_areas'])}", file=sys.stderr)
         return {"prediction": os.path.abspath(a.out), "anchored_pixels": how["anchors"], "area": how["area"],

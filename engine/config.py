@@ -193,6 +193,9 @@ class TrainConfig:
     # supervised: weigh each class's labeled pixels by the inverse of its share of them (an experiment,
     # off): a class painted as a few large blobs then counts as much as one painted as a few dots
     balance_labels: bool = False
+    # values that are no data in every band of the image (and of --unlabeled rasters), besides the files'
+    # own (--nodata): None = not given (a warm start then keeps its model's), [] = none
+    nodata: list[float] | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -47,11 +47,13 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     warm = _load_warm_start(cfg)  # the model to start from (--warm-start), or None
+    if cfg.nodata is None:  # not given: a warm start keeps the no-data values its model was trained with
+        cfg.nodata = list(warm.config.nodata or []) if warm is not None else []
     cache = "" if warm else _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
     unlabeled = distinct_unlabeled(image, unlabeled, reporter)  # each readable, before the cache key
     rasters = [image, *unlabeled]  # what an in-run pretraining learns from
     enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
-    with open_image(image) as ds:
+    with open_image(image, cfg.nodata) as ds:
         reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
                        f"{band_summary(ds)}")
         grid = grid_facts(ds)  # kept in the model, to warn when it is applied to imagery at another scale
@@ -113,7 +115,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
         raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least two "
                          "classes.", "labels_single_class")
     for extra in unlabeled:
-        with open_image(extra) as ds:
+        with open_image(extra, cfg.nodata) as ds:
             if (n := band_count(ds)) != cfg.model.in_channels:
                 raise InputError(f"Unlabeled image {extra} has {n} band(s) but {image} has "
                                  f"{cfg.model.in_channels}; give rasters with the same bands.",
@@ -228,10 +230,10 @@ def score_map(prediction: str, held: list[tuple[int, int, np.ndarray]], num_clas
     return scores(cm, names)
 
 
-def check_fit(model: SavedModel, image: str, reporter: Reporter) -> list[str]:
-    """Warn (events, not errors) when ``image`` differs from the model's training raster in pixel size or
-    band values (engine.fit_check); returns the warning codes."""
-    with open_image(image) as ds:
+def check_fit(model: SavedModel, image: str, reporter: Reporter, nodata=()) -> list[str]:
+    """Warn (events, not errors) when ``image`` (``nodata``: open_image's) differs from the model's
+    training raster in pixel size or band values (engine.fit_check); returns the warning codes."""
+    with open_image(image, nodata) as ds:
         found = fit_warnings(model, ds, image)
     for code, message in found:
         reporter.warning(message, code)
@@ -331,7 +333,7 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     try:
         how = predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter,
                            cancel=cancel, tta=tta, smooth=smooth, anchors=anchors if anchor else None,
-                           area=window)
+                           area=window, nodata=cfg.nodata)
     except Cancelled as e:  # the trained model is complete and kept: say so, not "no output"
         raise Cancelled(f"Cancelled while predicting; the trained model is kept in {paths['model']} "
                         "(python -m engine predict makes its map), and no map was written.") from e

@@ -204,12 +204,13 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                  device: torch.device, reporter: Reporter | None = None, core: int = 512,
                  batch: int | None = None, cancel: CancelToken = NEVER_CANCELLED, tta: str = "auto",
                  smooth: bool = True, anchors: LabelPatches | None = None,
-                 area: tuple[int, int, int, int] | None = None) -> dict:
+                 area: tuple[int, int, int, int] | None = None, nodata=()) -> dict:
     """Predict ``image_path`` into a class GeoTIFF on its grid (and optionally a confidence GeoTIFF);
     ``tta``: test-time augmentation, ``auto``, ``on`` or ``off`` (tta_views); ``smooth``: edge-aware
     smoothing of the probabilities (engine.smooth), which holds the labeled pixels of ``anchors`` (on
     this image's grid) at their class and spreads them to alike neighbours; ``area``: (row, col, height,
-    width) of the image to segment (engine.raster.area_window), the output rasters then cover only it.
+    width) of the image to segment (engine.raster.area_window), the output rasters then cover only it;
+    ``nodata``: values that are no data in every band besides the file's own (open_image).
     An area is predicted from the same windows as the whole raster (those of the core blocks it meets),
     so its map is the whole raster's map there, only sooner. Returns how it predicted: views per window,
     whether it smoothed, how many labeled pixels it anchored, the area, and how much of each class the
@@ -218,7 +219,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
         check_writable(p)
-    with open_image(image_path) as ds:
+    with open_image(image_path, nodata) as ds:
         if (bands := band_count(ds)) != model.bands:
             raise InputError(f"Image {image_path} has {bands} band(s) but the model was trained on "
                              f"{model.bands}; use an image with the same bands or retrain the model.",

@@ -105,11 +105,12 @@ def pretrain_chips(chips: list[Chip], stats: BandStats, cfg: TrainConfig, device
 
 
 def unlabeled_chips(paths: list[str], stats: BandStats | None, bands: int | None, budget_mb: int,
-                    seed: int) -> tuple[list[Chip], BandStats, int]:
-    """Label-free chips from rasters with the same bands; band stats from the first when not given."""
+                    seed: int, nodata=()) -> tuple[list[Chip], BandStats, int]:
+    """Label-free chips from rasters with the same bands; band stats from the first when not given;
+    ``nodata``: open_image's."""
     chips: list[Chip] = []
     for i, path in enumerate(paths):
-        with open_image(path) as ds:
+        with open_image(path, nodata) as ds:
             here = band_count(ds)
             if bands is not None and here != bands:
                 raise InputError(f"Image {path} has {here} band(s) but {paths[0]} has {bands}; give "
@@ -127,7 +128,7 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
     reporter.stage("prepare", message=f"reading {os.path.basename(image)} (+{len(unlabeled or [])} more)")
     torch.manual_seed(cfg.seed)
     chips, stats, bands = unlabeled_chips([image, *(unlabeled or [])], None, None, cfg.memory_budget_mb,
-                                          cfg.seed)
+                                          cfg.seed, cfg.nodata)
     if not chips:
         raise InputError(f"Image {image} has no valid pixels to learn from; check its nodata value.",
                          "image_all_nodata")
@@ -155,6 +156,8 @@ def pretraining_key(rasters: list[str], cfg: TrainConfig) -> str:
     model = {k: v for k, v in cfg.model.to_dict().items() if k != "num_classes"}
     payload = {"rasters": files, "inpaint": stage1, "model": model, "seed": cfg.seed,
                "memory_budget_mb": cfg.memory_budget_mb, "engine_version": __version__}
+    if cfg.nodata:  # (only when given, so that the encoders cached before the option keep their key)
+        payload["nodata"] = [float(v) for v in cfg.nodata]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

@@ -65,8 +65,9 @@ class BandStats:
         return np.clip(y, -1.0, 2.0, out=y)
 
 
-def open_image(path: str) -> rasterio.io.DatasetReader:
-    """Open ``path`` as a raster, or raise one clear sentence saying why it cannot be used."""
+def open_image(path: str, nodata=()) -> rasterio.io.DatasetReader:
+    """Open ``path`` as a raster, or raise one clear sentence saying why it cannot be used. ``nodata``:
+    values that are no data in every band besides the file's own (``--nodata``; read_block)."""
     if not os.path.exists(path):
         raise InputError(f"Image {path} does not exist; check the path.", "image_not_found")
     try:
@@ -84,6 +85,7 @@ def open_image(path: str) -> rasterio.io.DatasetReader:
         ds.close()
         raise InputError(f"Image {path} has pixel type {ds.dtypes[0]}, which SemiSeg cannot use; "
                          "convert it to uint8, uint16, int16 or float32.", "image_dtype")
+    ds.extra_nodata = tuple(np.float32(v) for v in nodata or ())  # read_block
     return ds
 
 
@@ -211,7 +213,9 @@ def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndar
     """Read a (C, height, width) block whose top-left is (row, col); parts outside the raster are 0.
 
     Returns the raw values of the data bands (data_bands) as float32 and a validity mask (False for
-    nodata, transparent, NaN and outside).
+    nodata, transparent, NaN and outside). A pixel that holds one of the values given to open_image as
+    ``nodata`` in any band is nodata too, as QGIS draws a layer with that "no data value": a mosaic's
+    collar that the file does not declare. (A paletted raster's values are its colour numbers.)
     """
     r0, c0 = max(row, 0), max(col, 0)
     r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
@@ -221,14 +225,20 @@ def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndar
     if r1 <= r0 or c1 <= c0:
         return x, valid
     win = Window(c0, r0, c1 - c0, r1 - r0)
+    extra = getattr(ds, "extra_nodata", ())
     if lut is not None:  # colour numbers through the palette
-        rgba = lut[ds.read(1, window=win)]
+        numbers = ds.read(1, window=win)
+        rgba = lut[numbers]
         data = np.moveaxis(rgba[..., :3], -1, 0).astype(np.float32)
         ok = (ds.read_masks(1, window=win) > 0) & (rgba[..., 3] > 0)
+        if extra:
+            ok &= ~np.isin(numbers.astype(np.float32), extra)
     else:
         data = ds.read(list(bands), window=win).astype(np.float32, copy=False)
         masks = ds.read_masks(list(bands), window=win)
         ok = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
+        if extra:
+            ok &= ~np.any(np.isin(data, extra), axis=0)
     data = np.where(ok[None], data, 0.0)
     x[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
     valid[r0 - row:r1 - row, c0 - col:c1 - col] = ok

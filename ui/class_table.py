@@ -87,8 +87,11 @@ class ClassTable(QWidget):
         count = self.table.rowCount()
         if count >= MAX_CLASSES:
             return
+        taken = {self._name(r).casefold() for r in range(count)}
+        name = next(f"class {n}" for n in range(count + 1, count + MAX_CLASSES + 2)
+                    if f"class {n}" not in taken)  # after a removal "class 3" may be row 2's name
         self.table.blockSignals(True)
-        self._append_row(LabelClass(f"class {count + 1}", default_colour(count + 1)))
+        self._append_row(LabelClass(name, default_colour(count + 1)))
         self.table.blockSignals(False)
         self.select_value(count + 1)
         self.classes_edited.emit(self.classes())
@@ -120,8 +123,19 @@ class ClassTable(QWidget):
         return colour.red(), colour.green(), colour.blue()
 
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
-        if item.column() == 1:
-            self.classes_edited.emit(self.classes())
+        if item.column() != 1:
+            return
+        others = [self._name(r).casefold() for r in range(self.table.rowCount()) if r != item.row()]
+        name = self._name(item.row())  # a blank name: "class N", shown as stored
+        stem, n = name, 1
+        while name.casefold() in others:  # two classes of one name could not be told apart (vector
+            n += 1  # labels and the map's legend name classes)
+            name = f"{stem} {n}"
+        if name != item.text():
+            self.table.blockSignals(True)
+            item.setText(name)
+            self.table.blockSignals(False)
+        self.classes_edited.emit(self.classes())
 
     def _on_remove(self) -> None:
         value = self.current_value()

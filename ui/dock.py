@@ -53,7 +53,16 @@ from .label_raster import (
     remove_class,
     write_classes,
 )
-from .layer_files import engine_source, is_label_raster, layer_file, missing_file, output_base, same_file
+from .layer_files import (
+    engine_source,
+    is_label_raster,
+    layer_file,
+    layer_nodata,
+    missing_file,
+    output_base,
+    overwrite_problem,
+    same_file,
+)
 from .layer_panel import LayerPanel
 from .map_facts import accuracy_summary, map_fact
 from .map_record import REPORT_PROPERTY, keep_record, last_report, map_records, samples_of
@@ -100,6 +109,7 @@ class SemiSegDock(QgsDockWidget):
         self.marker = PlaceMarker(self.canvas)  # the place shown: a spot, or a sample point's pixel
         self.sample = SampleCheck()  # the accuracy sample of the last map and the point being checked
         self._closed = False  # set by close_down(): no new background work after that
+        self._orphan: EngineTask | None = None  # the run going on when its project was closed
         self._picking = False  # the dock itself sets the pickers (a map picked up): no image to follow
         self._build()
         self._connect()
@@ -215,7 +225,12 @@ class SemiSegDock(QgsDockWidget):
         if image_file is None:
             self._message("Pick an image stored in a file (e.g. a GeoTIFF) first.", Qgis.Warning)
             return None
-        path = Path(path) if Path(path).suffix.lower() in (".tif", ".tiff") else Path(f"{path}.tif")
+        asked = Path(path)
+        path = asked if asked.suffix.lower() in (".tif", ".tiff") else Path(f"{asked}.tif")
+        problem = overwrite_problem(asked, path, QgsProject.instance())
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return None
         classes = self.classes.classes() or default_classes(2)
         try:
             create_label_raster(image_file, path, classes)
@@ -231,6 +246,10 @@ class SemiSegDock(QgsDockWidget):
     def _on_classes_edited(self, classes: list[LabelClass]) -> None:
         layer = self.label_raster_layer()
         if layer is None:
+            gone = missing_file(self.layers.label_layer())
+            if gone:  # the table shows the change; say that the file cannot keep it
+                self._message(f"The label file {gone} is no longer there, so the classes cannot be saved "
+                              "in it; add it again from where it is now.", Qgis.Warning)
             return
         self._change_label_file(write_classes, layer, classes)
         style_class_layer(layer, classes)
@@ -315,8 +334,18 @@ class SemiSegDock(QgsDockWidget):
                        device=options.device, steps=options.steps, tile_size=options.tile_size,
                        val_fraction=options.val_fraction, seed=options.seed, smooth=options.smooth,
                        area=area, encoder_cache=str(encoder_cache_path(base, image_file, options.preset)),
-                       warm_start=self._model_to_continue(image_file, options))
+                       warm_start=self._model_to_continue(image_file, options),
+                       nodata=self._nodata(self.layers.image_layer()))
         return self._start_task(job, folder)
+
+    def _nodata(self, layer) -> tuple[float, ...]:
+        """The no-data values set on ``layer`` in QGIS, for the engine; a range, which it cannot take, is
+        named in a message."""
+        values, ranges = layer_nodata(layer)
+        if ranges:
+            self._message(f"The no-data range {', '.join(ranges)} of {layer.name()} is not passed on "
+                          "(SemiSeg takes single no-data values); the pixels in it are mapped.", Qgis.Info)
+        return tuple(values)
 
     def _model_to_continue(self, image_file: str, options) -> str:
         """The last run's model when training may continue from it (same image, method and preset, the
@@ -399,7 +428,7 @@ class SemiSegDock(QgsDockWidget):
         if folder is None:
             return None
         job = PredictJob(self.results.model_path, image_file, str(folder), options.device, options.smooth,
-                         area)
+                         area, self._nodata(layer))
         return self._start_task(job, folder)
 
     def make_polygons(self, min_pixels: int) -> EngineTask | None:
@@ -472,8 +501,13 @@ class SemiSegDock(QgsDockWidget):
             self._message(problem, Qgis.Warning)
             return None
         report = free_path(Path(sample).parent, "accuracy", ".json", companions=(".csv",))
+        labels, field = self.map_labels
+        if labels and not Path(labels.split("|")[0]).is_file():  # they only serve a warning: go without
+            self._message(f"The labels the map was trained on ({labels.split('|')[0]}) are no longer there, "
+                          "so reference points on them are not looked for.", Qgis.Info)
+            labels, field = "", ""
         return self._start_task(AssessJob(self.results.prediction, sample, str(report),
-                                          labels=self.map_labels[0], label_field=self.map_labels[1]), None)
+                                          labels=labels, label_field=field), None)
 
     def _start_task(self, job, folder: Path | None) -> EngineTask:
         # a run's own new folder goes when it fails; polygons write into an existing one (the engine
@@ -497,7 +531,13 @@ class SemiSegDock(QgsDockWidget):
     def _on_task_completed(self, result: EngineResult) -> None:
         task, self.task = self.task, None
         self.train.set_running(False)
-        if result.ok:
+        orphan, self._orphan = task is self._orphan, None
+        if result.ok and orphan:  # its project was closed: not added to whichever project is open now
+            where = getattr(task.job, "out_dir", "") or getattr(task.job, "out", "") or "its folder"
+            self.train.show_status("Done, after its project was closed.")
+            self._message(f"The run finished after its project was closed, so nothing was added to this "
+                          f"project; its files are in {where}.", Qgis.Info)
+        elif result.ok:
             self._show_results(task.job, result)
         elif result.cancelled:
             self.train.show_status("Cancelled.")
@@ -528,6 +568,7 @@ class SemiSegDock(QgsDockWidget):
             self._message(f"The engine finished but its output cannot be shown: {e}", Qgis.Critical)
             return
         record = {"image": job.image, "title": title, "area": bool(job.area),
+                  "folder": str(Path(prediction).parent),  # where it was made: map_record follows a move
                   "class_areas": map_fact(done, "class_areas"), "spots": map_fact(done, "spots") or [],
                   "warnings": result.warnings}
         if isinstance(job, TrainJob):
@@ -571,7 +612,10 @@ class SemiSegDock(QgsDockWidget):
     # --- the project: closed, opened ----------------------------------------------------------------
 
     def forget_project(self) -> None:
-        """The project was closed: its maps, sample and model are no longer the dock's to act on."""
+        """The project was closed: its maps, sample and model are no longer the dock's to act on, and a
+        run still going ends without adding anything to the next project (its files stay on disk)."""
+        if self.task is not None:
+            self._orphan = self.task
         self.last_model, self.last_map, self.map_labels = None, ("", ""), ("", "")
         self.spots, self.spots_shown, self.spot_crs = [], 0, None
         self.marker.clear()
@@ -736,7 +780,12 @@ class SemiSegDock(QgsDockWidget):
     # --- model --------------------------------------------------------------------------------------
 
     def save_model(self, path: str | Path) -> None:
-        path = Path(path) if str(path).endswith(".semiseg") else Path(f"{path}.semiseg")
+        asked = Path(path)
+        path = asked if str(asked).endswith(".semiseg") else Path(f"{asked}.semiseg")
+        problem = overwrite_problem(asked, path, QgsProject.instance(), self.results.model_path)
+        if problem:
+            self._message(problem, Qgis.Warning)
+            return
         try:
             shutil.copy2(self.results.model_path, path)
         except OSError as e:
@@ -773,6 +822,7 @@ class SemiSegDock(QgsDockWidget):
         self.marker.clear()
         QgsProject.instance().readProject.disconnect(self._on_project_read)
         QgsProject.instance().cleared.disconnect(self.forget_project)
+        self.layers.disconnect_project()
         self.canvas.mapToolSet.disconnect(self._on_map_tool_set)
         if self.canvas.mapTool() is self.tool:
             self.canvas.unsetMapTool(self.tool)

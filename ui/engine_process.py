@@ -140,6 +140,23 @@ class EngineProcess:
                    threading.Thread(target=self._read_stderr, daemon=True)]
         for reader in readers:
             reader.start()
+        try:
+            events, cancelled = self._follow(should_cancel, poll_s)
+        except BaseException:  # a failing on_event: no child may be left running without anyone to read it
+            self.terminate()
+            raise
+        finally:
+            for reader in readers:
+                reader.join(timeout=2)
+            if not any(reader.is_alive() for reader in readers):  # a reader still blocked keeps its pipe
+                for pipe in (self._proc.stdout, self._proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+        return EngineResult(self._proc.returncode, events, cancelled, "".join(self._stderr))
+
+    def _follow(self, should_cancel: Callable[[], bool], poll_s: float) -> tuple[list[dict], bool]:
+        """Pass on the child's events until it has exited; stop it when ``should_cancel()`` is true.
+        Returns the events and whether it was cancelled."""
         events: list[dict] = []
         cancelled = False
         stdout_open = True
@@ -162,13 +179,7 @@ class EngineProcess:
             events.append(event)
             if self.on_event is not None:
                 self.on_event(event)
-        for reader in readers:
-            reader.join(timeout=2)
-        if not any(reader.is_alive() for reader in readers):  # a reader still blocked keeps its pipe
-            for pipe in (self._proc.stdout, self._proc.stderr):
-                if pipe is not None:
-                    pipe.close()
-        return EngineResult(self._proc.returncode, events, cancelled, "".join(self._stderr))
+        return events, cancelled
 
     def terminate(self) -> None:
         """Ask the child to stop (SIGTERM); kill it if it is still there after the grace period."""
@@ -307,6 +318,9 @@ class EngineSetup:
         """Why training cannot start, and the fix; empty when it can."""
         if self.python:
             return ""
+        if self.configured and not shutil.which(self.configured):
+            return (f"The engine Python {self.configured} does not exist or cannot be run; set the path "
+                    "of a Python with torch under Advanced, or clear it to auto-detect one.")
         if self.configured:
             return (f"The engine Python {self.configured} cannot import torch. Install torch into it "
                     "(pip install torch torchvision) or clear the setting to auto-detect one.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 RUNS_FOLDER = "semiseg_runs"  # made beside the project or the label file
@@ -42,6 +43,8 @@ class TrainJob:
     # inpaint methods: the image's encoder cache (encoder_cache_path); the first run pretrains and writes
     # it, later runs on the unchanged image fine-tune from it (minutes instead of pretraining again)
     encoder_cache: str = ""
+    # the image layer's "no data values" in QGIS (ui.layer_files.layer_nodata), which the file does not hold
+    nodata: tuple[float, ...] = ()
 
     def engine_args(self) -> list[str]:
         args = ["run", "--image", self.image, "--labels", self.labels, "--out-dir", self.out_dir,
@@ -60,7 +63,7 @@ class TrainJob:
             args += ["--encoder-cache", self.encoder_cache]
         if not self.smooth:
             args += ["--smooth", "off"]
-        return args + area_args(self.area)
+        return args + nodata_args(list(self.nodata)) + area_args(self.area)
 
     @property
     def description(self) -> str:
@@ -78,6 +81,7 @@ class PredictJob:
     device: str = "auto"
     smooth: bool = True  # False: the network's own map (--smooth off), faster on a CPU
     area: tuple[float, float, float, float] | None = None  # as TrainJob.area
+    nodata: tuple[float, ...] = ()  # as TrainJob.nodata (this raster's layer's)
 
     @property
     def prediction(self) -> str:
@@ -92,7 +96,7 @@ class PredictJob:
                 "--confidence", self.confidence, "--device", self.device, "--progress", "jsonl"]
         if not self.smooth:
             args += ["--smooth", "off"]
-        return args + area_args(self.area)
+        return args + nodata_args(list(self.nodata)) + area_args(self.area)
 
     @property
     def description(self) -> str:
@@ -187,6 +191,15 @@ def free_path(folder: str | Path, stem: str, suffix: str, companions: tuple[str,
         n += 1
         path = Path(folder) / f"{stem}-{n}{suffix}"
     return path
+
+
+def nodata_args(values: list[float]) -> list[str]:
+    """``--nodata`` for the engine: the layer's no-data values, or ``none``, so that a warm start or a
+    model does not bring values the layer no longer has."""
+    # positional digits (no exponent), which argparse takes as a value even when negative
+    if not values:
+        return ["--nodata", "none"]
+    return ["--nodata", *(format(Decimal(repr(float(v))), "f") for v in values)]
 
 
 def area_args(area: tuple[float, float, float, float] | None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from qgis.core import Qgis, QgsMapLayer, QgsProject, QgsProviderRegistry, QgsRasterLayer, QgsVectorLayer
@@ -44,6 +45,27 @@ def engine_source(layer: QgsMapLayer | None) -> str | None:
     return f"{source}|subset={subset}" if subset else source
 
 
+def layer_nodata(layer: QgsMapLayer | None) -> tuple[list[float], list[str]]:
+    """The "no data values" set on a raster layer in QGIS (Properties → Transparency), which the file
+    does not hold and the engine would not see: the single values, for ``--nodata``, and the ranges
+    (``min–max``), which it cannot take."""
+    values: set[float] = set()
+    ranges: set[str] = set()
+    if not isinstance(layer, QgsRasterLayer) or not layer.isValid():
+        return [], []
+    provider = layer.dataProvider()
+    for band in range(1, provider.bandCount() + 1):
+        for r in provider.userNoDataValues(band):
+            low, high = r.min(), r.max()
+            if not (math.isfinite(low) and math.isfinite(high)):
+                continue  # NaN is no data to the engine anyway; open ranges are not values
+            if low == high:
+                values.add(float(low))
+            else:
+                ranges.add(f"{low:g}–{high:g}")
+    return sorted(values), sorted(ranges)
+
+
 def is_label_raster(layer: QgsMapLayer | None) -> bool:
     """A single-band byte raster in a file: something the brush can paint into."""
     return (isinstance(layer, QgsRasterLayer) and layer_file(layer) is not None
@@ -65,3 +87,16 @@ def output_base(label_file: str | None) -> Path | None:
 def same_file(a: str | None, b: str | None) -> bool:
     """Whether the paths ``a`` and ``b`` name one file (either empty: no)."""
     return bool(a) and bool(b) and Path(a).resolve() == Path(b).resolve()
+
+
+def overwrite_problem(asked: Path, path: Path, project: QgsProject, *more: str) -> str | None:
+    """Why writing a new file at ``path`` must not go ahead, or None. ``asked`` is the path the save
+    dialog gave, which confirmed replacing it if it existed; ``path`` is it with the suffix added, which
+    nobody confirmed. A file that a layer of the ``project`` reads (the image, the labels), or one of
+    ``more``, is never replaced: that would destroy what the new file is made from or painted into."""
+    in_use = [layer_file(layer) for layer in project.mapLayers().values()] + list(more)
+    if any(same_file(str(path), used) for used in in_use if used):
+        return f"{path} is a file the project uses (a layer, or the model itself); choose another name."
+    if path != asked and path.exists():
+        return f"{path} already exists; choose another name, or pick the file itself to replace it."
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
+from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QVariant, pyqtSignal
 from qgis.PyQt.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QPushButton, QWidget
@@ -45,9 +45,31 @@ class LayerPanel(QGroupBox):
         self._form = form
         self._show_field_row(False)
 
+        self._announced = {"image": None, "labels": None}  # ids of the layers last announced by signal
         self.image_combo.layerChanged.connect(self._on_image_changed)
         self.labels_combo.layerChanged.connect(self._on_labels_changed)
         self.new_button.clicked.connect(self._ask_new_label_path)
+        QgsProject.instance().layersWillBeRemoved.connect(self._on_layers_removed)
+
+    def disconnect_project(self) -> None:
+        """Stop following the project's layers (the dock is closing)."""
+        QgsProject.instance().layersWillBeRemoved.disconnect(self._on_layers_removed)
+
+    def _on_layers_removed(self, ids) -> None:
+        """The picked image or labels left the project: a picker then shows another layer, without
+        always saying so. The labels become none (never another layer, such as a map, to be trained on
+        as labels), the image whatever the picker now shows, and either way the dock is told."""
+        gone = set(ids)
+        if self._announced["labels"] in gone:
+            self.labels_combo.setLayer(None)
+            if self._announced["labels"] in gone:  # the picker was at none already: no signal came
+                self._on_labels_changed(None)
+        if self._announced["image"] in gone:
+            now = self.image_combo.currentLayer()
+            now = None if now is None or now.id() in gone else now
+            self.image_combo.setLayer(now)
+            if self._announced["image"] in gone:
+                self._on_image_changed(now)
 
     def image_layer(self) -> QgsRasterLayer | None:
         return self.image_combo.currentLayer()
@@ -69,6 +91,7 @@ class LayerPanel(QGroupBox):
             self.field_combo.setField(field)
 
     def _on_image_changed(self, layer) -> None:
+        self._announced["image"] = layer.id() if layer is not None else None
         if layer is not None and self.labels_combo.currentLayer() is layer:
             self.labels_combo.setLayer(None)  # the labels became the image: none, not whichever layer is next
         self.labels_combo.setExceptedLayerList([layer] if layer is not None else [])
@@ -85,6 +108,7 @@ class LayerPanel(QGroupBox):
             self.new_label_layer_requested.emit(path)
 
     def _on_labels_changed(self, layer) -> None:
+        self._announced["labels"] = layer.id() if layer is not None else None
         is_vector = isinstance(layer, QgsVectorLayer)
         self.field_combo.setLayer(layer if is_vector else None)
         if is_vector:

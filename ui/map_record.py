@@ -56,12 +56,49 @@ def record_of(layer: QgsMapLayer) -> dict | None:
                   "class_areas": metrics.get("class_areas"), "spots": metrics.get("spots") or [],
                   "made": Path(prediction).stat().st_mtime}
     record["prediction"] = prediction
+    _follow_move(record, folder)
     model = record.get("model") or ""
     if not Path(model).is_file():  # moved with its run folder, or a run of an older project
         model = str(folder / "model.semiseg") if (folder / "model.semiseg").is_file() else ""
     record["model"] = model
     record["title"] = record.get("title") or layer.name().removesuffix(" prediction")
     return record
+
+
+def _follow_move(record: dict, folder: Path) -> None:
+    """Where the map's run folder was moved (with the project folder, to another disk or machine), the
+    image, labels and model named in ``record`` that are no longer where they were are looked for
+    where the move took them: the part of their path the two run folders share is replaced. The
+    run folder it was made in is ``record["folder"]``, or for older records that of its model."""
+    model = record.get("model") or ""
+    made_in = record.get("folder") or (str(Path(model).parent) if Path(model).name == "model.semiseg" else "")
+    roots = moved_roots(Path(made_in), folder) if made_in else None
+    if roots is None:
+        return
+    old_root, new_root = roots
+    for key in ("image", "labels", "model"):
+        value = record.get(key) or ""
+        path, sep, rest = value.partition("|")  # vector labels: FILE|layername=...
+        if not path or Path(path).exists():
+            continue
+        try:
+            moved = new_root / Path(path).relative_to(old_root)
+        except ValueError:  # not under the moved folder: left as it is
+            continue
+        if moved.exists():
+            record[key] = str(moved) + sep + rest
+
+
+def moved_roots(old: Path, new: Path) -> tuple[Path, Path] | None:
+    """(old root, new root) of a folder moved from ``old`` to ``new``: the two paths less the trailing
+    parts they share (A/runs/x and B/runs/x: A and B); None when nothing moved or nothing is shared."""
+    a, b = old.parts, new.parts
+    n = 0
+    while n < min(len(a), len(b)) and a[len(a) - 1 - n] == b[len(b) - 1 - n]:
+        n += 1
+    if n == 0 or a == b:
+        return None
+    return Path(*a[:len(a) - n]), Path(*b[:len(b) - n])
 
 
 def map_records(project: QgsProject) -> list[tuple[QgsMapLayer, dict]]:

@@ -17,7 +17,7 @@ from qgis.PyQt.QtGui import QColor, QKeySequence
 
 from .brush import paint_segment, segment_window
 from .label_raster import LabelRasterWriter, Window
-from .layer_files import layer_file
+from .layer_files import layer_file, missing_file
 
 UNDO_DEPTH = 50  # strokes kept for undo
 Stroke = list[tuple[Window, bytes]]  # each painted window and its bytes before the paint
@@ -75,7 +75,10 @@ class LabelPaintTool(QgsMapTool):
             self.problem.emit(f"Cannot paint into {path}: {e}")
             return
         if self._writer is None:
-            self.problem.emit("The label layer is not a raster file SemiSeg can paint into.")
+            gone = missing_file(self.layer)
+            self.problem.emit(f"The label file {gone} is no longer there; add it again from where it is now, "
+                              "or create a new one (New…)." if gone else
+                              "The label layer is not a raster file SemiSeg can paint into.")
             return
         self._stroke = []
         self._last = self._pixel(event)

@@ -255,7 +255,7 @@ class ResultsPanel(QGroupBox):
         rasters = [layer for layer in QgsProject.instance().mapLayers().values()
                    if isinstance(layer, QgsRasterLayer) and layer_file(layer)
                    and not layer.customProperty(ROLE_PROPERTY)]
-        names = [layer.name() for layer in rasters]
+        names = raster_choices(rasters)
         name, ok = QInputDialog.getItem(self, "Apply model", "Raster to segment (same bands):", names, 0,
                                         False)
         if ok and name in names:
@@ -303,3 +303,11 @@ class ResultsPanel(QGroupBox):
         path, _ = QFileDialog.getSaveFileName(self, "Save model as", default, "SemiSeg model (*.semiseg)")
         if path:
             self.save_requested.emit(path)
+
+
+def raster_choices(rasters: list[QgsRasterLayer]) -> list[str]:
+    """One entry per raster layer: its name, and where two layers share one (QGIS names a layer after its
+    file, so 2019/scene.tif and 2020/scene.tif are both "scene"), its file too, so that each is found."""
+    names = [layer.name() for layer in rasters]
+    return [name if names.count(name) == 1 else f"{name} ({layer_file(layer)})"
+            for name, layer in zip(names, rasters, strict=True)]

@@ -30,10 +30,14 @@ def overall_progress(event: dict, predict_only: bool = False) -> float | None:
     """Task progress (0..100) for a ``progress`` event, or None for any other event."""
     if event.get("event") != "progress":
         return None
-    total = event.get("total_steps") or 0
-    if total <= 0:
+    try:  # an event from an engine of another version, or a broken one: no progress, not a failure
+        total = float(event.get("total_steps") or 0)
+        step = float(event.get("step", 0))
+    except (TypeError, ValueError):
         return None
-    fraction = min(max(float(event.get("step", 0)) / float(total), 0.0), 1.0)
+    if not total > 0:
+        return None
+    fraction = min(max(step / total, 0.0), 1.0)
     if predict_only:
         return 100.0 * fraction
     if event.get("stage") == "predict":
@@ -69,6 +73,7 @@ class EngineTask(QgsTask):
                 self._remove_partial_outputs()
         except Exception as e:  # noqa: BLE001  (run() must never raise: report it instead)
             self.result = EngineResult(None, start_problem=f"The engine task failed: {type(e).__name__}: {e}")
+            self._remove_partial_outputs()  # (EngineProcess.run stopped the child before it raised)
         return self.result.ok
 
     def finished(self, ok: bool) -> None:  # noqa: ARG002  (the result says more than ok)

@@ -87,6 +87,10 @@ elif scenario == "orphan":  # leaves a grandchild holding stdout open, then exit
     import subprocess
     subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     emit("done", seconds=0.1)
+elif scenario == "bad_progress":  # progress fields that are no numbers, then a normal end
+    emit("progress", stage="supervised", step="n/a", total_steps="ten")
+    emit("progress", stage="supervised", step=5, total_steps=10)
+    emit("done", seconds=0.1)
 elif scenario == "crash":
     print("Traceback: something deep broke", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -23,6 +23,7 @@ from qgis.core import (
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterLayer,
+    QgsRasterRange,
     QgsRectangle,
     QgsSingleBandGrayRenderer,
     QgsVectorLayer,
@@ -130,6 +131,14 @@ def test_class_edits_are_stored_in_the_label_file(dock, tmp_path, monkeypatch):
     dock.classes.remove_button.click()
     assert [c.name for c in label_raster.read_classes(tmp_path / "labels.tif")] == ["water", "class 3"]
     assert list(gdal.Open(str(tmp_path / "labels.tif")).ReadRaster(0, 0, 3, 1)) == [1, 0, 2]
+
+    # names stay distinct and never blank: the legend, vector labels and the sample's picker name classes
+    dock.classes.add_class()  # not a second "class 3"
+    dock.classes.table.item(1, 1).setText("  ")  # blank: its number's name, shown as stored
+    dock.classes.table.item(2, 1).setText("Water")
+    assert [dock.classes.table.item(r, 1).text() for r in range(3)] == ["water", "class 2", "Water 2"]
+    assert [c.name for c in label_raster.read_classes(tmp_path / "labels.tif")] == ["water", "class 2",
+                                                                                   "Water 2"]
 
 
 def test_missing_torch_is_explained_in_the_dock(qgis_iface, image_layer, fake_python):
@@ -410,6 +419,16 @@ def test_spots_and_polygons_of_the_map_real_engine(dock, scene, image_layer, qgi
     assert dock.results.accuracy_label.isVisibleTo(dock.results) and "Overall accuracy" in text
     assert all(f"{name}: user's" in text for name in ("class 1", "class 2", "class 3"))
     assert "Overall accuracy" in dock.train.status_label.text()
+    # the labels moved away since: they only serve that warning, so the assessment goes on without them
+    aside = Path(scene["labels"]).rename(tmp_path / "labels-aside.tif")
+    try:
+        task = dock.assess_accuracy()
+        assert task is not None and task.job.labels == ""
+        assert any("no longer there" in m for m in messages(qgis_iface, Qgis.Info))
+        again = wait_for_task(dock, timeout_s=120)
+        assert again.ok and again.done["units"] == 24, again.user_message()
+    finally:
+        aside.rename(scene["labels"])
 
     # the project saved, closed and opened again (days later): the dock picks up where it was left
     reopen_and_check(dock, qgis_iface, tmp_path, prediction, areas, spots, scene, assessed.done)
@@ -865,3 +884,209 @@ def test_picking_the_label_raster_as_image_leaves_no_labels_rather_than_another_
     assert dock.layers.label_layer() is None
     assert dock.start_training() is None
     assert any("pick a label layer" in m for m in messages(qgis_iface, Qgis.Warning))
+
+
+def test_the_image_layers_no_data_value_reaches_the_engine(qgis_iface, image_layer, scene, fake_python):
+    """A "no data value" given to the image layer in QGIS (Transparency), which its file does not hold:
+    the engine is told it (--nodata), or told that there is none, so that a model trained with one does
+    not bring it back; a range it cannot take is named in a message."""
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
+    QgsProject.instance().addMapLayer(labels)
+    dock = _fake_dock(qgis_iface, fake_python, image_layer, labels)
+    try:
+        def passed() -> list[str]:
+            task, ended = dock.start_training(), []
+            task.completed.connect(ended.append)
+            dock.cancel()
+            wait_until(lambda: ended, timeout_s=60, what="the cancelled run to end")
+            args = task.job.engine_args()
+            at = args.index("--nodata")
+            return args[at + 1:at + 1 + sum(1 for a in args[at + 1:] if not a.startswith("--"))]
+
+        assert passed() == ["none"]
+        provider = image_layer.dataProvider()
+        for band in range(1, provider.bandCount() + 1):
+            provider.setUserNoDataValue(band, [QgsRasterRange(0, 0), QgsRasterRange(65535, 65535),
+                                               QgsRasterRange(10, 20)])
+        assert passed() == ["0.0", "65535.0"]
+        assert any("no-data range 10–20" in m for m in messages(qgis_iface, Qgis.Info))
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
+def test_a_picked_layer_removed_from_the_project_is_not_replaced_by_another(qgis_iface, image_layer, scene,
+                                                                           fake_python, tmp_path):
+    """Removing the picked labels leaves none picked (not the next layer, such as a map, to be trained on
+    as labels) and the brush is put away; removing the image tells the dock what the picker shows now."""
+    dock = _fake_dock(qgis_iface, fake_python, image_layer, None)
+    try:
+        labels = dock.create_label_layer(tmp_path / "painted.tif")
+        other = QgsRasterLayer(scene["truth"], "a map", "gdal")  # another raster the pickers may jump to
+        QgsProject.instance().addMapLayer(other)
+        dock.set_painting(True)
+        assert dock.layers.label_layer() is labels and dock.canvas.mapTool() is dock.tool
+        QgsProject.instance().removeMapLayer(labels.id())
+        QgsApplication.processEvents()
+        assert dock.layers.label_layer() is None and dock.tool.layer is None
+        assert dock.canvas.mapTool() is not dock.tool and not dock.classes.isEnabled()
+        assert dock.start_training() is None
+        assert any("Create or pick a label layer" in m for m in messages(qgis_iface, Qgis.Warning))
+
+        told = []
+        dock.layers.image_changed.connect(told.append)
+        QgsProject.instance().removeMapLayer(image_layer.id())
+        QgsApplication.processEvents()
+        assert dock.layers.image_layer() is other and told and told[-1] is other
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
+def test_a_new_label_layer_or_saved_model_never_replaces_a_file_unasked(qgis_iface, image_layer, scene,
+                                                                       fake_python, tmp_path):
+    """The dialog asks before replacing the file it names; ".tif" / ".semiseg" added after it was not
+    asked about, and a file the project uses (the image, painted labels) is never replaced."""
+    dock = _fake_dock(qgis_iface, fake_python, image_layer, None)
+    try:
+        painted = dock.create_label_layer(tmp_path / "painted.tif")
+        before = Path(tmp_path / "painted.tif").read_bytes()
+        assert dock.create_label_layer(tmp_path / "painted") is None  # ".tif" added: the loaded labels
+        assert dock.create_label_layer(tmp_path / "painted.tif") is None  # even when confirmed
+        assert dock.create_label_layer(scene["image"]) is None  # the image itself
+        assert any("a file the project uses" in m for m in messages(qgis_iface, Qgis.Warning))
+        old = tmp_path / "old.tif"
+        old.write_bytes(b"someone's file")
+        assert dock.create_label_layer(tmp_path / "old") is None
+        assert any("old.tif already exists" in m for m in messages(qgis_iface, Qgis.Warning))
+        assert old.read_bytes() == b"someone's file"
+        assert Path(tmp_path / "painted.tif").read_bytes() == before and dock.layers.label_layer() is painted
+        assert dock.create_label_layer(tmp_path / "old.tif") is not None  # named and confirmed: replaced
+
+        model = tmp_path / "m.semiseg"
+        model.write_bytes(b"a model")
+        dock.load_model(model)
+        keep = tmp_path / "keep.semiseg"
+        keep.write_bytes(b"kept")
+        dock.save_model(tmp_path / "keep")
+        dock.save_model(model)
+        assert keep.read_bytes() == b"kept" and model.read_bytes() == b"a model"
+        dock.save_model(tmp_path / "copy")
+        assert (tmp_path / "copy.semiseg").read_bytes() == b"a model"
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
+def test_a_run_that_ends_after_its_project_closed_adds_nothing_to_the_next(qgis_iface, image_layer, scene,
+                                                                          fake_python):
+    labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
+    QgsProject.instance().addMapLayer(labels)
+    dock = _fake_dock(qgis_iface, fake_python, image_layer, labels)
+    os.environ["FAKE_ENGINE_SCENARIO"] = "ok"
+    try:
+        task = dock.start_training()
+        assert task is not None
+        QgsProject.instance().clear()  # File → New while the run goes on
+        ended = wait_for_task(dock, timeout_s=60)
+        assert ended.ok
+        assert not QgsProject.instance().mapLayers()
+        assert any("after its project was closed" in m for m in messages(qgis_iface, Qgis.Info))
+        assert dock.last_map == ("", "")
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
+def test_apply_model_finds_the_raster_picked_among_layers_of_one_name(dock, scene, tmp_path, monkeypatch):
+    """QGIS names a layer after its file: 2019/scene.tif and 2020/scene.tif are both "scene". The list
+    to pick from tells them apart, and the one picked is the one segmented."""
+    results_panel = plugin_module("ui.results_panel")
+    layers = []
+    for year in ("2019", "2020"):
+        (tmp_path / year).mkdir()
+        path = tmp_path / year / "scene.tif"
+        shutil.copy(scene["image"], path)
+        layers.append(QgsRasterLayer(str(path), "scene", "gdal"))
+        QgsProject.instance().addMapLayer(layers[-1])
+    offered, picked = [], []
+
+    def pick_second(_parent, _title, _label, items, *_args):
+        offered.extend(items)
+        return next(i for i in items if "2020" in i), True
+
+    monkeypatch.setattr(results_panel.QInputDialog, "getItem", pick_second)
+    dock.results.apply_requested.disconnect()
+    dock.results.apply_requested.connect(picked.append)
+    dock.results._ask_raster()
+    assert len(set(offered)) == len(offered) and f"scene ({tmp_path / '2019' / 'scene.tif'})" in offered
+    assert picked == [layers[1]]
+
+
+def test_a_moved_project_folder_brings_its_image_labels_and_model_along(qgis_iface, scene, clean_project,
+                                                                        tmp_path, fake_python):
+    """A project folder moved (another disk, a colleague's machine): QGIS finds the layers at their new
+    place through relative paths, and the last map's record follows the move too, so the image and the
+    labels are picked, and Continue from the last model and Assess find their files."""
+    old = tmp_path / "A"
+    run = old / "semiseg_runs" / "image-1"
+    run.mkdir(parents=True)
+    for key in ("image", "labels"):
+        shutil.copy(scene[key], old / Path(scene[key]).name)
+    if os.path.exists(scene["labels"] + ".aux.xml"):
+        shutil.copy(scene["labels"] + ".aux.xml", old / (Path(scene["labels"]).name + ".aux.xml"))
+    shutil.copy(scene["labels"], run / "prediction.tif")
+    (run / "model.semiseg").write_bytes(b"a model")
+    image, labels = str(old / "image.tif"), str(old / Path(scene["labels"]).name)
+    layers = [QgsRasterLayer(image, "image", "gdal"), QgsRasterLayer(labels, "labels", "gdal")]
+    result_layers.add_results(clean_project, str(run / "prediction.tif"), None, image, "image")
+    prediction = result_layers.result_layers(clean_project)[0]
+    record = {"image": image, "title": "image", "labels": labels, "label_field": "", "method": "supervised",
+              "preset": "fast", "model": str(run / "model.semiseg"), "metrics": {"val_miou": 0.5},
+              "spots": [], "made": 1.0}  # a record from before "folder": the model's folder stands in
+    prediction.setCustomProperty("semiseg/record", json.dumps(record))
+    clean_project.addMapLayers(layers)
+    assert clean_project.write(str(old / "project.qgz"))
+    clean_project.clear()
+    new = tmp_path / "B"
+    shutil.move(str(old), str(new))
+    dock = make_dock(qgis_iface, fake_python("ok"))
+    try:
+        assert clean_project.read(str(new / "project.qgz"))
+        moved_run = new / "semiseg_runs" / "image-1"
+        assert layer_path(dock.layers.image_layer()) == str(new / "image.tif")
+        assert layer_path(dock.layers.label_layer()) == str(new / Path(labels).name)
+        assert dock.map_labels[0] == str(new / Path(labels).name)
+        options = dock.train.options()
+        options.method, options.preset, options.continue_last = "supervised", "fast", True
+        assert dock._model_to_continue(str(new / "image.tif"), options) == str(moved_run / "model.semiseg")
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
+def test_a_deleted_label_file_is_named_when_painting_or_editing_classes(qgis_iface, image_layer, fake_python,
+                                                                       tmp_path):
+    from qgis.gui import QgsMapMouseEvent
+    from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+
+    dock = _fake_dock(qgis_iface, fake_python, image_layer, None)
+    try:
+        dock.create_label_layer(tmp_path / "painted.tif")
+        dock.set_painting(True)
+        (tmp_path / "painted.tif").unlink()
+        press = QgsMapMouseEvent(dock.canvas, QEvent.MouseButtonPress, QPoint(10, 10), Qt.LeftButton,
+                                 Qt.LeftButton, Qt.NoModifier)
+        dock.tool.canvasPressEvent(press)
+        dock.classes.add_class()
+        said = messages(qgis_iface, Qgis.Warning) + messages(qgis_iface, Qgis.Critical)
+        assert sum(f"{tmp_path / 'painted.tif'} is no longer there" in m for m in said) == 2, said
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")

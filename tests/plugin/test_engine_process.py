@@ -74,6 +74,25 @@ def test_cancel_ends_the_child_within_seconds(fake_python, scenario):
     assert len(events) < 100  # stopped long before the end
 
 
+def test_a_failing_event_handler_stops_the_child_before_it_raises(fake_python):
+    """Whatever goes wrong in the plugin while it reads the events, no engine is left running unread."""
+
+    def broken(_event):
+        raise ValueError("a bug in the handler")
+
+    process = engine_process.EngineProcess(fake_python("slow"), ["run", "--out-dir", "."], on_event=broken)
+    with pytest.raises(ValueError, match="a bug in the handler"):
+        process.run()
+    assert process._proc.poll() is not None
+
+
+def test_an_engine_python_that_is_not_there_is_named_as_such():
+    missing = engine_process.EngineSetup(None, configured="/nonexistent/python3").problem
+    assert "/nonexistent/python3 does not exist or cannot be run" in missing
+    torchless = engine_process.EngineSetup(None, configured=sys.executable).problem
+    assert "cannot import torch" in torchless
+
+
 def test_missing_interpreter_is_a_message():
     result = engine_process.EngineProcess("/nonexistent/python", ["devices"]).run()
     assert result.returncode is None and not result.ok

@@ -31,6 +31,17 @@ def test_progress_maps_stages_onto_one_bar():
     assert progress({"event": "progress", "stage": "predict", "step": 1, "total_steps": 2}, True) == 50.0
 
 
+def test_an_event_with_no_numbers_for_progress_is_passed_on_not_a_failure(fake_python, tmp_path):
+    assert task_module.overall_progress({"event": "progress", "step": "n/a", "total_steps": 10}) is None
+    assert task_module.overall_progress({"event": "progress", "step": 1, "total_steps": "ten"}) is None
+    task = make_task(fake_python, "bad_progress", tmp_path)
+    progress = []
+    task.progressChanged.connect(progress.append)
+    done = start(task)
+    wait_until(lambda: done, what="the task to finish")
+    assert done[0].ok and 45.0 in progress  # the good event still moves the bar
+
+
 def test_task_reports_progress_and_events_on_the_main_thread(fake_python, tmp_path):
     task = make_task(fake_python, "ok", tmp_path)
     seen, threads = [], set()
@@ -132,3 +143,14 @@ def test_run_folders_are_fresh_and_kept(tmp_path):
     second = jobs.new_run_folder(tmp_path, "image")
     assert first != second and first.is_dir() and second.is_dir()
     assert first.parent == tmp_path / "semiseg_runs"
+
+
+def test_nodata_jobs_pass_values_the_engine_parses_back_or_none():
+    from engine.cli import _nodata_list, build_parser
+
+    for job in (jobs.TrainJob(image="i.tif", labels="l.tif", out_dir="o", nodata=(0.0, -3.4e38)),
+                jobs.PredictJob(model="m.semiseg", image="i.tif", out_dir="o", nodata=(0.0, -3.4e38))):
+        assert _nodata_list(build_parser().parse_args(job.engine_args())) == [0.0, -3.4e38]
+    for job in (jobs.TrainJob(image="i.tif", labels="l.tif", out_dir="o"),
+                jobs.PredictJob(model="m.semiseg", image="i.tif", out_dir="o")):
+        assert _nodata_list(build_parser().parse_args(job.engine_args())) == []  # told: none

@@ -16,6 +16,8 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProject,
+    QgsRasterLayer,
+    QgsRasterRange,
 )
 
 from engine.cli import build_parser
@@ -298,6 +300,25 @@ def test_an_area_reaches_the_engine_in_the_images_crs(semiseg_plugin, scene, tmp
     lon_lat = {**base, "AREA": "14.99,15.01,45.10,45.12 [EPSG:4326]"}
     xmin, ymin, xmax, ymax = (float(v) for v in predict.area_args(lon_lat, context)[1:])
     assert 499000 < xmin < 500000 < xmax < 501600 and 4_994_000 < ymin < ymax < 4_997_000
+
+
+def test_a_layers_no_data_value_reaches_the_engine(semiseg_plugin, scene, tmp_path, clean_project):  # noqa: ARG001
+    """The image layer's "no data value" set in QGIS, which its file does not hold, goes to the engine as
+    --nodata; a file that is no layer of the project leaves the engine's default."""
+    context, feedback = QgsProcessingContext(), RecordingFeedback()
+    context.setProject(clean_project)
+    layer = QgsRasterLayer(scene["image"], "image", "gdal")
+    clean_project.addMapLayer(layer)
+    for band in range(1, layer.bandCount() + 1):
+        layer.dataProvider().setUserNoDataValue(band, [QgsRasterRange(-1, -1), QgsRasterRange(1, 5)])
+    run = QgsApplication.processingRegistry().createAlgorithmById("semiseg:train_and_segment")
+    from_layer = {"INPUT": layer.id(), "LABELS": scene["labels"]}
+    parsed = build_parser().parse_args(run.run_args(from_layer, context, feedback, str(tmp_path)))
+    assert parsed.nodata == [-1.0]
+    assert any("no-data range 1–5" in w for w in feedback.warnings)
+    from_file = {"INPUT": scene["image"], "LABELS": scene["labels"]}  # with no project to find it in
+    args = run.run_args(from_file, QgsProcessingContext(), feedback, str(tmp_path))
+    assert build_parser().parse_args(args).nodata is None
 
 
 @pytest.mark.slow

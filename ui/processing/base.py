@@ -33,6 +33,8 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import settings
 from ..engine_process import EngineProcess, EngineResult, EngineSetup, find_engine_python
+from ..jobs import nodata_args
+from ..layer_files import layer_nodata
 from ..map_facts import class_area_items, map_fact
 
 ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "semiseg.svg"
@@ -106,6 +108,16 @@ def raster_file(layer: QgsRasterLayer | None, what: str) -> str:
         raise QgsProcessingException(f"The {what} layer '{layer.name()}' is not a raster file; save it as a "
                                      "GeoTIFF (Export → Save As…) and use that.")
     return path
+
+
+def layer_nodata_args(layer: QgsRasterLayer | None, feedback) -> list[str]:
+    """``--nodata`` with the raster layer's no-data values set in QGIS (which its file does not hold),
+    or nothing: a layer without them leaves the engine's default (a warm start's or the model's)."""
+    values, ranges = layer_nodata(layer)
+    if ranges:
+        feedback.pushWarning(f"The no-data range {', '.join(ranges)} of {layer.name()} is not passed on "
+                             "(SemiSeg takes single no-data values); the pixels in it are mapped.")
+    return nodata_args(values) if values else []
 
 
 class SemiSegAlgorithm(QgsProcessingAlgorithm):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterFile, QgsProcessingParameterRasterDestination
 
-from .base import SemiSegAlgorithm, raster_file
+from .base import SemiSegAlgorithm, layer_nodata_args, raster_file
 from .styling import CONFIDENCE, PREDICTION, style_output
 
 
@@ -37,12 +37,14 @@ class PredictAlgorithm(SemiSegAlgorithm):
             self.CONFIDENCE, "Confidence", optional=True, createByDefault=True))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        image = raster_file(self.parameterAsRasterLayer(parameters, self.INPUT, context), "image")
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        image = raster_file(layer, "image")
         prediction = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self.parameterAsOutputLayer(parameters, self.CONFIDENCE, context)
         args = ["predict", "--model", self.parameterAsFile(parameters, self.MODEL, context), "--image", image,
                 "--out", prediction, *self.device_args(parameters, context),
-                *self.smooth_args(parameters, context), *self.area_args(parameters, context)]
+                *self.smooth_args(parameters, context), *self.area_args(parameters, context),
+                *layer_nodata_args(layer, feedback)]
         if confidence:
             args += ["--confidence", confidence]
         if self.is_set(parameters, self.LABELS):

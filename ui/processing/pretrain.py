@@ -9,7 +9,7 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
 )
 
-from .base import ARCHITECTURES, PRESETS, SemiSegAlgorithm, raster_file
+from .base import ARCHITECTURES, PRESETS, SemiSegAlgorithm, layer_nodata_args, raster_file
 
 ENCODER_FILTER = "SemiSeg encoder (*.semienc)"
 
@@ -47,13 +47,15 @@ class PretrainAlgorithm(SemiSegAlgorithm):
                                                                 fileFilter=ENCODER_FILTER))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        image = raster_file(self.parameterAsRasterLayer(parameters, self.INPUT, context), "image")
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        image = raster_file(layer, "image")
         encoder = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         args = ["pretrain", "--image", image, "--out", encoder,
                 "--preset", self.enum_value(parameters, self.PRESET, context, PRESETS) or "balanced",
                 *self.device_args(parameters, context),
                 *self.number_args(parameters, context, {self.PRETRAIN_STEPS: ("--pretrain-steps", True),
-                                                        self.SEED: ("--seed", True)})]
+                                                        self.SEED: ("--seed", True)}),
+                *layer_nodata_args(layer, feedback)]
         unlabeled = self.parameterAsLayerList(parameters, self.UNLABELED, context)
         if unlabeled:
             args += ["--unlabeled", *[raster_file(layer, "unlabeled image") for layer in unlabeled]]

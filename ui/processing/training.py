@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from ..jobs import PRETRAINED_METHODS
-from .base import ARCHITECTURES, METHODS, PRESETS, SemiSegAlgorithm, raster_file
+from .base import ARCHITECTURES, METHODS, PRESETS, SemiSegAlgorithm, layer_nodata_args, raster_file
 
 
 class TrainingAlgorithm(SemiSegAlgorithm):
@@ -72,8 +72,10 @@ class TrainingAlgorithm(SemiSegAlgorithm):
 
     def training_args(self, parameters: dict, context, feedback) -> list[str]:
         """``--image ... --labels ... --method ...`` for ``train`` and ``run``."""
-        image = raster_file(self.parameterAsRasterLayer(parameters, self.INPUT, context), "image")
-        args = ["--image", image, *self.labels_args(parameters, context, feedback)]
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        image = raster_file(layer, "image")
+        args = ["--image", image, *self.labels_args(parameters, context, feedback),
+                *layer_nodata_args(layer, feedback)]
         unlabeled = self.parameterAsLayerList(parameters, self.UNLABELED, context)
         if unlabeled:
             args += ["--unlabeled", *[raster_file(layer, "unlabeled image") for layer in unlabeled]]

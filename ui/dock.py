@@ -561,6 +561,11 @@ class SemiSegDock(QgsDockWidget):
         confidence = done.get("confidence") or found.get("confidence")
         if isinstance(job, PredictJob):
             confidence = confidence or job.confidence
+        if not prediction:  # an engine of another version, or a broken one
+            self.train.show_status("The engine named no map.")
+            self._message("The engine finished without naming its map; check the engine Python under "
+                          "Advanced (it may be another SemiSeg version).", Qgis.Critical)
+            return
         try:
             title = Path(job.image).stem + (" visible area" if job.area else "")
             added = add_results(QgsProject.instance(), prediction, confidence, job.image, title)

@@ -996,6 +996,14 @@ def test_a_run_that_ends_after_its_project_closed_adds_nothing_to_the_next(qgis_
         assert not QgsProject.instance().mapLayers()
         assert any("after its project was closed" in m for m in messages(qgis_iface, Qgis.Info))
         assert dock.last_map == ("", "")
+        # the same run in an open project: the fake engine names no map, and says so
+        clean = QgsRasterLayer(scene["image"], "image", "gdal")
+        QgsProject.instance().addMapLayers([clean, QgsRasterLayer(scene["labels"], "labels", "gdal")])
+        dock.layers.set_image_layer(clean)
+        dock.layers.set_label_layer(QgsProject.instance().mapLayersByName("labels")[0])
+        assert dock.start_training() is not None and wait_for_task(dock, timeout_s=60).ok
+        assert any("without naming its map" in m for m in messages(qgis_iface, Qgis.Critical))
+        assert "named no map" in dock.train.status_label.text()
     finally:
         dock.close_down()
         dock.deleteLater()

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from engine.config import ModelConfig
 from engine.labels import LabelPatches
-from engine.raster import BandStats, band_count, read_normalised
+from engine.raster import BandStats, band_count, read_block, read_normalised
 
 
 @dataclass
@@ -34,6 +34,23 @@ class Chip:
     def index(self) -> None:
         flat = self.train.ravel()
         self.class_pixels = {int(c): np.flatnonzero(flat == c) for c in np.unique(flat) if c > 0}
+
+
+def on_valid_pixels(labels: LabelPatches, ds, strip_bytes: int = 64 << 20) -> LabelPatches | None:
+    """``labels`` less the pixels that are nodata in the open image ``ds`` (nodata value, mask, alpha,
+    NaN, --nodata): those teach nothing and are never mapped. None when no labeled pixel is left. Read
+    crop by crop in strips of rows, so a large filled polygon costs a strip of its bands at a time."""
+    kept = []
+    for crop in labels.crops:
+        h, w = crop.array.shape
+        array = crop.array.copy()
+        rows = max(1, strip_bytes // max(1, 4 * w * band_count(ds)))
+        for r in range(0, h, rows):
+            n = min(rows, h - r)
+            _, valid = read_block(ds, crop.row + r, crop.col, n, w)
+            array[r:r + n][~valid] = 0
+        kept.append(array)
+    return labels.replace(kept)
 
 
 def split_labels(labels: LabelPatches, fraction: float, seed: int, block: int = 32):

@@ -14,11 +14,11 @@ from rasterio.windows import Window
 
 from engine import __version__, modelfile
 from engine.config import ModelConfig, TrainConfig
-from engine.data import Chip, TileSampler, build_chips, keep_validation, split_labels
+from engine.data import Chip, TileSampler, build_chips, keep_validation, on_valid_pixels, split_labels
 from engine.errors import Cancelled, InputError, OutputError
 from engine.fit_check import fit_warnings, grid_facts, values_warning
 from engine.io_out import check_writable, ensure_folder, write_json
-from engine.labels import LabelPatches, load_labels
+from engine.labels import LabelMap, LabelPatches, load_labels
 from engine.methods import method_class
 from engine.metrics import confusion, scores
 from engine.modelfile import SavedModel
@@ -83,11 +83,16 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                 reporter.warning(unlike, "values_differ")
             stats = start.band_stats
         lab = load_labels(labels, ds, label_field)
+        painted = lab.counts()
+        lab = LabelMap(on_valid_pixels(lab.patches, ds), lab.shape, lab.classes)  # nodata teaches nothing
+        if lab.patches is None:
+            raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels on "
+                             "valid image pixels.", "labels_on_nodata")
         counts = lab.counts()
-        for i, n in enumerate(counts):
-            if n == 0:
-                reporter.warning(f"class '{lab.classes.names[i]}' has no labeled pixel, so the map will "
-                                 "not show it; paint some to map it", "class_without_labels")
+        _warn_unlabeled_classes(lab.classes.names, painted, counts, reporter)
+        if np.count_nonzero(counts) < 2:
+            raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least "
+                             "two classes.", "labels_single_class")
         if warm is not None:  # validate on what the model to continue from held out: it never saw them
             train_lab, val_lab = keep_validation(lab.patches, warm.validation)
             if train_lab is None:
@@ -163,6 +168,28 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                   "python": platform.python_version(), "grid": grid}
     model = SavedModel(cfg, lab.classes, stats, members, metrics, provenance, val_lab)
     return model, held_out(data.val_chips), train_lab  # held when predicting (nodata pixels ignored there)
+
+
+def _warn_unlabeled_classes(names: list[str], painted, usable, reporter: Reporter) -> None:
+    """Say which classes the map cannot show: none of their pixels painted, or all on nodata; one warning
+    per class, or one for all when there are many (a label raster with a background value other than 0
+    makes every value up to it a class)."""
+    empty = [(name, int(p)) for name, p, u in zip(names, painted, usable, strict=True) if u == 0]
+    if len(empty) > 5:
+        shown = ", ".join(f"'{n}'" for n, _ in empty[:5])
+        top = int(np.argmax(painted))
+        hint = ""
+        if painted[top] > 0.5 * max(1, int(np.sum(painted))):
+            hint = (f"; class {top + 1} ('{names[top]}') holds {int(painted[top])} of the "
+                    f"{int(np.sum(painted))} labeled pixels: if that value is the raster's background, "
+                    "make it 0 or the file's nodata")
+        reporter.warning(f"{len(empty)} classes have no usable labeled pixel ({shown}, …), so the map will "
+                         f"not show them{hint}", "class_without_labels")
+        return
+    for name, p in empty:
+        why = "has no labeled pixel" if p == 0 else f"has its {p} labeled pixels all on nodata in the image"
+        reporter.warning(f"class '{name}' {why}, so the map will not show it; paint some on the image to "
+                         "map it", "class_without_labels")
 
 
 def distinct_unlabeled(image: str, unlabeled: list[str] | None, reporter: Reporter) -> list[str]:

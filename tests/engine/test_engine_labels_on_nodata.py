@@ -1,0 +1,76 @@
+"""Labeled pixels on nodata teach nothing and are never mapped: they are dropped before the validation
+split, and a class left without usable labels is named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from engine_helpers import TINY_TRAIN, run_cli, write_raster
+
+
+def _stripes(tmp_path, valid_rows=None, transparent_cols=None):
+    """A 3-band 96×96 image of three vertical class stripes, with three equal strokes per class (rows
+    16, 48, 80), as labels.tif; pixels outside ``valid_rows`` are nodata (value 0), and with
+    ``transparent_cols`` an alpha band makes those columns transparent instead."""
+    rng = np.random.default_rng(0)
+    cls = np.ones((96, 96), np.uint8)
+    cls[:, 32:] = 2
+    cls[:, 64:] = 3
+    img = (np.stack([cls * 60, cls * 40, 200 - cls * 50]) + rng.normal(0, 4, (3, 96, 96))).clip(1, 255)
+    img = img.astype(np.uint8)
+    labels = np.zeros((96, 96), np.uint8)
+    for r in (16, 48, 80):
+        for c in (10, 42, 74):
+            labels[r:r + 3, c:c + 6] = cls[r:r + 3, c:c + 6]
+    if valid_rows is not None:
+        img[:, :valid_rows[0]] = 0
+        img[:, valid_rows[1]:] = 0
+        image = write_raster(tmp_path / "image.tif", img, nodata=0)
+    else:
+        alpha = np.full((1, 96, 96), 255, np.uint8)
+        alpha[:, :, transparent_cols:] = 0
+        image = write_raster(tmp_path / "image.tif", np.concatenate([img, alpha]), photometric="RGB",
+                             alpha="YES")
+    return str(image), str(write_raster(tmp_path / "labels.tif", labels))
+
+
+def _warnings(stdout: str) -> list[str]:
+    return [e["message"] for e in map(json.loads, stdout.splitlines()) if e["event"] == "warning"]
+
+
+def test_strokes_on_nodata_do_not_count_nor_take_the_validation_split(tmp_path, capsys):
+    """Only the middle row of strokes lies on valid pixels; the validation split used to hold out valid
+    strokes and then refuse: every labeled pixel on nodata."""
+    image, labels = _stripes(tmp_path, valid_rows=(40, 56))
+    model = tmp_path / "m.semiseg"
+    rc, _, err = run_cli(capsys, ["train", "--image", image, "--labels", labels, "--out", model,
+                                  *TINY_TRAIN, "--progress", "none"])
+    assert rc == 0, err
+    rc, info, _ = run_cli(capsys, ["info", "--model", model])
+    assert json.loads(info)["metrics"]["labeled_pixels"] == {"class 1": 18, "class 2": 18, "class 3": 18}
+
+
+def test_a_class_whose_strokes_are_all_transparent_is_named(tmp_path, capsys):
+    image, labels = _stripes(tmp_path, transparent_cols=64)  # class 3's stripe
+    rc, stdout, err = run_cli(capsys, ["run", "--image", image, "--labels", labels, "--out-dir",
+                                       tmp_path / "out", *TINY_TRAIN, "--progress", "jsonl"])
+    assert rc == 0, err
+    warned = _warnings(stdout)
+    assert any("class 'class 3' has its 54 labeled pixels all on nodata" in w for w in warned), warned
+
+
+def test_a_background_value_other_than_0_is_one_warning_that_says_so(tmp_path, capsys):
+    image, labels = _stripes(tmp_path, valid_rows=(0, 96))
+    import rasterio
+
+    with rasterio.open(labels) as ds:
+        lab = ds.read(1)
+    lab[lab == 0] = 255  # exported with 255 as background, no nodata tag
+    background = write_raster(tmp_path / "bg255.tif", lab)
+    rc, stdout, err = run_cli(capsys, ["train", "--image", image, "--labels", background, "--out",
+                                       tmp_path / "m.semiseg", *TINY_TRAIN, "--progress", "jsonl"])
+    assert rc == 0, err
+    warned = [w for w in _warnings(stdout) if "no usable labeled pixel" in w or "will not show it" in w]
+    assert len(warned) == 1 and "251 classes" in warned[0] and "class 255" in warned[0], warned
+    assert "make it 0 or the file's nodata" in warned[0]

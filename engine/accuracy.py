@@ -429,7 +429,7 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
     points, skipped, outside = True, 0, 0
     for f in layer:
         v = _class_of(f.GetField(field), names, path, field)
-        g = geometry_in(f, layer, target) if v else None
+        g = geometry_in(f, layer, target, f"Reference {path}") if v else None
         if g is None:
             skipped += 1
             continue

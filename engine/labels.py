@@ -409,7 +409,7 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
     envelopes = []
     for f in layer:
         v = f.GetField(field)
-        g = geometry_in(f, layer, target) if v is not None else None
+        g = geometry_in(f, layer, target, f"Labels {path}") if v is not None else None
         if g is None:
             continue
         colour = f.GetField(colour_field) if colour_field else None

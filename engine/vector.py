@@ -145,9 +145,14 @@ def raster_srs(crs):
     return srs
 
 
-def geometry_in(feature, layer, target):
+# What GDAL calls the CRS of a layer written without one (a GeoPackage's "no CRS" layers)
+UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS")
+
+
+def geometry_in(feature, layer, target, source: str = ""):
     """A copy of ``feature``'s geometry in the spatial reference ``target`` (as it is when either CRS is
-    unknown); None when the feature has no geometry."""
+    unknown: none, GDAL's "undefined" ones, a local engineering CRS); None when the feature has no
+    geometry. Coordinates that cannot be transformed are refused with a sentence naming ``source``."""
     from osgeo import osr  # noqa: PLC0415
 
     g = feature.GetGeometryRef()
@@ -155,8 +160,17 @@ def geometry_in(feature, layer, target):
         return None
     g = g.Clone()
     sref = g.GetSpatialReference() or layer.GetSpatialRef()
-    if target is not None and sref is not None:
-        sref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        if not sref.IsSame(target):
-            g.TransformTo(target)
+    if target is None or sref is None or sref.IsLocal() or sref.GetName() in UNDEFINED_SRS:
+        return g
+    sref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    if not sref.IsSame(target):
+        try:
+            failed = g.TransformTo(target)
+        except RuntimeError as e:
+            failed = str(e) or True
+        if failed:
+            raise InputError(f"{source or layer.GetName()}: the features' coordinates cannot be taken from "
+                             f"their CRS ({sref.GetName()}) to the image's ({target.GetName()}); they "
+                             "may be in another CRS than the file says (a GeoJSON without one is read as "
+                             "WGS 84): give the layer its true CRS and save it again.", "vector_crs")
     return g

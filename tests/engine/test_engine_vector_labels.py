@@ -192,12 +192,15 @@ def test_vector_integer_class_field(scene, tmp_path):
     assert np.all(truth[lab.full() == 1] == 1) and np.all(truth[lab.full() == 3] == 3)
 
 
-def _add_layer(path: Path, name: str, field: str, field_type, features) -> None:
-    """Append a layer ``name`` with one ``field`` to the GeoPackage ``path`` (made when missing)."""
-    drv = ogr.GetDriverByName("GPKG")
+def _add_layer(path: Path, name: str, field: str, field_type, features, srs="EPSG:32633",
+               driver: str = "GPKG") -> None:
+    """Append a layer ``name`` with one ``field`` to the vector file ``path`` (made when missing); ``srs``
+    an EPSG code, WKT, or None for a layer without one."""
+    drv = ogr.GetDriverByName(driver)
     ds = drv.Open(str(path), 1) if path.exists() else drv.CreateDataSource(str(path))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
+    if srs is not None:
+        text, srs = srs, osr.SpatialReference()
+        srs.ImportFromEPSG(int(text.split(":")[1])) if text.startswith("EPSG:") else srs.ImportFromWkt(text)
     layer = ds.CreateLayer(name, srs, ogr.wkbPolygon)
     layer.CreateField(ogr.FieldDefn(field, field_type))
     for wkt, value in features:
@@ -302,3 +305,25 @@ def test_a_layer_filter_keeps_only_the_features_qgis_shows(scene, tmp_path):
         assert np.array_equal(forest.full() > 0, everything.full() == 1)
         with pytest.raises(InputError, match="filter"):
             load_labels(f"{gpkg}|subset=no_such_field = 3", img, "landcover")
+
+
+def test_a_layer_without_a_crs_is_taken_as_it_is_and_a_wrong_one_is_a_sentence(scene, tmp_path, capsys):
+    """A GeoPackage layer written without a CRS (GDAL reads it as "Undefined geographic SRS"), or with a
+    local engineering CRS, holds coordinates of no known CRS: used as they are, as a Shapefile without
+    .prj. A GeoJSON without a crs member is WGS 84 by definition, so metre coordinates in it cannot be
+    transformed: one sentence, not a traceback."""
+    truth = scene["truth_array"]
+    boxes = [(box_wkt(*interior_box(truth, k)), k) for k in (1, 2, 3)]
+    local = 'LOCAL_CS["Undefined Cartesian SRS",LOCAL_DATUM["unknown",32767],UNIT["metre",1],' \
+            'AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    for name, srs in (("none", None), ("local", local)):
+        path = tmp_path / f"{name}.gpkg"
+        _add_layer(path, "labels", "class", ogr.OFTInteger, boxes, srs=srs)
+        rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", path, "--out",
+                                      tmp_path / f"{name}.semiseg", *TINY_TRAIN, "--progress", "none"])
+        assert rc == 0, (name, err)
+    geojson = tmp_path / "metres.geojson"
+    _add_layer(geojson, "labels", "class", ogr.OFTInteger, boxes, srs=None, driver="GeoJSON")
+    rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", geojson, "--out",
+                                  tmp_path / "g.semiseg", *TINY_TRAIN, "--progress", "none"])
+    assert rc == 2 and "cannot be taken from their CRS (WGS 84)" in err and "Traceback" not in err, err

@@ -156,6 +156,16 @@ def _open_map(prediction: str):
     return ds
 
 
+def _read_map(ds, row: int, height: int) -> np.ndarray:
+    """Rows ``row``..``row + height`` of the map, 0 wherever it is no data: its nodata value when that is
+    not 0 (a map made elsewhere, with 255 as no data), or its mask. SemiSeg's own maps have 0 as no data."""
+    win = Window(0, row, ds.width, height)
+    block = ds.read(1, window=win)
+    if ds.nodata != 0:  # (with 0 as nodata the mask is where the values are 0 already)
+        block[ds.read_masks(1, window=win) == 0] = 0
+    return block
+
+
 def _row_blocks(ds) -> list[tuple[int, int]]:
     """The map's row blocks: about BLOCK_BYTES each, whole rows of the file's own tiles."""
     tile = ds.block_shapes[0][0] if ds.block_shapes else 1
@@ -250,7 +260,7 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         counts = np.zeros(256, np.int64)
         for b, (r, h) in enumerate(blocks):
             cancel.check()
-            counts += _histogram(ds.read(1, window=Window(0, r, ds.width, h)))
+            counts += _histogram(_read_map(ds, r, h))
             reporter.progress("count", b + 1, len(blocks))
         if counts[1:].sum() == 0:
             raise InputError(f"Map {prediction} has no mapped pixel (all are 0); give a map with classes.",
@@ -273,7 +283,7 @@ def draw_sample(prediction: str, out: str, per_class: int = PER_CLASS, seed: int
         reporter.stage("sample", len(blocks), message=f"{sum(len(v) for v in ranks.values())} points")
         for b, (r, h) in enumerate(blocks):
             cancel.check()
-            block = ds.read(1, window=Window(0, r, ds.width, h)).ravel()
+            block = _read_map(ds, r, h).ravel()
             for start in range(0, block.size, CHUNK):  # the pixels in order, a chunk at a time
                 chunk = block[start:start + CHUNK]
                 here = np.bincount(chunk, minlength=256)
@@ -517,7 +527,7 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
         tally = ClassTally(255, ds.transform, ds.crs)
         for b, (r, h) in enumerate(blocks):
             cancel.check()
-            block = ds.read(1, window=Window(0, r, ds.width, h))
+            block = _read_map(ds, r, h)
             _tally(tally, block, r)
             lo, hi = np.searchsorted(sorted_rows, [r, r + h])
             idx = order[lo:hi]

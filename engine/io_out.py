@@ -76,6 +76,25 @@ def publish(part: str, path: str) -> None:
                           "output_not_writable") from e
 
 
+def publish_raster(part: str, path: str) -> None:
+    """publish() a finished raster with its ``.aux.xml``, and remove what an earlier file at ``path`` left
+    beside it that would now describe the wrong pixels: its ``.aux.xml`` (statistics QGIS computed), and
+    external overviews (``.ovr``, as QGIS's Build Pyramids makes) and masks (``.msk``), which QGIS would
+    draw zoomed out instead of the new map."""
+    publish(part, path)
+    if os.path.exists(part + ".aux.xml"):
+        publish(part + ".aux.xml", path + ".aux.xml")
+    else:
+        _remove(path + ".aux.xml")
+    for stale in (".ovr", ".msk"):
+        _remove(path + stale)
+
+
+def _remove(path: str) -> None:
+    if os.path.exists(path):
+        os.remove(path)
+
+
 def write_json(path: str, obj) -> None:
     """``obj`` as indented JSON at ``path``, written under a partial name and renamed when complete."""
     tmp = partial_path(path)

@@ -23,8 +23,8 @@ from rasterio.enums import Resampling
 
 from engine.areas import ClassTally
 from engine.categories import write_class_table
-from engine.errors import InputError
-from engine.io_out import check_writable, partial_path, publish
+from engine.errors import InputError, OutputError
+from engine.io_out import check_writable, partial_path, publish_raster
 from engine.labels import LabelPatches
 from engine.modelfile import SavedModel
 from engine.progress import Reporter
@@ -218,6 +218,9 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
     reporter = reporter or Reporter("none")
     outputs = [p for p in (out_path, confidence_path) if p]
     for p in outputs:
+        if not p.lower().endswith((".tif", ".tiff")):
+            raise OutputError(f"The map {p} must end in .tif or .tiff: SemiSeg writes GeoTIFFs.",
+                              "bad_output")
         check_writable(p)
     with open_image(image_path, nodata) as ds:
         if (bands := band_count(ds)) != model.bands:
@@ -297,9 +300,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                     add_overviews(parts[confidence_path], factors, Resampling.average)
             write_class_table(parts[out_path], model.classes, zero_name="no data")
             for p in outputs:
-                publish(parts[p], p)
-                if os.path.exists(parts[p] + ".aux.xml"):
-                    publish(parts[p] + ".aux.xml", p + ".aux.xml")
+                publish_raster(parts[p], p)
         finally:
             for part in parts.values():
                 for f in (part, part + ".aux.xml"):

@@ -225,6 +225,21 @@ def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndar
     if r1 <= r0 or c1 <= c0:
         return x, valid
     win = Window(c0, r0, c1 - c0, r1 - r0)
+    try:
+        data, ok = _read_valid(ds, win, bands, lut)
+    except RasterioIOError as e:  # a truncated download, a damaged block, a VRT whose source is gone
+        detail = str(e).split(": ", 1)[-1][:200]
+        raise InputError(f"Image {ds.name} cannot be read at rows {r0}–{r1 - 1} ({detail}); the file may be "
+                         "damaged or incomplete (an interrupted copy or download): copy or export it again.",
+                         "image_unreadable") from e
+    data = np.where(ok[None], data, 0.0)
+    x[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
+    valid[r0 - row:r1 - row, c0 - col:c1 - col] = ok
+    return x, valid
+
+
+def _read_valid(ds, win: Window, bands: tuple[int, ...], lut: np.ndarray | None):
+    """The float32 data bands of ``win`` and their validity (read_block)."""
     extra = getattr(ds, "extra_nodata", ())
     if lut is not None:  # colour numbers through the palette
         numbers = ds.read(1, window=win)
@@ -239,10 +254,7 @@ def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndar
         ok = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
         if extra:
             ok &= ~np.any(np.isin(data, extra), axis=0)
-    data = np.where(ok[None], data, 0.0)
-    x[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
-    valid[r0 - row:r1 - row, c0 - col:c1 - col] = ok
-    return x, valid
+    return data, ok
 
 
 def sample_windows(height: int, width: int, size: int, count: int, rng: np.random.Generator):

@@ -19,7 +19,7 @@ def _fmt_eta(s: float | None) -> str:
 
 
 class Reporter:
-    """Emits events in the chosen mode: ``jsonl``, ``bar`` or ``none``."""
+    """Emits events in the chosen mode: ``jsonl``, ``bar`` or ``none`` (warnings only, on stderr)."""
 
     def __init__(self, mode: str = "bar", stream_out=None, stream_err=None):
         self.mode = mode
@@ -35,6 +35,9 @@ class Reporter:
             self.out.flush()
         elif self.mode == "bar":
             self._human(event, fields)
+        elif event == "warning":  # ``none``: no progress, but what may make the result wrong is still said
+            self.err.write(f"Warning: {fields['message']}\n")
+            self.err.flush()
 
     def stage(self, name: str, total_steps: int | None = None, **fields) -> None:
         self._stage_t0 = time.monotonic()

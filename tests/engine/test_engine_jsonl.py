@@ -66,3 +66,16 @@ def test_jsonl_stream_reports_an_error_event(tmp_path):
     assert "done" not in [e["event"] for e in events]
     assert "Traceback" not in proc.stderr
     assert leftovers(out) == []
+
+
+def test_progress_none_still_says_the_warnings():
+    import io
+
+    from engine.progress import Reporter
+
+    out, err = io.StringIO(), io.StringIO()
+    quiet = Reporter("none", out, err)
+    quiet.stage("train", 10, message="training")
+    quiet.progress("train", 5, 10)
+    quiet.warning("the image looks like another sensor", "values_differ")
+    assert out.getvalue() == "" and err.getvalue() == "Warning: the image looks like another sensor\n"

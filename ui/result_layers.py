@@ -10,6 +10,7 @@ from __future__ import annotations
 from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 from .label_raster import read_classes
+from .layer_files import layer_file, same_file
 from .styles import style_class_layer, style_class_polygons, style_confidence_layer, style_sample_points
 
 GROUP_NAME = "SemiSeg"
@@ -31,6 +32,18 @@ def result_layers(project: QgsProject, source: str | None = None) -> list[QgsRas
                 source is None or layer.customProperty(SOURCE_PROPERTY) == source)]
 
 
+def _adopt_crs(layer, source: str, project: QgsProject) -> None:
+    """A result of an image whose file has no CRS has none either; where the analyst gave the image's
+    layer one in QGIS (Layer CRS), the result takes it, so that it lies where the image does."""
+    if layer.dataProvider().crs().isValid():
+        return
+    for image in project.mapLayers().values():
+        if (isinstance(image, QgsRasterLayer) and image.crs().isValid()
+                and same_file(layer_file(image), source)):
+            layer.setCrs(image.crs())
+            return
+
+
 def add_results(project: QgsProject, prediction: str, confidence: str | None, source: str,
                 title: str) -> list[QgsRasterLayer]:
     """Add the styled result layers (prediction on top), replacing earlier ones of ``source``."""
@@ -46,6 +59,7 @@ def add_results(project: QgsProject, prediction: str, confidence: str | None, so
     for layer, _ in layers:
         if not layer.isValid():
             raise OSError(f"QGIS cannot open {layer.source()}")
+        _adopt_crs(layer, source, project)
     project.removeMapLayers([layer.id() for layer in result_layers(project, source)
                              if layer.customProperty(ROLE_PROPERTY) != "sample"])
     group = semiseg_group(project)
@@ -65,6 +79,7 @@ def add_polygons(project: QgsProject, polygons: str, prediction: str, source: st
     if not layer.isValid():
         raise OSError(f"QGIS cannot open {polygons}")
     style_class_polygons(layer, read_classes(prediction))
+    _adopt_crs(layer, source, project)
     project.removeMapLayers([old.id() for old in result_layers(project, source)
                              if old.customProperty(ROLE_PROPERTY) == "polygons"])
     layer.setCustomProperty(ROLE_PROPERTY, "polygons")
@@ -81,6 +96,7 @@ def add_sample(project: QgsProject, sample: str, prediction: str, source: str, t
     if not layer.isValid():
         raise OSError(f"QGIS cannot open {sample}")
     style_sample_points(layer, read_classes(prediction))
+    _adopt_crs(layer, source, project)
     layer.setCustomProperty(ROLE_PROPERTY, "sample")
     layer.setCustomProperty(SOURCE_PROPERTY, source)
     project.addMapLayer(layer, False)

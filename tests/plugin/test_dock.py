@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 from osgeo import gdal
@@ -1098,3 +1099,25 @@ def test_a_deleted_label_file_is_named_when_painting_or_editing_classes(qgis_ifa
         dock.close_down()
         dock.deleteLater()
         settings.set_engine_python("")
+
+
+def test_results_of_an_image_given_a_crs_in_qgis_take_it(clean_project, tmp_path):
+    """An image file without a CRS, to which the analyst gave one in QGIS (Layer CRS): its maps, written
+    without a CRS too, take the image layer's, so that they lie where it does."""
+    from qgis.core import QgsCoordinateReferenceSystem
+    from rasterio.transform import from_origin
+
+    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "uint8",
+               "transform": from_origin(500000, 4000000, 1, 1)}
+    paths = {}
+    for name in ("image", "prediction", "confidence"):
+        paths[name] = str(tmp_path / f"{name}.tif")
+        with rasterio.open(paths[name], "w", **profile) as ds:
+            ds.write(np.ones((1, 8, 8), np.uint8))
+    image = QgsRasterLayer(paths["image"], "image", "gdal")
+    assert not image.crs().isValid()
+    image.setCrs(QgsCoordinateReferenceSystem("EPSG:32633"))
+    clean_project.addMapLayer(image)
+    added = result_layers.add_results(clean_project, paths["prediction"], paths["confidence"], paths["image"],
+                                      "image")
+    assert [layer.crs().authid() for layer in added] == ["EPSG:32633", "EPSG:32633"]

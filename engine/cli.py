@@ -550,6 +550,17 @@ def _accuracy(a: argparse.Namespace, rep: Reporter, cancel) -> dict:
     return result
 
 
+def _plain_negative_numbers(argv: list[str]) -> list[str]:
+    """``argv`` with negative numbers in exponent form written out (-3.4028235e+38, as gdalinfo prints a
+    float32 nodata value, to -340282350000000000000000000000000000000): argparse takes only plain
+    negative numbers for values (``--nodata``, ``--area``), the others for unknown options."""
+    import re  # noqa: PLC0415
+    from decimal import Decimal  # noqa: PLC0415
+
+    exponent = re.compile(r"-(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+    return [format(Decimal(t), "f") if exponent.fullmatch(t) else t for t in (str(a) for a in argv)]
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings  # noqa: PLC0415
 
@@ -558,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     # A raster without georeferencing is handled (or refused) with our own sentence; the library's
     # warning would only add noise to what the user reads.
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-    a = build_parser().parse_args(argv)
+    a = build_parser().parse_args(_plain_negative_numbers(sys.argv[1:] if argv is None else argv))
     rep = Reporter(getattr(a, "progress", "none"))
     from engine.runtime import CancelToken  # noqa: PLC0415
 

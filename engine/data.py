@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from rasterio.enums import MaskFlags
 from scipy import ndimage
 
 from engine.config import ModelConfig
 from engine.labels import LabelPatches
-from engine.raster import BandStats, band_count, read_block, read_normalised
+from engine.raster import BandStats, band_count, palette_lut, read_block, read_normalised
 
 
 @dataclass
@@ -36,21 +37,36 @@ class Chip:
         self.class_pixels = {int(c): np.flatnonzero(flat == c) for c in np.unique(flat) if c > 0}
 
 
-def on_valid_pixels(labels: LabelPatches, ds, strip_bytes: int = 64 << 20) -> LabelPatches | None:
+def on_valid_pixels(labels: LabelPatches, ds, tile: int = 64) -> LabelPatches | None:
     """``labels`` less the pixels that are nodata in the open image ``ds`` (nodata value, mask, alpha,
-    NaN, --nodata): those teach nothing and are never mapped. None when no labeled pixel is left. Read
-    crop by crop in strips of rows, so a large filled polygon costs a strip of its bands at a time."""
+    NaN, --nodata): those teach nothing and are never mapped. None when no labeled pixel is left. Only
+    the ``tile``-px squares of each crop that hold labeled pixels are read (points spread over a large
+    orthophoto cost their squares, not the area between them), and nothing where the image cannot
+    have an invalid pixel."""
+    if not may_be_invalid(ds):
+        return labels
     kept = []
     for crop in labels.crops:
-        h, w = crop.array.shape
         array = crop.array.copy()
-        rows = max(1, strip_bytes // max(1, 4 * w * band_count(ds)))
-        for r in range(0, h, rows):
-            n = min(rows, h - r)
-            _, valid = read_block(ds, crop.row + r, crop.col, n, w)
-            array[r:r + n][~valid] = 0
+        h, w = array.shape
+        for r in range(0, h, tile):
+            band = array[r:r + tile]
+            held = np.flatnonzero(band.any(axis=0))
+            for c in np.unique(held // tile) * tile:
+                n, m = band.shape[0], min(tile, w - c)
+                _, valid = read_block(ds, crop.row + r, crop.col + int(c), n, m)
+                band[:, c:c + m][~valid] = 0
         kept.append(array)
     return labels.replace(kept)
+
+
+def may_be_invalid(ds) -> bool:
+    """Whether some pixel of ``ds`` may be invalid to read_block: a nodata value, a mask or alpha band, a
+    palette (transparent colours), float values (NaN) or ``--nodata`` values; a plain integer raster
+    without any of them has none."""
+    if getattr(ds, "extra_nodata", ()) or ds.dtypes[0].startswith("float") or palette_lut(ds) is not None:
+        return True
+    return any(flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
 
 
 def split_labels(labels: LabelPatches, fraction: float, seed: int, block: int = 32):

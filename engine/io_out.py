@@ -76,23 +76,29 @@ def publish(part: str, path: str) -> None:
                           "output_not_writable") from e
 
 
+def clear_stale(part: str, path: str) -> None:
+    """Remove what an earlier file at ``path`` left beside it that would describe the wrong pixels once
+    the finished ``part`` replaces it: its ``.aux.xml`` (statistics QGIS computed; unless ``part`` has
+    one of its own), and external overviews (``.ovr``, as QGIS's Build Pyramids makes) and masks
+    (``.msk``), which QGIS would draw zoomed out instead of the new map. One that cannot be removed is a
+    sentence, before anything is replaced."""
+    for ext in (".ovr", ".msk", ".aux.xml"):
+        old = path + ext
+        if not os.path.exists(old) or (ext == ".aux.xml" and os.path.exists(part + ext)):
+            continue
+        try:
+            os.remove(old)
+        except OSError as e:
+            raise OutputError(f"{old}, left beside {path} by an earlier map, cannot be removed "
+                              f"({e.strerror or e}); close it where it is open or remove it, or choose "
+                              "another name.", "output_not_writable") from e
+
+
 def publish_raster(part: str, path: str) -> None:
-    """publish() a finished raster with its ``.aux.xml``, and remove what an earlier file at ``path`` left
-    beside it that would now describe the wrong pixels: its ``.aux.xml`` (statistics QGIS computed), and
-    external overviews (``.ovr``, as QGIS's Build Pyramids makes) and masks (``.msk``), which QGIS would
-    draw zoomed out instead of the new map."""
+    """publish() a finished raster and its ``.aux.xml`` (run clear_stale first)."""
     publish(part, path)
     if os.path.exists(part + ".aux.xml"):
         publish(part + ".aux.xml", path + ".aux.xml")
-    else:
-        _remove(path + ".aux.xml")
-    for stale in (".ovr", ".msk"):
-        _remove(path + stale)
-
-
-def _remove(path: str) -> None:
-    if os.path.exists(path):
-        os.remove(path)
 
 
 def write_json(path: str, obj) -> None:

@@ -24,7 +24,7 @@ from rasterio.enums import Resampling
 from engine.areas import ClassTally
 from engine.categories import write_class_table
 from engine.errors import InputError, OutputError
-from engine.io_out import check_writable, partial_path, publish_raster
+from engine.io_out import check_writable, clear_stale, partial_path, publish_raster
 from engine.labels import LabelPatches
 from engine.modelfile import SavedModel
 from engine.progress import Reporter
@@ -299,6 +299,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                 if confidence_path:
                     add_overviews(parts[confidence_path], factors, Resampling.average)
             write_class_table(parts[out_path], model.classes, zero_name="no data")
+            for p in outputs:  # all of them first: an old map is replaced only when every one can be
+                clear_stale(parts[p], p)
             for p in outputs:
                 publish_raster(parts[p], p)
         finally:

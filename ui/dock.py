@@ -339,12 +339,11 @@ class SemiSegDock(QgsDockWidget):
         return self._start_task(job, folder)
 
     def _nodata(self, layer) -> tuple[float, ...]:
-        """The no-data values set on ``layer`` in QGIS, for the engine; a range, which it cannot take, is
-        named in a message."""
-        values, ranges = layer_nodata(layer)
-        if ranges:
-            self._message(f"The no-data range {', '.join(ranges)} of {layer.name()} is not passed on "
-                          "(SemiSeg takes single no-data values); the pixels in it are mapped.", Qgis.Info)
+        """The no-data values set on ``layer`` in QGIS, for the engine; what it cannot take as QGIS does (a
+        range) is named in a message."""
+        values, problems = layer_nodata(layer)
+        for problem in problems:
+            self._message(f"{layer.name()}: {problem}.", Qgis.Info)
         return tuple(values)
 
     def _model_to_continue(self, image_file: str, options) -> str:
@@ -532,12 +531,18 @@ class SemiSegDock(QgsDockWidget):
         task, self.task = self.task, None
         self.train.set_running(False)
         orphan, self._orphan = task is self._orphan, None
-        if result.ok and orphan:  # its project was closed: not added to whichever project is open now
-            where = getattr(task.job, "out_dir", "") or getattr(task.job, "out", "") or "its folder"
-            self.train.show_status("Done, after its project was closed.")
-            self._message(f"The run finished after its project was closed, so nothing was added to this "
-                          f"project; its files are in {where}.", Qgis.Info)
-        elif result.ok:
+        if orphan:  # its project was closed: nothing goes into whichever project is open now
+            job = task.job
+            where = getattr(job, "out_dir", "") or getattr(job, "out", "") or getattr(job, "report", "")
+            if result.ok:
+                self._message(f"The run finished after its project was closed, so nothing was added to "
+                              f"this project; its files are in {where}.", Qgis.Info)
+            elif not result.cancelled:
+                self._message(result.user_message(), Qgis.Critical)
+            self.train.show_status("")
+            self._pick_up_project()  # the project opened meanwhile, not picked up while the run went on
+            return
+        if result.ok:
             self._show_results(task.job, result)
         elif result.cancelled:
             self.train.show_status("Cancelled.")

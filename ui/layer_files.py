@@ -47,14 +47,16 @@ def engine_source(layer: QgsMapLayer | None) -> str | None:
 
 def layer_nodata(layer: QgsMapLayer | None) -> tuple[list[float], list[str]]:
     """The "no data values" set on a raster layer in QGIS (Properties → Transparency), which the file
-    does not hold and the engine would not see: the single values, for ``--nodata``, and the ranges
-    (``min–max``), which it cannot take."""
-    values: set[float] = set()
-    ranges: set[str] = set()
+    does not hold and the engine would not see: the single values, for ``--nodata`` (no data in every
+    band, as QGIS's Transparency tab sets them), and a sentence for each thing the engine cannot take as
+    QGIS does: a range, values set on some bands only."""
     if not isinstance(layer, QgsRasterLayer) or not layer.isValid():
         return [], []
     provider = layer.dataProvider()
+    per_band: list[set[float]] = []
+    ranges: set[str] = set()
     for band in range(1, provider.bandCount() + 1):
+        values = set()
         for r in provider.userNoDataValues(band):
             low, high = r.min(), r.max()
             if not (math.isfinite(low) and math.isfinite(high)):
@@ -63,7 +65,14 @@ def layer_nodata(layer: QgsMapLayer | None) -> tuple[list[float], list[str]]:
                 values.add(float(low))
             else:
                 ranges.add(f"{low:g}–{high:g}")
-    return sorted(values), sorted(ranges)
+        per_band.append(values)
+    union = sorted(set().union(*per_band)) if per_band else []
+    problems = [f"the no-data range {r} is not passed on (SemiSeg takes single values), so its pixels are "
+                "mapped" for r in sorted(ranges)]
+    if any(band != set(union) for band in per_band) and union:
+        problems.append(f"the no-data values {', '.join(f'{v:g}' for v in union)}, set on some bands only, "
+                        "count in every band (a pixel holding one in any band is not mapped)")
+    return union, problems
 
 
 def is_label_raster(layer: QgsMapLayer | None) -> bool:

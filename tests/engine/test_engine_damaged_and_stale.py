@@ -41,6 +41,13 @@ def test_a_new_map_removes_what_the_old_one_left_beside_it(learned, tmp_path, ca
     assert run_cli(capsys, args)[0] == 0
     assert not (tmp_path / "map.tif.ovr").exists() and not (tmp_path / "conf.tif.ovr").exists()
     assert not (tmp_path / "conf.tif.aux.xml").exists()
+    # one that cannot be removed (here a folder of that name) stops it before the old map is replaced
+    (tmp_path / "map.tif.ovr").mkdir()
+    (tmp_path / "map.tif.ovr" / "x").write_text("x")
+    before = out.stat().st_mtime_ns
+    rc, _, err = run_cli(capsys, args)
+    assert rc == 2 and "left beside" in err and "cannot be removed" in err and "Traceback" not in err, err
+    assert out.stat().st_mtime_ns == before
 
 
 def test_a_map_is_written_only_under_a_geotiff_name(learned, tmp_path, capsys):

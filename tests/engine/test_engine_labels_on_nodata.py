@@ -74,3 +74,33 @@ def test_a_background_value_other_than_0_is_one_warning_that_says_so(tmp_path, c
     warned = [w for w in _warnings(stdout) if "no usable labeled pixel" in w or "will not show it" in w]
     assert len(warned) == 1 and "251 classes" in warned[0] and "class 255" in warned[0], warned
     assert "make it 0 or the file's nodata" in warned[0]
+
+
+def test_only_squares_with_labels_are_read_and_nothing_where_all_is_valid(tmp_path):
+    """Points 200 px apart over a 1000² raster make one crop of nearly the whole raster; the check reads
+    the 64-px squares that hold them, and a raster that cannot have invalid pixels is not read at all."""
+    from engine.data import may_be_invalid, on_valid_pixels
+    from engine.labels import LabelPatches
+    from engine.raster import open_image
+
+    img = np.full((1, 1000, 1000), 7, np.uint16)
+    img[0, :, 500:] = 0
+    labels = np.zeros((1000, 1000), np.uint8)
+    labels[100::200, 100::200] = 1
+    patches = LabelPatches.from_array(labels)
+    plain = write_raster(tmp_path / "plain.tif", img)
+    holed = write_raster(tmp_path / "holed.tif", img, nodata=0)
+    with open_image(str(plain)) as ds:
+        assert not may_be_invalid(ds) and on_valid_pixels(patches, ds) is patches
+    with open_image(str(holed)) as ds:
+        reads = []
+        import engine.data as data
+
+        real = data.read_block
+        data.read_block = lambda *a: reads.append(a[3] * a[4]) or real(*a)
+        try:
+            kept = on_valid_pixels(patches, ds)
+        finally:
+            data.read_block = real
+    assert kept.count == 10  # the points on the valid left half (columns 100 and 300)
+    assert sum(reads) <= 25 * 64 * 64

@@ -96,3 +96,15 @@ def test_nodata_none_with_values_is_refused_with_a_sentence(tmp_path, capsys):
                                   "--progress", "none"])
     assert rc == 2 and "--nodata none cannot be given with values" in err
     assert not (tmp_path / "m.semiseg").exists()
+
+
+def test_negative_values_in_exponent_form_are_values_not_options():
+    """gdalinfo prints the usual float32 no-data value as -3.4028234663852886e+38; argparse alone takes
+    such a token for an unknown option."""
+    from engine.cli import _nodata_list, _plain_negative_numbers, build_parser
+
+    argv = ["predict", "--model", "m.semiseg", "--image", "i.tif", "--out", "o.tif", "--nodata",
+            "-3.4028234663852886e+38", "-1e-5", "--area", "-1e3", "-2E3", "1e3", "2e3"]
+    a = build_parser().parse_args(_plain_negative_numbers(argv))
+    assert _nodata_list(a) == [-3.4028234663852886e+38, -1e-5]
+    assert a.area == [-1000.0, -2000.0, 1000.0, 2000.0]

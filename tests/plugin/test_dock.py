@@ -911,6 +911,10 @@ def test_the_image_layers_no_data_value_reaches_the_engine(qgis_iface, image_lay
                                                QgsRasterRange(10, 20)])
         assert passed() == ["0.0", "65535.0"]
         assert any("no-data range 10–20" in m for m in messages(qgis_iface, Qgis.Info))
+        for band in range(2, provider.bandCount() + 1):  # on band 1 only: still passed, and said
+            provider.setUserNoDataValue(band, [])
+        assert passed() == ["0.0", "65535.0"]
+        assert any("set on some bands only" in m for m in messages(qgis_iface, Qgis.Info))
     finally:
         dock.close_down()
         dock.deleteLater()
@@ -982,21 +986,33 @@ def test_a_new_label_layer_or_saved_model_never_replaces_a_file_unasked(qgis_ifa
         settings.set_engine_python("")
 
 
-def test_a_run_that_ends_after_its_project_closed_adds_nothing_to_the_next(qgis_iface, image_layer, scene,
-                                                                          fake_python):
+def test_a_run_that_ends_after_its_project_closed_adds_nothing_to_the_next(qgis_iface, clean_project, scene,
+                                                                          fake_python, tmp_path):
+    """A run still going when its project is closed and another opened: its map stays out of the other
+    project, and the dock then picks up that project's own last map."""
+    other = tmp_path / "other"
+    run = other / "semiseg_runs" / "image-1"
+    run.mkdir(parents=True)
+    shutil.copy(scene["labels"], run / "prediction.tif")
+    project = QgsProject.instance()
+    result_layers.add_results(project, str(run / "prediction.tif"), None, scene["image"], "theirs")
+    assert project.write(str(other / "other.qgz"))
+    project.clear()
+    image_layer = QgsRasterLayer(scene["image"], "image", "gdal")
     labels = QgsRasterLayer(scene["labels"], "labels", "gdal")
-    QgsProject.instance().addMapLayer(labels)
+    project.addMapLayers([image_layer, labels])
     dock = _fake_dock(qgis_iface, fake_python, image_layer, labels)
     os.environ["FAKE_ENGINE_SCENARIO"] = "ok"
     try:
         task = dock.start_training()
         assert task is not None
-        QgsProject.instance().clear()  # File → New while the run goes on
+        assert project.read(str(other / "other.qgz"))  # another project opened while the run goes on
         ended = wait_for_task(dock, timeout_s=60)
         assert ended.ok
-        assert not QgsProject.instance().mapLayers()
+        assert [layer.name() for layer in project.mapLayers().values()] == ["theirs prediction"]
         assert any("after its project was closed" in m for m in messages(qgis_iface, Qgis.Info))
-        assert dock.last_map == ("", "")
+        assert dock.results.prediction == str(run / "prediction.tif")  # picked up once the run ended
+        project.clear()
         # the same run in an open project: the fake engine names no map, and says so
         clean = QgsRasterLayer(scene["image"], "image", "gdal")
         QgsProject.instance().addMapLayers([clean, QgsRasterLayer(scene["labels"], "labels", "gdal")])

@@ -304,7 +304,8 @@ def test_an_area_reaches_the_engine_in_the_images_crs(semiseg_plugin, scene, tmp
 
 def test_a_layers_no_data_value_reaches_the_engine(semiseg_plugin, scene, tmp_path, clean_project):  # noqa: ARG001
     """The image layer's "no data value" set in QGIS, which its file does not hold, goes to the engine as
-    --nodata; a file that is no layer of the project leaves the engine's default."""
+    --nodata (none for a project layer without one, as the dock passes it); a file that is no layer of the
+    project leaves the engine's default."""
     context, feedback = QgsProcessingContext(), RecordingFeedback()
     context.setProject(clean_project)
     layer = QgsRasterLayer(scene["image"], "image", "gdal")
@@ -316,6 +317,11 @@ def test_a_layers_no_data_value_reaches_the_engine(semiseg_plugin, scene, tmp_pa
     parsed = build_parser().parse_args(run.run_args(from_layer, context, feedback, str(tmp_path)))
     assert parsed.nodata == [-1.0]
     assert any("no-data range 1–5" in w for w in feedback.warnings)
+    plain = QgsRasterLayer(scene["image"], "without", "gdal")  # a project layer without such values:
+    clean_project.addMapLayer(plain)  # told so, as the dock tells it, so no model's values come back
+    parsed = build_parser().parse_args(run.run_args({"INPUT": plain.id(), "LABELS": scene["labels"]}, context,
+                                                    feedback, str(tmp_path)))
+    assert parsed.nodata == [None]  # --nodata none
     from_file = {"INPUT": scene["image"], "LABELS": scene["labels"]}  # with no project to find it in
     args = run.run_args(from_file, QgsProcessingContext(), feedback, str(tmp_path))
     assert build_parser().parse_args(args).nodata is None

@@ -110,14 +110,17 @@ def raster_file(layer: QgsRasterLayer | None, what: str) -> str:
     return path
 
 
-def layer_nodata_args(layer: QgsRasterLayer | None, feedback) -> list[str]:
-    """``--nodata`` with the raster layer's no-data values set in QGIS (which its file does not hold),
-    or nothing: a layer without them leaves the engine's default (a warm start's or the model's)."""
-    values, ranges = layer_nodata(layer)
-    if ranges:
-        feedback.pushWarning(f"The no-data range {', '.join(ranges)} of {layer.name()} is not passed on "
-                             "(SemiSeg takes single no-data values); the pixels in it are mapped.")
-    return nodata_args(values) if values else []
+def layer_nodata_args(layer: QgsRasterLayer | None, context, feedback) -> list[str]:
+    """``--nodata`` as the dock passes it for a layer of the project: its no-data values set in QGIS
+    (which its file does not hold), or ``none``. A raster given as a file path has no such settings and
+    gets nothing: the engine's default (a warm start's or the model's values)."""
+    project = context.project()
+    if layer is None or project is None or project.mapLayer(layer.id()) is None:
+        return []
+    values, problems = layer_nodata(layer)
+    for problem in problems:
+        feedback.pushWarning(f"{layer.name()}: {problem}")
+    return nodata_args(values)
 
 
 class SemiSegAlgorithm(QgsProcessingAlgorithm):

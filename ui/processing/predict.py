@@ -44,7 +44,7 @@ class PredictAlgorithm(SemiSegAlgorithm):
         args = ["predict", "--model", self.parameterAsFile(parameters, self.MODEL, context), "--image", image,
                 "--out", prediction, *self.device_args(parameters, context),
                 *self.smooth_args(parameters, context), *self.area_args(parameters, context),
-                *layer_nodata_args(layer, feedback)]
+                *layer_nodata_args(layer, context, feedback)]
         if confidence:
             args += ["--confidence", confidence]
         if self.is_set(parameters, self.LABELS):

@@ -55,7 +55,7 @@ class PretrainAlgorithm(SemiSegAlgorithm):
                 *self.device_args(parameters, context),
                 *self.number_args(parameters, context, {self.PRETRAIN_STEPS: ("--pretrain-steps", True),
                                                         self.SEED: ("--seed", True)}),
-                *layer_nodata_args(layer, feedback)]
+                *layer_nodata_args(layer, context, feedback)]
         unlabeled = self.parameterAsLayerList(parameters, self.UNLABELED, context)
         if unlabeled:
             args += ["--unlabeled", *[raster_file(layer, "unlabeled image") for layer in unlabeled]]

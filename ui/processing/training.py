@@ -75,7 +75,7 @@ class TrainingAlgorithm(SemiSegAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         image = raster_file(layer, "image")
         args = ["--image", image, *self.labels_args(parameters, context, feedback),
-                *layer_nodata_args(layer, feedback)]
+                *layer_nodata_args(layer, context, feedback)]
         unlabeled = self.parameterAsLayerList(parameters, self.UNLABELED, context)
         if unlabeled:
             args += ["--unlabeled", *[raster_file(layer, "unlabeled image") for layer in unlabeled]]

@@ -26,7 +26,7 @@ from .engine_process import FALLBACK_METHODS, EngineSetup
 
 PRESETS = {
     "fast": "Small network, few steps: a map in minutes on a laptop CPU.",
-    "balanced": "The default: better maps, several times longer than fast.",
+    "balanced": "Better maps, several times longer than fast (the engine's own default).",
     "best": "Largest network and longest training: for a GPU, or patience.",
 }
 METHOD_HINTS = {

@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsRasterRange,
+    QgsVectorLayer,
 )
 
 from engine.cli import build_parser
@@ -105,12 +106,14 @@ def test_predict_holds_labels_given_to_it(trained, scene, tmp_path):
 def test_polygons_of_a_map_are_written_styled_and_loaded(trained, scene, tmp_path, clean_project):
     pred = processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": scene["image"],
                                               "OUTPUT": str(tmp_path / "pred.tif")})["OUTPUT"]
-    out = tmp_path / "polygons.gpkg"
+    out = tmp_path / "pred.gpkg"  # the map's name: its style must not replace the map's pred.qml
     results = processing().runAndLoadResults("semiseg:polygons", {"PREDICTION": pred, "MIN_PIXELS": 4,
                                                                  "OUTPUT": str(out)})
     assert results["OUTPUT"] == str(out) and results["FEATURES"] > 0
-    qml = (tmp_path / "polygons.qml").read_text(encoding="utf-8")  # QGIS loads it with the file
-    assert 'type="categorizedSymbol"' in qml and 'label="class 2"' in qml
+    opened = QgsVectorLayer(str(out), "again", "ogr")  # QGIS loads the GeoPackage's own default style
+    assert opened.renderer().type() == "categorizedSymbol"
+    assert [c.label() for c in opened.renderer().categories()] == ["class 1", "class 2", "class 3"]
+    assert 'type="paletted"' in (tmp_path / "pred.qml").read_text(encoding="utf-8")
     loaded = [layer for layer in clean_project.mapLayers().values() if layer.source().startswith(str(out))]
     assert len(loaded) == 1 and loaded[0].featureCount() == results["FEATURES"]
     assert [c.label() for c in loaded[0].renderer().categories()] == ["class 1", "class 2", "class 3"]
@@ -138,8 +141,9 @@ def test_an_accuracy_sample_is_drawn_checked_and_assessed(trained, scene, tmp_pa
                                feedback=feedback)
     counts = sorted(int(line.split(": ")[1].split()[0]) for line in feedback.log if line.endswith(" points"))
     assert by_area["POINTS"] == sum(counts) == 40 and min(counts) >= 5  # one line per class of the map
-    qml = (tmp_path / "sample.qml").read_text(encoding="utf-8")
-    assert 'type="categorizedSymbol"' in qml and 'label="not checked yet"' in qml
+    opened = QgsVectorLayer(str(out), "again", "ogr")  # its style is the GeoPackage's default
+    assert opened.renderer().type() == "categorizedSymbol"
+    assert "not checked yet" in [c.label() for c in opened.renderer().categories()]
     loaded = [layer for layer in clean_project.mapLayers().values() if layer.source().startswith(str(out))]
     assert len(loaded) == 1
     layer = loaded[0]
@@ -182,7 +186,7 @@ def test_an_accuracy_sample_is_drawn_checked_and_assessed(trained, scene, tmp_pa
 def test_evaluate_scores_a_prediction(trained, scene, tmp_path):
     pred = processing().run("semiseg:predict", {"MODEL": trained["model"], "INPUT": scene["image"],
                                               "OUTPUT": str(tmp_path / "pred.tif")})["OUTPUT"]
-    scores_file = tmp_path / "scores.json"
+    scores_file = tmp_path / "not yet" / "scores.json"  # a folder that is not there yet is made
     results = processing().run("semiseg:evaluate", {"PREDICTION": pred, "TRUTH": scene["truth"],
                                                   "OUTPUT": str(scores_file)})
     assert 0.0 <= results["MIOU"] <= 1.0 and 0.0 <= results["OA"] <= 1.0
@@ -372,3 +376,67 @@ def test_train_and_segment_pretrains_once_into_the_encoder_cache(semiseg_plugin,
     assert not any(line.startswith("wrote encoder") for line in second.log)
     assert not any(stage.startswith("pretrain") for stage in second.stages)
     assert any(stage.startswith("pretrain") for stage in first.stages)
+
+
+def test_every_output_of_a_kind_is_styled_and_no_database_outputs_are_offered(semiseg_plugin):
+    """Each loaded output keeps its own styler alive until it has styled its layer (one per kind let a
+    model's or a batch's earlier outputs load unstyled); the engine writes files only."""
+    from semiseg.ui.processing.styling import StyleOnLoad
+
+    first, second = StyleOnLoad.of("prediction"), StyleOnLoad.of("prediction")
+    assert first in StyleOnLoad._alive and second in StyleOnLoad._alive
+    first.postProcessLayer(None, None, None)  # (nothing to style: it still lets go of itself)
+    assert first not in StyleOnLoad._alive and second in StyleOnLoad._alive
+    second.postProcessLayer(None, None, None)
+    provider = QgsApplication.processingRegistry().providerById("semiseg")
+    assert not provider.supportsNonFileBasedOutput()
+
+
+def test_processing_refuses_unsaved_edits_and_speaks_of_its_parameters(semiseg_plugin, scene, tmp_path,
+                                                                       clean_project):
+    from osgeo import ogr, osr
+
+    path = tmp_path / "strokes.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    layer = ds.CreateLayer("strokes", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    f = ogr.Feature(layer.GetLayerDefn())
+    f.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON((500001 4999999,500005 4999999,500005 4999995,"
+                                            "500001 4999999))"))
+    f.SetField("class", "water")
+    layer.CreateFeature(f)
+    ds = layer = f = None
+    strokes = QgsVectorLayer(str(path), "strokes", "ogr")
+    clean_project.addMapLayer(strokes)
+    strokes.startEditing()
+    strokes.changeAttributeValue(next(strokes.getFeatures()).id(), 0 + strokes.fields().indexOf("class"),
+                                 "forest")
+    context = QgsProcessingContext()
+    context.setProject(clean_project)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("semiseg:train")
+    with pytest.raises(QgsProcessingException, match="strokes has unsaved edits"):
+        alg.training_args({"INPUT": scene["image"], "LABELS": strokes.id()}, context, QgsProcessingFeedback())
+    strokes.rollBack()
+    alg._names["/tmp/processing_x/LABELS.gpkg"] = "layer strokes"
+    said = alg.in_our_words("Labels /tmp/processing_x/LABELS.gpkg have no field 'nope' (fields: class); "
+                            "pass the class field with --label-field. Or use --device cpu.")
+    assert said == ("The labels in layer strokes have no field 'nope' (fields: class); pass the class field "
+                    "with LABEL_FIELD. Or use DEVICE cpu.")
+
+
+def test_help_and_outputs_say_what_each_algorithm_does(semiseg_plugin, tmp_path):
+    registry = QgsApplication.processingRegistry()
+    predict = registry.createAlgorithmById("semiseg:predict")
+    run = registry.createAlgorithmById("semiseg:train_and_segment")
+    assert "training" not in predict.parameterDefinition("AREA").description()
+    assert "training still learns" in run.parameterDefinition("AREA").description()
+    context, feedback = QgsProcessingContext(), RecordingFeedback()
+    warm = {"INPUT": "i.tif", "LABELS": "l.tif", "METHOD": 2, "ENCODER_CACHE": str(tmp_path / "e.semienc"),
+            "WARM_START": str(tmp_path / "last.semiseg")}
+    assert run.cache_output(warm, context) == {"ENCODER_CACHE": None}  # not written: not named
+    assess = registry.createAlgorithmById("semiseg:assess_accuracy")
+    with pytest.raises(QgsProcessingException, match="TABLES .* must end in .csv"):
+        assess.processAlgorithm({"PREDICTION": None, "REFERENCE": None, "OUTPUT": str(tmp_path / "r.json"),
+                                 "TABLES": str(tmp_path / "t.json")}, context, feedback)

@@ -7,6 +7,7 @@ import json
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterField,
@@ -111,15 +112,19 @@ class AssessAlgorithm(SemiSegAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.REPORT, "Report (JSON)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        outputs = {name: self.parameterAsFileOutput(parameters, name, context)
+                   for name in (self.OUTPUT, self.TABLES)}
+        outputs = {name: path for name, path in outputs.items() if path}
+        for name, suffix in ((self.OUTPUT, ".json"), (self.TABLES, ".csv")):
+            if name in outputs and not outputs[name].lower().endswith(suffix):
+                raise QgsProcessingException(f"{name} ({outputs[name]}) must end in {suffix}: it is written "
+                                             f"as {suffix[1:].upper()}.")
         prediction = raster_file(self.parameterAsRasterLayer(parameters, self.PREDICTION, context), "map")
         reference = (self.REFERENCE, "--reference", "reference data")
         field = (self.REFERENCE_FIELD, "--reference-field")
         args = self.layer_args(parameters, context, feedback, reference, field)
         if self.is_set(parameters, self.LABELS):
             args += self.labels_args(parameters, context, feedback)
-        outputs = {name: self.parameterAsFileOutput(parameters, name, context)
-                   for name in (self.OUTPUT, self.TABLES)}
-        outputs = {name: path for name, path in outputs.items() if path}
         if outputs:
             args += ["--out", *outputs.values()]
         done = self.run_engine(["assess", "--prediction", prediction, *args], feedback).done

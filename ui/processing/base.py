@@ -10,6 +10,7 @@ or any widget, so the algorithms run in Processing's background thread and in ``
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -28,13 +29,14 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProviderRegistry,
     QgsRasterLayer,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from .. import settings
 from ..engine_process import EngineProcess, EngineResult, EngineSetup, find_engine_python
 from ..jobs import nodata_args
-from ..layer_files import layer_nodata
+from ..layer_files import engine_source, layer_nodata
 from ..map_facts import class_area_items, map_fact
 
 ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "semiseg.svg"
@@ -123,6 +125,19 @@ def layer_nodata_args(layer: QgsRasterLayer | None, context, feedback) -> list[s
     return nodata_args(values)
 
 
+# The engine's flags its sentences name, as the parameters of the algorithms
+ENGINE_FLAGS = {"--label-field": "LABEL_FIELD", "--reference-field": "REFERENCE_FIELD",
+                "--device cpu": "DEVICE cpu", "--warm-start": "WARM_START", "--init": "INIT",
+                "--encoder-cache": "ENCODER_CACHE", "--steps": "STEPS", "--tile-size": "TILE_SIZE",
+                "--batch-size": "BATCH_SIZE", "--area": "AREA", "--unlabeled": "UNLABELED",
+                "--min-pixels": "MIN_PIXELS", "--per-class": "PER_CLASS", "--total": "TOTAL"}
+
+
+def engine_source_of(layer) -> str:
+    """The path the engine reads for a vector layer that needs no copy (ui.layer_files.engine_source)."""
+    return engine_source(layer) or ""
+
+
 class SemiSegAlgorithm(QgsProcessingAlgorithm):
     """Base of the SemiSeg algorithms: naming, parameter builders, running the engine."""
 
@@ -179,13 +194,13 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
         # optional, default true: models saved in the modeler before it existed leave it out
         self.add_advanced(QgsProcessingParameterBoolean(
             self.SMOOTH, "Smooth the map (edge-aware, holding the labels; off: the network's own map, about "
-            "2.6 times faster to predict on a CPU)", defaultValue=True, optional=True))
+            "2.9 times faster to predict on a CPU)", defaultValue=True, optional=True))
 
-    def add_area_parameter(self) -> None:
+    def add_area_parameter(self, trains: bool = False) -> None:
         # optional: left empty, the whole image is segmented (and models saved before it still run)
+        more = "; training still learns from all of it" if trains else ""
         self.addParameter(QgsProcessingParameterExtent(
-            self.AREA, "Area to segment (empty: the whole image; training still learns from all of it)",
-            optional=True))
+            self.AREA, f"Area to segment (empty: the whole image{more})", optional=True))
 
     def add_enum(self, name: str, description: str, options: tuple[str, ...], default: int | None,
                  advanced: bool = False) -> None:
@@ -264,12 +279,35 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(f"No {what} were given; choose a raster or a vector layer.")
         if isinstance(source, QgsRasterLayer):
             return [flag, raster_file(source, what)]
+        if isinstance(source, QgsVectorLayer) and source.isEditable() and source.isModified():
+            raise QgsProcessingException(f"The {what} layer {source.name()} has unsaved edits, which the "
+                                         "engine cannot see; save them (Save Layer Edits) first.")
         path = self.parameterAsCompatibleSourceLayerPath(parameters, name, context, VECTOR_FORMATS, "gpkg",
                                                          feedback)
+        if path != engine_source_of(source):  # a copy the user never saw: messages name the layer
+            self._names[path] = f"layer {source.name()}"
         fields = self.parameterAsFields(parameters, field_name, context)
         return [flag, path] + ([field_flag, fields[0]] if fields else [])
 
     # --- running the engine -----------------------------------------------------------------------------
+
+    @property
+    def _names(self) -> dict[str, str]:
+        """Temporary copies of layers (path -> how to name them) made for this run's engine call."""
+        if not hasattr(self, "_copies"):
+            self._copies: dict[str, str] = {}
+        return self._copies
+
+    def in_our_words(self, message: str) -> str:
+        """The engine's sentence as a Processing user reads it: its flags as this algorithm's parameters,
+        a temporary copy of a layer as that layer."""
+        for path, name in self._names.items():
+            message = message.replace(f"Labels {path}", f"The labels in {name}")
+            message = message.replace(f"Reference {path}", f"The reference in {name}")
+            message = message.replace(path, name)
+        for flag, parameter in ENGINE_FLAGS.items():
+            message = re.sub(rf"{re.escape(flag)}(?![\w-])", parameter, message)
+        return message
 
     def run_engine(self, args: list[str], feedback, trains_then_predicts: bool = False) -> EngineResult:
         """Run ``python -m engine <args> --progress jsonl``; the result, or QgsProcessingException."""
@@ -285,11 +323,13 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
 
         result = EngineProcess(python, args, on_event=on_event).run(should_cancel=feedback.isCanceled)
         if result.cancelled:
-            raise QgsProcessingException("Cancelled; the engine was stopped and no output was written.")
+            said = (result.error or {}).get("message") or ""  # e.g. the trained model is kept
+            raise QgsProcessingException(self.in_our_words(said) if "kept" in said else
+                                         "Cancelled; the engine was stopped and no output was written.")
         if not result.ok:
             if result.stderr_tail.strip():
                 feedback.pushDebugInfo(result.stderr_tail)
-            raise QgsProcessingException(result.user_message())
+            raise QgsProcessingException(self.in_our_words(result.user_message()))
         feedback.setProgress(100)
         report_class_areas(result.done or {}, feedback)
         return result

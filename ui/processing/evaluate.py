@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from qgis.core import (
+    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
@@ -55,7 +57,11 @@ class EvaluateAlgorithm(SemiSegAlgorithm):
                    self.SCORES: text}
         path = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if path:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_text(text + "\n", encoding="utf-8")
+            except OSError as e:
+                raise QgsProcessingException(f"The scores cannot be written to {path} ({e.strerror or e}); "
+                                             "choose a file in a folder you can write to.") from e
             results[self.OUTPUT] = path
         return results

@@ -47,3 +47,6 @@ class SemiSegProvider(QgsProcessingProvider):
 
     def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:  # noqa: ARG002, N802, N803
         return "gpkg"
+
+    def supportsNonFileBasedOutput(self) -> bool:  # noqa: N802 (QGIS API)
+        return False  # the engine writes files: no "save to a table of a database" in the dialogs

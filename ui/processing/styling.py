@@ -117,11 +117,16 @@ def style(layer, kind: str, source: str = "") -> bool:
 
 
 def write_style_file(path: str, kind: str, source: str = "") -> str | None:
-    """Write ``<file>.qml`` (QGIS's default style location) for the layer at ``path``."""
+    """Write the layer at ``path``'s default style, where QGIS finds it when it loads the file: a raster's
+    ``<file>.qml``, a GeoPackage's own style table. Returns where (None: not written)."""
     layer = (QgsVectorLayer(path, Path(path).stem, "ogr") if kind in VECTOR_KINDS
              else QgsRasterLayer(path, Path(path).stem, "gdal"))
     if not layer.isValid() or not style(layer, kind, source):
         return None
+    if kind in VECTOR_KINDS and path.lower().endswith(".gpkg"):
+        # into the GeoPackage as its default style: a map.qml beside map.gpkg would be map.tif's style too
+        failed = layer.saveStyleToDatabase("semiseg", f"SemiSeg {kind}", True, "")
+        return None if failed else path
     qml = str(Path(path).with_suffix(".qml"))
     _message, ok = layer.saveNamedStyle(qml)
     return qml if ok else None
@@ -130,7 +135,10 @@ def write_style_file(path: str, kind: str, source: str = "") -> str | None:
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
     """Styles an output when Processing adds it to the project (on the main thread)."""
 
-    _latest: dict[str, StyleOnLoad] = {}  # a Python reference, so the wrapper outlives this call
+    # Python references until each has styled its layer: the wrapper (and the postProcessLayer below) must
+    # outlive the call that made it; with one per kind, a model's or a batch's earlier outputs of that kind
+    # lost theirs and loaded unstyled
+    _alive: list[StyleOnLoad] = []
 
     def __init__(self, kind: str, source: str = "") -> None:
         super().__init__()
@@ -140,12 +148,15 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
     def of(cls, kind: str, source: str = "") -> StyleOnLoad:
         """A new one for each output: the context it is given to takes it over and deletes it with itself,
         so one post-processor cannot serve a second run (that run would fail while loading its layers)."""
-        cls._latest[kind] = cls(kind, source)
-        return cls._latest[kind]
+        made = cls(kind, source)
+        cls._alive.append(made)
+        return made
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: ARG002, N802 (QGIS API)
         if style(layer, self.kind, self.source):
             layer.triggerRepaint()
+        if self in self._alive:
+            self._alive.remove(self)
 
 
 def style_output(context: QgsProcessingContext, path: str, kind: str, feedback,

@@ -33,7 +33,7 @@ class TrainAndSegmentAlgorithm(TrainingAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: ARG002, N802 (QGIS API)
         self.add_training_parameters()
         self.add_smooth_parameter()
-        self.add_area_parameter()
+        self.add_area_parameter(trains=True)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
         self.addOutput(QgsProcessingOutputFile(self.MODEL, "Model file"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.PREDICTION, "Prediction"))

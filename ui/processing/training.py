@@ -87,6 +87,9 @@ class TrainingAlgorithm(SemiSegAlgorithm):
         init = self.parameterAsFile(parameters, self.INIT, context)
         warm = self.parameterAsFile(parameters, self.WARM_START, context)
         if warm:  # the model carries the trained encoder: no pretraining, no encoder cache
+            if self.is_set(parameters, self.ENCODER_CACHE):
+                feedback.pushInfo("Continuing from a model, which carries its encoder: the encoder cache is "
+                                  "left alone.")
             return args + (["--arch", arch] if arch else []) + ["--warm-start", warm]
         return (args + (["--arch", arch] if arch else []) + (["--init", init] if init else [])
                 + self.cache_args(parameters, context, feedback))
@@ -95,6 +98,8 @@ class TrainingAlgorithm(SemiSegAlgorithm):
         """The encoder cache the engine gets: the file asked for when the method pretrains, else ""."""
         method = self.enum_value(parameters, self.METHOD, context, METHODS) or METHODS[0]
         if not self.is_set(parameters, self.ENCODER_CACHE) or method not in PRETRAINED_METHODS:
+            return ""
+        if self.parameterAsFile(parameters, self.WARM_START, context):  # the model carries the encoder
             return ""
         return self.parameterAsFileOutput(parameters, self.ENCODER_CACHE, context)
 

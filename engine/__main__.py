@@ -1,7 +1,20 @@
 """``python -m engine`` entry point."""
 
+import os
+import signal
 import sys
 
-from engine.cli import main
+
+def _cancelled_while_starting(signum, frame) -> None:  # noqa: ARG001
+    """A cancel before the command's own handling is in place (imports, argument parsing): nothing is
+    written yet, so leave at once with the status of a cancel."""
+    os.write(2, b"Cancelled; no output was written.\n")
+    os._exit(130)
+
+
+for _sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(_sig, _cancelled_while_starting)
+
+from engine.cli import main  # noqa: E402  (after the handlers: importing torch takes a while)
 
 sys.exit(main())

@@ -470,7 +470,8 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         from engine.export import export_onnx  # noqa: PLC0415  (needs onnx; only loaded for export)
 
         rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
-        result = export_onnx(modelfile.load(a.model), a.onnx, a.tile_size, a.resolution, a.fixed_size)
+        result = export_onnx(modelfile.load(a.model), a.onnx, a.tile_size, a.resolution, a.fixed_size,
+                             cancel=cancel)
         rep.emit("artifact", kind="onnx", path=result["onnx"])
         return result
     device = choose_device(a.device)
@@ -488,6 +489,7 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         check_writable(a.out)
         model = pipeline.train(a.image, a.labels, _config(a), device, rep, a.label_field, a.unlabeled,
                                cancel)
+        cancel.check()  # a cancel after the last step keeps the earlier model file
         modelfile.save(model, a.out)
         rep.emit("artifact", kind="model", path=os.path.abspath(a.out))
         return {"model": os.path.abspath(a.out), "metrics": model.metrics}

@@ -48,6 +48,7 @@ from engine.io_out import check_writable, partial_path, publish
 from engine.modelfile import SavedModel
 from engine.predict import pick_halo
 from engine.raster import BandStats
+from engine.runtime import NEVER_CANCELLED, CancelToken
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
@@ -133,7 +134,8 @@ def training_resolution_cm(model: SavedModel) -> float | None:
 
 
 def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_SIZE,
-                resolution_cm: float | None = None, fixed_size: bool = False, opset: int = OPSET) -> dict:
+                resolution_cm: float | None = None, fixed_size: bool = False, opset: int = OPSET,
+                cancel: CancelToken = NEVER_CANCELLED) -> dict:
     """Write ``model`` as an ONNX file at ``out_path``; return its input and output shapes.
 
     ``fixed_size`` declares a 1 × bands × tile_size × tile_size input instead of dynamic axes, for
@@ -169,6 +171,7 @@ def export_onnx(model: SavedModel, out_path: str, tile_size: int = DEFAULT_TILE_
         proto.producer_name, proto.producer_version = "SemiSeg", __version__
         onnx.checker.check_model(proto)
         onnx.save(proto, part)
+        cancel.check()  # (the exporter itself cannot be interrupted) an earlier file stays as it was
         publish(part, out_path)
     finally:
         if os.path.exists(part):

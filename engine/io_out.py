@@ -17,11 +17,51 @@ def partial_path(path: str) -> str:
 
 
 def check_writable(path: str) -> None:
-    """Fail early, before any training, if ``path`` cannot be created."""
+    """Fail early, before any training, if ``path`` cannot be created; and remove the partial files of
+    ``path`` that a killed engine left (sweep_partials)."""
     folder = os.path.dirname(os.path.abspath(path))
     ensure_folder(folder)
     if os.path.isdir(path):
         raise OutputError(f"Output {path} is a folder; give a file name.", "output_not_writable")
+    sweep_partials(path)
+
+
+def sweep_partials(path: str) -> list[str]:
+    """Remove the partial files of ``path`` (partial_path, with their ``.aux.xml`` or ``-journal``) whose
+    process is gone: an engine killed outright (out of memory, SIGKILL) cannot remove its own. Those of a
+    process still running are another engine's, at work. Returns what was removed."""
+    root, ext = os.path.splitext(os.path.abspath(path))
+    folder, stem = os.path.split(root)
+    marker = f"{stem}.partial-"
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(marker):
+            continue
+        pid, _, rest = name[len(marker):].partition(".")
+        if not pid.isdigit() or not f".{rest}".startswith(ext or ".tif") or _alive(int(pid)):
+            continue
+        try:
+            os.remove(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass  # someone else's to deal with: it never stops a run
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # signal 0 is Ctrl+C there: assume alive (nothing swept) rather than signal it
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (no permission to signal it: it exists)
+        return True
+    return True
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -17,7 +17,7 @@ from engine.config import ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips, keep_validation, on_valid_pixels, split_labels
 from engine.errors import Cancelled, InputError, OutputError
 from engine.fit_check import fit_warnings, grid_facts, values_warning
-from engine.io_out import check_writable, ensure_folder, write_json
+from engine.io_out import check_writable, ensure_folder, partial_path, publish, write_json
 from engine.labels import LabelMap, LabelPatches, load_labels
 from engine.methods import method_class
 from engine.metrics import confusion, scores
@@ -153,7 +153,13 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                        f"{cfg.steps} steps")
     elif enc is not None:
         method.initialise(enc)
-    members, metrics = fit(method, reporter, cancel)
+    try:
+        members, metrics = fit(method, reporter, cancel)
+    except Cancelled as e:
+        if cache and pretrain_seconds is not None:  # this run wrote it, on purpose: say so
+            raise Cancelled(f"Cancelled; no model or map was written, and the encoder pretrained on the "
+                            f"image is kept in {cache}, so the next run starts from it.") from e
+        raise
     if enc is not None:
         from_file = cfg.inpaint.init or (cache if pretrain_seconds is None else "")
         metrics["pretrain"] = {**enc.metrics, "seconds": pretrain_seconds,
@@ -345,7 +351,20 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
     (xmin, ymin, xmax, ymax, image CRS) of the part to segment; training still learns from everything)."""
     t0 = time.monotonic()
     window = resolve_area(image, area)
+    made = not os.path.isdir(out_dir)
     ensure_folder(out_dir)
+    try:
+        return _run(image, labels, out_dir, cfg, device, reporter, label_field, unlabeled, confidence,
+                    cancel, tta, smooth, anchor, area, window, t0)
+    except BaseException:
+        if made and os.path.isdir(out_dir) and not os.listdir(out_dir):  # the folder it made, left empty
+            os.rmdir(out_dir)
+        raise
+
+
+def _run(image, labels, out_dir, cfg, device, reporter, label_field, unlabeled, confidence, cancel, tta,
+         smooth, anchor, area, window, t0) -> dict:
+    """run() in its output folder."""
     paths = {"model": os.path.join(out_dir, "model.semiseg"),
              "prediction": os.path.join(out_dir, "prediction.tif"),
              "confidence": os.path.join(out_dir, "confidence.tif") if confidence else None,
@@ -354,16 +373,29 @@ def run(image: str, labels: str, out_dir: str, cfg: TrainConfig, device: torch.d
         if p:
             check_writable(p)
     model, held, anchors = _train(image, labels, cfg, device, reporter, label_field, unlabeled, cancel)
-    modelfile.save(model, paths["model"])
-    reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
+    cancel.check()
+    # under a partial name until its map is made: a model is never left beside another run's map
+    part = partial_path(paths["model"])
+    modelfile.save(model, part)
     t_pred = time.monotonic()
     try:
         how = predict_file(model, image, paths["prediction"], paths["confidence"], device, reporter,
                            cancel=cancel, tta=tta, smooth=smooth, anchors=anchors if anchor else None,
                            area=window, nodata=cfg.nodata)
-    except Cancelled as e:  # the trained model is complete and kept: say so, not "no output"
+    except Cancelled as e:
+        if os.path.exists(paths["prediction"]):  # an earlier run's map: its folder stays as it was
+            os.remove(part)
+            raise Cancelled(f"Cancelled while predicting; no output was written, and the earlier files in "
+                            f"{out_dir} are as they were.") from e
+        publish(part, paths["model"])  # the trained model is complete and kept: say so, not "no output"
+        reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
         raise Cancelled(f"Cancelled while predicting; the trained model is kept in {paths['model']} "
                         "(python -m engine predict makes its map), and no map was written.") from e
+    except BaseException:
+        os.remove(part)
+        raise
+    publish(part, paths["model"])
+    reporter.emit("artifact", kind="model", path=os.path.abspath(paths["model"]))
     metrics = dict(model.metrics)
     metrics["predict_views"], metrics["predict_smoothing"] = how["views"], how["smoothing"]
     metrics["predict_anchored_pixels"] = how["anchors"]

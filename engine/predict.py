@@ -85,11 +85,14 @@ def from_view(x: torch.Tensor, view: tuple[int, bool]) -> torch.Tensor:
     return torch.rot90(torch.flip(x, (-1,)) if flip else x, -turns, (-2, -1))
 
 
-def view_probs(net: torch.nn.Module, x: torch.Tensor, views) -> torch.Tensor:
-    """Sum (not mean) over ``views`` of ``net``'s softmax on each view of ``x``, turned back."""
+def view_probs(net: torch.nn.Module, x: torch.Tensor, views, check=None) -> torch.Tensor:
+    """Sum (not mean) over ``views`` of ``net``'s softmax on each view of ``x``, turned back; ``check``
+    (a cancel check) is called before each view."""
     p = None
     layout = torch.channels_last if getattr(net, "channels_last", False) else torch.contiguous_format
     for view in views:
+        if check is not None:
+            check()
         logits = net(to_view(x, view).contiguous(memory_format=layout))
         q = from_view(torch.softmax(logits.float(), dim=1), view)
         p = q if p is None else p + q
@@ -97,12 +100,12 @@ def view_probs(net: torch.nn.Module, x: torch.Tensor, views) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor, views: int = 1) -> torch.Tensor:
+def ensemble_probs(nets: list[torch.nn.Module], x: torch.Tensor, views: int = 1, check=None) -> torch.Tensor:
     """Mean softmax of the ensemble members; with ``views=8`` also over the 8 flips / 90° turns of
-    ``x`` (each prediction turned back before averaging)."""
+    ``x`` (each prediction turned back before averaging); ``check``: view_probs'."""
     if views not in (1, 8):
         raise ValueError(f"views must be 1 or 8, not {views}")
-    p = sum(view_probs(net, x, DIHEDRAL_VIEWS[:views]) for net in nets)
+    p = sum(view_probs(net, x, DIHEDRAL_VIEWS[:views], check) for net in nets)
     return p / (len(nets) * views)
 
 
@@ -123,8 +126,9 @@ def run_windows(nets, read: Reader, cores, halo: int, stride: int, device: torch
         for i, (_, x, _) in enumerate(pending):
             xb[i, :, :x.shape[1], :x.shape[2]] = x
         xt = torch.from_numpy(xb).to(device)
-        probs = ensemble_probs(nets, xt, views)
+        probs = ensemble_probs(nets, xt, views, cancel.check)  # a cancel is heard within a view's time
         for i, ((r, c, h, w), x, valid) in enumerate(pending):
+            cancel.check()
             if smooth is not None:
                 hh, ww = x.shape[1:]
                 known = None if anchors is None else anchors.window(r - halo, c - halo, hh, ww)
@@ -299,6 +303,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                 if confidence_path:
                     add_overviews(parts[confidence_path], factors, Resampling.average)
             write_class_table(parts[out_path], model.classes, zero_name="no data")
+            cancel.check()  # the last moment a cancel keeps the earlier map: nothing is replaced yet
             for p in outputs:  # all of them first: an old map is replaced only when every one can be
                 clear_stale(parts[p], p)
             for p in outputs:

@@ -135,6 +135,7 @@ def pretrain(image: str, out: str, cfg: TrainConfig, device: torch.device, repor
     cfg.model.set_bands(bands)
     enc = pretrain_chips(chips, stats, cfg, device, reporter, cancel)
     enc.provenance = provenance([image, *(unlabeled or [])], device)
+    cancel.check()  # a cancel after the last step keeps the earlier encoder file
     save_encoder(enc, out)
     return enc.metrics
 

@@ -27,7 +27,7 @@ PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 # Seconds between the polite stop (SIGTERM: the engine stops within a step and removes partial
 # outputs) and the hard one (SIGKILL), for a child stuck somewhere that does not check for cancel.
-TERMINATE_GRACE_S = 5.0
+TERMINATE_GRACE_S = 10.0
 
 # Seconds to keep reading stdout after the child exited (the last events may still be in the pipe).
 _STDOUT_DRAIN_S = 2.0

@@ -114,6 +114,7 @@ def test_polygons_of_a_map_are_written_styled_and_loaded(trained, scene, tmp_pat
     assert opened.renderer().type() == "categorizedSymbol"
     assert [c.label() for c in opened.renderer().categories()] == ["class 1", "class 2", "class 3"]
     assert 'type="paletted"' in (tmp_path / "pred.qml").read_text(encoding="utf-8")
+    del opened  # a layer outside the project left to the interpreter's exit crashes it (after exitQgis)
     loaded = [layer for layer in clean_project.mapLayers().values() if layer.source().startswith(str(out))]
     assert len(loaded) == 1 and loaded[0].featureCount() == results["FEATURES"]
     assert [c.label() for c in loaded[0].renderer().categories()] == ["class 1", "class 2", "class 3"]
@@ -144,6 +145,7 @@ def test_an_accuracy_sample_is_drawn_checked_and_assessed(trained, scene, tmp_pa
     opened = QgsVectorLayer(str(out), "again", "ogr")  # its style is the GeoPackage's default
     assert opened.renderer().type() == "categorizedSymbol"
     assert "not checked yet" in [c.label() for c in opened.renderer().categories()]
+    del opened  # (as above)
     loaded = [layer for layer in clean_project.mapLayers().values() if layer.source().startswith(str(out))]
     assert len(loaded) == 1
     layer = loaded[0]

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 from processing_helpers import TINY_TRAINING, RecordingFeedback, processing
@@ -15,6 +16,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterRasterLayer,
     QgsProject,
     QgsRasterLayer,
     QgsRasterRange,
@@ -380,16 +382,36 @@ def test_train_and_segment_pretrains_once_into_the_encoder_cache(semiseg_plugin,
     assert any(stage.startswith("pretrain") for stage in first.stages)
 
 
-def test_every_output_of_a_kind_is_styled_and_no_database_outputs_are_offered(semiseg_plugin):
+def test_every_output_of_a_kind_is_styled_and_no_database_outputs_are_offered(semiseg_plugin, tmp_path,
+                                                                               clean_project):
     """Each loaded output keeps its own styler alive until it has styled its layer (one per kind let a
     model's or a batch's earlier outputs load unstyled); the engine writes files only."""
-    from semiseg.ui.processing.styling import StyleOnLoad
+    import gc
 
-    first, second = StyleOnLoad.of("prediction"), StyleOnLoad.of("prediction")
-    assert first in StyleOnLoad._alive and second in StyleOnLoad._alive
-    first.postProcessLayer(None, None, None)  # (nothing to style: it still lets go of itself)
-    assert first not in StyleOnLoad._alive and second in StyleOnLoad._alive
-    second.postProcessLayer(None, None, None)
+    from semiseg.ui.processing.styling import PREDICTION, StyleOnLoad, style_output
+
+    from engine.categories import ClassTable, write_class_table
+
+    context, feedback = QgsProcessingContext(), RecordingFeedback()
+    context.setProject(clean_project)
+    maps = []
+    for name in ("first", "second"):  # two maps of one kind, as two Predict steps of a model make
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=2, height=2, count=1, dtype="uint8") as ds:
+            ds.write(np.array([[[1, 2], [3, 1]]], np.uint8))
+        write_class_table(str(path), ClassTable.numbered(3))
+        details = QgsProcessingContext.LayerDetails(name, clean_project, "OUT")
+        context.addLayerToLoadOnCompletion(str(path), details)
+        style_output(context, str(path), PREDICTION, feedback)
+        maps.append(str(path))
+    gc.collect()
+    for path in maps:
+        layer = QgsRasterLayer(path, "map", "gdal")
+        styler = context.layerToLoadOnCompletionDetails(path).postProcessor()
+        styler.postProcessLayer(layer, context, feedback)
+        assert layer.renderer().type() == "paletted", path
+        del layer
+    assert not StyleOnLoad._alive  # each let go of itself once it had styled its layer
     provider = QgsApplication.processingRegistry().providerById("semiseg")
     assert not provider.supportsNonFileBasedOutput()
 
@@ -442,3 +464,36 @@ def test_help_and_outputs_say_what_each_algorithm_does(semiseg_plugin, tmp_path)
     with pytest.raises(QgsProcessingException, match="TABLES .* must end in .csv"):
         assess.processAlgorithm({"PREDICTION": None, "REFERENCE": None, "OUTPUT": str(tmp_path / "r.json"),
                                  "TABLES": str(tmp_path / "t.json")}, context, feedback)
+
+
+@pytest.mark.slow
+def test_a_model_with_two_predict_steps_loads_every_output_styled(trained, scene, clean_project):
+    """Two Predict steps in one model: each map and each confidence raster loads styled (with one styler
+    kept per kind, the first step's outputs loaded with QGIS's default look)."""
+    from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingModelOutput, QgsProcessingModelParameter
+    from qgis.core import QgsProcessingModelChildAlgorithm as Child
+    from qgis.core import QgsProcessingModelChildParameterSource as Source
+
+    model = QgsProcessingModelAlgorithm("two maps", "tests")
+    model.addModelParameter(QgsProcessingParameterRasterLayer("image", "Image"),
+                            QgsProcessingModelParameter("image"))
+    for step in ("first", "second"):
+        child = Child("semiseg:predict")
+        child.setChildId(step)
+        child.addParameterSources("MODEL", [Source.fromStaticValue(str(trained["model"]))])
+        child.addParameterSources("INPUT", [Source.fromModelParameter("image")])
+        child.addParameterSources("SMOOTH", [Source.fromStaticValue(False)])
+        outputs = {}
+        for name, output in ((f"{step}_map", "OUTPUT"), (f"{step}_confidence", "CONFIDENCE")):
+            outputs[name] = QgsProcessingModelOutput(name, name)
+            outputs[name].setChildId(step)
+            outputs[name].setChildOutputName(output)
+        child.setModelOutputs(outputs)
+        model.addChildAlgorithm(child)
+    steps, kinds = ("first", "second"), ("map", "confidence")
+    parameters = {"image": scene["image"],
+                  **{f"{step}:{step}_{kind}": "TEMPORARY_OUTPUT" for step in steps for kind in kinds}}
+    processing().runAndLoadResults(model, parameters)
+    looks = sorted((layer.name(), layer.renderer().type()) for layer in clean_project.mapLayers().values())
+    assert looks == [("first_confidence", "singlebandpseudocolor"), ("first_map", "paletted"),
+                     ("second_confidence", "singlebandpseudocolor"), ("second_map", "paletted")]

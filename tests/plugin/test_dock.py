@@ -1004,11 +1004,12 @@ def test_a_run_that_ends_after_its_project_closed_adds_nothing_to_the_next(qgis_
     dock = _fake_dock(qgis_iface, fake_python, image_layer, labels)
     os.environ["FAKE_ENGINE_SCENARIO"] = "ok"
     try:
-        task = dock.start_training()
+        task, ended = dock.start_training(), []
         assert task is not None
+        task.completed.connect(ended.append)  # (reading a project runs the event loop: it may end then)
         assert project.read(str(other / "other.qgz"))  # another project opened while the run goes on
-        ended = wait_for_task(dock, timeout_s=60)
-        assert ended.ok
+        wait_until(lambda: ended, timeout_s=60, what="the run to end")
+        assert ended[0].ok
         assert [layer.name() for layer in project.mapLayers().values()] == ["theirs prediction"]
         assert any("after its project was closed" in m for m in messages(qgis_iface, Qgis.Info))
         assert dock.results.prediction == str(run / "prediction.tif")  # picked up once the run ended

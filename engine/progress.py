@@ -1,6 +1,6 @@
 """Progress for people (a bar on stderr) and for programs (JSON-lines events on stdout).
 
-Events: start, stage, progress, metric, artifact, warning, error, done (see DESIGN.md). Every event
+Events: start, stage, progress, metric, artifact, warning, error, done. Every event
 is one JSON object per line, flushed at once so the plugin sees it live.
 """
 

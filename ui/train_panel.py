@@ -129,7 +129,7 @@ class TrainPanel(QGroupBox):
         self.seed_spin = self._spin(0, 2**31 - 1, 0, "", "Random seed: the same seed gives the same model.")
         self.smooth_check = self._check(
             "Smooth the map", "Edge-aware smoothing of the map, which holds your strokes and spreads them to "
-            "alike pixels (recommended). Off: the network's own map, predicted about 2.6 times faster on a "
+            "alike pixels (recommended). Off: the network's own map, predicted about 2.9 times faster on a "
             "CPU: for very large rasters without a GPU.")
         self.continue_check = self._check(
             "Continue from the last model", "After you paint more strokes, start from the model of your last "

@@ -343,9 +343,10 @@ def add_overviews(path: str, factors: list[int], resampling: Resampling) -> None
 
 def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, core: int = 256,
                   windows=None, views: int = 1, smooth: EdgeAwareSmoothing | None = None,
-                  anchors: LabelPatches | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  anchors: LabelPatches | None = None,
+                  cancel: CancelToken = NEVER_CANCELLED) -> tuple[np.ndarray, np.ndarray]:
     """Classes (uint8, 0 = invalid) and confidence for an in-memory (C, H, W) block (``smooth``,
-    ``anchors``: as in run_windows)."""
+    ``anchors``, ``cancel``: as in run_windows)."""
     _, h, w = x.shape
     stride = nets[0].stride
     halo = pick_halo(stride, smooth)
@@ -357,7 +358,7 @@ def predict_array(nets, x: np.ndarray, valid: np.ndarray, device: torch.device, 
     core = max(stride, core // stride * stride)
     for (r, c, hh, ww), cls, conf, v in run_windows(nets, read, windows or core_windows(h, w, core),
                                                     halo, stride, device, views=views, smooth=smooth,
-                                                    anchors=anchors):
+                                                    anchors=anchors, cancel=cancel):
         cls_out[r:r + hh, c:c + ww] = np.where(v, cls, 0)
         conf_out[r:r + hh, c:c + ww] = conf
     return cls_out, conf_out

@@ -89,7 +89,7 @@ def snapshot(nets: list[nn.Module]) -> list[dict]:
 
 
 def evaluate_chips(nets: list[nn.Module], chips: list[Chip], num_classes: int, device: torch.device,
-                   names: list[str], cell: int = 128) -> dict:
+                   names: list[str], cell: int = 128, cancel: CancelToken = NEVER_CANCELLED) -> dict:
     """Scores on the validation pixels, predicting only the cells that hold some."""
     was_training = [n.training for n in nets]
     for n in nets:
@@ -99,7 +99,7 @@ def evaluate_chips(nets: list[nn.Module], chips: list[Chip], num_classes: int, d
         h, w = chip.val.shape
         cells = [(r, c, min(cell, h - r), min(cell, w - c)) for r in range(0, h, cell)
                  for c in range(0, w, cell) if chip.val[r:r + cell, c:c + cell].any()]
-        pred, _ = predict_array(nets, chip.x, chip.valid, device, windows=cells)
+        pred, _ = predict_array(nets, chip.x, chip.valid, device, windows=cells, cancel=cancel)
         cm += confusion(chip.val, pred, num_classes)
     for n, t in zip(nets, was_training, strict=False):
         n.train(t)
@@ -170,6 +170,7 @@ def fit(method: Method, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLE
     reporter.stage(method.name, total, message=f"training {total} steps on {method.device}")
     t0 = time.monotonic()
     report_every = max(1, min(10, total // 50))
+    method.cancel = cancel  # heard inside a method's long work too (ICNet's round pool)
     for step in range(1, total + 1):
         cancel.check()
         lr = poly_lr(cfg.lr, step, total)
@@ -186,7 +187,7 @@ def fit(method: Method, reporter: Reporter, cancel: CancelToken = NEVER_CANCELLE
         if has_val and (step % cfg.val_every == 0 or step == total):
             refresh_teachers(method)
             s = evaluate_chips(method.ensemble(), data.val_chips, data.num_classes, method.device,
-                               data.class_names)
+                               data.class_names, cancel=cancel)
             reporter.emit("metric", step=step, val_miou=s["miou"], val_oa=s["oa"], val_kappa=s["kappa"])
             if best_scores is None or s["miou"] >= best_scores["miou"]:  # ties: the later, more trained model
                 best_state, best_scores, best_step = snapshot(method.ensemble()), s, step

@@ -43,6 +43,7 @@ from engine.losses import (
 )
 from engine.models import build_model
 from engine.predict import DIHEDRAL_VIEWS, auto_views, predict_array, view_probs
+from engine.runtime import NEVER_CANCELLED
 from engine.smooth import EdgeAwareSmoothing
 from engine.training import Method, evaluate_chips, load_matching, poly_lr, sparse_ce, to_batch
 
@@ -249,8 +250,9 @@ class ICNet(Method):
             (self.data.num_classes,), self.ic.conf_threshold)
         smooth = self.smoothing if self.ic.pool_smoothing else None
         views = auto_views(sum(c.valid.size for c in self.data.chips), self.device) if self.ic.pool_tta else 1
-        preds = [predict_array(nets, chip.x, chip.valid, self.device, views=views, smooth=smooth)
-                 for chip in self.data.chips]
+        cancel = getattr(self, "cancel", NEVER_CANCELLED)  # (set by training.fit)
+        preds = [predict_array(nets, chip.x, chip.valid, self.device, views=views, smooth=smooth,
+                               cancel=cancel) for chip in self.data.chips]
         bars = pool_bars(preds, thr.numpy(), min(self.ic.pool_fraction * self.round, 0.9))
         pool_chips = []
         for chip, (cls, conf) in zip(self.data.chips, preds, strict=True):

@@ -286,3 +286,16 @@ def test_teacher_views_from_the_command_line():
     assert ref.icnet.resolved().teacher_views == 1
     with pytest.raises(SystemExit):
         ap.parse_args(base + ["--teacher-views", "3"])
+
+
+def test_a_cancel_is_heard_while_the_round_pool_is_built():
+    """Building the pool predicts every training chip: a cancel must not wait for its end (it could take
+    longer than the plugin waits before killing the engine)."""
+    from engine.errors import Cancelled
+    from engine.runtime import CancelToken
+
+    m = _method("improved", steps=4, rounds=2)
+    m.cancel = CancelToken()
+    m.cancel.cancelled = True
+    with pytest.raises(Cancelled):
+        m._next_round()

@@ -68,7 +68,7 @@ from .map_facts import accuracy_summary, map_fact
 from .map_record import REPORT_PROPERTY, keep_record, last_report, map_records, samples_of
 from .paint_tool import LabelPaintTool
 from .place_marker import PlaceMarker
-from .result_layers import ROLE_PROPERTY, add_polygons, add_results, add_sample
+from .result_layers import ROLE_PROPERTY, add_polygons, add_results, add_sample, map_title
 from .results_panel import ResultsPanel
 from .sample_check import SampleCheck
 from .styles import style_class_layer
@@ -572,7 +572,7 @@ class SemiSegDock(QgsDockWidget):
                           "Advanced (it may be another SemiSeg version).", Qgis.Critical)
             return
         try:
-            title = Path(job.image).stem + (" visible area" if job.area else "")
+            title = map_title(job.image, QgsProject.instance()) + (" visible area" if job.area else "")
             added = add_results(QgsProject.instance(), prediction, confidence, job.image, title)
         except OSError as e:
             self._message(f"The engine finished but its output cannot be shown: {e}", Qgis.Critical)

@@ -7,6 +7,8 @@ hold the analyst's own checking, which a new map must not take out of the projec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 from .label_raster import read_classes
@@ -42,6 +44,17 @@ def _adopt_crs(layer, source: str, project: QgsProject) -> None:
                 and same_file(layer_file(image), source)):
             layer.setCrs(image.crs())
             return
+
+
+def map_title(image: str, project: QgsProject) -> str:
+    """The stem of the result layers' names for ``image``: its file name, or where the project holds
+    results of another image of that name (2019/scene.tif and 2020/scene.tif), its folder's name too."""
+    stem = Path(image).stem
+    for layer in result_layers(project):
+        other = layer.customProperty(SOURCE_PROPERTY) or ""
+        if other and Path(other).stem == stem and not same_file(other, image):
+            return f"{Path(image).parent.name}/{stem}"
+    return stem
 
 
 def add_results(project: QgsProject, prediction: str, confidence: str | None, source: str,

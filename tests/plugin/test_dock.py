@@ -1138,3 +1138,15 @@ def test_results_of_an_image_given_a_crs_in_qgis_take_it(clean_project, tmp_path
     added = result_layers.add_results(clean_project, paths["prediction"], paths["confidence"], paths["image"],
                                       "image")
     assert [layer.crs().authid() for layer in added] == ["EPSG:32633", "EPSG:32633"]
+
+
+def test_maps_of_two_images_of_one_name_are_told_apart(clean_project, scene, tmp_path):
+    paths = {}
+    for year in ("2019", "2020"):
+        (tmp_path / year).mkdir()
+        paths[year] = str(tmp_path / year / "scene.tif")
+        shutil.copy(scene["image"], paths[year])
+    assert result_layers.map_title(paths["2019"], clean_project) == "scene"
+    result_layers.add_results(clean_project, scene["labels"], None, paths["2019"], "scene")
+    assert result_layers.map_title(paths["2019"], clean_project) == "scene"  # its own maps: no clash
+    assert result_layers.map_title(paths["2020"], clean_project) == "2020/scene"

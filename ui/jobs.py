@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 RUNS_FOLDER = "semiseg_runs"  # made beside the project or the label file
@@ -196,10 +195,9 @@ def free_path(folder: str | Path, stem: str, suffix: str, companions: tuple[str,
 def nodata_args(values: list[float]) -> list[str]:
     """``--nodata`` for the engine: the layer's no-data values, or ``none``, so that a warm start or a
     model does not bring values the layer no longer has."""
-    # positional digits (no exponent), which argparse takes as a value even when negative
     if not values:
         return ["--nodata", "none"]
-    return ["--nodata", *(format(Decimal(repr(float(v))), "f") for v in values)]
+    return ["--nodata", *(repr(float(v)) for v in values)]  # (the engine reads -3.4e+38 as a value)
 
 
 def area_args(area: tuple[float, float, float, float] | None) -> list[str]:

@@ -61,15 +61,19 @@ class LayerPanel(QGroupBox):
         as labels), the image whatever the picker now shows, and either way the dock is told."""
         gone = set(ids)
         if self._announced["labels"] in gone:
-            self.labels_combo.setLayer(None)
-            if self._announced["labels"] in gone:  # the picker was at none already: no signal came
-                self._on_labels_changed(None)
+            self._pick(self.labels_combo, None, self._on_labels_changed)
         if self._announced["image"] in gone:
             now = self.image_combo.currentLayer()
             now = None if now is None or now.id() in gone else now
-            self.image_combo.setLayer(now)
-            if self._announced["image"] in gone:
-                self._on_image_changed(now)
+            self._pick(self.image_combo, now, self._on_image_changed)
+
+    @staticmethod
+    def _pick(combo, layer, handler) -> None:
+        """Show ``layer`` in ``combo`` and run its change handler once, whether or not the combo signals."""
+        combo.blockSignals(True)
+        combo.setLayer(layer)
+        combo.blockSignals(False)
+        handler(layer)
 
     def image_layer(self) -> QgsRasterLayer | None:
         return self.image_combo.currentLayer()

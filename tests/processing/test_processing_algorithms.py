@@ -419,24 +419,15 @@ def test_every_output_of_a_kind_is_styled_and_no_database_outputs_are_offered(se
 
 def test_processing_refuses_unsaved_edits_and_speaks_of_its_parameters(semiseg_plugin, scene, tmp_path,
                                                                        clean_project):
-    from osgeo import ogr, osr
+    import shutil
 
-    path = tmp_path / "strokes.gpkg"
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    layer = ds.CreateLayer("strokes", srs, ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
-    f = ogr.Feature(layer.GetLayerDefn())
-    f.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON((500001 4999999,500005 4999999,500005 4999995,"
-                                            "500001 4999999))"))
-    f.SetField("class", "water")
-    layer.CreateFeature(f)
-    ds = layer = f = None
+    path = tmp_path / "strokes.gpkg"  # the bundled sample's scribbles, which have a `class` field
+    sample = Path(__file__).resolve().parents[2] / "resources" / "sample"
+    shutil.copy(sample / "landsat_rgb_labels.gpkg", path)
     strokes = QgsVectorLayer(str(path), "strokes", "ogr")
     clean_project.addMapLayer(strokes)
     strokes.startEditing()
-    strokes.changeAttributeValue(next(strokes.getFeatures()).id(), 0 + strokes.fields().indexOf("class"),
+    strokes.changeAttributeValue(next(strokes.getFeatures()).id(), strokes.fields().indexOf("class"),
                                  "forest")
     context = QgsProcessingContext()
     context.setProject(clean_project)

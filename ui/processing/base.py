@@ -133,11 +133,6 @@ ENGINE_FLAGS = {"--label-field": "LABEL_FIELD", "--reference-field": "REFERENCE_
                 "--min-pixels": "MIN_PIXELS", "--per-class": "PER_CLASS", "--total": "TOTAL"}
 
 
-def engine_source_of(layer) -> str:
-    """The path the engine reads for a vector layer that needs no copy (ui.layer_files.engine_source)."""
-    return engine_source(layer) or ""
-
-
 class SemiSegAlgorithm(QgsProcessingAlgorithm):
     """Base of the SemiSeg algorithms: naming, parameter builders, running the engine."""
 
@@ -152,6 +147,10 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
     LABEL_FIELD = "LABEL_FIELD"
     SMOOTH = "SMOOTH"
     AREA = "AREA"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, str] = {}  # temporary copies of layers made for the engine -> how to name them
 
     def name(self) -> str:
         return self.NAME
@@ -284,19 +283,12 @@ class SemiSegAlgorithm(QgsProcessingAlgorithm):
                                          "engine cannot see; save them (Save Layer Edits) first.")
         path = self.parameterAsCompatibleSourceLayerPath(parameters, name, context, VECTOR_FORMATS, "gpkg",
                                                          feedback)
-        if path != engine_source_of(source):  # a copy the user never saw: messages name the layer
+        if path != engine_source(source):  # a copy the user never saw: messages name the layer
             self._names[path] = f"layer {source.name()}"
         fields = self.parameterAsFields(parameters, field_name, context)
         return [flag, path] + ([field_flag, fields[0]] if fields else [])
 
     # --- running the engine -----------------------------------------------------------------------------
-
-    @property
-    def _names(self) -> dict[str, str]:
-        """Temporary copies of layers (path -> how to name them) made for this run's engine call."""
-        if not hasattr(self, "_copies"):
-            self._copies: dict[str, str] = {}
-        return self._copies
 
     def in_our_words(self, message: str) -> str:
         """The engine's sentence as a Processing user reads it: its flags as this algorithm's parameters,

@@ -215,8 +215,37 @@ class Driver:
         counts = painted_counts(self.dock.tool.layer.source(), len(self.class_names))
         self.check("every class painted", all(counts[1:]), f"pixels per class {counts[1:]}")
         self.check("undo available", self.dock.brush.undo_button.isEnabled())
+        self.keys(canvas, counts)
         self.dock.brush.paint_button.click()  # put the brush away for the screenshots
         self.later(3, self.shoot_ready)
+
+    def keys(self, canvas, counts: list[int]) -> None:
+        """The painting keys, typed into the map canvas through QGIS's own shortcut handling: undo and
+        redo the last stroke, pick a class, switch the eraser, grow the brush; then the state before."""
+        from qgis.PyQt.QtCore import Qt
+        from qgis.PyQt.QtTest import QTest
+
+        path, k = self.dock.tool.layer.source(), len(self.class_names)
+        canvas.setFocus()
+        QTest.keyClick(canvas, Qt.Key_Z, Qt.ControlModifier)
+        undone = painted_counts(path, k)
+        QTest.keyClick(canvas, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+        redone = painted_counts(path, k)
+        self.check("Ctrl+Z undoes and Ctrl+Shift+Z redoes a stroke in QGIS",
+                   undone != counts and redone == counts,
+                   f"painted {counts[1:]}, undone {undone[1:]}, redone {redone[1:]}")
+        size = self.dock.brush.size_spin.value()
+        QTest.keyClick(canvas, Qt.Key_2)
+        picked = self.dock.classes.current_value()
+        QTest.keyClick(canvas, Qt.Key_E)
+        erasing = self.dock.brush.eraser_check.isChecked()
+        QTest.keyClick(canvas, Qt.Key_E)
+        QTest.keyClick(canvas, Qt.Key_BracketRight)
+        grown = self.dock.tool.diameter
+        self.check("keys 2, E and ] reach the brush in QGIS",
+                   picked == 2 and erasing and not self.dock.tool.eraser and grown > size,
+                   f"class {picked}, eraser {erasing}, size {size} -> {grown}")
+        self.dock.brush.size_spin.setValue(size)
 
     def drag(self, canvas, geo, points) -> None:
         """Press, move along the points (a screen event every few pixels), release: real Qt events."""

@@ -153,7 +153,11 @@ class SemiSegDock(QgsDockWidget):
         self.brush.size_changed.connect(lambda _size: self._sync_tool())
         self.brush.eraser_toggled.connect(lambda _on: self._sync_tool())
         self.brush.undo_requested.connect(self.tool.undo)
-        self.tool.painted.connect(lambda: self.brush.set_undo_enabled(self.tool.can_undo))
+        self.brush.redo_requested.connect(self.tool.redo)
+        self.tool.painted.connect(lambda: self.brush.set_undo_enabled(self.tool.can_undo, self.tool.can_redo))
+        self.tool.class_key.connect(self._on_class_key)
+        self.tool.eraser_key.connect(self.brush.eraser_check.toggle)
+        self.tool.size_key.connect(self.brush.step_size)
         self.tool.problem.connect(lambda text: self._message(text, Qgis.Warning))
         self.canvas.mapToolSet.connect(self._on_map_tool_set)
         self.train.train_requested.connect(self.start_training)
@@ -306,6 +310,17 @@ class SemiSegDock(QgsDockWidget):
         self.tool.colour = self.classes.current_colour()
         self.tool.diameter = self.brush.size_spin.value()
         self.tool.eraser = self.brush.eraser_check.isChecked()
+        self.tool.refresh_circle()
+
+    def _on_class_key(self, value: int) -> None:
+        """A digit key while painting: paint that class (and not the eraser), or say there is none."""
+        count = len(self.classes.classes())
+        if value > count:
+            self._message(f"There is no class {value}: the label raster has {count} "
+                          f"class{'' if count == 1 else 'es'} (Add class makes more).", Qgis.Info)
+            return
+        self.classes.select_value(value)
+        self.brush.eraser_check.setChecked(False)
 
     # --- train and segment --------------------------------------------------------------------------
 

@@ -3,7 +3,12 @@
 Each mouse move paints one segment: the tool reads the segment's pixel window from the label
 GeoTIFF, paints it, writes it back and flushes, so the file on disk is always up to date (a crash
 loses nothing) and only a few blocks are rewritten. The old bytes of every window are kept per
-stroke, which is what undo writes back. A circle under the mouse shows the brush size.
+stroke, which is what undo writes back (and what the undone windows held, redo). A circle under the
+mouse shows the brush size.
+
+While the brush is the map tool, keys do what the dock's buttons do, without leaving the map: 1-9 pick
+that class, E switches the eraser, [ and ] make the brush smaller and larger, Ctrl+Z undoes a stroke and
+Ctrl+Shift+Z (or Ctrl+Y) redoes it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from .label_raster import LabelRasterWriter, Window
 from .layer_files import layer_file, missing_file
 
 UNDO_DEPTH = 50  # strokes kept for undo
-Stroke = list[tuple[Window, bytes]]  # each painted window and its bytes before the paint
+Stroke = list[tuple[Window, bytes]]  # each painted window and its bytes before the paint (for redo: after)
+DIGIT_KEYS = {getattr(Qt, f"Key_{n}"): n for n in range(1, 10)}
 
 
 class LabelPaintTool(QgsMapTool):
@@ -28,6 +34,9 @@ class LabelPaintTool(QgsMapTool):
 
     painted = pyqtSignal()  # a stroke ended or was undone (the undo state may have changed)
     problem = pyqtSignal(str)  # a sentence for the message bar (e.g. the file is read-only)
+    class_key = pyqtSignal(int)  # a digit key asked for that class (1..9)
+    eraser_key = pyqtSignal()  # E: switch the eraser
+    size_key = pyqtSignal(int)  # [ (-1) or ] (+1): a smaller or larger brush
 
     def __init__(self, canvas: QgsMapCanvas) -> None:
         super().__init__(canvas)
@@ -40,6 +49,8 @@ class LabelPaintTool(QgsMapTool):
         self._last: tuple[float, float] | None = None
         self._stroke: Stroke = []
         self._undo: deque[Stroke] = deque(maxlen=UNDO_DEPTH)
+        self._redo: deque[Stroke] = deque(maxlen=UNDO_DEPTH)  # undone strokes, the pixels they painted
+        self._hover: QgsPointXY | None = None  # where the mouse last was on the map (the circle's centre)
         self._circle = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
         self._circle.setFillColor(QColor(0, 0, 0, 0))
         self._circle.setWidth(2)
@@ -51,16 +62,22 @@ class LabelPaintTool(QgsMapTool):
         """Paint into ``layer`` from now on; undo history of another layer is dropped."""
         if layer is not self.layer:
             self._end_stroke()
-            self._undo.clear()
+            self.clear_undo()
+            self._hover = None
         self.layer = layer
 
     def clear_undo(self) -> None:
-        """Forget the undo history (after the file was rewritten, e.g. a class was removed)."""
+        """Forget the undo and redo history (after the file was rewritten, e.g. a class was removed)."""
         self._undo.clear()
+        self._redo.clear()
 
     @property
     def can_undo(self) -> bool:
         return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
 
     # --- mouse --------------------------------------------------------------------------------------
 
@@ -97,11 +114,22 @@ class LabelPaintTool(QgsMapTool):
             self._end_stroke()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
+        key, plain = event.key(), not event.modifiers() & ~Qt.KeypadModifier
         if event.matches(QKeySequence.Undo):
             self.undo()
-            event.accept()
+        elif event.matches(QKeySequence.Redo) or (key == Qt.Key_Y and event.modifiers() == Qt.ControlModifier
+                                                  ):
+            self.redo()
+        elif plain and key in DIGIT_KEYS:
+            self.class_key.emit(DIGIT_KEYS[key])
+        elif plain and key == Qt.Key_E:
+            self.eraser_key.emit()
+        elif plain and key in (Qt.Key_BracketLeft, Qt.Key_BracketRight):
+            self.size_key.emit(1 if key == Qt.Key_BracketRight else -1)
         else:
             event.ignore()
+            return
+        event.accept()
 
     def deactivate(self) -> None:
         self._end_stroke()
@@ -117,17 +145,30 @@ class LabelPaintTool(QgsMapTool):
 
     def undo(self) -> bool:
         """Revert the most recent stroke; False when there is nothing to undo."""
-        if not self._undo or self.layer is None:
+        return self._swap(self._undo, self._redo, "undo")
+
+    def redo(self) -> bool:
+        """Paint the most recently undone stroke again; False when there is nothing to redo."""
+        return self._swap(self._redo, self._undo, "redo")
+
+    def _swap(self, source: deque[Stroke], target: deque[Stroke], verb: str) -> bool:
+        """Write back the newest stroke of ``source`` (the bytes it holds per window, last window
+        first) and keep what those windows held before on ``target``: undo and redo are one move."""
+        if not source or self.layer is None:
             return False
-        stroke = self._undo.pop()
+        self._end_stroke()
         try:
             writer = LabelRasterWriter(layer_file(self.layer))
         except (OSError, RuntimeError) as e:
-            self.problem.emit(f"Cannot undo: {e}")
+            self.problem.emit(f"Cannot {verb}: {e}")
             return False
-        for window, old in reversed(stroke):
-            writer.write(window, old)
+        stroke = source.pop()
+        replaced: Stroke = []
+        for window, data in reversed(stroke):
+            replaced.append((window, bytes(writer.read(window))))
+            writer.write(window, data)
         writer.close()
+        target.append(replaced)
         self._refresh()
         self.painted.emit()
         return True
@@ -155,6 +196,7 @@ class LabelPaintTool(QgsMapTool):
         self._last = None
         if self._stroke:
             self._undo.append(self._stroke)
+            self._redo.clear()  # a new stroke ends what could be redone
             self._stroke = []
             self.painted.emit()
 
@@ -164,9 +206,15 @@ class LabelPaintTool(QgsMapTool):
         self.layer.triggerRepaint()
 
     def _show_circle(self, event: QgsMapMouseEvent) -> None:
-        if self.layer is None:
+        self._hover = event.mapPoint()
+        self.refresh_circle()
+
+    def refresh_circle(self) -> None:
+        """Draw the brush circle where the mouse last was, at the current size and colour (after a key
+        changed them, before the mouse moves again)."""
+        if self.layer is None or self._hover is None:
             return
-        centre = self.toLayerCoordinates(self.layer, event.mapPoint())
+        centre = self.toLayerCoordinates(self.layer, self._hover)
         radius = max(self.diameter, 1) / 2.0 * self.layer.rasterUnitsPerPixelX()
         circle = QgsGeometry.fromPointXY(QgsPointXY(centre)).buffer(radius, 12)
         self._circle.setStrokeColor(QColor(255, 255, 255) if self.eraser else self.colour)

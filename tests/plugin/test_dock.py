@@ -1150,3 +1150,48 @@ def test_maps_of_two_images_of_one_name_are_told_apart(clean_project, scene, tmp
     result_layers.add_results(clean_project, scene["labels"], None, paths["2019"], "scene")
     assert result_layers.map_title(paths["2019"], clean_project) == "scene"  # its own maps: no clash
     assert result_layers.map_title(paths["2020"], clean_project) == "2020/scene"
+
+
+def test_keys_while_painting_pick_the_class_eraser_and_size_and_redo_is_a_button(dock, qgis_iface, tmp_path):
+    from qgis.PyQt.QtCore import QEvent, Qt
+    from qgis.PyQt.QtGui import QKeyEvent
+
+    def press(code, text="", modifiers=Qt.NoModifier):
+        dock.tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, code, modifiers, text))
+
+    dock.create_label_layer(tmp_path / "keys.tif")
+    dock.classes.add_class()  # three classes
+    dock.set_painting(True)
+    assert dock.canvas.mapTool() is dock.tool
+    press(Qt.Key_3, "3")
+    assert dock.classes.current_value() == 3 and dock.tool.value == 3
+    press(Qt.Key_E, "e")
+    assert dock.brush.eraser_check.isChecked() and dock.tool.eraser
+    press(Qt.Key_1, "1")  # a class key paints that class again, not the eraser
+    assert dock.tool.value == 1 and not dock.tool.eraser and not dock.brush.eraser_check.isChecked()
+    press(Qt.Key_9, "9")
+    assert dock.tool.value == 1
+    assert any("There is no class 9: the label raster has 3 classes" in m
+               for m in messages(qgis_iface, Qgis.Info))
+    size = dock.brush.size_spin.value()
+    press(Qt.Key_BracketRight, "]")
+    press(Qt.Key_BracketRight, "]")
+    assert dock.tool.diameter == dock.brush.size_spin.value() > size + 1
+    press(Qt.Key_BracketLeft, "[")
+    assert size < dock.tool.diameter < dock.brush.size_spin.value() + 1
+
+    # one stroke written straight into the file, as the tool records it, undone and redone by the buttons
+    writer = label_raster.LabelRasterWriter(tmp_path / "keys.tif")
+    window = label_raster.Window(0, 0, 2, 1)
+    writer.write(window, bytes([1, 1]))
+    writer.close()
+    dock.tool._undo.append([(window, bytes([0, 0]))])
+    dock.tool.painted.emit()
+    assert dock.brush.undo_button.isEnabled() and not dock.brush.redo_button.isEnabled()
+    dock.brush.undo_button.click()
+    assert list(gdal.Open(str(tmp_path / "keys.tif")).ReadRaster(0, 0, 2, 1)) == [0, 0]
+    assert not dock.brush.undo_button.isEnabled() and dock.brush.redo_button.isEnabled()
+    dock.brush.redo_button.click()
+    assert list(gdal.Open(str(tmp_path / "keys.tif")).ReadRaster(0, 0, 2, 1)) == [1, 1]
+    assert dock.brush.undo_button.isEnabled() and not dock.brush.redo_button.isEnabled()
+    dock.set_painting(False)

@@ -8,10 +8,12 @@ from plugin_helpers import plugin_module
 from qgis.core import QgsApplication, QgsPointXY, QgsRasterLayer
 from qgis.gui import QgsMapMouseEvent
 from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+from qgis.PyQt.QtGui import QKeyEvent
 
 label_raster = plugin_module("ui.label_raster")
 brush = plugin_module("ui.brush")
 paint_tool = plugin_module("ui.paint_tool")
+brush_panel = plugin_module("ui.brush_panel")
 
 # The tiny scene is 96 x 96 px of 1 m with its top-left corner at (500000, 5000000).
 ORIGIN_X, ORIGIN_Y = 500000.0, 5000000.0
@@ -212,3 +214,62 @@ def test_a_blank_label_raster_made_elsewhere_has_no_classes_yet(tmp_path):
     ds.GetRasterBand(1).SetNoDataValue(0)
     ds = None
     assert label_raster.read_classes(path) == []  # (with GDAL's exceptions off, NaN: the same answer)
+
+
+def key(code, modifiers=Qt.NoModifier, text: str = ""):
+    return QKeyEvent(QEvent.KeyPress, code, modifiers, text)
+
+
+def test_redo_paints_an_undone_stroke_again_and_a_new_stroke_ends_redo(tool, label_layer, qgis_canvas):
+    path = label_layer.source()
+    mouse = Mouse(qgis_canvas, tool)
+    tool.value, tool.diameter = 2, 1
+    mouse.stroke([pixel_centre(10, 20), pixel_centre(20, 20)])
+    tool.value = 3
+    mouse.stroke([pixel_centre(15, 10), pixel_centre(15, 30)])
+    painted = pixels(path)
+    assert not tool.can_redo and not tool.redo()
+
+    tool.keyPressEvent(key(Qt.Key_Z, Qt.ControlModifier, "z"))
+    tool.keyPressEvent(key(Qt.Key_Z, Qt.ControlModifier, "z"))
+    assert set(sum(pixels(path), [])) == {0} and tool.can_redo and not tool.can_undo
+    tool.keyPressEvent(key(Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier, "Z"))  # redo: the first stroke
+    grid = pixels(path)
+    assert grid[20][10] == 2 and grid[20][15] == 2 and grid[10][15] == 0
+    tool.keyPressEvent(key(Qt.Key_Y, Qt.ControlModifier, "y"))  # and the second, over it
+    assert pixels(path) == painted and tool.can_undo and not tool.can_redo
+    value, ok = label_layer.dataProvider().sample(pixel_centre(15, 20), 1)
+    assert ok and value == 3  # QGIS sees the redone pixels at once
+
+    assert tool.undo() and tool.can_redo
+    mouse.stroke([pixel_centre(40, 40)])  # a new stroke: what was undone can no longer come back
+    assert not tool.can_redo and not tool.redo()
+    assert pixels(path)[10][15] == 0 and pixels(path)[40][40] == 3
+
+
+def test_keys_ask_for_a_class_the_eraser_and_a_brush_size(tool):
+    asked = []
+    tool.class_key.connect(lambda v: asked.append(("class", v)))
+    tool.eraser_key.connect(lambda: asked.append(("eraser",)))
+    tool.size_key.connect(lambda d: asked.append(("size", d)))
+    events = [key(Qt.Key_3, text="3"), key(Qt.Key_7, Qt.KeypadModifier, "7"), key(Qt.Key_E, text="e"),
+              key(Qt.Key_BracketRight, text="]"), key(Qt.Key_BracketLeft, text="[")]
+    for event in events:
+        tool.keyPressEvent(event)
+        assert event.isAccepted()
+    assert asked == [("class", 3), ("class", 7), ("eraser",), ("size", 1), ("size", -1)]
+    others = (key(Qt.Key_3, Qt.ControlModifier, "3"), key(Qt.Key_Space, text=" "), key(Qt.Key_0, text="0"))
+    for other in others:
+        tool.keyPressEvent(other)  # left to QGIS (its shortcuts, panning with the space bar)
+        assert not other.isAccepted()
+    assert len(asked) == 5
+
+
+def test_brush_size_steps_are_a_quarter_and_stay_in_range():
+    assert [brush_panel.next_size(s, 1) for s in (1, 4, 5, 20, 199, 200)] == [2, 5, 6, 25, 200, 200]
+    assert [brush_panel.next_size(s, -1) for s in (1, 2, 5, 25)] == [1, 1, 4, 19]
+    size, sizes = 1, []
+    while size < 100:  # a few presses from a fine line to a broad fill
+        size = brush_panel.next_size(size, 1)
+        sizes.append(size)
+    assert len(sizes) < 20

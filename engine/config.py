@@ -84,6 +84,7 @@ class InpaintConfig:
     # inpaint+icnet's students do; on Indian Pines, k = 5, three seeds, the encoder alone gave 0.801
     # against 0.791 with the labels held, ahead on every seed, and 0.880 against 0.879 at k = 10; README)
     transfer_decoder: bool = False
+    transfer_levels: int = 0  # encoder levels (from the input) that start pretrained; 0: all (an experiment)
     encoder_lr_scale: float = 1.0  # learning rate of the pretrained encoder relative to the rest (0: frozen)
     head_warmup: float = 0.0  # share of fine-tuning steps that train only the classifier (linear probe
     #                           first, then everything: a random head's first gradients do not
@@ -99,8 +100,8 @@ class InpaintConfig:
     debug_dir: str = ""  # folder for the rounds picture (tiles | erasure masks | restorations)
 
     # fields that act on stage 2 or on files only: an encoder pretrained with other values is the same
-    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "encoder_lr_scale", "head_warmup",
-                        "restore_weight", "init", "cache", "debug_dir")
+    FINE_TUNE_FIELDS = ("ssim_weight", "transfer_decoder", "transfer_levels", "encoder_lr_scale",
+                        "head_warmup", "restore_weight", "init", "cache", "debug_dir")
 
     @classmethod
     def from_dict(cls, d: dict) -> InpaintConfig:

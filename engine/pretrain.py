@@ -194,13 +194,30 @@ def provenance(rasters: list[str], device, **extra) -> dict:
             "engine_version": __version__, "torch": str(torch.__version__), "device": str(device), **extra}
 
 
-def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True) -> list[str]:
+def encoder_level_prefixes(encoder: nn.Module) -> list[tuple[str, ...]]:
+    """State-dict name prefixes of an encoder's levels, from the input down: a spectral stem's band
+    mixer belongs to the first level."""
+    if hasattr(encoder, "mix"):  # SpectralStem
+        levels = [tuple("body." + p for p in level) for level in encoder_level_prefixes(encoder.body)]
+        return [("mix.", *levels[0]), *levels[1:]]
+    if hasattr(encoder, "stages"):  # UNetEncoder
+        return [(f"stages.{i}.",) for i in range(len(encoder.stages))]
+    return [("stem.",), *((f"layers.{i}.",) for i in range(len(encoder.layers)))]  # ResNetEncoder
+
+
+def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True, levels: int = 0) -> list[str]:
     """Copy ``enc``'s encoder (and decoder) weights into a SegNet ``net``; return the loaded parts.
 
-    Shapes must match exactly: a silent partial load would train from random weights while claiming
-    otherwise, so any mismatch is an error with the reason.
+    ``levels`` > 0 loads only the encoder's first ``levels`` levels (from the input; no decoder then),
+    the rest keeping their random start. Shapes must match exactly: a silent partial load would train
+    from random weights while claiming otherwise, so any mismatch is an error with the reason.
     """
-    parts = [("encoder", net.encoder, enc.encoder)]
+    state = enc.encoder
+    if levels > 0:
+        prefixes = tuple(p for level in encoder_level_prefixes(net.encoder)[:levels] for p in level)
+        state = {**net.encoder.state_dict(), **{k: v for k, v in state.items() if k.startswith(prefixes)}}
+        decoder = False
+    parts = [("encoder", net.encoder, state)]
     if decoder and enc.decoder:
         parts.append(("decoder", net.decoder, enc.decoder))
     for name, module, state in parts:

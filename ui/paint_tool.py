@@ -115,10 +115,10 @@ class LabelPaintTool(QgsMapTool):
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         key, plain = event.key(), not event.modifiers() & ~Qt.KeypadModifier
+        ctrl_y = key == Qt.Key_Y and event.modifiers() == Qt.ControlModifier
         if event.matches(QKeySequence.Undo):
             self.undo()
-        elif event.matches(QKeySequence.Redo) or (key == Qt.Key_Y and event.modifiers() == Qt.ControlModifier
-                                                  ):
+        elif event.matches(QKeySequence.Redo) or ctrl_y:
             self.redo()
         elif plain and key in DIGIT_KEYS:
             self.class_key.emit(DIGIT_KEYS[key])

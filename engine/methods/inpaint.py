@@ -67,7 +67,8 @@ class Inpaint(Method):
     def initialise(self, enc: EncoderFile) -> None:
         """Load the pretrained encoder (and decoder) into the network (in place: the optimiser keeps
         working on the same tensors)."""
-        load_pretrained(self.net, enc, decoder=self.cfg.inpaint.transfer_decoder)
+        load_pretrained(self.net, enc, decoder=self.cfg.inpaint.transfer_decoder,
+                        levels=self.cfg.inpaint.transfer_levels)
         self.pretrained = True
         if self.restore_weight > 0:
             self._keep_restoring(enc)

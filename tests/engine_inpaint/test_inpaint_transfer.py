@@ -122,6 +122,22 @@ def test_inpaint_method_starts_from_the_file_weights(scene):
     assert all(id(p) in opt_params for p in method.net.encoder.parameters())
 
 
+def test_transfer_levels_load_only_the_first_encoder_levels(scene):
+    enc = load_encoder(scene["enc_path"])
+    cfg = dataclasses.replace(scene["cfg"], inpaint=dataclasses.replace(scene["cfg"].inpaint,
+                                                                       transfer_levels=1))
+    method = Inpaint(cfg, scene["data"], CPU)
+    fresh = {k: v.clone() for k, v in method.net.encoder.state_dict().items()}
+    method.initialise(enc)
+    loaded = method.net.encoder.state_dict()
+    first = {k for k in loaded if k.startswith("stages.0.")}
+    assert first and all(torch.equal(loaded[k], enc.encoder[k]) for k in first)
+    deeper = [k for k in loaded if k.startswith("stages.1.") and loaded[k].dtype.is_floating_point]
+    assert deeper and all(torch.equal(loaded[k], fresh[k]) for k in deeper)
+    assert not any(torch.equal(loaded[k], enc.encoder[k]) for k in deeper if k.endswith("weight")
+                   and loaded[k].dim() == 4)
+
+
 def test_inpaint_icnet_students_share_the_encoder_but_not_their_decoders(scene):
     enc = load_encoder(scene["enc_path"])
     cfg = tiny_cfg("inpaint+icnet")

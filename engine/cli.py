@@ -181,6 +181,9 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
         g.add_argument("--decoder-transfer", choices=["on", "off"], default=None,
                        help="also start the decoder from the inpainting decoder (default off: the "
                             "pretrained encoder, a fresh decoder)")
+        g.add_argument("--transfer-levels", type=_levels, default=None, metavar="N",
+                       help="start only the encoder's first N levels (from the input) from the pretrained "
+                            "encoder, the deeper ones from random (0 = the whole encoder)")
         # the older spelling of "--decoder-transfer off", the default now
         g.add_argument("--no-decoder-transfer", action="store_true", help=argparse.SUPPRESS)
         g.add_argument("--head-warmup", type=float, default=None, metavar="FRACTION",
@@ -200,6 +203,17 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
                         "the bands instead of the raw bands (every spectral direction counts alike)")
     g.add_argument("--debug-dir", default=None,
                    help="write inpainting_rounds.png there: tiles | erasure masks | restorations per round")
+
+
+def _levels(text: str) -> int:
+    """A count of encoder levels: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of levels (0, 1, 2, ...)")
+    return value
 
 
 def _weight(text: str) -> float:
@@ -251,6 +265,11 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
         ip.transfer_decoder = a.decoder_transfer == "on"
     elif getattr(a, "no_decoder_transfer", False):
         ip.transfer_decoder = False
+    if getattr(a, "transfer_levels", None) is not None:
+        ip.transfer_levels = a.transfer_levels
+    if ip.transfer_decoder and ip.transfer_levels > 0:
+        raise SemiSegError("--decoder-transfer on needs the whole pretrained encoder under it; add "
+                           "--transfer-levels 0, or leave the decoder fresh.", code="bad_usage")
     if getattr(a, "head_warmup", None) is not None:
         ip.head_warmup = a.head_warmup
     if getattr(a, "restore_weight", None) is not None:

@@ -105,3 +105,32 @@ def test_restore_weight_reaches_fine_tuning_and_a_negative_one_is_refused(tmp_pa
         code = e.code
     assert code == 2 and "-1 is not a loss weight" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "never.semiseg")
+
+
+def test_transfer_levels_flag_starts_only_the_first_levels_pretrained(tmp_path, capsys):
+    paths = write_scene(str(tmp_path), 64, 64, bands=3, classes=3, seed=8)
+    enc = str(tmp_path / "scene.enc")
+    assert main(["pretrain", "--image", paths["image"], "--out", enc, "--pretrain-steps", "3", *TINY]) == 0
+    pretrained = torch.load(enc, map_location="cpu", weights_only=True)["encoder"]
+    base = ["train", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
+            "--init", enc, "--tile-size", "32", "--steps", "0", *TINY]
+    for levels in ("0", "1", "2", "9"):
+        out = str(tmp_path / f"levels-{levels}.semiseg")
+        assert main([*base, "--transfer-levels", levels, "--out", out]) == 0
+        model = modelfile.load(out)
+        assert model.config.inpaint.transfer_levels == int(levels)
+        saved = model.members[0]
+        depth = len(model.config.model.widths)
+        for level in range(depth):
+            conv = {k: v for k, v in pretrained.items() if k.startswith(f"stages.{level}.") and v.dim() == 4}
+            same = [torch.equal(saved[f"encoder.{k}"], v) for k, v in conv.items()]
+            loaded = levels == "0" or level < int(levels)
+            assert conv and (all(same) if loaded else not any(same)), (levels, level)
+    for bad, said in ((["--transfer-levels", "-1"], "is not a number of levels"),
+                      (["--transfer-levels", "1", "--decoder-transfer", "on"], "needs the whole pretrained")):
+        try:
+            code = main([*base, *bad, "--out", str(tmp_path / "never.semiseg")])
+        except SystemExit as e:
+            code = e.code
+        assert code == 2 and said in capsys.readouterr().err
+        assert not os.path.exists(tmp_path / "never.semiseg")

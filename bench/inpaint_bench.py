@@ -7,24 +7,26 @@ and scoring as bench/indian_pines.py (k labeled pixels per class drawn with ``Ra
 OA/mIoU on all remaining ground-truth pixels, ``--val-fraction 0``); the draw with seed s fine-tunes
 from the encoder pretrained with seed s.
 
-Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instructor encoder, CE +
-SSIM), ``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [instructor, own-mask
-context]`` (the reference form of the instructor's objective, ``instructor_context="own"``), ``inpaint
-[CE only]`` (``--ssim-weight 0``), ``inpaint [encoder only]`` (``--decoder-transfer off``, the method's
-default since it was measured here), ``inpaint [encoder and decoder]`` (``--decoder-transfer on``, the
+Rows: ``supervised`` (same network, same fine-tuning steps), ``inpaint`` (instructor encoder, CE + SSIM),
+``inpaint [random masks]`` (``--no-instructor`` encoder), ``inpaint [instructor, own-mask context]`` (the
+reference form of the instructor's objective, ``instructor_context="own"``), ``inpaint [CE only]``
+(``--ssim-weight 0``), ``inpaint [first encoder level only]`` (``--transfer-levels 1``, the method's
+default since it was measured here; every other row starts from the whole encoder, ``--transfer-levels
+0``, unless it names fewer levels: ``inpaint [first two encoder levels]``, ...), ``inpaint [encoder
+only]`` (``--decoder-transfer off``, the whole encoder: the method's default from when it was measured
+here until the first level alone), ``inpaint [encoder and decoder]`` (``--decoder-transfer on``, the
 default before; the ``inpaint`` rows of results from before that change), ``inpaint [random masks,
-encoder only]``, ``inpaint
-[encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [classifier alone ...]`` (``--head-warmup
-0.25``: a linear probe over the frozen pretrained network before full fine-tuning, with the instructor's
-or the random-mask encoder), ``inpaint [keeps restoring while fine-tuning]`` (``--restore-weight 1``),
-``inpaint [visible pixels weighted 0.5]`` (pretraining loss weight 0.5 on erased and visible pixels
-alike, instead of 0.99 / 0.01), ``inpaint [whitened spectral restoration loss]``, ``inpaint [3x the
-pretraining steps]`` (``--pretrain-steps 3600`` in the fast preset) and
-``inpaint+icnet``. Each job runs the engine's own pipeline functions in a worker process with ONE torch
-thread; ``--jobs`` workers run side by side. On a shared, loaded CPU that is far faster than one
-two-thread process, and it is the same for every row. Wall seconds: pretraining = the ``pretrain`` job;
-fine-tuning rows = ``pipeline.run`` (read, train, predict, write), in-process (no interpreter start-up,
-unlike bench/indian_pines.py).
+encoder only]``, ``inpaint [encoder LR x 0.1]`` (``--encoder-lr-scale 0.1``), ``inpaint [classifier alone
+...]`` (``--head-warmup 0.25``: a linear probe over the frozen pretrained network before full
+fine-tuning, with the instructor's or the random-mask encoder), ``inpaint [keeps restoring while
+fine-tuning]`` (``--restore-weight 1``), ``inpaint [visible pixels weighted 0.5]`` (pretraining loss
+weight 0.5 on erased and visible pixels alike, instead of 0.99 / 0.01), ``inpaint [whitened spectral
+restoration loss]``, ``inpaint [3x the pretraining steps]`` (``--pretrain-steps 3600`` in the fast
+preset) and ``inpaint+icnet``. Each job runs the engine's own pipeline functions in a worker process with
+ONE torch thread; ``--jobs`` workers run side by side. On a shared, loaded CPU that is far faster than
+one two-thread process, and it is the same for every row. Wall seconds: pretraining = the ``pretrain``
+job; fine-tuning rows = ``pipeline.run`` (read, train, predict, write), in-process (no interpreter
+start-up, unlike bench/indian_pines.py).
 
 Usage (from the repository root)::
 
@@ -154,6 +156,8 @@ def job_finetune(row: str, k: int, seed: int, preset: str) -> dict:
 
     method, variant, extra = ROWS[row]
     cfg = make_config(preset, method=method, seed=seed, val_fraction=0.0)
+    cfg.inpaint.transfer_levels = 0  # the whole encoder, as every row measured before the first level
+    #                                  alone became the default (rows inpaint-enc-1, ... set it)
     if variant:
         cfg.inpaint.init = encoder_path(variant, seed, preset)
     for key, v in extra.items():

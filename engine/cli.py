@@ -179,11 +179,11 @@ def _add_inpaint_options(p: argparse.ArgumentParser, fine_tune: bool = True) -> 
         g.add_argument("--encoder-lr-scale", type=float, default=None,
                        help="learning rate of the pretrained encoder relative to the rest (0 = frozen)")
         g.add_argument("--decoder-transfer", choices=["on", "off"], default=None,
-                       help="also start the decoder from the inpainting decoder (default off: the "
-                            "pretrained encoder, a fresh decoder)")
+                       help="also start the decoder, on the whole encoder, from the inpainter (default "
+                            "off: the encoder's first level pretrained, the rest fresh)")
         g.add_argument("--transfer-levels", type=_levels, default=None, metavar="N",
-                       help="start only the encoder's first N levels (from the input) from the pretrained "
-                            "encoder, the deeper ones from random (0 = the whole encoder)")
+                       help="start the encoder's first N levels (from the input) from the pretrained "
+                            "encoder, the deeper ones from random (default 1; 0 = the whole encoder)")
         # the older spelling of "--decoder-transfer off", the default now
         g.add_argument("--no-decoder-transfer", action="store_true", help=argparse.SUPPRESS)
         g.add_argument("--head-warmup", type=float, default=None, metavar="FRACTION",
@@ -267,7 +267,7 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
         ip.transfer_decoder = False
     if getattr(a, "transfer_levels", None) is not None:
         ip.transfer_levels = a.transfer_levels
-    if ip.transfer_decoder and ip.transfer_levels > 0:
+    if ip.transfer_decoder and ip.transfer_levels > 0 and getattr(a, "transfer_levels", None) is not None:
         raise SemiSegError("--decoder-transfer on needs the whole pretrained encoder under it; add "
                            "--transfer-levels 0, or leave the decoder fresh.", code="bad_usage")
     if getattr(a, "head_warmup", None) is not None:

@@ -84,7 +84,12 @@ class InpaintConfig:
     # inpaint+icnet's students do; on Indian Pines, k = 5, three seeds, the encoder alone gave 0.801
     # against 0.791 with the labels held, ahead on every seed, and 0.880 against 0.879 at k = 10; README)
     transfer_decoder: bool = False
-    transfer_levels: int = 0  # encoder levels (from the input) that start pretrained; 0: all (an experiment)
+    # encoder levels, from the input, that start from the pretrained encoder (the deeper ones and the
+    # decoder from random); 0: all. The first level (with a spectral stem's band mixer) transfers
+    # what restoring taught about the bands and local texture; the deeper levels, fitted to restoring the
+    # image, were a narrower start for the classes than random ones (Indian Pines, k = 5, five seeds:
+    # README, *Inpaint transfers its first encoder level*). With transfer_decoder: the whole encoder.
+    transfer_levels: int = 1
     encoder_lr_scale: float = 1.0  # learning rate of the pretrained encoder relative to the rest (0: frozen)
     head_warmup: float = 0.0  # share of fine-tuning steps that train only the classifier (linear probe
     #                           first, then everything: a random head's first gradients do not

@@ -1,12 +1,17 @@
 """Inpainting method, stage 2: fine-tune a segmentation network that starts from the inpainter.
 
 Stage 1 (engine.inpainting, run by the pipeline or once by ``python -m engine pretrain``) taught an
-encoder–decoder to restore the regions an adversarial instructor erased. Here the segmentation
-network's encoder starts from that encoder; its decoder and 1×1 classifier start from random, as in
-inpaint+icnet's students. (``transfer_decoder``, ``--decoder-transfer on``, also starts the decoder
-from the inpainting decoder. A decoder fitted to restoring bands was no better a start for class
-boundaries than a fresh one: on Indian Pines, k = 5, the encoder alone was ahead on each of three
-seeds, 0.801 against 0.791 mean OA with the labels held, and level at k = 10.) It is then
+encoder–decoder to restore the regions an adversarial instructor erased. Here the first level of the
+segmentation network's encoder (with a spectral stem's band mixer) starts from that encoder's; its
+deeper levels, decoder and 1×1 classifier start from random (``transfer_levels``, ``--transfer-levels``;
+0 transfers the whole encoder, as inpaint+icnet's students get it). Features fitted to restoring the
+image were, past the first level, a narrower start for the classes than random ones: on Indian Pines,
+k = 5, five seeds, the first level alone gave 0.805 mean OA with the labels held, the whole encoder
+0.795, the supervised network 0.797 (README). (``transfer_decoder``, ``--decoder-transfer on``, also
+starts the decoder from the inpainting decoder, on the whole encoder. A decoder fitted to restoring
+bands was no better a start for class boundaries than a fresh one: on Indian Pines, k = 5, the encoder
+alone was ahead on each of three seeds, 0.801 against 0.791 mean OA with the labels held, and level at
+k = 10.) It is then
 trained like the supervised baseline (same network, augmentations, SGD and steps) with one more loss:
 
     loss = CE(labeled pixels) + ssim_weight × (1 − SSIM(softmax, one-hot)) on fully labeled 11×11 windows
@@ -67,8 +72,9 @@ class Inpaint(Method):
     def initialise(self, enc: EncoderFile) -> None:
         """Load the pretrained encoder (and decoder) into the network (in place: the optimiser keeps
         working on the same tensors)."""
-        load_pretrained(self.net, enc, decoder=self.cfg.inpaint.transfer_decoder,
-                        levels=self.cfg.inpaint.transfer_levels)
+        ip = self.cfg.inpaint
+        load_pretrained(self.net, enc, decoder=ip.transfer_decoder,
+                        levels=0 if ip.transfer_decoder else ip.transfer_levels)
         self.pretrained = True
         if self.restore_weight > 0:
             self._keep_restoring(enc)

@@ -19,13 +19,16 @@ def test_pretrain_then_train_from_the_encoder(tmp_path):
                  "--debug-dir", dbg, *TINY]) == 0
     assert os.path.exists(enc) and os.path.exists(os.path.join(dbg, "inpainting_rounds.png"))
 
-    # zero fine-tuning steps: the saved model must hold the encoder file's weights exactly
-    model_path = str(tmp_path / "m0.semiseg")
-    assert main(["train", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
-                 "--init", enc, "--steps", "0", "--out", model_path, *TINY]) == 0
-    saved = modelfile.load(model_path).members[0]
+    # zero fine-tuning steps: the saved model must hold the encoder file's weights exactly (all of them
+    # with --transfer-levels 0; the first level's by default)
     pretrained = torch.load(enc, map_location="cpu", weights_only=True)["encoder"]
-    assert all(torch.equal(saved[f"encoder.{k}"], v) for k, v in pretrained.items())
+    for levels, prefix in (["--transfer-levels", "0"], "stages."), ([], "stages.0."):
+        model_path = str(tmp_path / f"m0-{len(levels)}.semiseg")
+        assert main(["train", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
+                     "--init", enc, "--steps", "0", "--out", model_path, *levels, *TINY]) == 0
+        saved = modelfile.load(model_path).members[0]
+        loaded = {k: v for k, v in pretrained.items() if k.startswith(prefix)}
+        assert loaded and all(torch.equal(saved[f"encoder.{k}"], v) for k, v in loaded.items())
 
     out_dir = str(tmp_path / "run")
     assert main(["run", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
@@ -66,7 +69,7 @@ def test_encoder_lr_scale_and_decoder_transfer_flags(tmp_path):
     assert main(["pretrain", "--image", paths["image"], "--out", enc, "--pretrain-steps", "3", *TINY]) == 0
     pretrained = torch.load(enc, map_location="cpu", weights_only=True)
     base = ["train", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
-            "--init", enc, "--tile-size", "32", *TINY]
+            "--init", enc, "--tile-size", "32", "--transfer-levels", "0", *TINY]
 
     # a frozen encoder (scale 0) keeps its pretrained weights through training; the rest learns
     frozen = str(tmp_path / "frozen.semiseg")
@@ -77,8 +80,9 @@ def test_encoder_lr_scale_and_decoder_transfer_flags(tmp_path):
     assert not all(torch.equal(saved[f"decoder.{k}"], v) for k, v in pretrained["decoder"].items()
                    if k.endswith("weight"))
 
-    # by default (and with the older --no-decoder-transfer) the pretrained encoder and a fresh decoder:
-    # it differs even after zero steps; --decoder-transfer on also loads the inpainting decoder
+    # by default (and with the older --no-decoder-transfer) the pretrained encoder (here all of it) and a
+    # fresh decoder: it differs even after zero steps; --decoder-transfer on also loads the inpainting
+    # decoder
     for flags, transferred in (([], False), (["--no-decoder-transfer"], False),
                                (["--decoder-transfer", "on"], True), (["--decoder-transfer", "off"], False)):
         out = str(tmp_path / f"decoder-{len(flags)}-{transferred}.semiseg")
@@ -114,10 +118,11 @@ def test_transfer_levels_flag_starts_only_the_first_levels_pretrained(tmp_path, 
     pretrained = torch.load(enc, map_location="cpu", weights_only=True)["encoder"]
     base = ["train", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
             "--init", enc, "--tile-size", "32", "--steps", "0", *TINY]
-    for levels in ("0", "1", "2", "9"):
+    for levels in ("0", "1", "2", "9", None):  # None: the default, the first level
         out = str(tmp_path / f"levels-{levels}.semiseg")
-        assert main([*base, "--transfer-levels", levels, "--out", out]) == 0
+        assert main([*base, *(["--transfer-levels", levels] if levels else []), "--out", out]) == 0
         model = modelfile.load(out)
+        levels = levels or "1"
         assert model.config.inpaint.transfer_levels == int(levels)
         saved = model.members[0]
         depth = len(model.config.model.widths)
@@ -126,6 +131,11 @@ def test_transfer_levels_flag_starts_only_the_first_levels_pretrained(tmp_path, 
             same = [torch.equal(saved[f"encoder.{k}"], v) for k, v in conv.items()]
             loaded = levels == "0" or level < int(levels)
             assert conv and (all(same) if loaded else not any(same)), (levels, level)
+    # --decoder-transfer on puts the whole encoder under the decoder
+    out = str(tmp_path / "decoder.semiseg")
+    assert main([*base, "--decoder-transfer", "on", "--out", out]) == 0
+    saved = modelfile.load(out).members[0]
+    assert all(torch.equal(saved[f"encoder.{k}"], v) for k, v in pretrained.items())
     for bad, said in ((["--transfer-levels", "-1"], "is not a number of levels"),
                       (["--transfer-levels", "1", "--decoder-transfer", "on"], "needs the whole pretrained")):
         try:

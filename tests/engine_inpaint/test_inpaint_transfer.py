@@ -105,7 +105,9 @@ def test_an_encoder_file_without_a_restoration_head_gets_a_fresh_one(scene):
 
 def test_inpaint_method_starts_from_the_file_weights(scene):
     enc = load_encoder(scene["enc_path"])
-    method = Inpaint(scene["cfg"], scene["data"], CPU)
+    cfg = dataclasses.replace(scene["cfg"], inpaint=dataclasses.replace(scene["cfg"].inpaint,
+                                                                       transfer_levels=0))
+    method = Inpaint(cfg, scene["data"], CPU)
     fresh = {k: v.clone() for k, v in method.net.encoder.state_dict().items()}
     assert not same(fresh, enc.encoder)  # a random init would not pass the checks below
     decoder = {k: v.clone() for k, v in method.net.decoder.state_dict().items()}
@@ -117,16 +119,16 @@ def test_inpaint_method_starts_from_the_file_weights(scene):
     with_decoder = Inpaint(cfg, scene["data"], CPU)
     with_decoder.initialise(enc)
     assert same(with_decoder.net.decoder.state_dict(), enc.decoder)
+    assert same(with_decoder.net.encoder.state_dict(), enc.encoder)  # the decoder's whole encoder under it
     # the optimiser trains exactly those tensors
     opt_params = {id(p) for g in method.opt.param_groups for p in g["params"]}
     assert all(id(p) in opt_params for p in method.net.encoder.parameters())
 
 
-def test_transfer_levels_load_only_the_first_encoder_levels(scene):
+def test_by_default_only_the_first_encoder_level_starts_pretrained(scene):
     enc = load_encoder(scene["enc_path"])
-    cfg = dataclasses.replace(scene["cfg"], inpaint=dataclasses.replace(scene["cfg"].inpaint,
-                                                                       transfer_levels=1))
-    method = Inpaint(cfg, scene["data"], CPU)
+    assert scene["cfg"].inpaint.transfer_levels == 1
+    method = Inpaint(scene["cfg"], scene["data"], CPU)
     fresh = {k: v.clone() for k, v in method.net.encoder.state_dict().items()}
     method.initialise(enc)
     loaded = method.net.encoder.state_dict()

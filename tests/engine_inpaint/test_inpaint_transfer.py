@@ -14,7 +14,14 @@ from engine.methods.inpaint import Inpaint
 from engine.methods.inpaint_icnet import InpaintICNet
 from engine.methods.supervised import Supervised
 from engine.models import build_model
-from engine.pretrain import load_encoder, load_pretrained, pretrain_chips, save_encoder
+from engine.pretrain import (
+    EncoderFile,
+    encoder_level_prefixes,
+    load_encoder,
+    load_pretrained,
+    pretrain_chips,
+    save_encoder,
+)
 from engine.progress import Reporter
 from engine.raster import compute_band_stats, open_image
 from engine.synthetic import write_scene
@@ -202,3 +209,25 @@ def test_the_moving_average_of_the_weights_predicts_and_zero_turns_it_off(scene,
     cfg.weight_average = 0.0
     plain = method_cls(cfg, scene["data"], CPU)
     assert plain.ensemble() == [plain.net]
+
+
+@pytest.mark.parametrize("arch, bands, first", [("unet", 40, ("mix.", "body.stages.0.")),
+                                                ("resnet18", 3, ("stem.",))])
+def test_encoder_levels_of_every_architecture_cover_its_whole_encoder(arch, bands, first):
+    cfg = make_config("fast", method="inpaint", widths=(8, 16, 32))
+    cfg.model.arch, cfg.model.num_classes = arch, 3
+    cfg.model.set_bands(bands)  # 40 bands: a spectral stem's band mixer in front of the U-Net
+    net = build_model(cfg.model)
+    levels = encoder_level_prefixes(net.encoder)
+    assert levels[0] == first
+    names = list(net.encoder.state_dict())
+    owners = [[i for i, level in enumerate(levels) if n.startswith(level)] for n in names]
+    assert all(len(o) == 1 for o in owners), "every tensor belongs to exactly one level"
+    torch.manual_seed(1)
+    donor = build_model(cfg.model)
+    enc = EncoderFile(cfg.model, None, donor.encoder.state_dict(), donor.decoder.state_dict())
+    load_pretrained(net, enc, decoder=False, levels=1)
+    loaded = net.encoder.state_dict()
+    for name, (level,) in zip(names, owners, strict=True):
+        if loaded[name].dtype.is_floating_point and loaded[name].dim() == 4:
+            assert torch.equal(loaded[name], enc.encoder[name]) == (level == 0), name

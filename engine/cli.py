@@ -265,11 +265,12 @@ def _apply_inpaint_options(cfg, a: argparse.Namespace) -> None:
         ip.transfer_decoder = a.decoder_transfer == "on"
     elif getattr(a, "no_decoder_transfer", False):
         ip.transfer_decoder = False
-    if getattr(a, "transfer_levels", None) is not None:
-        ip.transfer_levels = a.transfer_levels
-    if ip.transfer_decoder and ip.transfer_levels > 0 and getattr(a, "transfer_levels", None) is not None:
-        raise SemiSegError("--decoder-transfer on needs the whole pretrained encoder under it; add "
-                           "--transfer-levels 0, or leave the decoder fresh.", code="bad_usage")
+    levels = getattr(a, "transfer_levels", None)
+    if levels is not None:
+        if ip.transfer_decoder and levels > 0:
+            raise SemiSegError("--decoder-transfer on needs the whole pretrained encoder under it; add "
+                               "--transfer-levels 0, or leave the decoder fresh.", code="bad_usage")
+        ip.transfer_levels = levels
     if getattr(a, "head_warmup", None) is not None:
         ip.head_warmup = a.head_warmup
     if getattr(a, "restore_weight", None) is not None:

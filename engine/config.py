@@ -88,7 +88,8 @@ class InpaintConfig:
     # decoder from random); 0: all. The first level (with a spectral stem's band mixer) transfers
     # what restoring taught about the bands and local texture; the deeper levels, fitted to restoring the
     # image, were a narrower start for the classes than random ones (Indian Pines, k = 5, five seeds:
-    # README, *Inpaint transfers its first encoder level*). With transfer_decoder: the whole encoder.
+    # README, *Inpaint transfers its first encoder level*). With transfer_decoder or restore_weight (both
+    # use the inpainter's decoder): the whole encoder.
     transfer_levels: int = 1
     encoder_lr_scale: float = 1.0  # learning rate of the pretrained encoder relative to the rest (0: frozen)
     head_warmup: float = 0.0  # share of fine-tuning steps that train only the classifier (linear probe

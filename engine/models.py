@@ -55,6 +55,11 @@ class UNetEncoder(nn.Module):
             cin = w
         self.widths = list(widths)
 
+    def level_prefixes(self) -> list[tuple[str, ...]]:
+        """State-dict name prefixes of each level, from the input down (what a partial transfer of
+        pretrained weights counts in)."""
+        return [(f"stages.{i}.",) for i in range(len(self.stages))]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
         for i, stage in enumerate(self.stages):
@@ -102,6 +107,10 @@ class ResNetEncoder(nn.Module):
         expansion = 4 if depth == "resnet50" else 1
         self.widths = [64] + [c * expansion for c in (64, 128, 256, 512)]
 
+    def level_prefixes(self) -> list[tuple[str, ...]]:
+        """State-dict name prefixes of each level, from the input down (UNetEncoder.level_prefixes)."""
+        return [("stem.",), *((f"layers.{i}.",) for i in range(len(self.layers)))]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = [self.stem(x)]
         y = self.pool(feats[0])
@@ -124,6 +133,11 @@ class SpectralStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.body(self.mix(x))
+
+    def level_prefixes(self) -> list[tuple[str, ...]]:
+        """The body's levels (UNetEncoder.level_prefixes); the band mixer belongs to the first."""
+        levels = [tuple("body." + p for p in level) for level in self.body.level_prefixes()]
+        return [("mix.", *levels[0]), *levels[1:]]
 
     def start_on(self, axes: np.ndarray) -> None:
         """Start the mixer on the image's principal directions (ModelConfig.stem_init): channel pair

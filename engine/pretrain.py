@@ -194,30 +194,17 @@ def provenance(rasters: list[str], device, **extra) -> dict:
             "engine_version": __version__, "torch": str(torch.__version__), "device": str(device), **extra}
 
 
-def encoder_level_prefixes(encoder: nn.Module) -> list[tuple[str, ...]]:
-    """State-dict name prefixes of an encoder's levels, from the input down: a spectral stem's band
-    mixer belongs to the first level."""
-    if hasattr(encoder, "mix"):  # SpectralStem
-        levels = [tuple("body." + p for p in level) for level in encoder_level_prefixes(encoder.body)]
-        return [("mix.", *levels[0]), *levels[1:]]
-    if hasattr(encoder, "stages"):  # UNetEncoder
-        return [(f"stages.{i}.",) for i in range(len(encoder.stages))]
-    return [("stem.",), *((f"layers.{i}.",) for i in range(len(encoder.layers)))]  # ResNetEncoder
-
-
 def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True, levels: int = 0) -> list[str]:
     """Copy ``enc``'s encoder (and decoder) weights into a SegNet ``net``; return the loaded parts.
 
-    ``levels`` > 0 loads only the encoder's first ``levels`` levels (from the input; no decoder then),
-    the rest keeping their random start. Shapes must match exactly: a silent partial load would train
-    from random weights while claiming otherwise, so any mismatch is an error with the reason.
+    ``levels`` > 0 loads only the encoder's first ``levels`` levels (from the input), the rest keeping
+    their random start; a decoder needs the whole encoder under it. Shapes must match exactly, the whole
+    file's even when part of it is loaded: a silent partial load would train from random weights while
+    claiming otherwise, so any mismatch is an error with the reason.
     """
-    state = enc.encoder
-    if levels > 0:
-        prefixes = tuple(p for level in encoder_level_prefixes(net.encoder)[:levels] for p in level)
-        state = {**net.encoder.state_dict(), **{k: v for k, v in state.items() if k.startswith(prefixes)}}
-        decoder = False
-    parts = [("encoder", net.encoder, state)]
+    if decoder and enc.decoder and levels > 0:
+        raise ValueError("the pretrained decoder needs the whole pretrained encoder (levels=0)")
+    parts = [("encoder", net.encoder, enc.encoder)]
     if decoder and enc.decoder:
         parts.append(("decoder", net.decoder, enc.decoder))
     for name, module, state in parts:
@@ -228,5 +215,9 @@ def load_pretrained(net: nn.Module, enc: EncoderFile, decoder: bool = True, leve
             raise InputError(f"The pretrained {name} does not fit this network ({len(bad)} tensor(s) differ, "
                              f"e.g. {bad[0]}); fine-tune with the architecture it was pretrained with.",
                              "encoder_mismatch")
+    for name, module, state in parts:
+        if name == "encoder" and levels > 0:
+            prefixes = tuple(p for level in module.level_prefixes()[:levels] for p in level)
+            state = {**module.state_dict(), **{k: v for k, v in state.items() if k.startswith(prefixes)}}
         module.load_state_dict(state)
     return [name for name, _, _ in parts]

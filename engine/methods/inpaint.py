@@ -73,8 +73,10 @@ class Inpaint(Method):
         """Load the pretrained encoder (and decoder) into the network (in place: the optimiser keeps
         working on the same tensors)."""
         ip = self.cfg.inpaint
-        load_pretrained(self.net, enc, decoder=ip.transfer_decoder,
-                        levels=0 if ip.transfer_decoder else ip.transfer_levels)
+        # the inpainter's decoder, transferred or kept restoring, works on the whole encoder it was
+        # pretrained with
+        whole = ip.transfer_decoder or self.restore_weight > 0
+        load_pretrained(self.net, enc, decoder=ip.transfer_decoder, levels=0 if whole else ip.transfer_levels)
         self.pretrained = True
         if self.restore_weight > 0:
             self._keep_restoring(enc)

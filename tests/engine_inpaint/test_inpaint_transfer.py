@@ -14,14 +14,7 @@ from engine.methods.inpaint import Inpaint
 from engine.methods.inpaint_icnet import InpaintICNet
 from engine.methods.supervised import Supervised
 from engine.models import build_model
-from engine.pretrain import (
-    EncoderFile,
-    encoder_level_prefixes,
-    load_encoder,
-    load_pretrained,
-    pretrain_chips,
-    save_encoder,
-)
+from engine.pretrain import EncoderFile, load_encoder, load_pretrained, pretrain_chips, save_encoder
 from engine.progress import Reporter
 from engine.raster import compute_band_stats, open_image
 from engine.synthetic import write_scene
@@ -75,6 +68,8 @@ def test_fine_tuning_keeps_restoring_through_the_pretrained_head(scene):
     cfg.inpaint.restore_weight = 1.0
     method = Inpaint(cfg, scene["data"], CPU)
     method.initialise(enc)
+    # the inpainter's decoder works on the whole encoder it was pretrained with, whatever transfer_levels
+    assert cfg.inpaint.transfer_levels == 1 and same(method.net.encoder.state_dict(), enc.encoder)
     # the inpainter's own decoder and head, not fresh ones, and a decoder apart from the segmentation one
     assert same(method.restorer["head"].state_dict(), enc.head)
     assert same(method.restorer["decoder"].state_dict(), enc.decoder)
@@ -166,8 +161,11 @@ def test_a_mismatching_encoder_is_refused(scene):
     enc = load_encoder(scene["enc_path"])
     cfg = tiny_cfg()
     cfg.model.in_channels, cfg.model.widths = 3, (8, 16, 32)
-    with pytest.raises(InputError, match="does not fit"):
-        load_pretrained(build_model(cfg.model), enc)
+    for levels in (0, 1):  # a partial load checks the whole file too (its first level here fits)
+        with pytest.raises(InputError, match="does not fit"):
+            load_pretrained(build_model(cfg.model), enc, decoder=False, levels=levels)
+    with pytest.raises(ValueError, match="whole pretrained encoder"):
+        load_pretrained(build_model(scene["cfg"].model), enc, decoder=True, levels=1)
 
 
 def test_head_warmup_trains_only_the_classifier_first_then_everything(scene):
@@ -218,7 +216,7 @@ def test_encoder_levels_of_every_architecture_cover_its_whole_encoder(arch, band
     cfg.model.arch, cfg.model.num_classes = arch, 3
     cfg.model.set_bands(bands)  # 40 bands: a spectral stem's band mixer in front of the U-Net
     net = build_model(cfg.model)
-    levels = encoder_level_prefixes(net.encoder)
+    levels = net.encoder.level_prefixes()
     assert levels[0] == first
     names = list(net.encoder.state_dict())
     owners = [[i for i, level in enumerate(levels) if n.startswith(level)] for n in names]

@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingModelParameter,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterRasterLayer,
+    QgsProject,
 )
 
 
@@ -71,3 +72,60 @@ def test_model_round_trips_through_its_file_format(semiseg_plugin, tmp_path):  #
     assert loaded.fromFile(str(path))
     assert set(loaded.childAlgorithms()) == {"train", "predict"}
     assert loaded.childAlgorithm("predict").algorithmId() == "semiseg:predict"
+
+
+def segment_then_polygons_model(keep_folder: bool) -> QgsProcessingModelAlgorithm:
+    """Train and segment an image, then make polygons of its map; ``keep_folder``: the run's folder is a
+    model output too."""
+    model = QgsProcessingModelAlgorithm("Segment then polygons", "SemiSeg tests")
+    model.addModelParameter(QgsProcessingParameterRasterLayer("image", "Image"),
+                            QgsProcessingModelParameter("image"))
+    model.addModelParameter(
+        QgsProcessingParameterMapLayer("labels", "Labels", types=[QgsProcessing.TypeRaster]),
+        QgsProcessingModelParameter("labels"))
+    segment = QgsProcessingModelChildAlgorithm("semiseg:train_and_segment")
+    segment.setChildId("segment")
+    for name in ("image", "labels"):
+        segment.addParameterSources("INPUT" if name == "image" else "LABELS",
+                                    [QgsProcessingModelChildParameterSource.fromModelParameter(name)])
+    for name, value in {**TINY_TRAINING, "METHOD": 0}.items():
+        segment.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+    if keep_folder:
+        folder = QgsProcessingModelOutput("run", "Run folder")
+        folder.setChildId("segment")
+        folder.setChildOutputName("OUTPUT_FOLDER")
+        segment.setModelOutputs({"run": folder})
+    model.addChildAlgorithm(segment)
+
+    polygons = QgsProcessingModelChildAlgorithm("semiseg:polygons")
+    polygons.setChildId("polygons")
+    polygons.addParameterSources("PREDICTION", [
+        QgsProcessingModelChildParameterSource.fromChildOutput("segment", "PREDICTION")])
+    polygons.addParameterSources("MIN_PIXELS", [QgsProcessingModelChildParameterSource.fromStaticValue(4)])
+    output = QgsProcessingModelOutput("polygons", "Polygons")
+    output.setChildId("polygons")
+    output.setChildOutputName("OUTPUT")
+    polygons.setModelOutputs({"polygons": output})
+    model.addChildAlgorithm(polygons)
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["intermediate", "TEMPORARY_OUTPUT", "chosen"])
+def test_train_and_segment_inside_a_model_adds_its_layers_only_when_they_are_outputs(
+        semiseg_plugin, scene, tmp_path, folder):  # noqa: ARG001
+    """As an intermediate step its map goes to the next step only (its folder is Processing's temporary
+    one); once the folder is a model output, temporary or chosen, the map and confidence are added too."""
+    project = QgsProject.instance()
+    project.clear()
+    parameters = {"image": scene["image"], "labels": scene["labels"],
+                  "polygons:polygons": str(tmp_path / "polygons.gpkg")}
+    if folder != "intermediate":
+        parameters["segment:run"] = folder if folder == "TEMPORARY_OUTPUT" else str(tmp_path / "run")
+    model = segment_then_polygons_model(keep_folder=folder != "intermediate")
+    results = processing().runAndLoadResults(model, parameters)
+    assert results["polygons:polygons"] == str(tmp_path / "polygons.gpkg")
+    names = sorted(layer.name() for layer in project.mapLayers().values())
+    project.clear()
+    maps = [] if folder == "intermediate" else ["SemiSeg confidence", "SemiSeg prediction"]
+    assert names == [*maps, "polygons"]

@@ -29,11 +29,16 @@ PRESETS = {
     "balanced": "Better maps, several times longer than fast (the engine's own default).",
     "best": "Largest network and longest training: for a GPU, or patience.",
 }
+# Times and accuracies from the README's Benchmarks (Indian Pines, 5 labeled pixels per class, fast preset)
 METHOD_HINTS = {
-    "supervised": "Learns from the painted pixels only.",
-    "icnet": "Iterative contrastive network: two networks teach each other on unlabeled pixels.",
-    "inpaint": "Self-supervised inpainting pretraining on the whole image, then fine-tuning.",
-    "inpaint+icnet": "Inpainting pretraining, then the iterative contrastive network.",
+    "supervised": "Learns from the painted pixels only: the fastest.",
+    "icnet": "Iterative contrastive network: two networks teach each other on the unlabeled pixels. About "
+             "4 times supervised's training time; the most accurate on Indian Pines with 5 labeled pixels "
+             "per class (overall accuracy 0.85 against supervised's 0.80).",
+    "inpaint": "Self-supervised inpainting pretraining on the whole image, then fine-tuning. The first run "
+               "on an image pretrains it (kept for later runs); then about as fast as supervised.",
+    "inpaint+icnet": "Inpainting pretraining, then the iterative contrastive network: ICNet's time, plus "
+                     "pretraining the image once.",
 }
 
 SEGMENT_CHOICES = {

@@ -185,6 +185,8 @@ class LabelMap:
     patches: LabelPatches | None
     shape: tuple[int, int]
     classes: ClassTable  # classes 1..K
+    off_image: tuple[int, ...] = ()  # classes labeled in the file whose labeled pixels all miss the image
+    notes: tuple[str, ...] = ()  # what the file holds that may not be what its author meant (warnings)
 
     @property
     def num_classes(self) -> int:
@@ -263,7 +265,20 @@ def _class_values(data: np.ndarray, nodata, path: str) -> np.ndarray:
     return data.astype(np.uint8)
 
 
-def _read_patches(src, path: str) -> LabelPatches | None:
+def _read_block(src, window: Window, path: str, what: str) -> np.ndarray:
+    """Band 1 of ``src`` in ``window``; a block GDAL cannot read (a truncated copy, a damaged file) is
+    refused in one sentence."""
+    try:
+        return src.read(1, window=window)
+    except RasterioIOError as e:
+        detail = str(e).split(": ", 1)[-1][:200]
+        r0, r1 = int(window.row_off), int(window.row_off + window.height) - 1
+        raise InputError(f"{what} {path} cannot be read at rows {r0}–{r1} ({detail}); "
+                         "the file may be damaged or incomplete (an interrupted copy or download): save, "
+                         "copy or export it again.", "labels_unreadable") from e
+
+
+def _read_patches(src, path: str, what: str = "Labels") -> LabelPatches | None:
     """The labeled pixels of band 1 of the open ``src`` on its own grid, read in row blocks: a first pass
     checks the values and marks the CELL-px cells with labels, a second reads only the cell rectangles
     (cell_rectangles) those make."""
@@ -271,7 +286,7 @@ def _read_patches(src, path: str) -> LabelPatches | None:
     itemsize = np.dtype(src.dtypes[0]).itemsize
     has = np.zeros((-(-h // CELL), -(-w // CELL)), bool)
     for r, n in row_blocks(h, w, itemsize, BLOCK_BYTES, align=CELL):
-        block = _class_values(src.read(1, window=Window(0, r, w, n)), src.nodata, path)
+        block = _class_values(_read_block(src, Window(0, r, w, n), path, what), src.nodata, path)
         has[r // CELL:r // CELL + -(-n // CELL)] |= _cells(block != 0)
     crops = []
     for r0, c0, r1, c1 in cell_rectangles(has):
@@ -279,7 +294,8 @@ def _read_patches(src, path: str) -> LabelPatches | None:
         rh, rw = min(h, r1 * CELL) - top, min(w, c1 * CELL) - left
         arr = np.zeros((rh, rw), np.uint8)
         for r, n in row_blocks(rh, rw, itemsize, BLOCK_BYTES):
-            arr[r:r + n] = _class_values(src.read(1, window=Window(left, top + r, rw, n)), src.nodata, path)
+            arr[r:r + n] = _class_values(_read_block(src, Window(left, top + r, rw, n), path, what),
+                                         src.nodata, path)
         crop = LabelCrop.from_array(arr, top, left)
         if crop is not None:
             crops.append(crop)
@@ -318,15 +334,22 @@ def patches_from_pieces(pieces: list[LabelCrop | None], shape: tuple[int, int]) 
     return LabelPatches(crops) if crops else None
 
 
-def _from_raster(path: str, image) -> LabelMap:
+def _from_raster(path: str, image, what: str = "Labels", on: str = "the image") -> LabelMap:
+    """A label raster on the grid of the open ``image``. ``what`` names the file in refusals (Labels,
+    Truth) and ``on`` the raster it must meet."""
     try:
         src = rasterio.open(path)
     except (RasterioIOError, OSError) as e:
+        if what != "Labels":
+            raise InputError(f"{what} {path} is not a raster GDAL can read; give a class GeoTIFF (0 = not "
+                             "evaluated).", "labels_unreadable") from e
         raise InputError(f"Labels {path} are neither a raster GDAL can read nor a vector file; give a "
                          "uint8 label GeoTIFF or a GeoPackage/Shapefile.", "labels_unreadable") from e
+    outside = (f"{what} {path} lie outside {on}; paint or pick labels that overlap it." if what == "Labels"
+               else f"{what} {path} lies outside {on}; give one that overlaps it.")
     with src:
         if src.count != 1:
-            raise InputError(f"Labels {path} have {src.count} bands; a label raster has one band "
+            raise InputError(f"{what} {path} have {src.count} bands; a label raster has one band "
                              "(0 = unlabeled, 1..K = classes).", "labels_bands")
         # grids as QGIS places them (engine.raster.map_transform: a raster without a geotransform too)
         src_crs, image_crs = map_crs(src), map_crs(image)
@@ -334,34 +357,47 @@ def _from_raster(path: str, image) -> LabelMap:
                      and src_crs == image_crs)
         if not same_grid:
             if (src_crs is None) != (image_crs is None):
-                raise InputError(f"Labels {path} and the image do not both have a CRS, so they cannot be "
-                                 "aligned; give the labels the image's CRS.", "labels_crs")
+                crs = src_crs or image_crs
+                named_crs = f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.to_string()[:80]
+                are, have = ("are", "have") if what == "Labels" else ("is", "has")
+                if image_crs is None:
+                    why, fix = f"{on} {image.name} has no CRS while {what.lower()} {path} {are} in", on
+                else:
+                    why, fix = f"{what.lower()} {path} {have} no CRS while {on} {image.name} is in", "them"
+                raise InputError(f"{why[0].upper()}{why[1:]} {named_crs}, so the two cannot be aligned; give "
+                                 f"{fix} that CRS (in QGIS: set the layer's CRS, then export it) or use "
+                                 "files on the same grid.", "labels_crs")
             lb = map_bounds(src)
             if src_crs is not None and image_crs is not None and src_crs != image_crs:
                 lb = transform_bounds(src_crs, image_crs, *lb, densify_pts=21)
             if not _bounds_overlap(lb, map_bounds(image)):
-                raise InputError(f"Labels {path} lie outside the image; paint or pick labels that "
-                                 "overlap it.", "labels_outside_image")
-        own = _read_patches(src, path)
+                raise InputError(outside, "labels_outside_image")
+        own = _read_patches(src, path, what)
         if same_grid or own is None:
             patches = own
         else:
             patches = patches_from_pieces([_warp_crop(c, src, image) for c in own.crops],
                                           (image.height, image.width))
             if patches is None:
-                raise InputError(f"Labels {path} lie outside the image; paint or pick labels that "
-                                 "overlap it.", "labels_outside_image")
+                raise InputError(outside, "labels_outside_image")
     max_value = patches.max_class if patches is not None else 0
     names = read_category_names(path)
     named = len(names) - 1  # entry 0 describes the unlabeled value
     if named >= 1 and max_value > named:
         present = np.flatnonzero(patches.histogram())
         bad = [int(v) for v in present if v > named]
-        raise InputError(f"Labels {path} contain value(s) {bad[:5]} but their class table names only "
+        raise InputError(f"{what} {path} contain value(s) {bad[:5]} but their class table names only "
                          f"classes 1..{named}; add those classes or erase those pixels.",
                          "labels_unknown_class")
+    off_image: tuple[int, ...] = ()
+    if own is not None and patches is not own:  # another grid: which classes did not land on the image
+        on_file = np.flatnonzero(own.histogram()[1:]) + 1
+        landed = patches.histogram() if patches is not None else np.zeros(1, np.int64)
+        off_image = tuple(int(v) for v in on_file if v >= len(landed) or landed[v] == 0)
+        if off_image and named < 1:  # the class table goes up to the file's classes, not the landed ones
+            max_value = max(max_value, int(on_file.max()))
     table = read_class_table(path, max(max_value, named))
-    return LabelMap(patches, (image.height, image.width), table)
+    return LabelMap(patches, (image.height, image.width), table, off_image)
 
 
 def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
@@ -405,10 +441,13 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
     src, layer, fields = open_layer(path, "Labels", field, fix, "labels")
     colour_field = next((f for f in fields if f.lower() in ("colour", "color")), None)
     target = raster_srs(map_crs(image))
+    notes: tuple[str, ...] = ()
     feats = []  # (value, geojson geometry, dimension, colour)
     envelopes = []
     for f in layer:
         v = f.GetField(field)
+        if isinstance(v, str) and not v.strip():  # an empty class field, like a NULL one: not a label
+            v = None
         g = geometry_in(f, layer, target, f"Labels {path}") if v is not None else None
         if g is None:
             continue
@@ -437,6 +476,12 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
         table = ClassTable(list(class_names), [default_colour(i) for i in range(1, len(class_names) + 1)])
     else:
         names = sorted({str(v).strip() for v in values})
+        by_case: dict[str, list[str]] = {}
+        for n in names:
+            by_case.setdefault(n.casefold(), []).append(n)
+        notes = tuple(f"Labels {path} name the classes {' and '.join(repr(n) for n in alike)}, which differ "
+                      "only in case, as different classes; give them one spelling if they are one class"
+                      for alike in by_case.values() if len(alike) > 1)
         index = {n: i + 1 for i, n in enumerate(names)}
         ids = [index[str(v).strip()] for v in values]
         table = ClassTable(names, [default_colour(i) for i in range(1, len(names) + 1)])
@@ -473,7 +518,7 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
     if not crops:
         raise InputError(f"Labels {path} lie outside the image; paint or pick labels that overlap it.",
                          "labels_outside_image")
-    return LabelMap(LabelPatches(crops), (image.height, image.width), table)
+    return LabelMap(LabelPatches(crops), (image.height, image.width), table, notes=notes)
 
 
 def _validate(labels: LabelMap, path: str, min_classes: int) -> None:

@@ -83,13 +83,15 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                 reporter.warning(unlike, "values_differ")
             stats = start.band_stats
         lab = load_labels(labels, ds, label_field)
-        painted = lab.counts()
+        for note in lab.notes:
+            reporter.warning(note, "labels_note")
+        painted, off_image = lab.counts(), lab.off_image
         lab = LabelMap(on_valid_pixels(lab.patches, ds), lab.shape, lab.classes)  # nodata teaches nothing
         if lab.patches is None:
             raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels on "
                              "valid image pixels.", "labels_on_nodata")
         counts = lab.counts()
-        _warn_unlabeled_classes(lab.classes.names, painted, counts, reporter)
+        _warn_unlabeled_classes(lab.classes.names, painted, counts, reporter, off_image)
         if np.count_nonzero(counts) < 2:
             raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least "
                              "two classes.", "labels_single_class")
@@ -176,13 +178,15 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     return model, held_out(data.val_chips), train_lab  # held when predicting (nodata pixels ignored there)
 
 
-def _warn_unlabeled_classes(names: list[str], painted, usable, reporter: Reporter) -> None:
-    """Say which classes the map cannot show: none of their pixels painted, or all on nodata; one warning
-    per class, or one for all when there are many (a label raster with a background value other than 0
-    makes every value up to it a class)."""
-    empty = [(name, int(p)) for name, p, u in zip(names, painted, usable, strict=True) if u == 0]
+def _warn_unlabeled_classes(names: list[str], painted, usable, reporter: Reporter,
+                            off_image: tuple[int, ...] = ()) -> None:
+    """Say which classes the map cannot show: none of their pixels painted, all on nodata, or (a label
+    raster on another grid) all off the image; one warning per class, or one for all when there are many
+    (a label raster with a background value other than 0 makes every value up to it a class)."""
+    empty = [(v, name, int(p)) for v, (name, p, u) in enumerate(zip(names, painted, usable, strict=True), 1)
+             if u == 0]
     if len(empty) > 5:
-        shown = ", ".join(f"'{n}'" for n, _ in empty[:5])
+        shown = ", ".join(f"'{n}'" for _, n, _ in empty[:5])
         top = int(np.argmax(painted))
         hint = ""
         if painted[top] > 0.5 * max(1, int(np.sum(painted))):
@@ -192,8 +196,10 @@ def _warn_unlabeled_classes(names: list[str], painted, usable, reporter: Reporte
         reporter.warning(f"{len(empty)} classes have no usable labeled pixel ({shown}, …), so the map will "
                          f"not show them{hint}", "class_without_labels")
         return
-    for name, p in empty:
+    for value, name, p in empty:
         why = "has no labeled pixel" if p == 0 else f"has its {p} labeled pixels all on nodata in the image"
+        if p == 0 and value in off_image:
+            why = "has its labeled pixels all outside the image (the label raster only partly covers it)"
         reporter.warning(f"class '{name}' {why}, so the map will not show it; paint some on the image to "
                          "map it", "class_without_labels")
 
@@ -426,9 +432,13 @@ def evaluate(prediction: str, truth: str) -> dict:
             raise InputError(f"Prediction {prediction} has {ds.count} bands; give a single-band class "
                              "raster.", "prediction_bands")
         pred = ds.read(1)
-        from engine.labels import _from_raster  # noqa: PLC0415
+        from engine.labels import VECTOR_SUFFIXES, _from_raster  # noqa: PLC0415
 
-        truth_map = _from_raster(truth, ds)
+        if os.path.splitext(truth)[1].lower() in VECTOR_SUFFIXES:
+            raise InputError(f"Truth {truth} is a vector file; evaluate takes a class raster on the "
+                             "prediction's grid: rasterize it, or score points and polygons with assess "
+                             "--reference.", "truth_vector")
+        truth_map = _from_raster(truth, ds, "Truth", "the prediction")
     from engine.categories import read_class_table  # noqa: PLC0415
 
     k = int(max(pred.max(), truth_map.max_class, truth_map.num_classes))

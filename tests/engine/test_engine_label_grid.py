@@ -16,6 +16,8 @@ from engine.categories import ClassTable, read_category_names, write_class_table
 from engine.labels import load_labels
 
 H = W = 96
+QUICK = ["--preset", "fast", "--tile-size", "32", "--batch-size", "2", "--steps", "2", "--device", "cpu",
+         "--progress", "none"]
 ORIGIN = (500000.0, 5000000.0)
 
 
@@ -90,3 +92,61 @@ def test_label_raster_in_another_crs_is_warped_nearest(tmp_path, image):
     band[:, 28:36] = True  # the 1|3 border at column 32, away from the class-2 block
     band[60:, :] = False
     assert not np.any(got[band & (fine > 0)] == 2)
+
+
+def test_a_class_whose_labels_all_miss_the_image_is_named(tmp_path, image, capsys):
+    """A label raster shifted half off the image: class 3 lies wholly off it, so training on the other two
+    says so (a class does not vanish without a word), and the class table still numbers it."""
+    labels = np.zeros((H, W), np.uint8)
+    labels[10:20, 10:40] = 1
+    labels[60:70, 10:40] = 2
+    labels[30:50, 80:90] = 3  # the shift below puts these columns past the image's right edge
+    shifted = write_raster(tmp_path / "shifted.tif", labels,
+                           transform=from_origin(ORIGIN[0] + 50, ORIGIN[1], 1, 1))
+    with rasterio.open(image) as img:
+        lab = load_labels(str(shifted), img)
+    assert lab.off_image == (3,) and lab.num_classes == 3
+    assert set(np.unique(lab.full())) == {0, 1, 2}
+    rc, _, err = run_cli(capsys, ["train", "--image", image, "--labels", shifted,
+                                  "--out", tmp_path / "m.semiseg", *QUICK])
+    assert rc == 0, err
+    assert "class 'class 3' has its labeled pixels all outside the image" in err
+
+
+def test_a_damaged_label_raster_is_one_sentence(tmp_path, image, capsys):
+    labels = np.zeros((H, W), np.uint8)
+    labels[::3, ::5] = 1
+    labels[1::3, ::5] = 2
+    whole = write_raster(tmp_path / "whole.tif", labels)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    out = tmp_path / "run"
+    rc, _, err = run_cli(capsys, ["run", "--image", image, "--labels", cut, "--out-dir", out, *QUICK])
+    assert rc == 2 and "Traceback" not in err, err
+    assert f"Labels {cut} cannot be read at rows" in err and "damaged or incomplete" in err
+    assert not out.exists()
+    rc, _, err = run_cli(capsys, ["evaluate", "--prediction", whole, "--truth", cut])
+    assert rc == 2 and f"Truth {cut} cannot be read" in err, err
+
+
+def test_a_missing_crs_names_the_file_that_lacks_it(tmp_path, image, capsys):
+    with rasterio.open(image) as img:
+        data = img.read()
+    bare = tmp_path / "bare.tif"
+    with rasterio.open(bare, "w", driver="GTiff", height=H, width=W, count=3, dtype="uint8") as ds:
+        ds.write(data)  # no CRS, no geotransform
+    labels = np.zeros((H, W), np.uint8)
+    labels[10:20, 10:20], labels[40:50, 40:50] = 1, 2
+    placed = write_raster(tmp_path / "labels.tif", labels, transform=from_origin(*ORIGIN, 1, 1))
+    rc, _, err = run_cli(capsys, ["train", "--image", bare, "--labels", placed,
+                                  "--out", tmp_path / "m.semiseg", *QUICK])
+    assert rc == 2 and f"The image {bare} has no CRS while labels {placed} are in EPSG:32633" in err, err
+    assert "give the image that CRS" in err
+
+
+def test_evaluate_takes_a_truth_raster_and_says_so_of_a_vector_file(tmp_path, image, capsys):
+    truth = tmp_path / "truth.gpkg"
+    truth.write_bytes(b"")  # its name is enough: evaluate scores rasters only
+    prediction = write_raster(tmp_path / "map.tif", np.ones((H, W), np.uint8))
+    rc, _, err = run_cli(capsys, ["evaluate", "--prediction", prediction, "--truth", truth])
+    assert rc == 2 and f"Truth {truth} is a vector file" in err and "assess --reference" in err, err

@@ -327,3 +327,19 @@ def test_a_layer_without_a_crs_is_taken_as_it_is_and_a_wrong_one_is_a_sentence(s
     rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", geojson, "--out",
                                   tmp_path / "g.semiseg", *TINY_TRAIN, "--progress", "none"])
     assert rc == 2 and "cannot be taken from their CRS (WGS 84)" in err and "Traceback" not in err, err
+
+
+def test_an_empty_class_value_is_unlabeled_and_names_differing_in_case_are_named(scene, tmp_path, capsys):
+    feats = named_features(scene["truth_array"])
+    r0, c0, r1, c1 = interior_box(scene["truth_array"], 1, size=4)
+    feats += [(box_wkt(r0, c0, r1, c1), "", None), (box_wkt(r0, c0, r1, c1), "  ", None)]  # not classes
+    with rasterio.open(scene["image"]) as img:
+        lab = load_labels(str(write_gpkg(tmp_path / "blank.gpkg", feats)), img, "landcover")
+    assert lab.classes.names == ["forest", "urban", "water"] and lab.notes == ()
+    feats[0] = (feats[0][0], "Water", None)  # the 'water' box, spelt with a capital
+    path = write_gpkg(tmp_path / "cased.gpkg", feats + [(box_wkt(2, 2, 5, 5), "water", None)])
+    rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", path, "--label-field",
+                                  "landcover", "--out", tmp_path / "m.semiseg", *TINY_TRAIN,
+                                  "--progress", "none"])
+    assert rc == 0, err
+    assert "name the classes 'Water' and 'water', which differ only in case" in err

@@ -473,10 +473,14 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
     from engine.runtime import choose_device  # noqa: PLC0415
 
     if a.command == "evaluate":
+        from engine.metrics import scores_text  # noqa: PLC0415
+
         result = pipeline.evaluate(a.prediction, a.truth)
         if rep.mode == "jsonl":
             return result
-        print(json.dumps(result, indent=2))
+        print(_scores_json(result))  # the scores on stdout, for scripts; for a person, a table on stderr
+        names = list(result["per_class_iou"])  # class order (unless two classes share a name)
+        print(scores_text(result, names), file=sys.stderr)
         return None
     if a.command == "info":
         print(json.dumps(pipeline.describe(a.model), indent=2))
@@ -542,6 +546,16 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
             print(f"Classes: {areas_text(res['metrics']['class_areas'])}", file=sys.stderr)
         return {"model": res["paths"]["model"], **res["paths"], "metrics": res["metrics"]}
     raise AssertionError(a.command)
+
+
+def _scores_json(result: dict) -> str:
+    """evaluate's scores as indented JSON with each row of the confusion matrix on one line (rows: truth
+    classes, columns: map classes), not one number per line."""
+    marker = "@@semiseg-confusion-rows@@"
+    text = json.dumps({**result, "confusion": marker}, indent=2)
+    rows = result.get("confusion") or []
+    body = "[\n" + ",\n".join(f"    {json.dumps(r)}" for r in rows) + "\n  ]" if rows else "[]"
+    return text.replace(json.dumps(marker), body, 1)
 
 
 def _accuracy(a: argparse.Namespace, rep: Reporter, cancel) -> dict:

@@ -40,3 +40,41 @@ def scores(cm: np.ndarray, names: list[str] | None = None) -> dict:
                           for i in range(k)},
         "confusion": cm.astype(int).tolist(),
     }
+
+
+# the most classes whose confusion matrix is printed as a table; a wider one stays in the JSON alone
+TABLE_CLASSES = 20
+NAME_WIDTH = 16  # longer class names are cut to this many characters in the table
+
+
+def scores_text(result: dict, names: list[str] | None = None, limit: int = TABLE_CLASSES) -> str:
+    """``scores``'s result for a person: OA, mIoU and kappa on one line, then the confusion matrix as a
+    table, a row per truth class and a column per map class, of the classes that have a pixel in either
+    (up to ``limit`` of them; more only say where the matrix is)."""
+    cm = np.asarray(result["confusion"], dtype=np.int64)
+    k = cm.shape[0] if cm.ndim == 2 else 0
+    if not result["pixels"]:
+        return "No pixel was scored: the map has no class wherever the truth has one."
+    names = names if names is not None and len(names) == k else [f"class {i}" for i in range(1, k + 1)]
+    head = (f"{result['pixels']:,} pixels scored: overall accuracy {result['oa']:.3f}, mIoU "
+            f"{result['miou']:.3f}, kappa {result['kappa']:.3f}.")
+    shown = [i for i in range(k) if cm[i].any() or cm[:, i].any()]
+    if len(shown) > limit:
+        return (f"{head}\nThe confusion matrix of {len(shown)} classes is too wide to print; it is in the "
+                "JSON (\"confusion\": a row per truth class, a column per map class, in class order).")
+    labels = [_cut(names[i] if names[i] == f"class {i + 1}" else f"{i + 1} {names[i]}") for i in shown]
+    corner = "truth \\ map"
+    first = max(len(corner), *(len(s) for s in labels))
+    widths = [max(len(s), *(len(f"{v:,}") for v in cm[shown, i])) for s, i in zip(labels, shown, strict=True)]
+    lines = [f"{head}\nConfusion matrix in pixels (rows: truth, columns: map):",
+             "  ".join([corner.ljust(first), *(s.rjust(w) for s, w in zip(labels, widths, strict=True))])]
+    for s, i in zip(labels, shown, strict=True):
+        cells = (f"{cm[i, j]:,}".rjust(w) for j, w in zip(shown, widths, strict=True))
+        lines.append("  ".join([s.ljust(first), *cells]))
+    if len(shown) < k:
+        lines.append(f"({k - len(shown)} class(es) with no pixel in the truth or the map left out.)")
+    return "\n".join(lines)
+
+
+def _cut(name: str) -> str:
+    return name if len(name) <= NAME_WIDTH else name[:NAME_WIDTH - 1] + "…"

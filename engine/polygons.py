@@ -89,9 +89,17 @@ def polygonize(prediction: str, out: str, min_pixels: int = 0, reporter: Reporte
         publish(part, out)
     except RuntimeError as e:
         cancel.check()  # a cancelled GDAL call raises too: report the cancel, not an error
+        if _names(str(e), prediction) and not any(_names(str(e), f) for f in (part, sieved_path)):
+            # reading the map failed, not writing (the partial files' names may start with the map's)
+            detail = str(e).split(": ", 1)[-1].rstrip(".")[:200]
+            raise InputError(f"Prediction {prediction} cannot be read ({detail}); it may be damaged or "
+                             "incomplete: make the map again.", "prediction_unreadable") from e
         raise InputError(f"Polygonizing {prediction} failed ({e}); check the free space where {out} is "
                          "written.", "polygonize_failed") from e
     finally:
+        # every handle goes before the files do: a GeoPackage left open would be closed later, by the
+        # garbage collector, writing into a removed file (a stray "readonly database" traceback)
+        layer = vec = None
         src = band = sieved = None
         for f in (part, sieved_path, sieved_path + ".aux.xml"):
             if os.path.exists(f):
@@ -100,6 +108,12 @@ def polygonize(prediction: str, out: str, min_pixels: int = 0, reporter: Reporte
     return {"polygons": os.path.abspath(out), "features": sum(c["polygons"] for c in per_class.values()),
             "per_class": per_class, "min_pixels": min_pixels,
             "polygonize_seconds": round(time.monotonic() - t0, 2)}
+
+
+def _names(message: str, path: str) -> bool:
+    """Whether a GDAL error ``message`` is about the file at ``path`` (GDAL starts a read error with the
+    file's name, as it was opened, or that of the file a VRT reads)."""
+    return os.fspath(path) in message or os.path.abspath(path) in message
 
 
 def _sieve(gdal, src, band, path: str, min_pixels: int, reporter: Reporter, cancel: CancelToken):

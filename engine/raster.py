@@ -190,22 +190,36 @@ def grid_window(bounds, image, pad: int = 1) -> tuple[int, int, int, int] | None
     return r0, c0, r1 - r0, c1 - c0
 
 
+def coord_text(value: float) -> str:
+    """A coordinate as it can be typed back into ``--area``: never an exponent, integers without a decimal
+    point, at most 6 decimals (a micrometre in a projected CRS, about 0.1 m in degrees): 4999872.5,
+    500000, 12.345679."""
+    text = f"{value:.6f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def coords_text(values) -> str:
+    """Coordinates (an area's or a raster's bounds) as coord_text gives them, separated by spaces."""
+    return " ".join(coord_text(float(v)) for v in values)
+
+
 def area_window(bounds, image, path: str) -> tuple[int, int, int, int]:
     """The window of the open ``image`` (at ``path``) to segment for ``--area`` ``bounds`` (xmin, ymin,
     xmax, ymax in the image's CRS): every pixel the area touches, clipped to the image; one clear
     sentence when the bounds are not an area or miss the image."""
     xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    area = coords_text((xmin, ymin, xmax, ymax))
     if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmin >= xmax or ymin >= ymax:
-        raise InputError(f"Area {xmin:g} {ymin:g} {xmax:g} {ymax:g} is not an area; give XMIN YMIN XMAX YMAX "
-                         "with XMIN < XMAX and YMIN < YMAX, in the image's coordinates.", "bad_area")
+        raise InputError(f"Area {area} is not an area; give XMIN YMIN XMAX YMAX with XMIN < XMAX and "
+                         "YMIN < YMAX, in the image's coordinates.", "bad_area")
     win = grid_window((xmin, ymin, xmax, ymax), image, pad=0)
     if win is None:
-        left, bottom, right, top = map_bounds(image)
         crs = map_crs(image).to_string() if map_crs(image) else "pixel coordinates"
-        raise InputError(f"Area {xmin:g} {ymin:g} {xmax:g} {ymax:g} does not overlap image {path} (which "
-                         f"spans {left:g} {bottom:g} {right:g} {top:g} in {crs}); give the area in the "
-                         "image's coordinates.",
-                         "area_outside")
+        raise InputError(f"Area {area} does not overlap image {path} (which spans "
+                         f"{coords_text(map_bounds(image))} in {crs}); give the area in the image's "
+                         "coordinates.", "area_outside")
     return win
 
 
@@ -217,13 +231,22 @@ def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndar
     ``nodata`` in any band is nodata too, as QGIS draws a layer with that "no data value": a mosaic's
     collar that the file does not declare. (A paletted raster's values are its colour numbers.)
     """
+    x, band_ok = _read_bands(ds, row, col, height, width)
+    valid = band_ok.all(axis=0)
+    x[:, ~valid] = 0.0
+    return x, valid
+
+
+def _read_bands(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """read_block's block before its invalid pixels are zeroed (0 outside the raster), and the validity
+    of each data band apart: (B, height, width) for the B data bands (one for a paletted raster)."""
     r0, c0 = max(row, 0), max(col, 0)
     r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
     bands, lut = data_bands(ds), palette_lut(ds)
     x = np.zeros((3 if lut is not None else len(bands), height, width), np.float32)
-    valid = np.zeros((height, width), bool)
+    band_ok = np.zeros((len(bands), height, width), bool)
     if r1 <= r0 or c1 <= c0:
-        return x, valid
+        return x, band_ok
     win = Window(c0, r0, c1 - c0, r1 - r0)
     try:
         data, ok = _read_valid(ds, win, bands, lut)
@@ -232,14 +255,13 @@ def read_block(ds, row: int, col: int, height: int, width: int) -> tuple[np.ndar
         raise InputError(f"Image {ds.name} cannot be read at rows {r0}–{r1 - 1} ({detail}); the file may be "
                          "damaged or incomplete (an interrupted copy or download): copy or export it again.",
                          "image_unreadable") from e
-    data = np.where(ok[None], data, 0.0)
     x[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
-    valid[r0 - row:r1 - row, c0 - col:c1 - col] = ok
-    return x, valid
+    band_ok[:, r0 - row:r1 - row, c0 - col:c1 - col] = ok
+    return x, band_ok
 
 
 def _read_valid(ds, win: Window, bands: tuple[int, ...], lut: np.ndarray | None):
-    """The float32 data bands of ``win`` and their validity (read_block)."""
+    """The float32 data bands of ``win`` and each one's validity, (B, h, w) (_read_bands)."""
     extra = getattr(ds, "extra_nodata", ())
     if lut is not None:  # colour numbers through the palette
         numbers = ds.read(1, window=win)
@@ -248,12 +270,11 @@ def _read_valid(ds, win: Window, bands: tuple[int, ...], lut: np.ndarray | None)
         ok = (ds.read_masks(1, window=win) > 0) & (rgba[..., 3] > 0)
         if extra:
             ok &= ~np.isin(numbers.astype(np.float32), extra)
-    else:
-        data = ds.read(list(bands), window=win).astype(np.float32, copy=False)
-        masks = ds.read_masks(list(bands), window=win)
-        ok = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
-        if extra:
-            ok &= ~np.any(np.isin(data, extra), axis=0)
+        return data, ok[None]
+    data = ds.read(list(bands), window=win).astype(np.float32, copy=False)
+    ok = (ds.read_masks(list(bands), window=win) > 0) & np.isfinite(data)
+    if extra:
+        ok &= ~np.isin(data, extra)
     return data, ok
 
 
@@ -272,13 +293,22 @@ def compute_band_stats(ds, path: str = "", max_pixels: int = 2_000_000, seed: in
     size = 256
     n_windows = max(1, min(256, max_pixels // (size * size)))
     samples = []
+    bands = data_bands(ds)
+    # until a valid pixel turns up, which bands have a valid pixel or a finite value of their own: when none
+    # does, a band that never had one is what leaves the image without a valid pixel (_no_valid_pixels)
+    band_valid, band_finite = np.zeros(len(bands), bool), np.zeros(len(bands), bool)
     for r, c in sample_windows(ds.height, ds.width, size, n_windows, rng):
-        x, valid = read_block(ds, r, c, min(size, ds.height), min(size, ds.width))
+        x, band_ok = _read_bands(ds, r, c, min(size, ds.height), min(size, ds.width))
+        valid = band_ok.all(axis=0)
         if valid.any():
             samples.append(x[:, valid])
+        elif not samples:
+            band_valid |= band_ok.any(axis=(1, 2))
+            if len(x) == len(bands):  # not a palette's colours
+                band_finite |= np.isfinite(x).any(axis=(1, 2))
     if not samples:
-        raise InputError(f"Image {path or ds.name} has no valid pixels (everything is nodata); "
-                         "check its nodata value.", "image_all_nodata")
+        raise InputError(_no_valid_pixels(path or ds.name, bands, band_valid, band_finite),
+                         "image_all_nodata")
     s = np.concatenate(samples, axis=1)
     if s.shape[1] > max_pixels:
         s = s[:, rng.choice(s.shape[1], max_pixels, replace=False)]
@@ -289,6 +319,28 @@ def compute_band_stats(ds, path: str = "", max_pixels: int = 2_000_000, seed: in
         low[flat] = s[flat].min(axis=1)
         high[flat] = np.maximum(s[flat].max(axis=1), low[flat] + 1.0)
     return BandStats(low, high)
+
+
+def _no_valid_pixels(path: str, bands: tuple[int, ...], band_valid: np.ndarray,
+                     band_finite: np.ndarray) -> str:
+    """Why image ``path`` has no valid pixel: the bands (numbered as in the file) that have none, when some
+    of its bands do; else that everything is nodata."""
+    dead = [b for b, ok in zip(bands, band_valid, strict=True) if not ok]
+    if not dead or len(dead) == len(bands):
+        return f"Image {path} has no valid pixels (everything is nodata); check its nodata value."
+    nan = [b for b, fin in zip(bands, band_finite, strict=True) if b in dead and not fin]
+    nodata = [b for b in dead if b not in nan]
+
+    def which(numbers: list[int], what: str) -> str:
+        if len(numbers) == 1:
+            return f"band {numbers[0]} is {what}"
+        return f"bands {', '.join(str(n) for n in numbers[:-1])} and {numbers[-1]} are {what}"
+
+    parts = [which(nums, what) for nums, what in ((nan, "NaN"), (nodata, "nodata")) if nums]
+    fix = "that band" if len(dead) == 1 else "those bands"
+    if nodata:
+        fix += " or check the image's nodata value"
+    return f"Image {path}'s {' and '.join(parts)} at every pixel, so no pixel is valid; drop or fix {fix}."
 
 
 def read_normalised(ds, stats: BandStats, row: int, col: int, height: int, width: int):

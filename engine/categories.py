@@ -96,8 +96,12 @@ def _write_category_names(path: str, names: list[str]) -> None:
     for n in names:
         ET.SubElement(cats, "Category").text = n
     tmp = aux + ".tmp"
-    ET.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=False)
-    os.replace(tmp, aux)
+    try:
+        ET.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=False)
+        os.replace(tmp, aux)
+    finally:  # a full disk leaves no half-written sidecar behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def read_category_names(path: str) -> list[str]:

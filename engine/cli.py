@@ -16,7 +16,7 @@ import traceback
 
 from engine import __version__
 from engine.config import PRESETS, WARM_START_SHARE, make_config
-from engine.errors import Cancelled, SemiSegError
+from engine.errors import Cancelled, SemiSegError, disk_full
 from engine.progress import Reporter
 
 
@@ -637,6 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {msg}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001  (the last line of defence: report, never hang)
+        if (full := disk_full(e)) is not None:
+            where = f" where {os.path.dirname(os.path.abspath(full.filename))} is" if full.filename else ""
+            msg = (f"The disk is full{where} ({full.strerror or 'no space left on device'}); free some space "
+                   "or choose an output folder on another disk.")
+            rep.emit("error", code="disk_full", message=msg)
+            print(f"Error: {msg}", file=sys.stderr)
+            return 2
         if "out of memory" in str(e).lower():
             msg = "The GPU ran out of memory; use the fast preset, a smaller --batch-size, or --device cpu."
             rep.emit("error", code="out_of_memory", message=msg)

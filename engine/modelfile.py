@@ -8,6 +8,8 @@ colours, band count and normalisation, method, metrics and provenance.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import warnings
 from dataclasses import dataclass, field
 
@@ -17,7 +19,7 @@ import torch
 from engine import __version__
 from engine.categories import ClassTable
 from engine.config import ModelConfig, TrainConfig
-from engine.errors import InputError
+from engine.errors import InputError, OutputError
 from engine.io_out import partial_path, publish
 from engine.labels import LabelCrop, LabelPatches
 from engine.models import SegNet, build_model
@@ -100,7 +102,18 @@ def atomic_save(payload: dict, path: str) -> None:
     """``torch.save`` to a partial name, then rename: a reader never sees a half-written file."""
     tmp = partial_path(path)
     try:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as e:  # torch's writer reports a failed write (a full disk) as "unexpected pos"
+            folder = os.path.dirname(os.path.abspath(path))
+            shown = re.sub(r"\.partial-\d+", "", path)
+            free = shutil.disk_usage(folder).free / 2**20
+            if free < 64:
+                raise OutputError(f"The disk is full where {folder} is ({free:.0f} MiB free) and {shown} "
+                                  "could not be written; free some space or choose an output folder on "
+                                  "another disk.", "disk_full") from e
+            raise OutputError(f"Writing {shown} failed ({str(e).strip().splitlines()[0][:160]}); check the "
+                              "disk, or write it to another folder.", "output_write_failed") from e
         publish(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,6 +1,8 @@
 """Class names and colours carried inside a uint8 class raster (labels or prediction).
 
-Value 0 means "unlabeled" in a label raster and "no data" in a prediction; classes are 1..K.
+Value 0 means "unlabeled" in a label raster and "no data" in a prediction; classes are 1..K, or, for
+label files whose class values have gaps (codes such as 10, 20, 30), the network's classes 1..K stand
+for those values (``ClassTable.values``) and the maps carry the values again.
 Colours live in the GeoTIFF's own colour table. Names are GDAL category names, which GDAL keeps
 for a GeoTIFF in the PAM side-car ``<file>.aux.xml`` (``gdalinfo`` lists them as "Categories").
 Writing that side-car ourselves gives exactly what ``GDALSetRasterCategoryNames`` would, without
@@ -14,6 +16,7 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+import numpy as np
 import rasterio
 
 Colour = tuple[int, int, int]
@@ -37,14 +40,37 @@ def default_colour(class_id: int) -> Colour:
 
 @dataclass
 class ClassTable:
-    """Names and colours of classes 1..K (index i of the lists describes class i + 1)."""
+    """Names and colours of classes 1..K (index i of the lists describes class i + 1); ``values``: the
+    value each class has in the files (label and map rasters), when those are not 1..K."""
 
     names: list[str] = field(default_factory=list)
     colours: list[Colour] = field(default_factory=list)
+    values: list[int] | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.names)
+
+    @property
+    def codes(self) -> list[int]:
+        """The value of each class 1..K in the files."""
+        return list(self.values) if self.values is not None else list(range(1, self.num_classes + 1))
+
+    def to_values(self) -> np.ndarray | None:
+        """(256,) uint8 look-up table class -> file value (0 stays 0); None when they are the same."""
+        if self.values is None:
+            return None
+        lut = np.zeros(256, np.uint8)
+        lut[1:self.num_classes + 1] = self.values
+        return lut
+
+    def from_values(self) -> np.ndarray | None:
+        """(256,) uint8 look-up table file value -> class (values of no class -> 0); None when the same."""
+        if self.values is None:
+            return None
+        lut = np.zeros(256, np.uint8)
+        lut[np.asarray(self.values)] = np.arange(1, self.num_classes + 1)
+        return lut
 
     @classmethod
     def numbered(cls, num_classes: int) -> ClassTable:
@@ -53,11 +79,16 @@ class ClassTable:
         return cls([f"class {i}" for i in ids], [default_colour(i) for i in ids])
 
     def to_dict(self) -> dict:
-        return {"names": list(self.names), "colours": [list(c) for c in self.colours]}
+        d = {"names": list(self.names), "colours": [list(c) for c in self.colours]}
+        if self.values is not None:
+            d["values"] = [int(v) for v in self.values]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassTable:
-        return cls([str(n) for n in d["names"]], [tuple(int(v) for v in c) for c in d["colours"]])
+        values = d.get("values")
+        return cls([str(n) for n in d["names"]], [tuple(int(v) for v in c) for c in d["colours"]],
+                   None if values is None else [int(v) for v in values])
 
 
 def _aux_path(path: str) -> str:
@@ -69,12 +100,16 @@ def write_class_table(path: str, table: ClassTable, zero_name: str = "unlabeled"
 
     The raster must be closed (or at least not open for writing) when this is called.
     """
-    cmap = {0: (0, 0, 0, 0)}
-    for i, c in enumerate(table.colours, start=1):
-        cmap[i] = (int(c[0]), int(c[1]), int(c[2]), 255)
+    codes = table.codes
+    cmap = {v: (0, 0, 0, 0) for v in range(max(codes, default=0) + 1)}  # values of no class: transparent
+    names = [""] * (max(codes, default=0) + 1)
+    names[0] = zero_name
+    for v, c, n in zip(codes, table.colours, table.names, strict=True):
+        cmap[v] = (int(c[0]), int(c[1]), int(c[2]), 255)
+        names[v] = n
     with rasterio.open(path, "r+") as ds:
         ds.write_colormap(1, cmap)
-    _write_category_names(path, [zero_name] + list(table.names))
+    _write_category_names(path, names)
 
 
 def _write_category_names(path: str, names: list[str]) -> None:

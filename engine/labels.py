@@ -169,6 +169,10 @@ class LabelPatches:
             out |= self.crops[i].window(r, c, h, w)  # crops do not overlap
         return out
 
+    def recoded(self, lut: np.ndarray) -> LabelPatches | None:
+        """The same labels with each value v replaced by ``lut[v]`` ((256,) uint8; lut[0] = 0)."""
+        return self.replace([lut[c.array] for c in self.crops])
+
     def replace(self, arrays: list[np.ndarray]) -> LabelPatches | None:
         """Patches with new arrays in the same places (each shaped like its crop), cropped again to what
         they label; None when nothing is."""
@@ -212,20 +216,66 @@ class LabelMap:
 
 
 def load_labels(path: str, image, label_field: str | None = None, min_classes: int = 2,
-                class_names: list[str] | None = None) -> LabelMap:
+                class_names: list[str] | None = None, model_classes: ClassTable | None = None) -> LabelMap:
     """Labels from ``path`` (raster or vector) on the grid of the open ``image`` dataset, validated: some
     pixel labeled, at least ``min_classes`` classes (training needs two, holding labels in a map one).
     ``class_names``: a model's classes, which number a vector file's class names (labels for a saved
-    model, which may hold only some of its classes); without them the names are numbered in sorted order."""
+    model, which may hold only some of its classes); without them the names are numbered in sorted order.
+    ``model_classes``: a model's class table, whose values (codes) number a file's class values.
+
+    Class values that leave more gaps than they have classes, in a file that does not name its classes
+    (codes such as 10, 20, 30, or 1, 5, 200: ``coded``), become classes 1..K with ``classes.values`` the
+    codes: the network learns K classes, not one per value up to the largest, and the maps carry the codes
+    again. Fewer gaps (1, 2, 4) are classes not painted yet: they stay classes, and are warned about."""
     file = source_file(path)  # FILE|layername=NAME|subset=...: a layer of a vector file
     if not os.path.exists(file):
         raise InputError(f"Labels {file} do not exist; check the path.", "labels_not_found")
     if os.path.splitext(file)[1].lower() in VECTOR_SUFFIXES:
-        labels = _from_vector(path, image, label_field or "class", class_names)
+        labels = _from_vector(path, image, label_field or "class", class_names, model_classes)
     else:
         labels = _from_raster(path, image)
+        if model_classes is not None and model_classes.values is not None:
+            labels = as_model_codes(labels, model_classes, path)
+        elif model_classes is None and len(read_category_names(path)) <= 1:  # values with no names
+            labels = compact_codes(labels)
     _validate(labels, path, min_classes)
     return labels
+
+
+def coded(values: list[int]) -> bool:
+    """Whether sorted class ``values`` are codes rather than class numbers: more gaps than values."""
+    return bool(values) and values[-1] - len(values) > len(values)
+
+
+def compact_codes(labels: LabelMap) -> LabelMap:
+    """``labels`` whose class values are ``coded`` (unnamed: ``class 10``, ``class 20``) as classes 1..K
+    with those values as ``classes.values``; unchanged otherwise. Classes labeled in the file but wholly
+    off the image keep their place (they are warned about)."""
+    hist = labels.histogram() if labels.patches is not None else np.zeros(256, np.int64)
+    present = sorted({int(v) for v in np.flatnonzero(hist[1:]) + 1} | set(labels.off_image))
+    if not coded(present):
+        return labels
+    lut = np.zeros(256, np.uint8)
+    lut[present] = np.arange(1, len(present) + 1)
+    t = labels.classes
+    table = ClassTable([t.names[v - 1] if v <= t.num_classes else f"class {v}" for v in present],
+                       [t.colours[v - 1] if v <= t.num_classes else default_colour(v) for v in present],
+                       present)
+    patches = labels.patches.recoded(lut) if labels.patches is not None else None
+    return LabelMap(patches, labels.shape, table, tuple(int(lut[v]) for v in labels.off_image), labels.notes)
+
+
+def as_model_codes(labels: LabelMap, model: ClassTable, path: str) -> LabelMap:
+    """``labels`` whose values are a coded model's file values (``model.values``), numbered as its classes;
+    a value the model has no class for is refused."""
+    hist = labels.histogram() if labels.patches is not None else np.zeros(256, np.int64)
+    unknown = sorted(set(int(v) for v in np.flatnonzero(hist[1:]) + 1) - set(model.codes))
+    if unknown:
+        raise InputError(f"Labels {path} hold the class value(s) {unknown[:5]}, which the model has no class "
+                         f"for (its values: {', '.join(map(str, model.codes))}); give labels with the "
+                         "model's values.", "labels_unknown_class")
+    patches = labels.patches.recoded(model.from_values()) if labels.patches is not None else None
+    return LabelMap(patches, labels.shape, model, (), labels.notes)
 
 
 def _bounds_overlap(a, b) -> bool:
@@ -434,7 +484,8 @@ def _class_number(value) -> int | None:
     return None
 
 
-def _from_vector(path: str, image, field: str, class_names: list[str] | None = None) -> LabelMap:
+def _from_vector(path: str, image, field: str, class_names: list[str] | None = None,
+                 model_classes: ClassTable | None = None) -> LabelMap:
     osgeo_modules(f"Vector labels {path} need GDAL's Python bindings (osgeo); install them or rasterize the "
                   "labels to a GeoTIFF first.", "labels_vector_support")
     fix = "pass the class field with --label-field."
@@ -464,8 +515,24 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
         if min(ids) < 1 or max(ids) > 255:
             raise InputError(f"Labels {path} field '{field}' holds class numbers outside 1..255; number "
                              "classes from 1.", "labels_values")
-        k = max(ids)
-        table = ClassTable.numbered(k)
+        distinct = sorted(set(ids))
+        if model_classes is not None and model_classes.values is not None:  # a coded model's values
+            unknown = [v for v in distinct if v not in model_classes.codes]
+            if unknown:
+                raise InputError(f"Labels {path} field '{field}' holds the class value(s) {unknown[:5]}, "
+                                 "which the model has no class for (its values: "
+                                 f"{', '.join(map(str, model_classes.codes))}); give labels with the model's "
+                                 "values.", "labels_unknown_class")
+            lut = model_classes.from_values()
+            ids = [int(lut[v]) for v in ids]
+            table = ClassTable.from_dict(model_classes.to_dict())  # a copy: colours below are the file's
+        elif model_classes is None and coded(distinct):
+            index = {v: i for i, v in enumerate(distinct, 1)}
+            ids = [index[v] for v in ids]
+            table = ClassTable([f"class {v}" for v in distinct], [default_colour(v) for v in distinct],
+                               distinct)
+        else:
+            table = ClassTable.numbered(max(ids))
     elif class_names is not None:  # numbered as the model's classes
         unknown = sorted({str(v).strip() for v in values} - set(class_names))
         if unknown:

@@ -13,6 +13,7 @@ import torch
 from rasterio.windows import Window
 
 from engine import __version__, modelfile
+from engine.categories import ClassTable
 from engine.config import ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips, keep_validation, on_valid_pixels, split_labels
 from engine.errors import Cancelled, InputError, OutputError
@@ -92,11 +93,13 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                              "valid image pixels.", "labels_on_nodata")
         counts = lab.counts()
         _warn_unlabeled_classes(lab.classes.names, painted, counts, reporter, off_image)
+        _warn_background_code(lab.classes, painted, reporter)
         if np.count_nonzero(counts) < 2:
             raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least "
                              "two classes.", "labels_single_class")
         if warm is not None:  # validate on what the model to continue from held out: it never saw them
-            train_lab, val_lab = keep_validation(lab.patches, warm.validation)
+            train_lab, val_lab = keep_validation(lab.patches, renumbered(warm.validation, warm.classes,
+                                                                         lab.classes))
             if train_lab is None:
                 raise InputError(f"Labels {labels} hold only the strokes the model {cfg.warm_start} is "
                                  "validated on; paint more strokes, or train without --warm-start.",
@@ -143,7 +146,8 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     method = method_cls(cfg, data, device)
     if warm is not None:
         members = warm.members
-        if warm.classes.names != lab.classes.names:  # a class added, removed or renamed: a new classifier
+        if (warm.classes.names, warm.classes.codes) != (lab.classes.names, lab.classes.codes):
+            # a class added, removed or renamed (or its value changed): a new classifier
             members = [{k: v for k, v in m.items() if not k.startswith(SegNet.CLASSIFIER)} for m in members]
             reporter.warning(f"the model to start from knew the classes {', '.join(warm.classes.names)} "
                              f"and the labels have {', '.join(lab.classes.names)}, so its classifier starts "
@@ -204,6 +208,18 @@ def _warn_unlabeled_classes(names: list[str], painted, usable, reporter: Reporte
                          "map it", "class_without_labels")
 
 
+def _warn_background_code(classes: ClassTable, painted, reporter: Reporter) -> None:
+    """Labels coded with gaps (1, 2, 3 and 255) where one code holds most labeled pixels: that code is
+    likely the file's background (exported with 255 or 99 for "nothing", and no nodata value)."""
+    if classes.values is None or painted.sum() == 0:
+        return
+    top = int(np.argmax(painted))
+    if painted[top] > 0.5 * painted.sum():
+        reporter.warning(f"class {classes.values[top]} ('{classes.names[top]}') holds {int(painted[top])} of "
+                         f"the {int(painted.sum())} labeled pixels: if that value is the raster's "
+                         "background, make it 0 or the file's nodata", "labels_background")
+
+
 def distinct_unlabeled(image: str, unlabeled: list[str] | None, reporter: Reporter) -> list[str]:
     """``unlabeled`` (each checked readable) without the training image and without repeats, each left
     out with a warning: the training image's tiles are sampled as unlabeled ones already, and a raster
@@ -233,13 +249,27 @@ def prediction_anchors(labels: str, image: str, model: SavedModel,
     """``labels`` (raster or vector, the model's class numbers) on ``image``'s grid, to hold at their class
     when predicting it; refused when they name a class the model does not have."""
     with open_image(image) as ds:
-        lab = load_labels(labels, ds, label_field, min_classes=1, class_names=model.classes.names)
+        lab = load_labels(labels, ds, label_field, min_classes=1, class_names=model.classes.names,
+                          model_classes=model.classes)
     k = model.classes.num_classes
     if lab.max_class > k:
         raise InputError(f"Labels {labels} hold class {lab.max_class} but the model knows classes "
                          f"1..{k}; give labels numbered like the model's training labels.",
                          "labels_unknown_class")
     return lab.patches
+
+
+def renumbered(patches: LabelPatches | None, old: ClassTable, new: ClassTable) -> LabelPatches | None:
+    """Labels numbered as the classes of ``old`` numbered as those of ``new``, through their file values
+    (a class whose value ``new`` lacks is dropped): labels coded with gaps are numbered by the values a
+    file holds, which may change from one run to the next."""
+    if patches is None or old.codes == new.codes:
+        return patches
+    lut = np.zeros(256, np.uint8)
+    new_index = {v: i for i, v in enumerate(new.codes, 1)}
+    for i, v in enumerate(old.codes, 1):
+        lut[i] = new_index.get(v, 0)
+    return patches.recoded(lut)
 
 
 def held_out(chips: list[Chip]) -> list[tuple[int, int, np.ndarray]]:
@@ -255,16 +285,20 @@ def held_out(chips: list[Chip]) -> list[tuple[int, int, np.ndarray]]:
 
 
 def score_map(prediction: str, held: list[tuple[int, int, np.ndarray]], num_classes: int,
-              names: list[str], origin: tuple[int, int] = (0, 0)) -> dict:
+              names: list[str], origin: tuple[int, int] = (0, 0),
+              from_values: np.ndarray | None = None) -> dict:
     """Scores of a written class raster on held-out validation pixels: the map as the analyst gets it
     (all its views, smoothing), where the training-time validation scores the network's own one-view map.
     ``origin``: the image row and column of the map's top-left pixel (a map of an area); held-out pixels
-    outside the map are not scored (``pixels`` counts those that are)."""
+    outside the map are not scored (``pixels`` counts those that are). ``from_values``: the look-up table
+    from the map's values to the classes (ClassTable.from_values), for a model of coded classes."""
     cm = np.zeros((num_classes, num_classes), np.int64)
     with rasterio.open(prediction) as ds:
         for row, col, val in held:
             win = Window(col - origin[1], row - origin[0], val.shape[1], val.shape[0])
             pred = ds.read(1, window=win, boundless=True, fill_value=0)  # 0 (outside) is never scored
+            if from_values is not None:
+                pred = from_values[pred]
             cm += confusion(val, pred, num_classes)
     return scores(cm, names)
 
@@ -412,7 +446,7 @@ def _run(image, labels, out_dir, cfg, device, reporter, label_field, unlabeled, 
                                    "height": window[2], "width": window[3]}
     if held:  # map_val_*: the delivered map on the held-out pixels; val_*: the network during training
         s = score_map(paths["prediction"], held, model.classes.num_classes, model.classes.names,
-                      window[:2] if window else (0, 0))
+                      window[:2] if window else (0, 0), model.classes.from_values())
         if s["pixels"]:
             metrics.update({f"map_val_{k}": v for k, v in s.items()})
         else:

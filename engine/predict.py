@@ -272,6 +272,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                     windows = run_windows(nets, read, cores, halo, stride, device, batch, cancel, views,
                                           smoothing, anchors)
                     held = 0  # labeled pixels the smoothing held: those on valid pixels
+                    to_values = model.classes.to_values()  # coded classes: the map holds their values
                     tally = ClassTally(model.classes.num_classes, transform, map_crs(ds))
                     finder = SpotFinder(ah, aw, transform)
                     for i, ((r, c, h, w), cls, conf, valid) in enumerate(windows, start=1):
@@ -284,7 +285,7 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                         if anchors is not None:
                             held += int(np.count_nonzero(anchors.window(r0, c0, r1 - r0, c1 - c0)[valid]))
                         written = np.where(valid, cls, 0).astype(np.uint8)
-                        dst.write(written, 1, window=win)
+                        dst.write(written if to_values is None else to_values[written], 1, window=win)
                         tally.add(written, r0 - ar)
                         finder.add(conf, valid, r0 - ar, c0 - ac)
                         if cdst is not None:

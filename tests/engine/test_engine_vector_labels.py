@@ -11,6 +11,7 @@ import rasterio
 from engine_helpers import TINY_TRAIN, leftovers, run_cli
 from osgeo import ogr, osr
 
+from engine.categories import read_category_names
 from engine.labels import load_labels
 from engine.synthetic import write_scene
 
@@ -239,7 +240,8 @@ def test_multi_layer_geopackage_picks_the_labels_layer(scene, tmp_path, capsys):
 
 
 def test_real_class_field_keeps_the_numbers(scene, tmp_path):
-    """Whole numbers in a Real field (2.0) are class numbers, not names sorted as text."""
+    """Whole numbers in a Real field (2.0) are class numbers, not names sorted as text; 1, 2 and 10 leave
+    more gaps than classes, so they are codes: three classes that keep their values."""
     truth = scene["truth_array"]
     path = tmp_path / "real.gpkg"
     _add_layer(path, "labels", "class", ogr.OFTReal,
@@ -247,11 +249,12 @@ def test_real_class_field_keeps_the_numbers(scene, tmp_path):
                 (box_wkt(*interior_box(truth, 3)), 10.0)])
     with rasterio.open(scene["image"]) as img:
         lab = load_labels(str(path), img)
-    assert lab.num_classes == 10
+    assert lab.num_classes == 3 and lab.classes.codes == [1, 2, 10]
+    assert lab.classes.names == ["class 1", "class 2", "class 10"]
     full = lab.full()
-    for k, number in ((1, 1), (2, 2), (3, 10)):
-        assert np.all(full[truth == k][full[truth == k] > 0] == number)
-    assert set(np.unique(full)) == {0, 1, 2, 10}
+    for k in (1, 2, 3):
+        assert np.all(full[truth == k][full[truth == k] > 0] == k)
+    assert set(np.unique(full)) == {0, 1, 2, 3}
 
 
 def test_labels_for_a_model_are_numbered_as_its_classes(scene, tmp_path):
@@ -272,9 +275,9 @@ def test_labels_for_a_model_are_numbered_as_its_classes(scene, tmp_path):
             load_labels(str(some), img, "landcover", min_classes=1, class_names=["forest", "urban"])
 
 
-def test_a_class_nobody_painted_is_never_mapped(scene, tmp_path, capsys):
-    """Class numbers with gaps (codes 1, 3 and 7 of a land-cover scheme): classes 2 and 4-6 exist, with a
-    warning each, but no pixel of the map takes them, however short the training."""
+def test_class_codes_are_classes_and_the_map_keeps_the_codes(scene, tmp_path, capsys):
+    """Class codes of a land-cover scheme (1, 3 and 7: more gaps than classes): three classes, no class for
+    each value in between, and the map holds the codes, named."""
     truth = scene["truth_array"]
     path = tmp_path / "codes.gpkg"
     boxes = [(box_wkt(*interior_box(truth, k)), code) for k, code in ((1, 1), (2, 3), (3, 7))]
@@ -285,9 +288,12 @@ def test_a_class_nobody_painted_is_never_mapped(scene, tmp_path, capsys):
     assert rc == 0, err
     warned = [e["message"] for e in map(json.loads, stdout.splitlines())
               if e["event"] == "warning" and e.get("code") == "class_without_labels"]
-    assert len(warned) == 4 and all("will not show it" in w for w in warned)
+    assert warned == []
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["labeled_pixels"]) == ["class 1", "class 3", "class 7"]
     with rasterio.open(out / "prediction.tif") as ds:
         assert set(np.unique(ds.read(1))) <= {0, 1, 3, 7}
+    assert read_category_names(str(out / "prediction.tif"))[7] == "class 7"
 
 
 def test_a_layer_filter_keeps_only_the_features_qgis_shows(scene, tmp_path):

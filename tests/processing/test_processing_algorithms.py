@@ -489,3 +489,23 @@ def test_a_model_with_two_predict_steps_loads_every_output_styled(trained, scene
     looks = sorted((layer.name(), layer.renderer().type()) for layer in clean_project.mapLayers().values())
     assert looks == [("first_confidence", "singlebandpseudocolor"), ("first_map", "paletted"),
                      ("second_confidence", "singlebandpseudocolor"), ("second_map", "paletted")]
+
+
+def test_a_map_of_coded_classes_is_styled_with_its_codes_only(semiseg_plugin, tmp_path):  # noqa: ARG001
+    """A map of classes coded 1, 5 and 200 (labels with codes) gets three legend entries, not 200."""
+    from semiseg.ui.processing.styling import PREDICTION, class_entries, style
+
+    from engine.categories import ClassTable, write_class_table
+
+    path = tmp_path / "coded.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=3, height=1, count=1, dtype="uint8") as ds:
+        ds.write(np.array([[[1, 5, 200]]], np.uint8))
+    table = ClassTable(["water", "forest", "urban"], [(0, 0, 255), (0, 128, 0), (200, 0, 0)], [1, 5, 200])
+    write_class_table(str(path), table)
+    entries = class_entries(str(path))
+    assert [(v, c.getRgb()[:3], n) for v, c, n in entries] == [
+        (1, (0, 0, 255), "water"), (5, (0, 128, 0), "forest"), (200, (200, 0, 0), "urban")]
+    layer = QgsRasterLayer(str(path), "coded", "gdal")
+    assert style(layer, PREDICTION)
+    assert [(c.value, c.label) for c in layer.renderer().classes()] == [(1, "water"), (5, "forest"),
+                                                                       (200, "urban")]

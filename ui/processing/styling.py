@@ -38,7 +38,8 @@ CONFIDENCE_RAMP = ((0.0, QColor(215, 25, 28), "unsure"), (0.5, QColor(253, 174, 
 
 
 def class_entries(path: str) -> list[tuple[int, QColor, str]]:
-    """(value, colour, name) of classes 1..K in a SemiSeg class raster; value 0 is nodata."""
+    """(value, colour, name) of classes 1..K in a SemiSeg class raster; value 0 is nodata. A raster of
+    coded classes (values with gaps, such as 10, 20, 30) names its classes only: the gaps are no class."""
     ds = gdal.Open(path)
     if ds is None:
         return []
@@ -49,6 +50,8 @@ def class_entries(path: str) -> list[tuple[int, QColor, str]]:
     count = len(names) if names else _last_coloured_entry(table) + 1
     entries = []
     for value in range(1, count):
+        if names and value < len(names) and not names[value].strip():
+            continue  # a value between coded classes
         rgba = table.GetColorEntry(value) if table is not None and value < table.GetCount() else (128,) * 4
         name = names[value] if value < len(names) and names[value] else f"class {value}"
         entries.append((value, QColor(*rgba[:3]), name))

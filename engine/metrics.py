@@ -62,7 +62,9 @@ def scores_text(result: dict, names: list[str] | None = None, limit: int = TABLE
     if len(shown) > limit:
         return (f"{head}\nThe confusion matrix of {len(shown)} classes is too wide to print; it is in the "
                 "JSON (\"confusion\": a row per truth class, a column per map class, in class order).")
-    labels = [_cut(names[i] if names[i] == f"class {i + 1}" else f"{i + 1} {names[i]}") for i in shown]
+    values = result.get("class_values") or list(range(1, k + 1))  # coded classes: each row's map value
+    labels = [_cut(names[i] if names[i] == f"class {values[i]}" else f"{values[i]} {names[i]}")
+              for i in shown]
     corner = "truth \\ map"
     first = max(len(corner), *(len(s) for s in labels))
     widths = [max(len(s), *(len(f"{v:,}") for v in cm[shown, i])) for s, i in zip(labels, shown, strict=True)]

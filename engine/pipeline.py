@@ -480,7 +480,17 @@ def evaluate(prediction: str, truth: str) -> dict:
     if truth_map.patches is None:
         raise InputError(f"Truth {truth} has no labeled pixel over the prediction; give a truth raster "
                          "that overlaps it.", "truth_empty")
-    return scores(confusion(truth_map.full(), pred, k), names)
+    full = truth_map.full()
+    from engine.labels import coded  # noqa: PLC0415
+
+    values = sorted(set(np.flatnonzero(np.bincount(pred.ravel(), minlength=256)[1:]) + 1)
+                    | set(np.flatnonzero(truth_map.histogram()[1:]) + 1))
+    if coded(values):  # class codes (10, 20, 30): scored as those classes, not every value up to the largest
+        lut = np.zeros(256, np.uint8)
+        lut[values] = np.arange(1, len(values) + 1)
+        result = scores(confusion(lut[full], lut[pred], len(values)), [names[v - 1] for v in values])
+        return {**result, "class_values": [int(v) for v in values]}  # the map's value of each row
+    return scores(confusion(full, pred, k), names)
 
 
 def describe(model_path: str) -> dict:

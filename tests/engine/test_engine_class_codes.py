@@ -61,6 +61,13 @@ def test_codes_are_classes_and_the_map_keeps_them(coded, tmp_path, capsys):
             total += int(held.sum())
     assert metrics["map_val_pixels"] == total > 0
     assert metrics["map_val_oa"] == pytest.approx(right / total) and right > 0
+    # evaluate scores the codes as three classes, not a matrix of every value up to 200
+    rc, stdout, err = run_cli(capsys, ["evaluate", "--prediction", out / "prediction.tif", "--truth",
+                                       coded["coded"]])
+    assert rc == 0, err
+    scored = json.loads(stdout)
+    assert scored["class_values"] == [1, 5, 200] and len(scored["confusion"]) == 3
+    assert list(scored["per_class_iou"]) == ["class 1", "class 5", "class 200"]
 
 
 def test_a_map_held_to_coded_labels_and_a_code_the_model_lacks(coded, tmp_path, capsys):

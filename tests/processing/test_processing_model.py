@@ -18,6 +18,14 @@ from qgis.core import (
 )
 
 
+def expose(child: QgsProcessingModelChildAlgorithm, name: str, description: str, output: str) -> None:
+    """Make ``child``'s ``output`` the model output ``name``."""
+    model_output = QgsProcessingModelOutput(name, description)
+    model_output.setChildId(child.childId())
+    model_output.setChildOutputName(output)
+    child.setModelOutputs({name: model_output})
+
+
 def train_then_predict_model() -> QgsProcessingModelAlgorithm:
     """Inputs: image, labels. Train on them (tiny settings), then segment the image with that model."""
     model = QgsProcessingModelAlgorithm("Train then predict", "SemiSeg tests")
@@ -42,10 +50,7 @@ def train_then_predict_model() -> QgsProcessingModelAlgorithm:
     predict.addParameterSources("MODEL", [trained_model])
     predict.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("image")])
     predict.addParameterSources("DEVICE", [QgsProcessingModelChildParameterSource.fromStaticValue("cpu")])
-    output = QgsProcessingModelOutput("prediction", "Prediction")
-    output.setChildId("predict")
-    output.setChildOutputName("OUTPUT")
-    predict.setModelOutputs({"prediction": output})
+    expose(predict, "prediction", "Prediction", "OUTPUT")
     model.addChildAlgorithm(predict)
     return model
 
@@ -91,10 +96,7 @@ def segment_then_polygons_model(keep_folder: bool) -> QgsProcessingModelAlgorith
     for name, value in {**TINY_TRAINING, "METHOD": 0}.items():
         segment.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
     if keep_folder:
-        folder = QgsProcessingModelOutput("run", "Run folder")
-        folder.setChildId("segment")
-        folder.setChildOutputName("OUTPUT_FOLDER")
-        segment.setModelOutputs({"run": folder})
+        expose(segment, "run", "Run folder", "OUTPUT_FOLDER")
     model.addChildAlgorithm(segment)
 
     polygons = QgsProcessingModelChildAlgorithm("semiseg:polygons")
@@ -102,10 +104,7 @@ def segment_then_polygons_model(keep_folder: bool) -> QgsProcessingModelAlgorith
     polygons.addParameterSources("PREDICTION", [
         QgsProcessingModelChildParameterSource.fromChildOutput("segment", "PREDICTION")])
     polygons.addParameterSources("MIN_PIXELS", [QgsProcessingModelChildParameterSource.fromStaticValue(4)])
-    output = QgsProcessingModelOutput("polygons", "Polygons")
-    output.setChildId("polygons")
-    output.setChildOutputName("OUTPUT")
-    polygons.setModelOutputs({"polygons": output})
+    expose(polygons, "polygons", "Polygons", "OUTPUT")
     model.addChildAlgorithm(polygons)
     return model
 

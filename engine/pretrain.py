@@ -168,7 +168,11 @@ def cached_encoder(path: str, key: str, reporter: Reporter) -> EncoderFile | Non
         return None
     try:
         enc = load_encoder(path)
-    except InputError:
+    except InputError as e:
+        if not path.lower().endswith(".semienc"):  # another file (a model, a map): never replaced
+            raise InputError(f"Encoder cache {path} is not an encoder file and is left as it is; give "
+                             "--encoder-cache a .semienc path (a damaged .semienc is pretrained again).",
+                             "encoder_cache_invalid") from e
         reporter.warning(f"The cached encoder {path} is damaged or not an encoder file; pretraining again "
                          "and replacing it.", "encoder_cache_invalid")
         return None

@@ -82,3 +82,19 @@ def test_cache_errors_are_one_sentence(tmp_path, capsys):
     assert main([*args, "--method", "inpaint", "--encoder-cache", str(tmp_path)]) == 2  # a folder
     assert "give --encoder-cache a file path" in capsys.readouterr().err
     assert not os.path.exists(cache)
+
+
+def test_a_cache_path_that_is_another_file_is_never_replaced(tmp_path, capsys):
+    """A model given as the cache by mistake (it ends in .semiseg, not .semienc) is refused and kept."""
+    paths = write_scene(str(tmp_path), 64, 64, bands=3, classes=3, seed=10)
+    model = tmp_path / "m.semiseg"
+    assert main(["train", "--image", paths["image"], "--labels", paths["labels"], "--steps", "1",
+                 "--tile-size", "32", "--out", str(model), *TINY[:6]]) == 0
+    before = model.read_bytes()
+    capsys.readouterr()
+    code = main(["run", "--image", paths["image"], "--labels", paths["labels"], "--method", "inpaint",
+                 "--pretrain-steps", "3", "--steps", "2", "--tile-size", "32",
+                 "--out-dir", str(tmp_path / "r"), *TINY, "--encoder-cache", str(model)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"Encoder cache {model} is not an encoder file" in err and ".semienc" in err, err
+    assert model.read_bytes() == before and not (tmp_path / "r").exists()

@@ -415,7 +415,7 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
         from engine.labels import load_labels  # noqa: PLC0415
 
         try:
-            labels = load_labels(path, ds, min_classes=1)
+            labels = load_labels(path, ds, min_classes=1, keep_values=True)  # the map's own values
         except InputError as e:  # its sentences speak of labels to paint: say it of the reference
             raise InputError(_as_reference(e, path), e.code.replace("labels", "reference")) from e
         rows, cols, classes = [], [], []
@@ -546,10 +546,20 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
         raise InputError(f"Reference {reference}: none of its units lies on a mapped pixel of {prediction}; "
                          "give reference data over the map.", "reference_empty")
     m, r = mapped_at[on_map], ref.classes[on_map]
+    values = np.arange(1, k + 1)  # the map value of each class of the report
+    if any(not n.strip() for n in found):  # a map of class codes (10, 20, 30): the values between are none
+        seen = set(np.flatnonzero(tally.pixels[1:k + 1]) + 1) | set(np.unique(r).tolist())
+        values = np.array([v for v in range(1, k + 1) if (v <= len(found) and found[v - 1].strip())
+                           or v in seen])
+        lut = np.zeros(max(k, 255) + 1, np.int64)
+        lut[values] = np.arange(1, len(values) + 1)
+        m, r = lut[m], lut[r]
+        names = [names[v - 1] for v in values]
+        k = len(values)
     counts = np.zeros((k, k), np.int64)
     np.add.at(counts, (m - 1, r - 1), 1)
-    amount = (tally.m2[1:k + 1] / M2_PER_HECTARE if tally.m2 is not None
-              else tally.pixels[1:k + 1].astype(np.float64))
+    amount = (tally.m2[values] / M2_PER_HECTARE if tally.m2 is not None
+              else tally.pixels[values].astype(np.float64))
     est = stratified_estimates(counts, amount)
     unit = "hectare" if tally.m2 is not None else "pixel"
     changed = int(((ref.drawn[on_map] > 0) & (ref.drawn[on_map] != m)).sum())
@@ -594,7 +604,7 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
     return {"prediction": os.path.abspath(prediction), "reference": os.path.abspath(reference),
             "units": int(on_map.sum()), "points": ref.points, "not_filled_in": ref.skipped,
             "outside_map": ref.outside + off_map, "on_training_labels": trained_on if labels else None,
-            "unit": unit,
+            "unit": unit, "class_values": [int(v) for v in values],
             "overall_accuracy": est["overall_accuracy"], "coverage": est["coverage"], "classes": classes,
             "confusion_map_by_reference": counts.tolist(),
             "area_proportions_map_by_reference": est["area_proportions"],

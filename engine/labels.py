@@ -216,7 +216,8 @@ class LabelMap:
 
 
 def load_labels(path: str, image, label_field: str | None = None, min_classes: int = 2,
-                class_names: list[str] | None = None, model_classes: ClassTable | None = None) -> LabelMap:
+                class_names: list[str] | None = None, model_classes: ClassTable | None = None,
+                keep_values: bool = False) -> LabelMap:
     """Labels from ``path`` (raster or vector) on the grid of the open ``image`` dataset, validated: some
     pixel labeled, at least ``min_classes`` classes (training needs two, holding labels in a map one).
     ``class_names``: a model's classes, which number a vector file's class names (labels for a saved
@@ -226,17 +227,19 @@ def load_labels(path: str, image, label_field: str | None = None, min_classes: i
     Class values that leave more gaps than they have classes, in a file that does not name its classes
     (codes such as 10, 20, 30, or 1, 5, 200: ``coded``), become classes 1..K with ``classes.values`` the
     codes: the network learns K classes, not one per value up to the largest, and the maps carry the codes
-    again. Fewer gaps (1, 2, 4) are classes not painted yet: they stay classes, and are warned about."""
+    again. Fewer gaps (1, 2, 4) are classes not painted yet: they stay classes, and are warned about.
+    ``keep_values``: the file's values as they are, whatever they are (a reference compared with a map,
+    which holds the codes themselves)."""
     file = source_file(path)  # FILE|layername=NAME|subset=...: a layer of a vector file
     if not os.path.exists(file):
         raise InputError(f"Labels {file} do not exist; check the path.", "labels_not_found")
     if os.path.splitext(file)[1].lower() in VECTOR_SUFFIXES:
-        labels = _from_vector(path, image, label_field or "class", class_names, model_classes)
+        labels = _from_vector(path, image, label_field or "class", class_names, model_classes, keep_values)
     else:
         labels = _from_raster(path, image)
         if model_classes is not None and model_classes.values is not None:
             labels = as_model_codes(labels, model_classes, path)
-        elif model_classes is None and len(read_category_names(path)) <= 1:  # values with no names
+        elif model_classes is None and not keep_values and len(read_category_names(path)) <= 1:  # unnamed
             labels = compact_codes(labels)
     _validate(labels, path, min_classes)
     return labels
@@ -485,7 +488,7 @@ def _class_number(value) -> int | None:
 
 
 def _from_vector(path: str, image, field: str, class_names: list[str] | None = None,
-                 model_classes: ClassTable | None = None) -> LabelMap:
+                 model_classes: ClassTable | None = None, keep_values: bool = False) -> LabelMap:
     osgeo_modules(f"Vector labels {path} need GDAL's Python bindings (osgeo); install them or rasterize the "
                   "labels to a GeoTIFF first.", "labels_vector_support")
     fix = "pass the class field with --label-field."
@@ -526,7 +529,7 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
             lut = model_classes.from_values()
             ids = [int(lut[v]) for v in ids]
             table = ClassTable.from_dict(model_classes.to_dict())  # a copy: colours below are the file's
-        elif model_classes is None and coded(distinct):
+        elif model_classes is None and not keep_values and coded(distinct):
             index = {v: i for i, v in enumerate(distinct, 1)}
             ids = [index[v] for v in ids]
             table = ClassTable([f"class {v}" for v in distinct], [default_colour(v) for v in distinct],

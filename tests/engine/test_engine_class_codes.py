@@ -127,3 +127,49 @@ def test_a_few_gaps_are_classes_not_painted_yet(coded, tmp_path):
         lab = load_labels(str(path), img)
     assert lab.num_classes == 4 and lab.classes.values is None
     assert set(np.unique(lab.full())) == {0, 1, 2, 4}
+
+
+def test_sample_and_assess_of_a_coded_map_speak_in_its_codes(coded, tmp_path, capsys):
+    """A sample of a map of codes 1, 5 and 200, checked against the truth's codes, and the truth raster of
+    codes as a reference: three classes in the report (not 200), and each unit compared code to code."""
+    from osgeo import ogr
+
+    out = tmp_path / "run"
+    assert run_cli(capsys, ["run", "--image", coded["image"], "--labels", coded["coded"], "--out-dir", out,
+                            *TINY_TRAIN, "--progress", "none"])[0] == 0
+    prediction = out / "prediction.tif"
+    with rasterio.open(coded["truth"]) as ds, rasterio.open(prediction) as pred:
+        truth = np.array([0, *CODES.values()], np.uint8)[ds.read(1)]
+        mapped, transform = pred.read(1), pred.transform
+    sample = tmp_path / "sample.gpkg"
+    rc, _, err = run_cli(capsys, ["sample", "--prediction", prediction, "--out", sample, "--per-class", "10"])
+    assert rc == 0, err
+    vec = ogr.Open(str(sample), 1)
+    layer = vec.GetLayer(0)
+    agree = total = 0
+    for f in layer:
+        col, row = ~transform * f.GetGeometryRef().GetPoint_2D()
+        value = int(truth[int(row), int(col)])
+        assert f["map_class"] in CODES.values()
+        f.SetField("reference", value)
+        layer.SetFeature(f)
+        agree, total = agree + (value == f["map_class"]), total + 1
+    vec = layer = None
+    report = tmp_path / "report.json"
+    rc, _, err = run_cli(capsys, ["assess", "--prediction", prediction, "--reference", sample,
+                                  "--out", report])
+    assert rc == 0, err
+    result = json.loads(report.read_text())
+    assert list(result["classes"]) == ["class 1", "class 5", "class 200"]
+    assert result["class_values"] == [1, 5, 200] and len(result["confusion_map_by_reference"]) == 3
+    assert result["units"] == total and np.trace(np.array(result["confusion_map_by_reference"])) == agree
+    coded_truth = write_raster(tmp_path / "truth_codes.tif", truth, **coded["profile"])
+    rc, _, err = run_cli(capsys, ["assess", "--prediction", prediction, "--reference", coded_truth,
+                                  "--out", report])
+    assert rc == 0, err
+    result = json.loads(report.read_text())
+    scored = truth > 0
+    raw = float(np.mean(mapped[scored] == truth[scored]))  # every pixel, each class's share as in the map
+    confusion = np.array(result["confusion_map_by_reference"])
+    assert confusion.shape == (3, 3) and result["units"] == int(scored.sum())
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(raw)

@@ -16,7 +16,7 @@ import traceback
 
 from engine import __version__
 from engine.config import PRESETS, WARM_START_SHARE, make_config
-from engine.errors import Cancelled, SemiSegError, disk_full
+from engine.errors import Cancelled, OutputError, SemiSegError, disk_full
 from engine.progress import Reporter
 
 
@@ -492,6 +492,10 @@ def _dispatch(a: argparse.Namespace, rep: Reporter, cancel) -> dict | None:
         return None
     if a.command == "export":
         from engine.export import export_onnx  # noqa: PLC0415  (needs onnx; only loaded for export)
+
+        if not a.onnx.lower().endswith(".onnx"):  # what Deepness (and every ONNX runtime's dialog) looks for
+            raise OutputError(f"The export {a.onnx} must end in .onnx: Deepness opens ONNX files by that "
+                              "name.", "bad_output")
 
         rep.emit("start", command=a.command, device="cpu", engine_version=__version__, pid=os.getpid())
         result = export_onnx(modelfile.load(a.model), a.onnx, a.tile_size, a.resolution, a.fixed_size,

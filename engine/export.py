@@ -100,7 +100,8 @@ def deepness_metadata(model: SavedModel, stride: int, tile_size: int = DEFAULT_T
         "semiseg_stride": stride,
         "semiseg_class_colours": [list(c) for c in model.classes.colours],
         "semiseg_input": "float32 (N, bands, S, S): raw band values / 255; S a multiple of semiseg_stride",
-        "semiseg_output": "float32 (N, classes, S, S): softmax probabilities; channel k is class k + 1",
+        "semiseg_output": "float32 (N, classes, S, S): softmax probabilities; channel k is class k + 1, "
+                          "whose value in label and map rasters is semiseg_class_values[k]",
         "semiseg_class_values": model.classes.codes,  # each class's value in the label and map rasters
     }
     if resolution_cm is not None:

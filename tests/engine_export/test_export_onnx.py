@@ -151,3 +151,11 @@ def test_a_pixel_size_that_is_not_one_is_refused(exported, tmp_path):
                       "--resolution", bad, "--progress", "none")
         assert done.returncode == 2 and "not a pixel size" in done.stderr, done.stderr
         assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_export_is_written_only_under_an_onnx_name(exported, tmp_path):
+    for name in ("model.txt", "model"):
+        done = engine("export", "--model", exported["model"], "--onnx", str(tmp_path / name),
+                      "--progress", "none")
+        assert done.returncode == 2 and "must end in .onnx" in done.stderr, done.stderr
+        assert not (tmp_path / name).exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,12 @@ def open_image(path: str, nodata=()) -> rasterio.io.DatasetReader:
     """Open ``path`` as a raster, or raise one clear sentence saying why it cannot be used. ``nodata``:
     values that are no data in every band besides the file's own (``--nodata``; read_block)."""
     if not os.path.exists(path):
+        file, bar, _ = path.partition("|")
+        driver = re.match(r"^[A-Z][A-Z0-9_]+:(.+):[^:/\\]+$", path)  # GPKG:FILE:TABLE (a table's source)
+        if (bar and os.path.exists(file)) or (driver and os.path.exists(driver.group(1))):
+            raise InputError(f"Image {path} names a part of a file, which SemiSeg does not take for an "
+                             "image; export that raster to a GeoTIFF (in QGIS: Export → Save As) and give "
+                             "that.", "image_not_found")
         raise InputError(f"Image {path} does not exist; check the path.", "image_not_found")
     try:
         ds = rasterio.open(path)
@@ -78,7 +85,12 @@ def open_image(path: str, nodata=()) -> rasterio.io.DatasetReader:
             "image_unreadable",
         ) from e
     if ds.count < 1 or ds.width < 1 or ds.height < 1:
+        parts = [p.rsplit(":", 1)[-1] for p in ds.subdatasets]
         ds.close()
+        if parts:
+            raise InputError(f"Image {path} holds several rasters ({', '.join(parts[:5])}); export the one "
+                             "to segment to a GeoTIFF (in QGIS: Export → Save As) and give that.",
+                             "image_unreadable")
         raise InputError(f"Image {path} has no pixel bands; give a raster with at least one band.",
                          "image_unreadable")
     if ds.dtypes[0] not in SUPPORTED_DTYPES:

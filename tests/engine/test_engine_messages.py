@@ -148,3 +148,18 @@ def test_polygons_of_a_damaged_map_blame_the_map(tmp_path):
         assert line.startswith(f"Error: Prediction {cut} cannot be read (") and "free space" not in line
         assert line.endswith("it may be damaged or incomplete: make the map again.")
         assert leftovers(out.parent) == []
+
+
+def test_an_image_named_with_a_layer_or_a_table_says_to_export_it(tmp_path, capsys):
+    """QGIS names a layer of a file `FILE|layername=…` and a GeoPackage's raster table `GPKG:FILE:TABLE`:
+    the engine reads whole raster files, so it says to export that raster, not that the file is missing."""
+    from engine_helpers import random_image, run_cli
+
+    image = random_image(tmp_path / "image.tif", 32, 32)
+    for given in (f"{image}|layername=image", f"GPKG:{image}:table"):
+        rc, _, err = run_cli(capsys, ["train", "--image", given, "--labels", image, "--out",
+                                      tmp_path / "m.semiseg", "--progress", "none"])
+        assert rc == 2 and "names a part of a file" in err and "does not exist" not in err, err
+    rc, _, err = run_cli(capsys, ["train", "--image", tmp_path / "nowhere.tif|layername=x", "--labels", image,
+                                  "--out", tmp_path / "m.semiseg", "--progress", "none"])
+    assert rc == 2 and "does not exist" in err, err

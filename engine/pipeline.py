@@ -226,7 +226,11 @@ def distinct_unlabeled(image: str, unlabeled: list[str] | None, reporter: Report
     named twice would be sampled twice as often as the others."""
     kept: list[str] = []
     for path in unlabeled or []:
-        open_image(path).close()
+        try:
+            open_image(path).close()
+        except InputError as e:  # its sentence speaks of the image: say which one
+            raise InputError(f"Unlabeled image{e.message[len('Image'):]}" if e.message.startswith("Image ")
+                             else e.message, e.code) from e
         same = next((p for p in [image, *kept] if _same_file(p, path)), None)
         if same is None:
             kept.append(path)

@@ -364,7 +364,8 @@ def test_missing_unlabeled_raster_with_an_encoder_cache(capsys, scene, tmp_path)
                                   scene["out"] / "m.semiseg", "--method", "inpaint", "--unlabeled", missing,
                                   "--encoder-cache", scene["out"] / "c.semienc", "--progress", "none",
                                   *TINY_TRAIN])
-    assert "does not exist" in assert_one_sentence(rc, err, missing)
+    sentence = assert_one_sentence(rc, err, missing)
+    assert "does not exist" in sentence and f"Unlabeled image {missing}" in sentence, sentence
     assert leftovers(scene["out"]) == []
 
 

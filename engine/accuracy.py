@@ -33,7 +33,7 @@ import rasterio
 from rasterio.windows import Window
 
 from engine.areas import M2_PER_HECTARE, ClassTally
-from engine.categories import read_category_names
+from engine.categories import read_category_names, value_lut
 from engine.errors import InputError
 from engine.io_out import check_writable, partial_path, publish, write_json
 from engine.metrics import confusion, scores
@@ -551,8 +551,7 @@ def assess(prediction: str, reference: str, field: str = "reference", reporter: 
         seen = set(np.flatnonzero(tally.pixels[1:k + 1]) + 1) | set(np.unique(r).tolist())
         values = np.array([v for v in range(1, k + 1) if (v <= len(found) and found[v - 1].strip())
                            or v in seen])
-        lut = np.zeros(max(k, 255) + 1, np.int64)
-        lut[values] = np.arange(1, len(values) + 1)
+        lut = value_lut(values).astype(np.int64)
         m, r = lut[m], lut[r]
         names = [names[v - 1] for v in values]
         k = len(values)

@@ -38,6 +38,14 @@ def default_colour(class_id: int) -> Colour:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
+def value_lut(values) -> np.ndarray:
+    """(256,) uint8 look-up table: each of ``values`` (class values in a file) -> its 1-based position in
+    them, any other value -> 0. Numbers class codes (10, 20, 30) as classes 1..K."""
+    lut = np.zeros(256, np.uint8)
+    lut[np.asarray(values, np.int64)] = np.arange(1, len(values) + 1)
+    return lut
+
+
 @dataclass
 class ClassTable:
     """Names and colours of classes 1..K (index i of the lists describes class i + 1); ``values``: the
@@ -66,11 +74,7 @@ class ClassTable:
 
     def from_values(self) -> np.ndarray | None:
         """(256,) uint8 look-up table file value -> class (values of no class -> 0); None when the same."""
-        if self.values is None:
-            return None
-        lut = np.zeros(256, np.uint8)
-        lut[np.asarray(self.values)] = np.arange(1, self.num_classes + 1)
-        return lut
+        return None if self.values is None else value_lut(self.values)
 
     @classmethod
     def numbered(cls, num_classes: int) -> ClassTable:

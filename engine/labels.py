@@ -20,7 +20,7 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 from scipy import ndimage
 
-from engine.categories import ClassTable, default_colour, read_category_names, read_class_table
+from engine.categories import ClassTable, default_colour, read_category_names, read_class_table, value_lut
 from engine.errors import InputError
 from engine.raster import (
     corner_bounds,
@@ -258,8 +258,7 @@ def compact_codes(labels: LabelMap) -> LabelMap:
     present = sorted({int(v) for v in np.flatnonzero(hist[1:]) + 1} | set(labels.off_image))
     if not coded(present):
         return labels
-    lut = np.zeros(256, np.uint8)
-    lut[present] = np.arange(1, len(present) + 1)
+    lut = value_lut(present)
     t = labels.classes
     table = ClassTable([t.names[v - 1] if v <= t.num_classes else f"class {v}" for v in present],
                        [t.colours[v - 1] if v <= t.num_classes else default_colour(v) for v in present],

@@ -7,8 +7,8 @@ colours, band count and normalisation, method, metrics and provenance.
 
 from __future__ import annotations
 
+import errno
 import os
-import re
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -105,14 +105,9 @@ def atomic_save(payload: dict, path: str) -> None:
         try:
             torch.save(payload, tmp)
         except RuntimeError as e:  # torch's writer reports a failed write (a full disk) as "unexpected pos"
-            folder = os.path.dirname(os.path.abspath(path))
-            shown = re.sub(r"\.partial-\d+", "", path)
-            free = shutil.disk_usage(folder).free / 2**20
-            if free < 64:
-                raise OutputError(f"The disk is full where {folder} is ({free:.0f} MiB free) and {shown} "
-                                  "could not be written; free some space or choose an output folder on "
-                                  "another disk.", "disk_full") from e
-            raise OutputError(f"Writing {shown} failed ({str(e).strip().splitlines()[0][:160]}); check the "
+            if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 64 * 2**20:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path) from e  # the CLI's disk_full
+            raise OutputError(f"Writing {path} failed ({str(e).strip().splitlines()[0][:160]}); check the "
                               "disk, or write it to another folder.", "output_write_failed") from e
         publish(tmp, path)
     finally:

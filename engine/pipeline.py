@@ -13,7 +13,7 @@ import torch
 from rasterio.windows import Window
 
 from engine import __version__, modelfile
-from engine.categories import ClassTable
+from engine.categories import ClassTable, read_class_table, value_lut
 from engine.config import ModelConfig, TrainConfig
 from engine.data import Chip, TileSampler, build_chips, keep_validation, on_valid_pixels, split_labels
 from engine.errors import Cancelled, InputError, OutputError
@@ -125,7 +125,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
         raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least two "
                          "classes.", "labels_single_class")
     for extra in unlabeled:
-        with open_image(extra, cfg.nodata) as ds:
+        with open_image(extra, cfg.nodata, "Unlabeled image") as ds:
             if (n := band_count(ds)) != cfg.model.in_channels:
                 raise InputError(f"Unlabeled image {extra} has {n} band(s) but {image} has "
                                  f"{cfg.model.in_channels}; give rasters with the same bands.",
@@ -191,14 +191,9 @@ def _warn_unlabeled_classes(names: list[str], painted, usable, reporter: Reporte
              if u == 0]
     if len(empty) > 5:
         shown = ", ".join(f"'{n}'" for _, n, _ in empty[:5])
-        top = int(np.argmax(painted))
-        hint = ""
-        if painted[top] > 0.5 * max(1, int(np.sum(painted))):
-            hint = (f"; class {top + 1} ('{names[top]}') holds {int(painted[top])} of the "
-                    f"{int(np.sum(painted))} labeled pixels: if that value is the raster's background, "
-                    "make it 0 or the file's nodata")
+        hint = _background_hint(list(range(1, len(names) + 1)), names, painted)
         reporter.warning(f"{len(empty)} classes have no usable labeled pixel ({shown}, …), so the map will "
-                         f"not show them{hint}", "class_without_labels")
+                         f"not show them{'; ' + hint if hint else ''}", "class_without_labels")
         return
     for value, name, p in empty:
         why = "has no labeled pixel" if p == 0 else f"has its {p} labeled pixels all on nodata in the image"
@@ -208,16 +203,20 @@ def _warn_unlabeled_classes(names: list[str], painted, usable, reporter: Reporte
                          "map it", "class_without_labels")
 
 
+def _background_hint(values: list[int], names: list[str], painted) -> str:
+    """When one class holds most labeled pixels, the sentence that says its value may be the file's
+    background (exported with 255 or 99 for "nothing", and no nodata value); else ""."""
+    top, total = int(np.argmax(painted)), int(np.sum(painted))
+    if total == 0 or painted[top] <= 0.5 * total:
+        return ""
+    return (f"class {values[top]} ('{names[top]}') holds {int(painted[top])} of the {total} labeled pixels: "
+            "if that value is the raster's background, make it 0 or the file's nodata")
+
+
 def _warn_background_code(classes: ClassTable, painted, reporter: Reporter) -> None:
-    """Labels coded with gaps (1, 2, 3 and 255) where one code holds most labeled pixels: that code is
-    likely the file's background (exported with 255 or 99 for "nothing", and no nodata value)."""
-    if classes.values is None or painted.sum() == 0:
-        return
-    top = int(np.argmax(painted))
-    if painted[top] > 0.5 * painted.sum():
-        reporter.warning(f"class {classes.values[top]} ('{classes.names[top]}') holds {int(painted[top])} of "
-                         f"the {int(painted.sum())} labeled pixels: if that value is the raster's "
-                         "background, make it 0 or the file's nodata", "labels_background")
+    """Coded labels (1, 2, 3 and 255) where one code holds most labeled pixels (_background_hint)."""
+    if classes.values is not None and (hint := _background_hint(classes.values, classes.names, painted)):
+        reporter.warning(hint, "labels_background")
 
 
 def distinct_unlabeled(image: str, unlabeled: list[str] | None, reporter: Reporter) -> list[str]:
@@ -226,11 +225,7 @@ def distinct_unlabeled(image: str, unlabeled: list[str] | None, reporter: Report
     named twice would be sampled twice as often as the others."""
     kept: list[str] = []
     for path in unlabeled or []:
-        try:
-            open_image(path).close()
-        except InputError as e:  # its sentence speaks of the image: say which one
-            raise InputError(f"Unlabeled image{e.message[len('Image'):]}" if e.message.startswith("Image ")
-                             else e.message, e.code) from e
+        open_image(path, what="Unlabeled image").close()
         same = next((p for p in [image, *kept] if _same_file(p, path)), None)
         if same is None:
             kept.append(path)
@@ -270,9 +265,7 @@ def renumbered(patches: LabelPatches | None, old: ClassTable, new: ClassTable) -
     if patches is None or old.codes == new.codes:
         return patches
     lut = np.zeros(256, np.uint8)
-    new_index = {v: i for i, v in enumerate(new.codes, 1)}
-    for i, v in enumerate(old.codes, 1):
-        lut[i] = new_index.get(v, 0)
+    lut[1:old.num_classes + 1] = value_lut(new.codes)[old.codes]  # old class -> its value -> new class
     return patches.recoded(lut)
 
 
@@ -470,28 +463,23 @@ def evaluate(prediction: str, truth: str) -> dict:
             raise InputError(f"Prediction {prediction} has {ds.count} bands; give a single-band class "
                              "raster.", "prediction_bands")
         pred = ds.read(1)
-        from engine.labels import VECTOR_SUFFIXES, _from_raster  # noqa: PLC0415
+        from engine.labels import VECTOR_SUFFIXES, _from_raster, coded  # noqa: PLC0415
 
         if os.path.splitext(truth)[1].lower() in VECTOR_SUFFIXES:
             raise InputError(f"Truth {truth} is a vector file; evaluate takes a class raster on the "
                              "prediction's grid: rasterize it, or score points and polygons with assess "
                              "--reference.", "truth_vector")
         truth_map = _from_raster(truth, ds, "Truth", "the prediction")
-    from engine.categories import read_class_table  # noqa: PLC0415
-
     k = int(max(pred.max(), truth_map.max_class, truth_map.num_classes))
     names = read_class_table(prediction, k).names
     if truth_map.patches is None:
         raise InputError(f"Truth {truth} has no labeled pixel over the prediction; give a truth raster "
                          "that overlaps it.", "truth_empty")
     full = truth_map.full()
-    from engine.labels import coded  # noqa: PLC0415
-
     values = sorted(set(np.flatnonzero(np.bincount(pred.ravel(), minlength=256)[1:]) + 1)
                     | set(np.flatnonzero(truth_map.histogram()[1:]) + 1))
     if coded(values):  # class codes (10, 20, 30): scored as those classes, not every value up to the largest
-        lut = np.zeros(256, np.uint8)
-        lut[values] = np.arange(1, len(values) + 1)
+        lut = value_lut(values)
         result = scores(confusion(lut[full], lut[pred], len(values)), [names[v - 1] for v in values])
         return {**result, "class_values": [int(v) for v in values]}  # the map's value of each row
     return scores(confusion(full, pred, k), names)

@@ -66,36 +66,37 @@ class BandStats:
         return np.clip(y, -1.0, 2.0, out=y)
 
 
-def open_image(path: str, nodata=()) -> rasterio.io.DatasetReader:
+def open_image(path: str, nodata=(), what: str = "Image") -> rasterio.io.DatasetReader:
     """Open ``path`` as a raster, or raise one clear sentence saying why it cannot be used. ``nodata``:
-    values that are no data in every band besides the file's own (``--nodata``; read_block)."""
+    values that are no data in every band besides the file's own (``--nodata``; read_block). ``what``:
+    what the sentences call the raster ("Unlabeled image")."""
     if not os.path.exists(path):
         file, bar, _ = path.partition("|")
         driver = re.match(r"^[A-Z][A-Z0-9_]+:(.+):[^:/\\]+$", path)  # GPKG:FILE:TABLE (a table's source)
         if (bar and os.path.exists(file)) or (driver and os.path.exists(driver.group(1))):
-            raise InputError(f"Image {path} names a part of a file, which SemiSeg does not take for an "
+            raise InputError(f"{what} {path} names a part of a file, which SemiSeg does not take for an "
                              "image; export that raster to a GeoTIFF (in QGIS: Export → Save As) and give "
                              "that.", "image_not_found")
-        raise InputError(f"Image {path} does not exist; check the path.", "image_not_found")
+        raise InputError(f"{what} {path} does not exist; check the path.", "image_not_found")
     try:
         ds = rasterio.open(path)
     except (RasterioIOError, OSError) as e:
         raise InputError(
-            f"Image {path} is not a raster GDAL can read; give a GeoTIFF or another GDAL raster format.",
+            f"{what} {path} is not a raster GDAL can read; give a GeoTIFF or another GDAL raster format.",
             "image_unreadable",
         ) from e
     if ds.count < 1 or ds.width < 1 or ds.height < 1:
         parts = [p.rsplit(":", 1)[-1] for p in ds.subdatasets]
         ds.close()
         if parts:
-            raise InputError(f"Image {path} holds several rasters ({', '.join(parts[:5])}); export the one "
+            raise InputError(f"{what} {path} holds several rasters ({', '.join(parts[:5])}); export the one "
                              "to segment to a GeoTIFF (in QGIS: Export → Save As) and give that.",
                              "image_unreadable")
-        raise InputError(f"Image {path} has no pixel bands; give a raster with at least one band.",
+        raise InputError(f"{what} {path} has no pixel bands; give a raster with at least one band.",
                          "image_unreadable")
     if ds.dtypes[0] not in SUPPORTED_DTYPES:
         ds.close()
-        raise InputError(f"Image {path} has pixel type {ds.dtypes[0]}, which SemiSeg cannot use; "
+        raise InputError(f"{what} {path} has pixel type {ds.dtypes[0]}, which SemiSeg cannot use; "
                          "convert it to uint8, uint16, int16 or float32.", "image_dtype")
     ds.extra_nodata = tuple(np.float32(v) for v in nodata or ())  # read_block
     return ds

@@ -65,11 +65,11 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
             enc = cached_encoder(cache, key, reporter)
         if enc is not None and enc.bands != bands:
             raise InputError(f"Encoder {cfg.inpaint.init} was pretrained on {enc.bands} band(s) but {image} "
-                             f"has {bands}; pretrain on this image (python -m engine pretrain).",
+                             f"has {band_summary(ds)}; pretrain on this image (python -m engine pretrain).",
                              "band_mismatch")
         if warm is not None and warm.bands != bands:
             raise InputError(f"Model {cfg.warm_start} was trained on {warm.bands} band(s) but {image} has "
-                             f"{bands}; warm-start from a model of this image, or train without "
+                             f"{band_summary(ds)}; warm-start from a model of this image, or train without "
                              "--warm-start.", "band_mismatch")
         # fine-tuning normalises with the statistics the encoder was pretrained with; a warm start with
         # those its weights were trained with
@@ -126,8 +126,8 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                          "classes.", "labels_single_class")
     for extra in unlabeled:
         with open_image(extra, cfg.nodata, "Unlabeled image") as ds:
-            if (n := band_count(ds)) != cfg.model.in_channels:
-                raise InputError(f"Unlabeled image {extra} has {n} band(s) but {image} has "
+            if band_count(ds) != cfg.model.in_channels:
+                raise InputError(f"Unlabeled image {extra} has {band_summary(ds)} but {image} has "
                                  f"{cfg.model.in_channels}; give rasters with the same bands.",
                                  "band_mismatch")
             chips += build_chips(ds, stats, None, None, cfg.memory_budget_mb // 2, cfg.seed)

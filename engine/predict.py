@@ -30,6 +30,7 @@ from engine.modelfile import SavedModel
 from engine.progress import Reporter
 from engine.raster import (
     band_count,
+    band_summary,
     gdal_cache,
     map_crs,
     map_window_transform,
@@ -227,8 +228,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
                               "bad_output")
         check_writable(p)
     with open_image(image_path, nodata) as ds:
-        if (bands := band_count(ds)) != model.bands:
-            raise InputError(f"Image {image_path} has {bands} band(s) but the model was trained on "
+        if band_count(ds) != model.bands:
+            raise InputError(f"Image {image_path} has {band_summary(ds)} but the model was trained on "
                              f"{model.bands}; use an image with the same bands or retrain the model.",
                              "band_mismatch")
         ar, ac, ah, aw = area or (0, 0, ds.height, ds.width)

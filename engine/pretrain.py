@@ -30,7 +30,7 @@ from engine.errors import InputError
 from engine.inpainting import InpaintingPretrainer
 from engine.modelfile import atomic_save, safe_load
 from engine.progress import Reporter
-from engine.raster import BandStats, band_count, compute_band_stats, open_image
+from engine.raster import BandStats, band_count, band_summary, compute_band_stats, open_image
 from engine.runtime import NEVER_CANCELLED, CancelToken
 
 FORMAT = "semiseg-encoder"
@@ -113,7 +113,7 @@ def unlabeled_chips(paths: list[str], stats: BandStats | None, bands: int | None
         with open_image(path, nodata) as ds:
             here = band_count(ds)
             if bands is not None and here != bands:
-                raise InputError(f"Image {path} has {here} band(s) but {paths[0]} has {bands}; give "
+                raise InputError(f"Image {path} has {band_summary(ds)} but {paths[0]} has {bands}; give "
                                  "rasters with the same bands.", "band_mismatch")
             if stats is None:
                 stats = compute_band_stats(ds, path, seed=seed)

@@ -134,10 +134,11 @@ def band_count(ds) -> int:
 
 
 def band_summary(ds) -> str:
-    """"3 band(s)", with "+ alpha" where an alpha band gives the mask: for progress messages."""
+    """"3 band(s)", with "+ alpha" where an alpha band gives the mask, and why a one-band paletted raster
+    counts 3: for progress messages and band-mismatch sentences."""
     n = band_count(ds)
     if palette_lut(ds) is not None:
-        return "3 band(s): the colours of its palette"
+        return "3 band(s) (the red, green and blue of its colour table)"
     return f"{n} band(s)" + (" + alpha (used as the mask)" if n < ds.count else "")
 
 

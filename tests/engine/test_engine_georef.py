@@ -300,3 +300,22 @@ def test_paletted_image_is_read_as_its_colours(tmp_path, capsys):
     with rasterio.open(out / "prediction.tif") as ds:
         pred = ds.read(1)
     assert np.all((pred == 0) == (index == 0))
+
+
+def test_paletted_raster_of_other_bands_says_why_it_counts_three(tmp_path, capsys):
+    """A paletted raster beside a 5-band image is refused with the reason it counts three bands (its
+    colour table's red, green and blue), not just "has 3 band(s)" for a file that holds one."""
+    scene = write_scene(str(tmp_path), 64, 80, bands=5, classes=3, seed=13, dtype="uint8")
+    with rasterio.open(scene["truth"]) as ds:
+        truth, profile = ds.read(1), ds.profile
+    scan = tmp_path / "scan.tif"
+    profile.update(photometric="palette")
+    with rasterio.open(scan, "w", **profile) as ds:
+        ds.write(truth.astype(np.uint8), 1)
+        ds.write_colormap(1, {0: (0, 0, 0, 255), 1: (20, 90, 200, 255), 2: (30, 140, 40, 255),
+                              3: (200, 190, 120, 255)})
+    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", scene["labels"], "--unlabeled",
+                                  scan, "--out-dir", tmp_path / "out", "--progress", "none", *TINY_TRAIN])
+    assert rc == 2
+    assert f"Unlabeled image {scan} has 3 band(s) (the red, green and blue of its colour table)" in err
+    assert "has 5" in err and not (tmp_path / "out" / "prediction.tif").exists()

@@ -173,3 +173,21 @@ def test_sample_and_assess_of_a_coded_map_speak_in_its_codes(coded, tmp_path, ca
     confusion = np.array(result["confusion_map_by_reference"])
     assert confusion.shape == (3, 3) and result["units"] == int(scored.sum())
     assert np.trace(confusion) / confusion.sum() == pytest.approx(raw)
+
+
+def test_many_empty_classes_point_at_a_background_value(coded, tmp_path, capsys):
+    """Values 1-6 and 13 are class numbers (six gaps, seven values: not codes), so classes 7-12 are empty;
+    their one warning names the value holding most labeled pixels as the file's likely background."""
+    labels = coded["plain"].copy()
+    labels[:4, :4] = 4
+    labels[-4:, :4] = 5
+    labels[:4, -4:] = 6
+    labels[40:90, 40:90] = 13
+    path = write_raster(tmp_path / "background.tif", labels, **coded["profile"])
+    rc, stdout, err = run_cli(capsys, ["run", "--image", coded["image"], "--labels", path, "--out-dir",
+                                       tmp_path / "run", "--progress", "jsonl", *TINY_TRAIN])
+    assert rc == 0, err
+    [warning] = [e["message"] for e in jsonl_events(stdout) if e.get("code") == "class_without_labels"]
+    assert warning.startswith("6 classes have no usable labeled pixel ('class 7', ")
+    assert f"class 13 ('class 13') holds {int((labels == 13).sum())} of the {int((labels > 0).sum())}" in warning
+    assert "make it 0 or the file's nodata" in warning

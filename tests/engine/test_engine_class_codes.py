@@ -189,5 +189,6 @@ def test_many_empty_classes_point_at_a_background_value(coded, tmp_path, capsys)
     assert rc == 0, err
     [warning] = [e["message"] for e in jsonl_events(stdout) if e.get("code") == "class_without_labels"]
     assert warning.startswith("6 classes have no usable labeled pixel ('class 7', ")
-    assert f"class 13 ('class 13') holds {int((labels == 13).sum())} of the {int((labels > 0).sum())}" in warning
+    held, total = int((labels == 13).sum()), int((labels > 0).sum())
+    assert f"class 13 ('class 13') holds {held} of the {total}" in warning
     assert "make it 0 or the file's nodata" in warning

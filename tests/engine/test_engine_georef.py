@@ -314,8 +314,9 @@ def test_paletted_raster_of_other_bands_says_why_it_counts_three(tmp_path, capsy
         ds.write(truth.astype(np.uint8), 1)
         ds.write_colormap(1, {0: (0, 0, 0, 255), 1: (20, 90, 200, 255), 2: (30, 140, 40, 255),
                               3: (200, 190, 120, 255)})
-    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", scene["labels"], "--unlabeled",
-                                  scan, "--out-dir", tmp_path / "out", "--progress", "none", *TINY_TRAIN])
+    rc, _, err = run_cli(capsys, ["run", "--image", scene["image"], "--labels", scene["labels"],
+                                  "--unlabeled", scan, "--out-dir", tmp_path / "out", "--progress", "none",
+                                  *TINY_TRAIN])
     assert rc == 2
     assert f"Unlabeled image {scan} has 3 band(s) (the red, green and blue of its colour table)" in err
     assert "has 5" in err and not (tmp_path / "out" / "prediction.tif").exists()

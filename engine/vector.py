@@ -152,13 +152,16 @@ UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS")
 def geometry_in(feature, layer, target, source: str = ""):
     """A copy of ``feature``'s geometry in the spatial reference ``target`` (as it is when either CRS is
     unknown: none, GDAL's "undefined" ones, a local engineering CRS); None when the feature has no
-    geometry. Coordinates that cannot be transformed are refused with a sentence naming ``source``."""
-    from osgeo import osr  # noqa: PLC0415
+    geometry. Curved and curve-capable geometries (arcs digitised in QGIS, CurvePolygon, MultiSurface from
+    a FileGDB or cadastre export) come as their straight-segment equivalent, which rasterizing takes.
+    Coordinates that cannot be transformed are refused with a sentence naming ``source``."""
+    from osgeo import ogr, osr  # noqa: PLC0415
 
     g = feature.GetGeometryRef()
     if g is None:
         return None
-    g = g.Clone()
+    kind = g.GetGeometryType()
+    g = g.GetLinearGeometry() if g.HasCurveGeometry() or ogr.GT_GetLinear(kind) != kind else g.Clone()
     sref = g.GetSpatialReference() or layer.GetSpatialRef()
     if target is None or sref is None or sref.IsLocal() or sref.GetName() in UNDEFINED_SRS:
         return g

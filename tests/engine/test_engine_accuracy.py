@@ -291,26 +291,7 @@ def test_a_changed_map_and_a_polygon_reference_are_warned_about(tmp_path, capsys
     codes = {e.get("code") for e in jsonl_events(out) if e["event"] == "warning"}
     assert codes == {"sample_map_changed", "class_not_sampled", "no_omission_seen"}
 
-    gpkg = tmp_path / "ref.gpkg"  # two reference polygons, in another CRS than the map
-    vec = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(4326)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    to_wgs = osr.CoordinateTransformation(_utm(), srs)
-    layer = vec.CreateLayer("ref", srs, ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("reference", ogr.OFTInteger))
-    for value, (c0, c1) in ((1, (2, 20)), (3, (55, 85))):
-        ring = ogr.Geometry(ogr.wkbLinearRing)
-        for c, r in ((c0, 10), (c1, 10), (c1, 30), (c0, 30), (c0, 10)):
-            ring.AddPoint_2D(*TRANSFORM * (c, r))
-        poly = ogr.Geometry(ogr.wkbPolygon)
-        poly.AddGeometry(ring)
-        poly.Transform(to_wgs)
-        f = ogr.Feature(layer.GetLayerDefn())
-        f.SetField("reference", value)
-        f.SetGeometry(poly)
-        layer.CreateFeature(f)
-    vec = None
+    gpkg = _polygon_reference(tmp_path / "ref.gpkg")
     rc, out, _ = run_cli(capsys, ["assess", "--prediction", path, "--reference", gpkg, "--progress", "jsonl"])
     assert rc == 0
     events = jsonl_events(out)
@@ -325,6 +306,45 @@ def _utm():
     srs.ImportFromEPSG(32633)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     return srs
+
+def _polygon_reference(gpkg: Path, multi_surface: bool = False) -> Path:
+    """Two reference polygons (water, forest) in another CRS than the map; as MultiSurfaces (a FileGDB
+    or cadastre export's kind) when asked."""
+    vec = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_wgs = osr.CoordinateTransformation(_utm(), srs)
+    layer = vec.CreateLayer("ref", srs, ogr.wkbMultiSurface if multi_surface else ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("reference", ogr.OFTInteger))
+    for value, (c0, c1) in ((1, (2, 20)), (3, (55, 85))):
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for c, r in ((c0, 10), (c1, 10), (c1, 30), (c0, 30), (c0, 10)):
+            ring.AddPoint_2D(*TRANSFORM * (c, r))
+        poly = ogr.Geometry(ogr.wkbPolygon)
+        poly.AddGeometry(ring)
+        poly.Transform(to_wgs)
+        f = ogr.Feature(layer.GetLayerDefn())
+        f.SetField("reference", value)
+        f.SetGeometry(ogr.ForceTo(poly, ogr.wkbMultiSurface) if multi_surface else poly)
+        layer.CreateFeature(f)
+    vec = None
+    return gpkg
+
+
+def test_a_multi_surface_reference_counts_the_pixels_its_polygons_do(tmp_path, capsys):
+    _, pred = _scene()
+    path = _write_map(tmp_path, pred)
+    done = {}
+    for multi in (False, True):
+        ref = _polygon_reference(tmp_path / f"ref-{multi}.gpkg", multi_surface=multi)
+        rc, out, err = run_cli(capsys, ["assess", "--prediction", path, "--reference", ref, "--progress",
+                                        "jsonl"])
+        assert rc == 0, err
+        done[multi] = jsonl_events(out)[-1]
+    assert done[True]["units"] == done[False]["units"] > 0
+    assert done[True]["classes"] == done[False]["classes"]
+
 
 
 def test_a_truth_raster_is_a_reference_too(tmp_path):

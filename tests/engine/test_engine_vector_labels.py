@@ -349,3 +349,26 @@ def test_an_empty_class_value_is_unlabeled_and_names_differing_in_case_are_named
                                   "--progress", "none"])
     assert rc == 0, err
     assert "name the classes 'Water' and 'water', which differ only in case" in err
+
+
+def test_curved_and_multi_surface_geometries_are_read_as_their_straight_equivalent(scene, tmp_path):
+    """MultiSurface, CurvePolygon and CompoundCurve features (QGIS's curve digitising, FileGDB and
+    cadastre exports) label the pixels their plain Polygon / LineString twins label (they raised a
+    traceback from the GeoJSON conversion before)."""
+    feats = named_features(scene["truth_array"])
+    curved = [(feats[0][0].replace("POLYGON((", "MULTISURFACE(((") + ")", *feats[0][1:]),
+              (feats[1][0].replace("POLYGON((", "CURVEPOLYGON(("), *feats[1][1:]),
+              feats[2],
+              (feats[3][0].replace("LINESTRING(", "COMPOUNDCURVE((").rstrip(")") + "))", *feats[3][1:])]
+    plain = write_gpkg(tmp_path / "plain.gpkg", feats)
+    bent = write_gpkg(tmp_path / "curved.gpkg", curved, to_epsg=4326)
+    src = ogr.Open(str(bent))
+    kinds = {ogr.GeometryTypeToName(f.GetGeometryRef().GetGeometryType()) for f in src.GetLayer(0)}
+    src = None
+    assert {"Multi Surface", "Curve Polygon", "Compound Curve"} <= kinds, kinds
+    with rasterio.open(scene["image"]) as img:
+        a = load_labels(str(plain), img, "landcover").full()
+        b = load_labels(str(bent), img, "landcover").full()
+    assert a.any()
+    both = (a > 0) & (b > 0)
+    assert np.all(a[both] == b[both]) and both.sum() >= 0.85 * (a > 0).sum()

@@ -42,6 +42,7 @@ from engine.raster import grid_window, row_blocks
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.vector import (
     geometry_in,
+    is_vector_source,
     missing_bindings,
     open_layer,
     osgeo_modules,
@@ -54,7 +55,6 @@ WRITE_CHUNK = 20_000  # sample points written between cancel checks and progress
 PER_CLASS = 50  # points per map class: Olofsson et al. suggest 50-100 for the rare classes
 Z95 = 1.96  # half width of a 95 % interval in standard errors (the convention the literature reports in)
 BLOCK_BYTES = 16 * 2**20  # map rows read at a time (whole rows of the file's tiles, at least)
-VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab", ".csv"}
 SAMPLE_FIELDS = ("id", "map_class", "map_name", "reference")
 
 
@@ -411,7 +411,7 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
     file = source_file(path)  # FILE|layername=NAME|subset=...: a layer of a vector file
     if not os.path.exists(file):
         raise InputError(f"Reference {file} does not exist; check the path.", "reference_not_found")
-    if os.path.splitext(file)[1].lower() not in VECTOR_SUFFIXES:
+    if not is_vector_source(path):
         from engine.labels import load_labels  # noqa: PLC0415
 
         try:

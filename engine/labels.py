@@ -31,9 +31,7 @@ from engine.raster import (
     map_window_transform,
     row_blocks,
 )
-from engine.vector import geometry_in, open_layer, osgeo_modules, raster_srs, source_file
-
-VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab"}
+from engine.vector import geometry_in, is_vector_source, open_layer, osgeo_modules, raster_srs, source_file
 
 
 @dataclass
@@ -233,7 +231,7 @@ def load_labels(path: str, image, label_field: str | None = None, min_classes: i
     file = source_file(path)  # FILE|layername=NAME|subset=...: a layer of a vector file
     if not os.path.exists(file):
         raise InputError(f"Labels {file} do not exist; check the path.", "labels_not_found")
-    if os.path.splitext(file)[1].lower() in VECTOR_SUFFIXES:
+    if is_vector_source(path):
         labels = _from_vector(path, image, label_field or "class", class_names, model_classes, keep_values)
     else:
         labels = _from_raster(path, image)

@@ -463,9 +463,10 @@ def evaluate(prediction: str, truth: str) -> dict:
             raise InputError(f"Prediction {prediction} has {ds.count} bands; give a single-band class "
                              "raster.", "prediction_bands")
         pred = ds.read(1)
-        from engine.labels import VECTOR_SUFFIXES, _from_raster, coded  # noqa: PLC0415
+        from engine.labels import _from_raster, coded  # noqa: PLC0415
+        from engine.vector import is_vector_source  # noqa: PLC0415
 
-        if os.path.splitext(truth)[1].lower() in VECTOR_SUFFIXES:
+        if is_vector_source(truth):
             raise InputError(f"Truth {truth} is a vector file; evaluate takes a class raster on the "
                              "prediction's grid: rasterize it, or score points and polygons with assess "
                              "--reference.", "truth_vector")

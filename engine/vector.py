@@ -74,6 +74,34 @@ def source_file(source: str) -> str:
     return source.partition("|")[0]
 
 
+# Files taken as vector sources by their name alone; any other file GDAL opens as a vector and not as a
+# raster (a FileGDB folder, a KMZ, a GPX, ...) is one too (is_vector_source).
+VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".tab", ".csv"}
+
+
+def is_vector_source(source: str) -> bool:
+    """Whether ``source`` (a path, or QGIS's ``FILE|layername=...``) is a vector file: named as one (its
+    suffix, or a layer of it), or one GDAL reads as vectors and not as a raster."""
+    file, options = source_options(source)
+    if "layername" in options or os.path.splitext(file)[1].lower() in VECTOR_SUFFIXES:
+        return True
+    try:
+        from osgeo import gdal  # noqa: PLC0415
+    except ImportError:
+        return False
+    for flags, vector in ((gdal.OF_RASTER, False), (gdal.OF_VECTOR, True)):
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+        try:
+            ds = gdal.OpenEx(file, flags)
+        except RuntimeError:
+            ds = None
+        finally:
+            gdal.PopErrorHandler()
+        if ds is not None and (not vector or ds.GetLayerCount() > 0):
+            return vector
+    return False
+
+
 def _field_names(layer) -> list[str]:
     defn = layer.GetLayerDefn()
     return [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]

@@ -372,3 +372,18 @@ def test_curved_and_multi_surface_geometries_are_read_as_their_straight_equivale
     assert a.any()
     both = (a > 0) & (b > 0)
     assert np.all(a[both] == b[both]) and both.sum() >= 0.85 * (a > 0).sum()
+
+
+def test_a_vector_format_named_by_no_known_suffix_is_read_as_vectors(scene, tmp_path):
+    """A FileGDB folder (and a GPX, KMZ, ...: any file GDAL reads as vectors and not as a raster) is
+    labels, with or without QGIS's |layername=; it was taken for a raster and refused before."""
+    from osgeo import gdal
+
+    gpkg = write_gpkg(tmp_path / "labels.gpkg", named_features(scene["truth_array"])[:3])  # the polygons
+    gdb = tmp_path / "labels.gdb"
+    assert gdal.VectorTranslate(str(gdb), str(gpkg), format="OpenFileGDB", geometryType="POLYGON") is not None
+    with rasterio.open(scene["image"]) as img:
+        want = load_labels(str(gpkg), img, "landcover").full()
+        for source in (str(gdb), f"{gdb}|layername=labels"):
+            got = load_labels(source, img, "landcover").full()
+            assert np.array_equal(got, want) and want.any(), source

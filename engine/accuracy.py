@@ -49,6 +49,7 @@ from engine.vector import (
     raster_srs,
     require_gpkg,
     source_file,
+    unplaced_hint,
 )
 
 WRITE_CHUNK = 20_000  # sample points written between cancel checks and progress events
@@ -469,8 +470,9 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
         drawn.append(np.zeros(len(rr), np.int64))
     if not rows:
         what = "lie outside the map" if outside else f"have no class in field '{field}' yet"
-        raise InputError(f"Reference {path}: its features {what}; fill in the reference class of some "
-                         "points over the map first.", "reference_empty")
+        fix = (unplaced_hint(layer, target, ds.name) if outside else "") or \
+            "fill in the reference class of some points over the map first"
+        raise InputError(f"Reference {path}: its features {what}; {fix}.", "reference_empty")
     return Reference(*(np.concatenate(a) for a in (rows, cols, classes, drawn)), points=points,
                      skipped=skipped, outside=outside)
 

@@ -31,7 +31,15 @@ from engine.raster import (
     map_window_transform,
     row_blocks,
 )
-from engine.vector import geometry_in, is_vector_source, open_layer, osgeo_modules, raster_srs, source_file
+from engine.vector import (
+    geometry_in,
+    is_vector_source,
+    open_layer,
+    osgeo_modules,
+    raster_srs,
+    source_file,
+    unplaced_hint,
+)
 
 
 @dataclass
@@ -583,8 +591,8 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
         if crop is not None:
             crops.append(crop)
     if not crops:
-        raise InputError(f"Labels {path} lie outside the image; paint or pick labels that overlap it.",
-                         "labels_outside_image")
+        fix = unplaced_hint(layer, target, image.name) or "paint or pick labels that overlap it"
+        raise InputError(f"Labels {path} lie outside the image; {fix}.", "labels_outside_image")
     return LabelMap(LabelPatches(crops), (image.height, image.width), table, notes=notes)
 
 

@@ -177,6 +177,18 @@ def raster_srs(crs):
 UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS")
 
 
+def unplaced_hint(layer, target, raster: str) -> str:
+    """Why features may miss a raster without a CRS (``target`` None) while their ``layer`` has one: their
+    coordinates are taken as the raster's own; the fix. "" when that is not the case."""
+    sref = layer.GetSpatialRef()
+    if target is not None or sref is None or sref.IsLocal() or sref.GetName() in UNDEFINED_SRS:
+        return ""
+    code, authority = sref.GetAuthorityCode(None), (sref.GetAuthorityName(None) or "").upper()
+    name = f"EPSG:{code}" if code and authority == "EPSG" else sref.GetName()
+    return (f"{raster} has no CRS, so their {name} coordinates were taken as its own: give {raster} its "
+            "CRS (in QGIS: set the layer's CRS, then export it)")
+
+
 def geometry_in(feature, layer, target, source: str = ""):
     """A copy of ``feature``'s geometry in the spatial reference ``target`` (as it is when either CRS is
     unknown: none, GDAL's "undefined" ones, a local engineering CRS); None when the feature has no

@@ -579,3 +579,12 @@ def test_a_map_without_class_names_knows_its_classes_from_its_values(tmp_path, c
     ref = write_raster(tmp_path / "t.tif", bad, crs="EPSG:32633", nodata=0, transform=TRANSFORM)
     rc, _, err = run_cli(capsys, ["assess", "--prediction", path, "--reference", ref, "--progress", "none"])
     assert rc == 2 and "holds class 9" in err and "1..4" in err, err
+
+
+def test_a_reference_in_degrees_missing_a_map_without_a_crs_says_why(tmp_path, capsys):
+    _, pred = _scene()
+    path = _write_map(tmp_path, pred, crs=None)
+    ref = _polygon_reference(tmp_path / "ref.gpkg")
+    rc, _, err = run_cli(capsys, ["assess", "--prediction", path, "--reference", ref, "--progress", "none"])
+    assert rc == 2
+    assert f"its features lie outside the map; {path} has no CRS, so their EPSG:4326 coordinates" in err

@@ -387,3 +387,20 @@ def test_a_vector_format_named_by_no_known_suffix_is_read_as_vectors(scene, tmp_
         for source in (str(gdb), f"{gdb}|layername=labels"):
             got = load_labels(source, img, "landcover").full()
             assert np.array_equal(got, want) and want.any(), source
+
+
+def test_labels_with_a_crs_missing_an_image_without_one_say_why(scene, tmp_path, capsys):
+    """An image without a CRS takes the labels' coordinates as its own (labels digitised over it in QGIS
+    work so); labels in degrees then miss it, and the sentence says that the image lacks its CRS, not
+    only that the labels lie outside it."""
+    with rasterio.open(scene["image"]) as src:
+        profile, data = src.profile, src.read()
+    profile.pop("crs")
+    bare = tmp_path / "no crs.tif"
+    with rasterio.open(bare, "w", **profile) as dst:
+        dst.write(data)
+    degrees = write_gpkg(tmp_path / "wgs84.gpkg", named_features(scene["truth_array"]), to_epsg=4326)
+    rc, _, err = run_cli(capsys, ["train", "--image", bare, "--labels", degrees, "--label-field", "landcover",
+                                  "--out", tmp_path / "m.semiseg", *TINY_TRAIN, "--progress", "none"])
+    assert rc == 2, err
+    assert f"Labels {degrees} lie outside the image; {bare} has no CRS, so their EPSG:4326 coordinates" in err

@@ -41,6 +41,7 @@ from engine.progress import Reporter
 from engine.raster import grid_window, row_blocks
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.vector import (
+    field_value,
     geometry_in,
     is_vector_source,
     missing_bindings,
@@ -439,7 +440,7 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
     rows, cols, classes, drawn = [], [], [], []
     points, skipped, outside = True, 0, 0
     for f in layer:
-        v = _class_of(f.GetField(field), names, path, field)
+        v = _class_of(field_value(f, field), names, path, field)
         g = geometry_in(f, layer, target, f"Reference {path}") if v else None
         if g is None:
             skipped += 1

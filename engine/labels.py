@@ -32,6 +32,7 @@ from engine.raster import (
     row_blocks,
 )
 from engine.vector import (
+    field_value,
     geometry_in,
     is_vector_source,
     open_layer,
@@ -504,13 +505,13 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
     feats = []  # (value, geojson geometry, dimension, colour)
     envelopes = []
     for f in layer:
-        v = f.GetField(field)
+        v = field_value(f, field)
         if isinstance(v, str) and not v.strip():  # an empty class field, like a NULL one: not a label
             v = None
         g = geometry_in(f, layer, target, f"Labels {path}") if v is not None else None
         if g is None:
             continue
-        colour = f.GetField(colour_field) if colour_field else None
+        colour = field_value(f, colour_field) if colour_field else None
         feats.append((v, g.ExportToJson(), g.GetDimension(), colour))
         envelopes.append(g.GetEnvelope())  # (min x, max x, min y, max y) in the image's CRS
     if not feats:

@@ -102,6 +102,21 @@ def is_vector_source(source: str) -> bool:
     return False
 
 
+def field_value(feature, field: str):
+    """``feature``'s value of ``field``. Text in a file whose encoding GDAL does not know (a Shapefile
+    without its .cpg, written in Latin-1 or Windows-1252, as older desktop GIS did) comes from the
+    bindings with undecodable bytes as lone surrogates ("Stra\\udcdfe"), which no file can store: it is
+    decoded as Windows-1252 (Latin-1 where that has no character), the usual encoding of such files."""
+    v = feature.GetField(field)
+    if isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v):
+        raw = v.encode("utf-8", "surrogateescape")
+        try:
+            v = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            v = raw.decode("latin-1")
+    return v
+
+
 def _field_names(layer) -> list[str]:
     defn = layer.GetLayerDefn()
     return [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]

@@ -404,3 +404,26 @@ def test_labels_with_a_crs_missing_an_image_without_one_say_why(scene, tmp_path,
                                   "--out", tmp_path / "m.semiseg", *TINY_TRAIN, "--progress", "none"])
     assert rc == 2, err
     assert f"Labels {degrees} lie outside the image; {bare} has no CRS, so their EPSG:4326 coordinates" in err
+
+
+def test_class_names_of_a_latin1_shapefile_without_its_cpg_are_decoded(scene, tmp_path):
+    """A Shapefile written in Windows-1252 whose .cpg is missing: GDAL hands its names over undecoded
+    ("Stra" + a lone surrogate + "e"), which made a map whose class names GDAL could not read back. They
+    are decoded as Windows-1252."""
+    truth = scene["truth_array"]
+    path = tmp_path / "labels.shp"
+    src = ogr.GetDriverByName("ESRI Shapefile").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    layer = src.CreateLayer("labels", srs, ogr.wkbPolygon, options=["ENCODING=CP1252"])
+    layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    for k, name in ((1, "Straße"), (2, "Wäld €")):
+        f = ogr.Feature(layer.GetLayerDefn())
+        f.SetField("class", name)
+        f.SetGeometry(ogr.CreateGeometryFromWkt(box_wkt(*interior_box(truth, k))))
+        layer.CreateFeature(f)
+    src = None
+    (tmp_path / "labels.cpg").unlink()
+    with rasterio.open(scene["image"]) as img:
+        lab = load_labels(str(path), img)
+    assert lab.classes.names == ["Straße", "Wäld €"]

@@ -16,7 +16,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.features import rasterize
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import reproject, transform, transform_bounds
 from rasterio.windows import Window
 from scipy import ndimage
 
@@ -460,8 +460,10 @@ def _from_raster(path: str, image, what: str = "Labels", on: str = "the image") 
 
 
 def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
-    """A crop of labels on another grid or CRS onto the image grid, nearest neighbour, into the image
-    window it covers only; None when nothing of it lands on the image."""
+    """A crop of labels on another grid or CRS onto the image grid, into the image window it covers only;
+    None when nothing of it lands on the image. Nearest neighbour, but labels on a finer grid than the
+    image's (strokes painted on a sharper image) go by _centres_onto: by nearest neighbour a stroke
+    thinner than an image pixel would miss the pixel centres and vanish."""
     h, w = own.array.shape
     src_transform = map_window_transform(src, own.row, own.col)
     src_crs, image_crs = map_crs(src), map_crs(image)
@@ -472,10 +474,37 @@ def _warp_crop(own: LabelCrop, src, image) -> LabelCrop | None:
     if win is None:
         return None
     r0, c0, wh, ww = win
+    label_pixel = abs((b[2] - b[0]) * (b[3] - b[1])) / (h * w)  # its area, in the image's CRS
+    dst_transform = map_window_transform(image, r0, c0)
+    if label_pixel < 0.5 * abs(dst_transform.determinant):
+        return _centres_onto(own.array, src_transform, src_crs, image_crs, dst_transform, r0, c0, (wh, ww))
     arr = np.zeros((wh, ww), np.uint8)
     reproject(own.array, arr, src_transform=src_transform, src_crs=src_crs or image_crs,
-              dst_transform=map_window_transform(image, r0, c0), dst_crs=image_crs or src_crs,
+              dst_transform=dst_transform, dst_crs=image_crs or src_crs,
               src_nodata=0, dst_nodata=0, resampling=Resampling.nearest)
+    return LabelCrop.from_array(arr, r0, c0)
+
+
+def _centres_onto(array: np.ndarray, src_transform, src_crs, image_crs, dst_transform, r0: int, c0: int,
+                  shape: tuple[int, int]) -> LabelCrop | None:
+    """Labels ``array`` of a grid finer than the image's onto the image window at (r0, c0) of ``shape``:
+    each image pixel takes the most common class among the labeled pixels whose centres fall in it."""
+    rows, cols = np.nonzero(array)
+    classes = array[rows, cols].astype(np.int64)
+    xs, ys = src_transform * (cols + 0.5, rows + 0.5)
+    if src_crs is not None and image_crs is not None and src_crs != image_crs:
+        xs, ys = (np.asarray(v) for v in transform(src_crs, image_crs, xs, ys))
+    c, r = ~dst_transform * (np.asarray(xs), np.asarray(ys))
+    r, c = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
+    inside = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
+    pixel, votes = np.unique((r * shape[1] + c)[inside] * 256 + classes[inside], return_counts=True)
+    arr = np.zeros(shape, np.uint8)
+    if len(pixel):
+        at, cls = pixel // 256, pixel % 256
+        order = np.lexsort((-votes, at))  # per pixel, its most voted class first
+        first = np.r_[True, at[order][1:] != at[order][:-1]]
+        winner = order[first]
+        arr.flat[at[winner]] = cls[winner]
     return LabelCrop.from_array(arr, r0, c0)
 
 

@@ -1,4 +1,5 @@
-"""Label rasters on another grid (coarser pixels, another CRS) are warped with nearest neighbour."""
+"""Label rasters on another grid (coarser pixels, another CRS) are warped with nearest neighbour; finer ones
+by the classes of the label pixels whose centres fall in each image pixel."""
 
 from __future__ import annotations
 
@@ -92,6 +93,40 @@ def test_label_raster_in_another_crs_is_warped_nearest(tmp_path, image):
     band[:, 28:36] = True  # the 1|3 border at column 32, away from the class-2 block
     band[60:, :] = False
     assert not np.any(got[band & (fine > 0)] == 2)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32633", "EPSG:3857"])
+def test_labels_on_a_finer_grid_keep_strokes_thinner_than_an_image_pixel(tmp_path, image, crs):
+    """Labels painted on a 4× finer grid (a sharper image): a block lands on exactly the image pixels it
+    covers, and a one-fine-pixel stroke, which misses every image pixel centre, marks the pixels it
+    crosses (by nearest neighbour it vanished and its class with it). In another CRS too."""
+    fine = np.zeros((H * 4, W * 4), np.uint8)
+    fine[80:160, 40:120] = 1  # image rows 20..39, columns 10..29
+    fine[301, 20:360] = 2  # a stroke one fine pixel high, off every image pixel centre
+    fine[200:240, 200:240] = 3
+    fine[209:211, 210] = 1  # two stray pixels in an image pixel of 3: outvoted, 14 to 2
+    fine[241:244, 242:244] = 1  # strays alone in image pixel (60, 60): theirs
+    src_transform = from_origin(*ORIGIN, 0.25, 0.25)
+    if crs != "EPSG:32633":
+        dst, w, h = calculate_default_transform("EPSG:32633", crs, W * 4, H * 4,
+                                                *rasterio.transform.array_bounds(H * 4, W * 4, src_transform))
+        merc = np.zeros((h, w), np.uint8)
+        reproject(fine, merc, src_transform=src_transform, src_crs="EPSG:32633", dst_transform=dst,
+                  dst_crs=crs, resampling=Resampling.nearest, src_nodata=0, dst_nodata=0)
+        fine, src_transform = merc, dst
+    path = write_raster(tmp_path / "fine.tif", fine, crs=crs, transform=src_transform)
+    with rasterio.open(image) as img:
+        got = load_labels(str(path), img).full()
+    if crs == "EPSG:32633":
+        want = np.zeros((H, W), np.uint8)
+        want[20:40, 10:30] = 1
+        want[75, 5:90] = 2
+        want[50:60, 50:60] = 3
+        want[60, 60] = 1
+        assert np.array_equal(got, want)
+    else:
+        assert np.count_nonzero(got[75] == 2) >= 80 and set(np.unique(got[75])) <= {0, 2}
+        assert abs(int((got == 1).sum()) - 400) <= 45 and abs(int((got == 3).sum()) - 100) <= 25
 
 
 def test_a_class_whose_labels_all_miss_the_image_is_named(tmp_path, image, capsys):

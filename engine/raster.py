@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.transform import from_gcps
 from rasterio.windows import Window
@@ -261,35 +261,102 @@ def _read_bands(ds, row: int, col: int, height: int, width: int) -> tuple[np.nda
     band_ok = np.zeros((len(bands), height, width), bool)
     if r1 <= r0 or c1 <= c0:
         return x, band_ok
-    win = Window(c0, r0, c1 - c0, r1 - r0)
-    try:
-        data, ok = _read_valid(ds, win, bands, lut)
-    except RasterioIOError as e:  # a truncated download, a damaged block, a VRT whose source is gone
-        detail = str(e).split(": ", 1)[-1][:200]
-        raise InputError(f"Image {ds.name} cannot be read at rows {r0}–{r1 - 1} ({detail}); the file may be "
-                         "damaged or incomplete (an interrupted copy or download): copy or export it again.",
-                         "image_unreadable") from e
+    data, ok = _read_valid(ds, Window(c0, r0, c1 - c0, r1 - r0), bands, lut)
     x[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
     band_ok[:, r0 - row:r1 - row, c0 - col:c1 - col] = ok
     return x, band_ok
 
 
-def _read_valid(ds, win: Window, bands: tuple[int, ...], lut: np.ndarray | None):
-    """The float32 data bands of ``win`` and each one's validity, (B, h, w) (_read_bands)."""
+def _read_valid(ds, win: Window, bands: tuple[int, ...], lut: np.ndarray | None,
+                out_shape: tuple[int, int] | None = None, look: bool = False):
+    """The float32 data bands of ``win`` and each one's validity, (B, h, w) (_read_bands). ``out_shape``:
+    (h, w) to read it decimated to (nearest pixel; GDAL takes an overview where the file has one).
+    ``look`` (valid_places, where the validity is what counts): a mask that is only a nodata value is
+    judged from the values read rather than read again, and 8- and 16-bit values stay in their type (float32
+    holds them exactly). A read that fails is one sentence (unreadable)."""
     extra = getattr(ds, "extra_nodata", ())
-    if lut is not None:  # colour numbers through the palette
-        numbers = ds.read(1, window=win)
-        rgba = lut[numbers]
-        data = np.moveaxis(rgba[..., :3], -1, 0).astype(np.float32)
-        ok = (ds.read_masks(1, window=win) > 0) & (rgba[..., 3] > 0)
-        if extra:
-            ok &= ~np.isin(numbers.astype(np.float32), extra)
-        return data, ok[None]
-    data = ds.read(list(bands), window=win).astype(np.float32, copy=False)
-    ok = (ds.read_masks(list(bands), window=win) > 0) & np.isfinite(data)
+    try:
+        if lut is not None:  # colour numbers through the palette
+            numbers = ds.read(1, window=win, out_shape=out_shape)
+            rgba = lut[numbers]
+            data = np.moveaxis(rgba[..., :3], -1, 0).astype(np.float32)
+            ok = (ds.read_masks(1, window=win, out_shape=out_shape) > 0) & (rgba[..., 3] > 0)
+            if extra:
+                ok &= ~np.isin(numbers.astype(np.float32), extra)
+            return data, ok[None]
+        shape = None if out_shape is None else (len(bands), *out_shape)
+        raw = ds.read(list(bands), window=win, out_shape=shape)
+        exact = look and raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2
+        data = raw if exact else raw.astype(np.float32, copy=False)
+        nodata = _plain_nodata(ds, bands) if look else None
+        if nodata is not None:
+            ok = np.ones(raw.shape, bool)
+            for i, value in enumerate(nodata):
+                if value is not None:
+                    ok[i] = raw[i] != raw.dtype.type(value)
+        else:
+            ok = ds.read_masks(list(bands), window=win, out_shape=shape) > 0
+    except RasterioIOError as e:  # a truncated download, a damaged block, a VRT whose source is gone
+        r0 = int(win.row_off)
+        raise InputError(unreadable("Image", ds.name, r0, r0 + int(win.height) - 1, e),
+                         "image_unreadable") from e
+    if data.dtype.kind == "f":
+        ok &= np.isfinite(data)
     if extra:
         ok &= ~np.isin(data, extra)
     return data, ok
+
+
+def _plain_nodata(ds, bands: tuple[int, ...]) -> list | None:
+    """Each band's nodata value (None: every pixel valid) when its mask is no more than that value, so
+    that the values read show it; None when a band has another mask (alpha, a mask band) or a value its
+    type holds only rounded (GDAL's rounding is not repeated here)."""
+    values = []
+    for b in bands:
+        flags, value = ds.mask_flag_enums[b - 1], ds.nodatavals[b - 1]
+        if flags == [MaskFlags.all_valid]:
+            values.append(None)
+        elif flags == [MaskFlags.nodata] and value is not None and _holds_exactly(ds.dtypes[b - 1], value):
+            values.append(value)
+        else:
+            return None
+    return values
+
+
+def _holds_exactly(dtype: str, value: float) -> bool:
+    """Whether a band of ``dtype`` holds ``value`` as GDAL compares it: any value in a float type's range
+    (GDAL rounds it to the type, as numpy does), an integer in an integer type's."""
+    if not np.issubdtype(np.dtype(dtype), np.integer):
+        return not np.isfinite(value) or abs(value) <= np.finfo(dtype).max
+    info = np.iinfo(dtype)
+    return float(value).is_integer() and info.min <= value <= info.max
+
+
+def unreadable(what: str, path: str, first: int, last: int, error: Exception) -> str:
+    """The sentence for raster ``path`` (``what``: "Image") failing to read at rows ``first``–``last``.
+
+    GDAL's message often starts with the file it could not read and ': ' ("B.tif: No such file or
+    directory"): when that is another file than ``path`` (a VRT's source tile), the sentence names it, and
+    says whether it is gone or damaged; the raster's own name is not repeated."""
+    message = re.sub(r"^Read or write failed\.\s*", "", str(error)).strip()  # rasterio's prefix
+    head, colon, detail = message.partition(": ")
+    file = re.sub(r", band \d+$", "", head) if colon else ""
+    if not file or os.path.abspath(file) == os.path.abspath(path) or not _names_a_file(file):
+        detail = (detail or message)[:200]
+        return (f"{what} {path} cannot be read at rows {first}–{last} ({detail}); the file may be damaged or "
+                "incomplete (an interrupted copy or download): copy or export it again.")
+    other = file if file.startswith("/vsi") else os.path.abspath(file)  # GDAL names it from the cwd
+    if not file.startswith("/vsi") and not os.path.exists(other):
+        return (f"{what} {path} cannot be read at rows {first}–{last}: it reads {other}, which is missing; "
+                "put that file back, or build the raster again from files that exist.")
+    return (f"{what} {path} cannot be read at rows {first}–{last}: it reads {other}, which cannot be read "
+            f"({detail[:200]}); that file may be damaged or incomplete: copy or export it again.")
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether the start of a GDAL message (before ': ') is a file's name rather than a routine's
+    ("TIFFFillTile"): a path, or a name with an extension."""
+    return "/" in text or "\\" in text or (" " not in text.strip() and bool(os.path.splitext(text)[1]))
 
 
 def sample_windows(height: int, width: int, size: int, count: int, rng: np.random.Generator):
@@ -301,8 +368,113 @@ def sample_windows(height: int, width: int, size: int, count: int, rng: np.rando
     return list(zip(rows.tolist(), cols.tolist(), strict=False))
 
 
+# The whole-image look at where the valid pixels are (valid_places): validity read decimated to at most
+# LOOK_SIDE px per side, LOOK_BYTES of band values at a time. GDAL reads it from the overviews where the
+# file has some; without, it still skips the rows between those it keeps (measured on a 50,000² uint8
+# GeoTIFF with a thin valid strip: 0.01 s with overviews, 0.05 s striped, 0.2–0.8 s tiled).
+LOOK_SIDE = 1024
+LOOK_BYTES = 32 * 2**20
+LOOK_SOURCE_BYTES = 16 * 2**20  # a decimated read spans about this much of the file's pixels
+
+
+@dataclass
+class ValidPlaces:
+    """Where a raster's valid pixels lie (valid_places): ``weight`` (gh, gw) the valid pixels found in
+    each cell of a grid over the raster, whose cells span rows ``rows[i]`` to ``rows[i + 1]`` and columns
+    ``cols[j]`` to ``cols[j + 1]``; ``band_valid`` / ``band_finite``: whether each data band showed a valid
+    pixel / a finite value; ``exact``: every pixel was looked at (else a decimated sample of them)."""
+
+    rows: np.ndarray  # (gh + 1,) int
+    cols: np.ndarray  # (gw + 1,) int
+    weight: np.ndarray  # (gh, gw) int64
+    band_valid: np.ndarray
+    band_finite: np.ndarray
+    exact: bool
+
+    def windows(self, size: int, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """Up to ``count`` (row, col) origins of size×size windows, each centred on a different cell drawn
+        at random as likely as the valid pixels found in it, in raster order; [] when none was found."""
+        cells = np.flatnonzero(self.weight)
+        if not len(cells):
+            return []
+        w = self.weight.ravel()[cells].astype(np.float64)
+        pick = np.sort(rng.choice(cells, min(count, len(cells)), replace=False, p=w / w.sum()))
+        i, j = np.divmod(pick, self.weight.shape[1])
+        height, width = int(self.rows[-1]), int(self.cols[-1])
+        r = np.clip((self.rows[i] + self.rows[i + 1]) // 2 - size // 2, 0, max(height - size, 0))
+        c = np.clip((self.cols[j] + self.cols[j + 1]) // 2 - size // 2, 0, max(width - size, 0))
+        return list(zip(r.tolist(), c.tolist(), strict=True))
+
+
+def valid_places(ds, side: int | None = LOOK_SIDE, cell: int = 256) -> ValidPlaces:
+    """A look at the whole raster for its valid pixels (as read_block judges them): its validity read
+    decimated to at most ``side`` px per side, each read pixel a cell of the grid; ``side`` None (or a
+    raster no larger) reads every pixel and counts them per ``cell``×``cell`` px. Memory stays bounded:
+    blocks of about LOOK_BYTES."""
+    height, width = ds.height, ds.width
+    bands, lut = data_bands(ds), palette_lut(ds)
+    step = 1 if side is None else max(1, -(-max(height, width) // side))  # source px per read pixel
+    unit = cell if step == 1 else 1  # read pixels per cell
+    gh, gw = -(-height // step), -(-width // step)  # the read grid
+    per_px = (3 if lut is not None else len(bands)) * 4 + len(bands) * 2
+    if unit * gw * per_px <= LOOK_BYTES:  # blocks of whole rows, a multiple of ``unit`` rows
+        bh, bw = max(unit, LOOK_BYTES // (gw * per_px) // unit * unit), gw
+    else:
+        bh, bw = unit, max(unit, LOOK_BYTES // (unit * per_px) // unit * unit)
+    if step > 1:  # few enough source rows that their tiles stay in GDAL's cache while it reads band by band
+        row_bytes = width * ds.count * np.dtype(ds.dtypes[0]).itemsize
+        bh = max(1, min(bh, LOOK_SOURCE_BYTES // (row_bytes * step)))
+    weight = np.zeros((-(-gh // unit), -(-gw // unit)), np.int64)
+    band_valid, band_finite = np.zeros(len(bands), bool), np.zeros(len(bands), bool)
+    for i0 in range(0, gh, bh):
+        for j0 in range(0, gw, bw):
+            i1, j1 = min(i0 + bh, gh), min(j0 + bw, gw)
+            r0, c0 = i0 * step, j0 * step
+            win = Window(c0, r0, min(j1 * step, width) - c0, min(i1 * step, height) - r0)
+            data, ok = _read_valid(ds, win, bands, lut, None if step == 1 else (i1 - i0, j1 - j0), look=True)
+            band_valid |= ok.any(axis=(1, 2))
+            if lut is None:
+                band_finite |= np.isfinite(data).any(axis=(1, 2)) if data.dtype.kind == "f" else True
+            valid = ok[0] if len(ok) == 1 else ok.all(axis=0)
+            if not valid.any():
+                continue
+            if unit > 1:  # counted per cell
+                ph, pw = -(-(i1 - i0) // unit) * unit, -(-(j1 - j0) // unit) * unit
+                padded = np.zeros((ph, pw), bool)
+                padded[:i1 - i0, :j1 - j0] = valid
+                counts = padded.reshape(ph // unit, unit, pw // unit, unit).sum(axis=(1, 3))
+                weight[i0 // unit:i0 // unit + len(counts), j0 // unit:j0 // unit + counts.shape[1]] = counts
+            else:
+                weight[i0:i1, j0:j1] = valid
+    edges = step * unit
+    rows = np.minimum(np.arange(weight.shape[0] + 1) * edges, height)
+    cols = np.minimum(np.arange(weight.shape[1] + 1) * edges, width)
+    return ValidPlaces(rows, cols, weight, band_valid, band_finite, exact=step == 1)
+
+
+def valid_windows(ds, size: int, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Up to ``count`` origins of size×size windows among the valid pixels of the whole raster, for when
+    windows drawn at random or on a grid missed them (a thin strip or a small patch of a large mosaic):
+    from the decimated look (valid_places); when that finds none, from a look at every pixel, so that []
+    means the raster has no valid pixel."""
+    for side in (LOOK_SIDE, None):
+        places = valid_places(ds, side, size)
+        if places.weight.any() or places.exact:
+            return places.windows(size, count, rng)
+    return []
+
+
+# Fewer valid pixels than this in the sampled windows (less than one window's worth), and fewer than half
+# the pixels they read, and the raster is looked at whole for where its valid pixels are (valid_windows),
+# so that sparse imagery is sampled fairly.
+MIN_SAMPLED = 256 * 256
+
+
 def compute_band_stats(ds, path: str = "", max_pixels: int = 2_000_000, seed: int = 0) -> BandStats:
-    """Robust per-band percentiles (2, 98) from a random sample of windows (bounded memory)."""
+    """Robust per-band percentiles (2, 98) from a random sample of windows (bounded memory). When the
+    windows hold few valid pixels or none (a mosaic whose valid pixels are a thin strip), more windows are
+    drawn among the valid pixels the whole raster shows (valid_windows); only a raster with none at all
+    is refused."""
     rng = np.random.default_rng(seed)
     size = 256
     n_windows = max(1, min(256, max_pixels // (size * size)))
@@ -311,15 +483,33 @@ def compute_band_stats(ds, path: str = "", max_pixels: int = 2_000_000, seed: in
     # until a valid pixel turns up, which bands have a valid pixel or a finite value of their own: when none
     # does, a band that never had one is what leaves the image without a valid pixel (_no_valid_pixels)
     band_valid, band_finite = np.zeros(len(bands), bool), np.zeros(len(bands), bool)
-    for r, c in sample_windows(ds.height, ds.width, size, n_windows, rng):
+    found = read = 0  # valid pixels in the windows, pixels read
+
+    def take(r: int, c: int) -> None:
+        nonlocal found, read
         x, band_ok = _read_bands(ds, r, c, min(size, ds.height), min(size, ds.width))
         valid = band_ok.all(axis=0)
+        read += valid.size
         if valid.any():
             samples.append(x[:, valid])
+            found += int(valid.sum())
         elif not samples:
-            band_valid |= band_ok.any(axis=(1, 2))
+            band_valid[:] |= band_ok.any(axis=(1, 2))
             if len(x) == len(bands):  # not a palette's colours
-                band_finite |= np.isfinite(x).any(axis=(1, 2))
+                band_finite[:] |= np.isfinite(x).any(axis=(1, 2))
+
+    for r, c in sample_windows(ds.height, ds.width, size, n_windows, rng):
+        take(r, c)
+    if found < min(MIN_SAMPLED, read // 2) and (ds.height > size or ds.width > size):  # not all in one window
+        # the decimated look (valid_windows) first; a look at every pixel when it leaves nothing valid
+        for side in (LOOK_SIDE, None):
+            places = valid_places(ds, side, size)
+            for r, c in places.windows(size, n_windows, rng):
+                take(r, c)
+            if samples or places.exact:
+                break
+        band_valid |= places.band_valid
+        band_finite |= places.band_finite
     if not samples:
         raise InputError(_no_valid_pixels(path or ds.name, bands, band_valid, band_finite),
                          "image_all_nodata")

@@ -41,12 +41,21 @@ def neighbour_differences(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def sample_windows(read: Callable[..., tuple[np.ndarray, np.ndarray]], height: int, width: int,
-                   windows: int = 16, size: int = 256):
-    """Up to ``windows`` ``size``-px (x, valid) windows spread evenly over a raster (deterministic)."""
+                   windows: int = 16, size: int = 256,
+                   more: Callable[[], Iterable[tuple[int, int]]] | None = None):
+    """Up to ``windows`` ``size``-px (x, valid) windows spread evenly over a raster (deterministic).
+
+    ``more``: when those windows hold fewer valid pixels than one window has (a mosaic whose valid
+    pixels are a thin strip between them), the (row, col) origins of windows among the raster's valid
+    pixels (engine.raster.valid_windows), read as well; the raster is looked at whole only then."""
     n = max(1, math.isqrt(windows))
     rows = sorted({int(r) for r in np.linspace(0, max(height - size, 0), n)})
     cols = sorted({int(c) for c in np.linspace(0, max(width - size, 0), n)})
-    return [read(r, c, min(size, height), min(size, width)) for r in rows for c in cols]
+    h, w = min(size, height), min(size, width)
+    blocks = [read(r, c, h, w) for r in rows for c in cols]
+    if more is not None and (height > size or width > size) and sum(int(v.sum()) for _, v in blocks) < h * w:
+        blocks += [read(r, c, h, w) for r, c in more()]
+    return blocks
 
 
 @dataclass(frozen=True, eq=False)

@@ -36,6 +36,7 @@ from engine.raster import (
     map_window_transform,
     open_image,
     read_normalised,
+    valid_windows,
 )
 from engine.runtime import NEVER_CANCELLED, CancelToken
 from engine.smooth import EdgeAwareSmoothing, sample_windows
@@ -199,10 +200,12 @@ def pick_halo(stride: int, smooth: EdgeAwareSmoothing | None = None) -> int:
     return max(64, 2 * stride, -(-reach // stride) * stride)
 
 
-def smoothing_for(read: Reader, height: int, width: int, enabled: bool) -> EdgeAwareSmoothing | None:
+def smoothing_for(read: Reader, height: int, width: int, enabled: bool,
+                  more: Callable[[], list[tuple[int, int]]] | None = None) -> EdgeAwareSmoothing | None:
     """The edge-aware smoothing for a raster read by ``read`` (its range scale sampled from it), or
-    None when ``enabled`` is false."""
-    return EdgeAwareSmoothing.fit(sample_windows(read, height, width)) if enabled else None
+    None when ``enabled`` is false; ``more``: sample_windows's, windows among the valid pixels for when
+    the evenly spread ones miss them."""
+    return EdgeAwareSmoothing.fit(sample_windows(read, height, width, more=more)) if enabled else None
 
 
 def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_path: str | None,
@@ -241,7 +244,8 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         stride = nets[0].stride
         read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),
                         ds.height, ds.width)
-        smoothing = smoothing_for(read, ds.height, ds.width, smooth)
+        smoothing = smoothing_for(read, ds.height, ds.width, smooth,
+                                  more=lambda: valid_windows(ds, 256, 16, np.random.default_rng(0)))
         if anchors is not None and anchors.max_class > model.classes.num_classes:
             raise ValueError(f"anchors hold class {anchors.max_class} but the model has "
                              f"{model.classes.num_classes} classes")

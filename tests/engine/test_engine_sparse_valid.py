@@ -113,8 +113,19 @@ def test_an_image_that_is_all_nodata_is_still_one_sentence(tmp_path, capsys):
     assert leftovers(tmp_path / "out") == []
 
 
-def test_run_learns_and_maps_a_thin_valid_strip(tmp_path, capsys):
-    """``engine run`` on a strip mosaic, labels on the strip, the map made for an area of it."""
+def test_run_learns_and_maps_a_thin_valid_strip(tmp_path, capsys, monkeypatch):
+    """``engine run`` on a strip mosaic, labels on the strip, the map made for an area of it; the map's
+    smoothing fits its range scale on the strip's pixels (its evenly spread windows all miss it)."""
+    import engine.predict
+
+    seen = []
+
+    def windows(*args, **kwargs):
+        blocks = smoothing_windows(*args, **kwargs)
+        seen.append(sum(int(v.sum()) for _, v in blocks))
+        return blocks
+
+    monkeypatch.setattr(engine.predict, "sample_windows", windows)
     image = strip_image(tmp_path / "strip.tif", RUN_SIDE, RUN_STRIP)
     ti = RUN_STRIP[0] // TILE  # the tile row holding the strip (rows 1536..2047)
     labels = np.zeros((TILE, TILE), np.uint8)
@@ -129,6 +140,7 @@ def test_run_learns_and_maps_a_thin_valid_strip(tmp_path, capsys):
     with rasterio.open(tmp_path / "out" / "prediction.tif") as ds:
         classes = ds.read(1)
     assert classes.shape == (RUN_STRIP[1] - RUN_STRIP[0], TILE) and set(np.unique(classes)) <= {1, 2}
+    assert len(seen) == 1 and seen[0] > 0
 
 
 # --- a file the image reads from is gone --------------------------------------------------------------------

@@ -30,6 +30,7 @@ from engine.raster import (
     map_transform,
     map_window_transform,
     row_blocks,
+    unreadable,
 )
 from engine.vector import (
     field_value,
@@ -330,11 +331,8 @@ def _read_block(src, window: Window, path: str, what: str) -> np.ndarray:
     try:
         return src.read(1, window=window)
     except RasterioIOError as e:
-        detail = str(e).split(": ", 1)[-1][:200]
         r0, r1 = int(window.row_off), int(window.row_off + window.height) - 1
-        raise InputError(f"{what} {path} cannot be read at rows {r0}–{r1} ({detail}); "
-                         "the file may be damaged or incomplete (an interrupted copy or download): save, "
-                         "copy or export it again.", "labels_unreadable") from e
+        raise InputError(unreadable(what, path, r0, r1, e), "labels_unreadable") from e
 
 
 def _read_patches(src, path: str, what: str = "Labels") -> LabelPatches | None:

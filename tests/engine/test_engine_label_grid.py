@@ -164,6 +164,24 @@ def test_a_damaged_label_raster_is_one_sentence(tmp_path, image, capsys):
     assert rc == 2 and f"Truth {cut} cannot be read" in err, err
 
 
+def test_a_label_vrt_whose_tile_is_missing_names_the_tile(tmp_path, image, capsys):
+    from osgeo import gdal
+
+    labels = np.zeros((H, W), np.uint8)
+    labels[10:20, 10:20], labels[60:70, 60:70] = 1, 2
+    whole = write_raster(tmp_path / "whole.tif", labels)
+    halves = [str(tmp_path / f"{n}.tif") for n in ("top", "bottom")]
+    for n, (row, rows) in zip(halves, ((0, H // 2), (H // 2, H - H // 2)), strict=True):
+        gdal.Translate(n, str(whole), srcWin=[0, row, W, rows])
+    vrt = tmp_path / "labels.vrt"
+    gdal.BuildVRT(str(vrt), halves).FlushCache()
+    (tmp_path / "bottom.tif").unlink()
+    rc, _, err = run_cli(capsys, ["run", "--image", image, "--labels", vrt, "--out-dir", tmp_path / "run",
+                                  *QUICK])
+    assert rc == 2 and "Traceback" not in err, err
+    assert "bottom.tif, which is missing" in err
+
+
 def test_a_missing_crs_names_the_file_that_lacks_it(tmp_path, image, capsys):
     with rasterio.open(image) as img:
         data = img.read()

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from engine.config import ModelConfig
 from engine.labels import LabelPatches
-from engine.raster import BandStats, band_count, palette_lut, read_block, read_normalised
+from engine.raster import BandStats, band_count, palette_lut, read_block, read_normalised, valid_places
 
 
 @dataclass
@@ -172,12 +172,11 @@ def build_chips(ds, stats: BandStats, train: LabelPatches | None, val: LabelPatc
                 seed: int, chip: int = 512) -> list[Chip]:
     """Load the image blocks needed for training within ``budget_mb`` of RAM: the whole image when it
     fits, else the ``chip``-px blocks with labels (``train``, ``val``: None for an image without labels)
-    and random unlabeled ones."""
+    and random unlabeled ones; when many of those hold no valid pixel (a mosaic of much nodata), the
+    rest are drawn among the blocks that have some."""
     h, w, c = ds.height, ds.width, band_count(ds)
     bytes_per_px = c * 4 + 3
-    if h * w * bytes_per_px <= budget_mb * 2**20:
-        windows = [(0, 0, h, w)]
-    else:
+    if h * w * bytes_per_px > budget_mb * 2**20:
         gh, gw = (h + chip - 1) // chip, (w + chip - 1) // chip
         has = np.zeros((gh, gw), bool)
         for labels in (train, val):
@@ -192,8 +191,36 @@ def build_chips(ds, stats: BandStats, train: LabelPatches | None, val: LabelPatc
         free = [tuple(v) for v in np.argwhere(~has)]
         n_free = min(len(free), cap - len(lab_cells))
         free_cells = [free[i] for i in rng.choice(len(free), n_free, replace=False)] if n_free > 0 else []
-        windows = [(r * chip, q * chip, min(chip, h - r * chip), min(chip, w - q * chip))
-                   for r, q in lab_cells + free_cells]
+        chips = _read_chips(ds, stats, train, val, lab_cells + free_cells, chip)
+        labeled = set(lab_cells)
+        empty = n_free - sum(1 for ch in chips if (ch.row // chip, ch.col // chip) not in labeled)
+        if empty > n_free // 4:  # a mosaic of much nodata: draw the rest among the cells with valid pixels
+            chosen = set(lab_cells + free_cells)
+            more = [cell for cell in _valid_cells(ds, chip) if cell not in chosen]
+            if more:
+                pick = rng.choice(len(more), min(len(more), empty), replace=False)
+                chips += _read_chips(ds, stats, train, val, [more[i] for i in np.sort(pick)], chip)
+        return chips
+    return _read_chips(ds, stats, train, val, None, chip)
+
+
+def _valid_cells(ds, chip: int) -> list[tuple[int, int]]:
+    """The ``chip``-px cells of ``ds`` that hold valid pixels, from a decimated look at the whole raster
+    (engine.raster.valid_places)."""
+    places = valid_places(ds)
+    i, j = np.nonzero(places.weight)
+    rows = (places.rows[i] + places.rows[i + 1]) // 2 // chip  # each look cell's centre's chip cell
+    cols = (places.cols[j] + places.cols[j + 1]) // 2 // chip
+    return sorted({(int(r), int(c)) for r, c in zip(rows, cols, strict=True)})
+
+
+def _read_chips(ds, stats: BandStats, train, val, cells: list[tuple[int, int]] | None,
+                chip: int) -> list[Chip]:
+    """The chips of ``cells`` (chip-grid (row, col)), or of the whole image for None; those without a
+    valid pixel are left out."""
+    h, w = ds.height, ds.width
+    windows = ([(0, 0, h, w)] if cells is None else
+               [(r * chip, q * chip, min(chip, h - r * chip), min(chip, w - q * chip)) for r, q in cells])
     chips = []
     for r, q, ch, cw in windows:
         x, valid = read_normalised(ds, stats, r, q, ch, cw)

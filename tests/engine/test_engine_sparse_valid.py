@@ -219,3 +219,17 @@ def test_smoothing_windows_look_for_valid_pixels_only_when_the_grid_misses_them(
         return np.zeros((1, h, w), np.float32), np.ones((h, w), bool)
 
     assert len(smoothing_windows(dense, SIDE, SIDE, more=more)) == 16 and calls == [1]
+
+
+def test_unlabeled_chips_of_a_mosaic_larger_than_the_budget_are_drawn_where_the_pixels_are(tmp_path):
+    """An image over the memory budget trains on 512-px chips drawn at random; on a mosaic of much nodata
+    most draws are empty, so the rest are drawn among the chips that hold valid pixels (here all eight
+    along the strip, where random draws found about one)."""
+    from engine.data import build_chips
+
+    image = strip_image(tmp_path / "strip.tif", RUN_SIDE, RUN_STRIP)
+    with open_image(str(image)) as ds:
+        stats = compute_band_stats(ds, str(image))
+        chips = build_chips(ds, stats, None, None, budget_mb=16, seed=0)
+    assert len(chips) == RUN_SIDE // 512
+    assert all(c.row == RUN_STRIP[0] // 512 * 512 and c.valid.any() for c in chips)

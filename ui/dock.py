@@ -407,6 +407,9 @@ class SemiSegDock(QgsDockWidget):
         if self.engine is None or not self.engine.python:
             return self.engine.problem if self.engine else "Still looking for a Python with torch; try again."
         image = image or self.layers.image_layer()
+        if image is not None and image.customProperty(ROLE_PROPERTY) in ("prediction", "confidence"):
+            return (f"{image.name()} is a map SemiSeg made; pick the image it was made from (or another "
+                    "image) to segment.")
         if image_file is None:
             gone = missing_file(image)
             if gone:

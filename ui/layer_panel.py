@@ -6,10 +6,12 @@ from pathlib import Path
 
 from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import QVariant, pyqtSignal
+from qgis.PyQt.QtCore import QTimer, QVariant, pyqtSignal
 from qgis.PyQt.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QPushButton, QWidget
 
-from .layer_files import layer_file, output_base
+from .label_raster import same_grid
+from .layer_files import is_label_raster, layer_file, output_base
+from .result_layers import ROLE_PROPERTY
 
 
 class LayerPanel(QGroupBox):
@@ -23,6 +25,7 @@ class LayerPanel(QGroupBox):
         super().__init__("Layers", parent)
         self.image_combo = QgsMapLayerComboBox()
         self.image_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.image_combo.setAllowEmptyLayer(True)
         self.image_combo.setToolTip("The raster to segment (any band count).")
         self.labels_combo = QgsMapLayerComboBox()
         self.labels_combo.setFilters(QgsMapLayerProxyModel.RasterLayer | QgsMapLayerProxyModel.VectorLayer)
@@ -46,26 +49,51 @@ class LayerPanel(QGroupBox):
         self._show_field_row(False)
 
         self._announced = {"image": None, "labels": None}  # ids of the layers last announced by signal
+        # The combos picked the first layer of each kind as they were made, the same raster in both when
+        # the project holds an image already: start from a likely image and its labels instead.
+        image = likely_image(QgsProject.instance())
+        self.image_combo.setLayer(image)
+        self.labels_combo.setLayer(likely_labels(QgsProject.instance(), image))
+        self._on_image_changed(image)
+        self._on_labels_changed(self.labels_combo.currentLayer())
         self.image_combo.layerChanged.connect(self._on_image_changed)
         self.labels_combo.layerChanged.connect(self._on_labels_changed)
         self.new_button.clicked.connect(self._ask_new_label_path)
         QgsProject.instance().layersWillBeRemoved.connect(self._on_layers_removed)
+        QgsProject.instance().layersAdded.connect(self._on_layers_added)
 
     def disconnect_project(self) -> None:
         """Stop following the project's layers (the dock is closing)."""
         QgsProject.instance().layersWillBeRemoved.disconnect(self._on_layers_removed)
+        QgsProject.instance().layersAdded.disconnect(self._on_layers_added)
+
+    def _on_layers_added(self, _layers) -> None:
+        """Layers came while no image is picked (the dock opened on an empty project): offer the likely
+        image and its labels once the layer tree holds them (it gets them after this signal)."""
+        if self.image_combo.currentLayer() is None:
+            QTimer.singleShot(0, self._offer_image)
+
+    def _offer_image(self) -> None:
+        if self.image_combo.currentLayer() is not None:
+            return
+        image = likely_image(QgsProject.instance())
+        if image is None:
+            return
+        self.image_combo.setLayer(image)  # announced through layerChanged
+        if self.labels_combo.currentLayer() is None:
+            labels = likely_labels(QgsProject.instance(), image)
+            if labels is not None:
+                self.labels_combo.setLayer(labels)
 
     def _on_layers_removed(self, ids) -> None:
         """The picked image or labels left the project: a picker then shows another layer, without
-        always saying so. The labels become none (never another layer, such as a map, to be trained on
-        as labels), the image whatever the picker now shows, and either way the dock is told."""
+        always saying so. Either becomes none -- never another layer, such as a map or the label raster,
+        to be trained on as the image or as labels -- and the dock is told."""
         gone = set(ids)
         if self._announced["labels"] in gone:
             self._pick(self.labels_combo, None, self._on_labels_changed)
         if self._announced["image"] in gone:
-            now = self.image_combo.currentLayer()
-            now = None if now is None or now.id() in gone else now
-            self._pick(self.image_combo, now, self._on_image_changed)
+            self._pick(self.image_combo, None, self._on_image_changed)
 
     @staticmethod
     def _pick(combo, layer, handler) -> None:
@@ -123,6 +151,47 @@ class LayerPanel(QGroupBox):
     def _show_field_row(self, visible: bool) -> None:
         self.field_combo.setVisible(visible)
         self._form.labelForField(self.field_combo).setVisible(visible)
+
+
+def is_semiseg_result(layer: QgsMapLayer | None) -> bool:
+    """Whether ``layer`` is one SemiSeg added (a prediction, confidence, polygons or sample layer)."""
+    return layer is not None and bool(layer.customProperty(ROLE_PROPERTY))
+
+
+def _rasters(project: QgsProject) -> list[QgsRasterLayer]:
+    """The project's raster layers, top of the layer tree first."""
+    return [node.layer() for node in project.layerTreeRoot().findLayers()
+            if isinstance(node.layer(), QgsRasterLayer)]
+
+
+def likely_image(project: QgsProject) -> QgsRasterLayer | None:
+    """The raster the dock offers as the image: the topmost one that is neither a map SemiSeg made nor
+    a label raster (one byte band with a colour table; a paletted scan to segment is picked by hand);
+    None when there is none."""
+    return next((layer for layer in _rasters(project) if not is_semiseg_result(layer)
+                 and not (is_label_raster(layer) and layer.dataProvider().colorTable(1))), None)
+
+
+def likely_labels(project: QgsProject, image: QgsRasterLayer | None) -> QgsRasterLayer | None:
+    """The label raster the dock offers for ``image`` when it opens: the topmost paintable raster on the
+    image's exact grid that is neither the image nor a SemiSeg map; None when there is none (the analyst
+    makes one with New…)."""
+    image_file = layer_file(image)
+    if image_file is None:
+        return None
+    for layer in _rasters(project):
+        path = layer_file(layer)
+        if (layer is not image and is_label_raster(layer) and not is_semiseg_result(layer)
+                and path != image_file and _same_grid(image_file, path)):
+            return layer
+    return None
+
+
+def _same_grid(image: str, labels: str) -> bool:
+    try:
+        return same_grid(image, labels)
+    except Exception:  # noqa: BLE001 (a file GDAL cannot open is no label raster to offer)
+        return False
 
 
 def guess_class_field(layer: QgsVectorLayer) -> str:

@@ -924,7 +924,8 @@ def test_the_image_layers_no_data_value_reaches_the_engine(qgis_iface, image_lay
 def test_a_picked_layer_removed_from_the_project_is_not_replaced_by_another(qgis_iface, image_layer, scene,
                                                                            fake_python, tmp_path):
     """Removing the picked labels leaves none picked (not the next layer, such as a map, to be trained on
-    as labels) and the brush is put away; removing the image tells the dock what the picker shows now."""
+    as labels) and the brush is put away; removing the image leaves no image picked either (not the
+    label raster or a map, to be trained on as the image), and the dock is told."""
     dock = _fake_dock(qgis_iface, fake_python, image_layer, None)
     try:
         labels = dock.create_label_layer(tmp_path / "painted.tif")
@@ -943,7 +944,9 @@ def test_a_picked_layer_removed_from_the_project_is_not_replaced_by_another(qgis
         dock.layers.image_changed.connect(told.append)
         QgsProject.instance().removeMapLayer(image_layer.id())
         QgsApplication.processEvents()
-        assert dock.layers.image_layer() is other and told and told[-1] is other
+        assert dock.layers.image_layer() is None and told == [None]
+        assert dock.start_training() is None
+        assert any("Pick an image" in m for m in messages(qgis_iface, Qgis.Warning))
     finally:
         dock.close_down()
         dock.deleteLater()
@@ -1195,3 +1198,58 @@ def test_keys_while_painting_pick_the_class_eraser_and_size_and_redo_is_a_button
     assert list(gdal.Open(str(tmp_path / "keys.tif")).ReadRaster(0, 0, 2, 1)) == [1, 1]
     assert dock.brush.undo_button.isEnabled() and not dock.brush.redo_button.isEnabled()
     dock.set_painting(False)
+
+
+def _open_dock_on(qgis_iface, fake_python):
+    engine_process.forget_torch_checks()
+    return make_dock(qgis_iface, fake_python("slow"))
+
+
+def test_a_dock_opened_on_a_project_picks_its_image_and_the_labels_on_its_grid(qgis_iface, scene, fake_python,
+                                                                                 clean_project):
+    """The dock opened on a project that holds the image (the usual start): the image is picked and the
+    Labels picker is empty, not the image again; a label raster on the image's grid already in the
+    project is offered as the labels, below or above the image, never a map SemiSeg made."""
+    project = QgsProject.instance()
+    image = QgsRasterLayer(scene["image"], "image", "gdal")
+    project.addMapLayer(image)
+    dock = _open_dock_on(qgis_iface, fake_python)
+    try:
+        assert dock.layers.image_layer() is image and dock.layers.label_layer() is None
+        assert not dock.classes.isEnabled()
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+    labels_path = Path(scene["image"]).with_name("painted.tif")
+    label_raster.create_label_raster(scene["image"], labels_path, label_raster.default_classes(2))
+    labels = QgsRasterLayer(str(labels_path), "painted", "gdal")
+    project.addMapLayer(labels)  # on top of the image
+    result = QgsRasterLayer(scene["truth"], "image prediction", "gdal")  # a map SemiSeg added, on top
+    result.setCustomProperty(result_layers.ROLE_PROPERTY, "prediction")
+    project.addMapLayer(result)
+    dock = _open_dock_on(qgis_iface, fake_python)
+    try:
+        assert dock.layers.image_layer() is image and dock.layers.label_layer() is labels
+        assert dock.classes.isEnabled() and len(dock.classes.classes()) == 2
+        dock.layers.set_image_layer(result)
+        assert dock.start_training() is None
+        assert any("is a map SemiSeg made" in m for m in messages(qgis_iface, Qgis.Warning))
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
+
+
+def test_a_dock_opened_on_an_empty_project_picks_the_image_added_next(qgis_iface, scene, fake_python,
+                                                                     clean_project):
+    dock = _open_dock_on(qgis_iface, fake_python)
+    try:
+        assert dock.layers.image_layer() is None
+        image = QgsRasterLayer(scene["image"], "image", "gdal")
+        QgsProject.instance().addMapLayer(image)
+        wait_until(lambda: dock.layers.image_layer() is image, timeout_s=5, what="the image to be picked")
+        assert dock.layers.label_layer() is None and dock.layers.new_button.isEnabled()
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")

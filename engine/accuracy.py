@@ -50,6 +50,7 @@ from engine.vector import (
     raster_srs,
     require_gpkg,
     source_file,
+    source_srs,
     unplaced_hint,
 )
 
@@ -435,13 +436,13 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
     fix = "name the field that holds the reference class."
     src, layer, fields = open_layer(path, "Reference", field, fix, "reference")
     drawn_field = "map_class" if "map_class" in fields else None
-    target = raster_srs(ds.crs)
+    target, assumed = raster_srs(ds.crs), source_srs(path)
     inverse = ~ds.transform
     rows, cols, classes, drawn = [], [], [], []
     points, skipped, outside = True, 0, 0
     for f in layer:
         v = _class_of(field_value(f, field), names, path, field)
-        g = geometry_in(f, layer, target, f"Reference {path}") if v else None
+        g = geometry_in(f, layer, target, f"Reference {path}", assumed) if v else None
         if g is None:
             skipped += 1
             continue
@@ -471,7 +472,7 @@ def read_reference(path: str, ds, names: list[str], field: str = "reference") ->
         drawn.append(np.zeros(len(rr), np.int64))
     if not rows:
         what = "lie outside the map" if outside else f"have no class in field '{field}' yet"
-        fix = (unplaced_hint(layer, target, ds.name) if outside else "") or \
+        fix = (unplaced_hint(layer, target, ds.name, assumed) if outside else "") or \
             "fill in the reference class of some points over the map first"
         raise InputError(f"Reference {path}: its features {what}; {fix}.", "reference_empty")
     return Reference(*(np.concatenate(a) for a in (rows, cols, classes, drawn)), points=points,

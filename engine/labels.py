@@ -40,6 +40,7 @@ from engine.vector import (
     osgeo_modules,
     raster_srs,
     source_file,
+    source_srs,
     unplaced_hint,
 )
 
@@ -527,7 +528,7 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
     fix = "pass the class field with --label-field."
     src, layer, fields = open_layer(path, "Labels", field, fix, "labels")
     colour_field = next((f for f in fields if f.lower() in ("colour", "color")), None)
-    target = raster_srs(map_crs(image))
+    target, assumed = raster_srs(map_crs(image)), source_srs(path)
     notes: tuple[str, ...] = ()
     feats = []  # (value, geojson geometry, dimension, colour)
     envelopes = []
@@ -535,7 +536,7 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
         v = field_value(f, field)
         if isinstance(v, str) and not v.strip():  # an empty class field, like a NULL one: not a label
             v = None
-        g = geometry_in(f, layer, target, f"Labels {path}") if v is not None else None
+        g = geometry_in(f, layer, target, f"Labels {path}", assumed) if v is not None else None
         if g is None:
             continue
         colour = field_value(f, colour_field) if colour_field else None
@@ -619,7 +620,7 @@ def _from_vector(path: str, image, field: str, class_names: list[str] | None = N
         if crop is not None:
             crops.append(crop)
     if not crops:
-        fix = unplaced_hint(layer, target, image.name) or "paint or pick labels that overlap it"
+        fix = unplaced_hint(layer, target, image.name, assumed) or "paint or pick labels that overlap it"
         raise InputError(f"Labels {path} lie outside the image; {fix}.", "labels_outside_image")
     return LabelMap(LabelPatches(crops), (image.height, image.width), table, notes=notes)
 

@@ -69,6 +69,32 @@ def source_options(source: str) -> tuple[str, dict[str, str]]:
     return file, options
 
 
+def source_srs(source: str):
+    """The CRS a vector source's ``|crs=`` option gives (an EPSG code, WKT or PROJ string): the CRS the
+    analyst gave in QGIS a layer whose file has none (the plugin passes it on), used for features whose
+    file says no CRS; None without the option. An option GDAL cannot read is refused in one sentence."""
+    value = source_options(source)[1].get("crs", "").strip()
+    if not value:
+        return None
+    from osgeo import osr  # noqa: PLC0415
+
+    srs = osr.SpatialReference()
+    try:
+        failed = srs.SetFromUserInput(value)
+    except RuntimeError:
+        failed = True
+    if failed:
+        raise InputError(f"{source_file(source)}: the CRS '{value[:80]}' given after |crs= is not one GDAL "
+                         "knows; give an EPSG code (EPSG:4326) or WKT.", "vector_crs")
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def _unknown(sref) -> bool:
+    """Whether a layer's spatial reference says nothing: none, GDAL's "undefined" ones, a local CRS."""
+    return sref is None or sref.IsLocal() or sref.GetName() in UNDEFINED_SRS
+
+
 def source_file(source: str) -> str:
     """The file of a vector source (source_options): what exists on disk, or not."""
     return source.partition("|")[0]
@@ -192,24 +218,34 @@ def raster_srs(crs):
 UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS")
 
 
-def unplaced_hint(layer, target, raster: str) -> str:
-    """Why features may miss a raster without a CRS (``target`` None) while their ``layer`` has one: their
-    coordinates are taken as the raster's own; the fix. "" when that is not the case."""
+def unplaced_hint(layer, target, raster: str, assumed=None) -> str:
+    """Why features may miss a raster when one of the two has no CRS: their coordinates are taken as the
+    raster's own; the fix. ``assumed``: source_srs's CRS for a layer whose file has none. "" when both
+    have a CRS, or neither."""
     sref = layer.GetSpatialRef()
-    if target is not None or sref is None or sref.IsLocal() or sref.GetName() in UNDEFINED_SRS:
+    sref = assumed if _unknown(sref) and assumed is not None else sref
+    if (target is None) == _unknown(sref):
         return ""
+    if target is not None:
+        return (f"their file has no CRS, so their coordinates were taken as {raster}'s "
+                f"({_srs_name(target)}): give the file its CRS (in QGIS: set the layer's CRS, then export "
+                "it)")
+    return (f"{raster} has no CRS, so their {_srs_name(sref)} coordinates were taken as its own: give "
+            f"{raster} its CRS (in QGIS: set the layer's CRS, then export it)")
+
+
+def _srs_name(sref) -> str:
     code, authority = sref.GetAuthorityCode(None), (sref.GetAuthorityName(None) or "").upper()
-    name = f"EPSG:{code}" if code and authority == "EPSG" else sref.GetName()
-    return (f"{raster} has no CRS, so their {name} coordinates were taken as its own: give {raster} its "
-            "CRS (in QGIS: set the layer's CRS, then export it)")
+    return f"EPSG:{code}" if code and authority == "EPSG" else sref.GetName()
 
 
-def geometry_in(feature, layer, target, source: str = ""):
+def geometry_in(feature, layer, target, source: str = "", assumed=None):
     """A copy of ``feature``'s geometry in the spatial reference ``target`` (as it is when either CRS is
     unknown: none, GDAL's "undefined" ones, a local engineering CRS); None when the feature has no
     geometry. Curved and curve-capable geometries (arcs digitised in QGIS, CurvePolygon, MultiSurface from
     a FileGDB or cadastre export) come as their straight-segment equivalent, which rasterizing takes.
-    Coordinates that cannot be transformed are refused with a sentence naming ``source``."""
+    ``assumed``: the CRS of features whose file has none (source_srs). Coordinates that cannot be
+    transformed are refused with a sentence naming ``source``."""
     from osgeo import ogr, osr  # noqa: PLC0415
 
     g = feature.GetGeometryRef()
@@ -218,7 +254,10 @@ def geometry_in(feature, layer, target, source: str = ""):
     kind = g.GetGeometryType()
     g = g.GetLinearGeometry() if g.HasCurveGeometry() or ogr.GT_GetLinear(kind) != kind else g.Clone()
     sref = g.GetSpatialReference() or layer.GetSpatialRef()
-    if target is None or sref is None or sref.IsLocal() or sref.GetName() in UNDEFINED_SRS:
+    if _unknown(sref) and assumed is not None:
+        sref = assumed.Clone()
+        g.AssignSpatialReference(sref)
+    if target is None or _unknown(sref):
         return g
     sref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     if not sref.IsSame(target):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from qgis.core import Qgis, QgsMapLayer, QgsProject, QgsProviderRegistry, QgsRasterLayer, QgsVectorLayer
@@ -35,14 +36,25 @@ def missing_file(layer: QgsMapLayer | None) -> str | None:
 def engine_source(layer: QgsMapLayer | None) -> str | None:
     """What the engine reads for ``layer``: its file, and for one layer of a multi-layer vector file (a
     GeoPackage's) ``FILE|layername=NAME``, and a layer's filter ``|subset=EXPRESSION``, as QGIS writes
-    the source; None as for layer_file."""
+    the source; ``|crs=`` the CRS given in QGIS to a vector layer whose file has none (engine.vector:
+    source_srs), so that the engine places it where QGIS draws it; None as for layer_file."""
     path = layer_file(layer)
     if path is None or not isinstance(layer, QgsVectorLayer):
         return path
     name = _parts(layer).get("layerName")
     source = f"{path}|layername={name}" if name else path
+    if no_crs(layer.dataProvider().crs()) and not no_crs(layer.crs()):
+        source += f"|crs={layer.crs().authid() or layer.crs().toWkt()}"
     subset = layer.subsetString().strip()  # the layer's filter: the engine reads the features QGIS shows
     return f"{source}|subset={subset}" if subset else source
+
+
+def no_crs(crs) -> bool:
+    """Whether a CRS says nothing of where things are: none, GDAL's "Undefined geographic/Cartesian SRS"
+    of a GeoPackage layer written without one, or a local engineering CRS."""
+    wkt = crs.toWkt() if crs.isValid() else ""
+    return (not wkt or wkt.startswith(("LOCAL_CS", "ENGCRS"))
+            or re.match(r'^\w+\["Undefined \w+ SRS"', wkt) is not None)
 
 
 def layer_nodata(layer: QgsMapLayer | None) -> tuple[list[float], list[str]]:

@@ -427,3 +427,31 @@ def test_class_names_of_a_latin1_shapefile_without_its_cpg_are_decoded(scene, tm
     with rasterio.open(scene["image"]) as img:
         lab = load_labels(str(path), img)
     assert lab.classes.names == ["Straße", "Wäld €"]
+
+
+def test_a_crs_given_with_the_source_places_labels_whose_file_has_none(scene, tmp_path, capsys):
+    """Labels in degrees in a file without a CRS: ``|crs=EPSG:4326`` (what the plugin passes when the
+    analyst gave the layer its CRS in QGIS) places them as their twin with the CRS in the file; without
+    it they miss the image and the sentence says their file has no CRS; a CRS GDAL cannot read is one
+    sentence."""
+    degrees = write_gpkg(tmp_path / "wgs84.gpkg", named_features(scene["truth_array"]), to_epsg=4326)
+    bare = tmp_path / "bare.gpkg"
+    src = ogr.Open(str(degrees))
+    _add_layer(bare, "labels", "landcover", ogr.OFTString,
+               [(f.GetGeometryRef().ExportToWkt(), f.GetField("landcover")) for f in src.GetLayer(0)
+                if f.GetGeometryRef().GetDimension() == 2], srs=None)
+    src = None
+    with rasterio.open(scene["image"]) as img:
+        want = load_labels(str(degrees), img, "landcover").full()
+        got = load_labels(f"{bare}|crs=EPSG:4326", img, "landcover").full()
+        both = (want > 0) & (got > 0)
+        assert got.any() and np.array_equal(got[both], want[both]) and both.sum() >= 0.8 * (want > 0).sum()
+    rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", bare, "--label-field",
+                                  "landcover", "--out", tmp_path / "m.semiseg", *TINY_TRAIN,
+                                  "--progress", "none"])
+    assert rc == 2 and f"Labels {bare} lie outside the image; their file has no CRS" in err, err
+    assert "(EPSG:32633)" in err
+    rc, _, err = run_cli(capsys, ["train", "--image", scene["image"], "--labels", f"{bare}|crs=EPSG:99999999",
+                                  "--label-field", "landcover", "--out", tmp_path / "m.semiseg", *TINY_TRAIN,
+                                  "--progress", "none"])
+    assert rc == 2 and "given after |crs= is not one GDAL knows" in err and "Traceback" not in err, err

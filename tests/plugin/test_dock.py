@@ -1253,3 +1253,34 @@ def test_a_dock_opened_on_an_empty_project_picks_the_image_added_next(qgis_iface
         dock.close_down()
         dock.deleteLater()
         settings.set_engine_python("")
+
+
+def test_vector_labels_whose_file_has_no_crs_reach_the_engine_with_the_crs_given_in_qgis(clean_project,
+                                                                                         tmp_path):
+    """A vector file without a CRS, given one in QGIS (Layer CRS): the engine is told it (``|crs=``), so it
+    places the features where QGIS draws them; a file with its own CRS gets no such option."""
+    from osgeo import ogr
+
+    layer_files = plugin_module("ui.layer_files")
+    path = tmp_path / "no_crs.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = ds.CreateLayer("labels", None, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
+    f = ogr.Feature(layer.GetLayerDefn())
+    f.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON((15 50, 15.001 50, 15.001 49.999, 15 50))"))
+    f.SetField("class", "forest")
+    layer.CreateFeature(f)
+    ds = layer = f = None
+    vector = QgsVectorLayer(str(path), "labels", "ogr")
+    assert vector.isValid() and layer_files.no_crs(vector.dataProvider().crs())
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    assert layer_files.engine_source(vector) == str(path)  # no CRS given: none passed
+
+    vector.setCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    QgsProject.instance().addMapLayer(vector)
+    assert layer_files.engine_source(vector) == f"{path}|crs=EPSG:4326"
+    vector.setSubsetString("\"class\" = 'forest'")
+    assert layer_files.engine_source(vector) == f"{path}|crs=EPSG:4326|subset=\"class\" = 'forest'"
+    image = QgsRasterLayer(str(tmp_path / "missing.tif"), "image", "gdal")  # a raster is passed as its file
+    assert layer_files.engine_source(image) is None

@@ -172,6 +172,12 @@ class Driver:
         self.image = QgsRasterLayer(str(image), "landsat_rgb", "gdal")
         self.check("sample opened", self.image.isValid(), str(image.name))
         QgsProject.instance().addMapLayer(self.image)
+        self.app.processEvents()  # the dock offers the image added to its empty project after the signal
+        layers = self.dock.layers
+        self.check("the image added to the empty project is picked, no labels yet",
+                   layers.image_layer() is self.image and layers.label_layer() is None,
+                   f"image {layers.image_layer() and layers.image_layer().name()}, labels "
+                   f"{layers.label_layer() and layers.label_layer().name()}")
         self.dock.layers.set_image_layer(self.image)
         canvas = self.iface.mapCanvas()
         canvas.setDestinationCrs(self.image.crs())

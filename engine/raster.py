@@ -370,8 +370,8 @@ def sample_windows(height: int, width: int, size: int, count: int, rng: np.rando
 
 # The whole-image look at where the valid pixels are (valid_places): validity read decimated to at most
 # LOOK_SIDE px per side, LOOK_BYTES of band values at a time. GDAL reads it from the overviews where the
-# file has some; without, it still skips the rows between those it keeps (measured on a 50,000² uint8
-# GeoTIFF with a thin valid strip: 0.01 s with overviews, 0.05 s striped, 0.2–0.8 s tiled).
+# file has some; without, it still skips the rows between those it keeps (on 50,000² uint8 GeoTIFFs with a
+# thin valid strip, 0.01 s with overviews, 0.06 s striped, 0.2–0.8 s tiled: bench/valid_look.py).
 LOOK_SIDE = 1024
 LOOK_BYTES = 32 * 2**20
 LOOK_SOURCE_BYTES = 16 * 2**20  # a decimated read spans about this much of the file's pixels

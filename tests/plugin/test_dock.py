@@ -6,6 +6,7 @@ the training tiny (20 steps of 64 px tiles).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -1200,9 +1201,17 @@ def test_keys_while_painting_pick_the_class_eraser_and_size_and_redo_is_a_button
     dock.set_painting(False)
 
 
-def _open_dock_on(qgis_iface, fake_python):
+@contextlib.contextmanager
+def _dock_opened_now(qgis_iface, fake_python):
+    """A dock opened on the project as it is (on a slow fake engine), closed afterwards."""
     engine_process.forget_torch_checks()
-    return make_dock(qgis_iface, fake_python("slow"))
+    dock = make_dock(qgis_iface, fake_python("slow"))
+    try:
+        yield dock
+    finally:
+        dock.close_down()
+        dock.deleteLater()
+        settings.set_engine_python("")
 
 
 def test_a_dock_opened_on_a_project_picks_its_image_and_the_labels_on_its_grid(qgis_iface, scene, fake_python,
@@ -1213,13 +1222,9 @@ def test_a_dock_opened_on_a_project_picks_its_image_and_the_labels_on_its_grid(q
     project = QgsProject.instance()
     image = QgsRasterLayer(scene["image"], "image", "gdal")
     project.addMapLayer(image)
-    dock = _open_dock_on(qgis_iface, fake_python)
-    try:
+    with _dock_opened_now(qgis_iface, fake_python) as dock:
         assert dock.layers.image_layer() is image and dock.layers.label_layer() is None
         assert not dock.classes.isEnabled()
-    finally:
-        dock.close_down()
-        dock.deleteLater()
     labels_path = Path(scene["image"]).with_name("painted.tif")
     label_raster.create_label_raster(scene["image"], labels_path, label_raster.default_classes(2))
     labels = QgsRasterLayer(str(labels_path), "painted", "gdal")
@@ -1227,32 +1232,22 @@ def test_a_dock_opened_on_a_project_picks_its_image_and_the_labels_on_its_grid(q
     result = QgsRasterLayer(scene["truth"], "image prediction", "gdal")  # a map SemiSeg added, on top
     result.setCustomProperty(result_layers.ROLE_PROPERTY, "prediction")
     project.addMapLayer(result)
-    dock = _open_dock_on(qgis_iface, fake_python)
-    try:
+    with _dock_opened_now(qgis_iface, fake_python) as dock:
         assert dock.layers.image_layer() is image and dock.layers.label_layer() is labels
         assert dock.classes.isEnabled() and len(dock.classes.classes()) == 2
         dock.layers.set_image_layer(result)
         assert dock.start_training() is None
         assert any("is a map SemiSeg made" in m for m in messages(qgis_iface, Qgis.Warning))
-    finally:
-        dock.close_down()
-        dock.deleteLater()
-        settings.set_engine_python("")
 
 
 def test_a_dock_opened_on_an_empty_project_picks_the_image_added_next(qgis_iface, scene, fake_python,
                                                                      clean_project):
-    dock = _open_dock_on(qgis_iface, fake_python)
-    try:
+    with _dock_opened_now(qgis_iface, fake_python) as dock:
         assert dock.layers.image_layer() is None
         image = QgsRasterLayer(scene["image"], "image", "gdal")
         QgsProject.instance().addMapLayer(image)
         wait_until(lambda: dock.layers.image_layer() is image, timeout_s=5, what="the image to be picked")
         assert dock.layers.label_layer() is None and dock.layers.new_button.isEnabled()
-    finally:
-        dock.close_down()
-        dock.deleteLater()
-        settings.set_engine_python("")
 
 
 def test_vector_labels_whose_file_has_no_crs_reach_the_engine_with_the_crs_given_in_qgis(clean_project,

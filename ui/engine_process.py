@@ -96,11 +96,18 @@ class EngineResult:
 
 
 def engine_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The child's environment: the plugin folder first on ``PYTHONPATH``, unbuffered output."""
+    """The child's environment: the plugin folder first on ``PYTHONPATH``, unbuffered output, and the
+    folder QGIS works in (``SEMISEG_WORKDIR``): the child starts in the plugin folder, so that
+    ``-m engine`` is this plugin's engine, and moves to that folder before it reads its arguments, so a
+    relative path given to Processing (qgis_process, a script) means the file the caller meant."""
     env = dict(os.environ if base is None else base)
     parts = [str(PLUGIN_DIR)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(parts)
     env["PYTHONUNBUFFERED"] = "1"
+    try:
+        env["SEMISEG_WORKDIR"] = os.getcwd()
+    except OSError:  # QGIS's folder was removed under it: the engine stays in the plugin folder
+        env.pop("SEMISEG_WORKDIR", None)
     return env
 
 

@@ -131,6 +131,27 @@ def test_probe_without_torch_says_how_to_fix_it(fake_python):
 
 
 @pytest.mark.slow
+def test_relative_paths_are_the_callers(tmp_path, monkeypatch):
+    """qgis_process or a script may pass paths relative to the folder it runs in; the engine, started in
+    the plugin folder, reads them from there, not from the plugin folder."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    truth = np.array([[1, 1, 2, 2]] * 4, np.uint8)
+    profile = dict(driver="GTiff", height=4, width=4, count=1, dtype="uint8",
+                   transform=from_origin(0, 4, 1, 1), crs="EPSG:32633")
+    for name in ("map.tif", "truth.tif"):
+        with rasterio.open(tmp_path / name, "w", **profile) as f:
+            f.write(truth, 1)
+    monkeypatch.chdir(tmp_path)
+    args = ["evaluate", "--prediction", "map.tif", "--truth", "truth.tif", "--progress", "jsonl"]
+    result = engine_process.EngineProcess(sys.executable, args).run()
+    assert result.ok, result.user_message()
+    assert result.done["oa"] == 1.0 and result.done["pixels"] == 16
+
+
+@pytest.mark.slow
 def test_real_engine_lists_devices_and_methods():
     engine_process.forget_torch_checks()
     assert engine_process.can_import_torch(sys.executable)

@@ -458,7 +458,7 @@ def _run(image, labels, out_dir, cfg, device, reporter, label_field, unlabeled, 
 
 def evaluate(prediction: str, truth: str) -> dict:
     """Compare a class raster with a truth raster (0 in truth = not evaluated)."""
-    with open_image(prediction) as ds:
+    with open_image(prediction, what="Prediction") as ds:
         if ds.count != 1:
             raise InputError(f"Prediction {prediction} has {ds.count} bands; give a single-band class "
                              "raster.", "prediction_bands")

@@ -387,3 +387,10 @@ def test_the_training_image_or_a_repeat_given_as_unlabeled_is_used_once(capsys, 
     assert len(warned) == 2
     assert "is the training image" in warned[0] and str(alias) in warned[0]
     assert "named twice" in warned[1] and str(other) in warned[1]
+
+
+def test_evaluate_names_a_missing_prediction_as_the_prediction(tmp_path, scene, capsys):
+    missing = tmp_path / "no_map.tif"
+    rc, _, err = run_cli(capsys, ["evaluate", "--prediction", missing, "--truth", scene["labels"]])
+    sentence = assert_one_sentence(rc, err, missing)
+    assert f"Prediction {missing} does not exist" in sentence, sentence

@@ -93,6 +93,7 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                              "valid image pixels.", "labels_on_nodata")
         counts = lab.counts()
         _warn_unlabeled_classes(lab.classes.names, painted, counts, reporter, off_image)
+        _warn_labels_on_nodata(lab.classes.names, painted, counts, reporter)
         _warn_background_code(lab.classes, painted, reporter)
         if np.count_nonzero(counts) < 2:
             raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least "
@@ -201,6 +202,20 @@ def _warn_unlabeled_classes(names: list[str], painted, usable, reporter: Reporte
             why = "has its labeled pixels all outside the image (the label raster only partly covers it)"
         reporter.warning(f"class '{name}' {why}, so the map will not show it; paint some on the image to "
                          "map it", "class_without_labels")
+
+
+def _warn_labels_on_nodata(names: list[str], painted, usable, reporter: Reporter, share: float = 0.1) -> None:
+    """Say which classes lose a good part (``share`` or more) of their painted pixels to the image's nodata
+    (a masked collar, a missing tile of a mosaic): those pixels teach nothing, so the class is learnt from
+    less than was painted. Classes that lose all of them are _warn_unlabeled_classes' to say."""
+    lost = [(name, int(p) - int(u), int(p)) for name, p, u in zip(names, painted, usable, strict=True)
+            if u > 0 and p - u >= max(share * p, 1)]
+    if not lost:
+        return
+    parts = [f"{left} of the {p} of '{name}' ({100 * left / p:.0f} %)" for name, left, p in lost]
+    reporter.warning(f"labeled pixels on nodata in the image teach nothing: {'; '.join(parts[:5])}"
+                     f"{'; …' if len(parts) > 5 else ''}; paint them again on valid pixels if those "
+                     "classes are short of labels", "labels_partly_on_nodata")
 
 
 def _background_hint(values: list[int], names: list[str], painted) -> str:

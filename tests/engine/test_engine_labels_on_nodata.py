@@ -44,9 +44,12 @@ def test_strokes_on_nodata_do_not_count_nor_take_the_validation_split(tmp_path, 
     strokes and then refuse: every labeled pixel on nodata."""
     image, labels = _stripes(tmp_path, valid_rows=(40, 56))
     model = tmp_path / "m.semiseg"
-    rc, _, err = run_cli(capsys, ["train", "--image", image, "--labels", labels, "--out", model,
-                                  *TINY_TRAIN, "--progress", "none"])
+    rc, stdout, err = run_cli(capsys, ["train", "--image", image, "--labels", labels, "--out", model,
+                                       *TINY_TRAIN, "--progress", "jsonl"])
     assert rc == 0, err
+    # two thirds of every class's strokes are lost to nodata: said, in one sentence for all classes
+    partly = [w for w in _warnings(stdout) if "on nodata in the image teach nothing" in w]
+    assert len(partly) == 1 and all(f"36 of the 54 of 'class {c}' (67 %)" in partly[0] for c in (1, 2, 3))
     rc, info, _ = run_cli(capsys, ["info", "--model", model])
     assert json.loads(info)["metrics"]["labeled_pixels"] == {"class 1": 18, "class 2": 18, "class 3": 18}
 
@@ -58,6 +61,7 @@ def test_a_class_whose_strokes_are_all_transparent_is_named(tmp_path, capsys):
     assert rc == 0, err
     warned = _warnings(stdout)
     assert any("class 'class 3' has its 54 labeled pixels all on nodata" in w for w in warned), warned
+    assert not any("teach nothing" in w for w in warned), warned  # the others lost nothing; 3 is said above
 
 
 def test_a_background_value_other_than_0_is_one_warning_that_says_so(tmp_path, capsys):

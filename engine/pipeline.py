@@ -47,95 +47,98 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
     method_cls = method_class(cfg.method)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    warm = _load_warm_start(cfg)  # the model to start from (--warm-start), or None
-    if cfg.nodata is None:  # not given: a warm start keeps the no-data values its model was trained with
-        cfg.nodata = list(warm.config.nodata or []) if warm is not None else []
-    cache = "" if warm else _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
-    unlabeled = distinct_unlabeled(image, unlabeled, reporter)  # each readable, before the cache key
-    rasters = [image, *unlabeled]  # what an in-run pretraining learns from
-    enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
-    with open_image(image, cfg.nodata) as ds:
-        reporter.stage("prepare", message=f"reading {os.path.basename(image)}: {ds.width}×{ds.height} px, "
-                       f"{band_summary(ds)}")
-        grid = grid_facts(ds)  # kept in the model, to warn when it is applied to imagery at another scale
-        bands = band_count(ds)
-        cfg.model.set_bands(bands)
-        if cache:
-            key = pretraining_key(rasters, cfg)
-            enc = cached_encoder(cache, key, reporter)
-        if enc is not None and enc.bands != bands:
-            raise InputError(f"Encoder {cfg.inpaint.init} was pretrained on {enc.bands} band(s) but {image} "
-                             f"has {band_summary(ds)}; pretrain on this image (python -m engine pretrain).",
-                             "band_mismatch")
-        if warm is not None and warm.bands != bands:
-            raise InputError(f"Model {cfg.warm_start} was trained on {warm.bands} band(s) but {image} has "
-                             f"{band_summary(ds)}; warm-start from a model of this image, or train without "
-                             "--warm-start.", "band_mismatch")
-        # fine-tuning normalises with the statistics the encoder was pretrained with; a warm start with
-        # those its weights were trained with
-        stats = compute_band_stats(ds, image, seed=cfg.seed)
-        start = warm if warm is not None else enc
-        if start is not None:  # its weights expect its own normalisation: say when this image is unlike
-            what, flag = (("the model to continue from was trained on", "--warm-start") if warm is not None
-                          else ("the encoder was pretrained on", "--init"))
-            unlike = values_warning(start.band_stats, stats, image, what,
-                                    f"{flag} a file made from this image or imagery like it")
-            if unlike:
-                reporter.warning(unlike, "values_differ")
-            stats = start.band_stats
-        lab = load_labels(labels, ds, label_field)
-        for note in lab.notes:
-            reporter.warning(note, "labels_note")
-        painted, off_image = lab.counts(), lab.off_image
-        lab = LabelMap(on_valid_pixels(lab.patches, ds), lab.shape, lab.classes)  # nodata teaches nothing
-        if lab.patches is None:
+    with cancel.promptly():  # nothing is written until training starts: a cancel is heard at once
+        # (reading a large or slow raster for its statistics, labels and training blocks takes a while)
+        warm = _load_warm_start(cfg)  # the model to start from (--warm-start), or None
+        if cfg.nodata is None:  # not given: a warm start keeps the no-data values its model was trained with
+            cfg.nodata = list(warm.config.nodata or []) if warm is not None else []
+        cache = "" if warm else _cache_path(method_cls, cfg)  # an encoder cache file (--encoder-cache), or ""
+        unlabeled = distinct_unlabeled(image, unlabeled, reporter)  # each readable, before the cache key
+        rasters = [image, *unlabeled]  # what an in-run pretraining learns from
+        enc = _load_init(method_cls, cfg)  # a pretrained encoder file (--init), or None
+        with open_image(image, cfg.nodata) as ds:
+            reporter.stage("prepare", message=f"reading {os.path.basename(image)}: "
+                           f"{ds.width}×{ds.height} px, {band_summary(ds)}")
+            grid = grid_facts(ds)  # kept in the model, to warn when it is applied to imagery at another scale
+            bands = band_count(ds)
+            cfg.model.set_bands(bands)
+            if cache:
+                key = pretraining_key(rasters, cfg)
+                enc = cached_encoder(cache, key, reporter)
+            if enc is not None and enc.bands != bands:
+                raise InputError(f"Encoder {cfg.inpaint.init} was pretrained on {enc.bands} band(s) but "
+                                 f"{image} has {band_summary(ds)}; pretrain on this image (python -m engine "
+                                 "pretrain).", "band_mismatch")
+            if warm is not None and warm.bands != bands:
+                raise InputError(f"Model {cfg.warm_start} was trained on {warm.bands} band(s) but {image} "
+                                 f"has {band_summary(ds)}; warm-start from a model of this image, or train "
+                                 "without --warm-start.", "band_mismatch")
+            # fine-tuning normalises with the statistics the encoder was pretrained with; a warm start with
+            # those its weights were trained with
+            stats = compute_band_stats(ds, image, seed=cfg.seed)
+            start = warm if warm is not None else enc
+            if start is not None:  # its weights expect its own normalisation: say when this image is unlike
+                what, flag = (("the model to continue from was trained on", "--warm-start")
+                              if warm is not None else ("the encoder was pretrained on", "--init"))
+                unlike = values_warning(start.band_stats, stats, image, what,
+                                        f"{flag} a file made from this image or imagery like it")
+                if unlike:
+                    reporter.warning(unlike, "values_differ")
+                stats = start.band_stats
+            lab = load_labels(labels, ds, label_field)
+            for note in lab.notes:
+                reporter.warning(note, "labels_note")
+            painted, off_image = lab.counts(), lab.off_image
+            # nodata teaches nothing
+            lab = LabelMap(on_valid_pixels(lab.patches, ds), lab.shape, lab.classes)
+            if lab.patches is None:
+                raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels "
+                                 "on valid image pixels.", "labels_on_nodata")
+            counts = lab.counts()
+            _warn_unlabeled_classes(lab.classes.names, painted, counts, reporter, off_image)
+            _warn_labels_on_nodata(lab.classes.names, painted, counts, reporter)
+            _warn_background_code(lab.classes, painted, reporter)
+            if np.count_nonzero(counts) < 2:
+                raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least "
+                                 "two classes.", "labels_single_class")
+            if warm is not None:  # validate on what the model to continue from held out: it never saw them
+                train_lab, val_lab = keep_validation(lab.patches, renumbered(warm.validation, warm.classes,
+                                                                             lab.classes))
+                if train_lab is None:
+                    raise InputError(f"Labels {labels} hold only the strokes the model {cfg.warm_start} is "
+                                     "validated on; paint more strokes, or train without --warm-start.",
+                                     "warm_start_no_training")
+                if val_lab is None:
+                    reporter.warning("the model to continue from held no painted stroke out (or none is "
+                                     "left), so no validation score is reported; train from scratch for one",
+                                     "no_validation")
+            else:
+                train_lab, val_lab = split_labels(lab.patches, cfg.val_fraction, cfg.seed)
+                if cfg.val_fraction > 0 and val_lab is None:
+                    reporter.warning("too few separate strokes to hold any out for validation; the model is "
+                                     "kept at the last step and no validation score is reported",
+                                     "no_validation")
+            cfg.model.set_bands(bands)
+            cfg.model.num_classes = lab.num_classes
+            chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
+        if not any(c.class_pixels for c in chips):
             raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels on "
                              "valid image pixels.", "labels_on_nodata")
-        counts = lab.counts()
-        _warn_unlabeled_classes(lab.classes.names, painted, counts, reporter, off_image)
-        _warn_labels_on_nodata(lab.classes.names, painted, counts, reporter)
-        _warn_background_code(lab.classes, painted, reporter)
-        if np.count_nonzero(counts) < 2:
-            raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least "
-                             "two classes.", "labels_single_class")
-        if warm is not None:  # validate on what the model to continue from held out: it never saw them
-            train_lab, val_lab = keep_validation(lab.patches, renumbered(warm.validation, warm.classes,
-                                                                         lab.classes))
-            if train_lab is None:
-                raise InputError(f"Labels {labels} hold only the strokes the model {cfg.warm_start} is "
-                                 "validated on; paint more strokes, or train without --warm-start.",
-                                 "warm_start_no_training")
-            if val_lab is None:
-                reporter.warning("the model to continue from held no painted stroke out (or none is left), "
-                                 "so no validation score is reported; train from scratch for one",
-                                 "no_validation")
-        else:
-            train_lab, val_lab = split_labels(lab.patches, cfg.val_fraction, cfg.seed)
-            if cfg.val_fraction > 0 and val_lab is None:
-                reporter.warning("too few separate strokes to hold any out for validation; the model is "
-                                 "kept at the last step and no validation score is reported",
-                                 "no_validation")
-        cfg.model.set_bands(bands)
-        cfg.model.num_classes = lab.num_classes
-        chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
-    if not any(c.class_pixels for c in chips):
-        raise InputError(f"Every labeled pixel of {labels} lies on nodata in {image}; paint labels on "
-                         "valid image pixels.", "labels_on_nodata")
-    present = {c for ch in chips for c in ch.class_pixels}
-    if len(present) < 2:
-        raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least two "
-                         "classes.", "labels_single_class")
-    for extra in unlabeled:
-        with open_image(extra, cfg.nodata, "Unlabeled image") as ds:
-            if band_count(ds) != cfg.model.in_channels:
-                raise InputError(f"Unlabeled image {extra} has {band_summary(ds)} but {image} has "
-                                 f"{cfg.model.in_channels}; give rasters with the same bands.",
-                                 "band_mismatch")
-            chips += build_chips(ds, stats, None, None, cfg.memory_budget_mb // 2, cfg.seed)
-    sampler = TileSampler(chips, cfg.tile_size, cfg.seed)
-    from engine.training import TrainData, fit  # noqa: PLC0415
+        present = {c for ch in chips for c in ch.class_pixels}
+        if len(present) < 2:
+            raise InputError(f"Labels {labels} keep only one class on valid image pixels; paint at least two "
+                             "classes.", "labels_single_class")
+        for extra in unlabeled:
+            with open_image(extra, cfg.nodata, "Unlabeled image") as ds:
+                if band_count(ds) != cfg.model.in_channels:
+                    raise InputError(f"Unlabeled image {extra} has {band_summary(ds)} but {image} has "
+                                     f"{cfg.model.in_channels}; give rasters with the same bands.",
+                                     "band_mismatch")
+                chips += build_chips(ds, stats, None, None, cfg.memory_budget_mb // 2, cfg.seed)
+        sampler = TileSampler(chips, cfg.tile_size, cfg.seed)
+        from engine.training import TrainData, fit  # noqa: PLC0415
 
-    data = TrainData(chips, sampler, lab.num_classes, cfg.model.in_channels, lab.classes.names)
+        data = TrainData(chips, sampler, lab.num_classes, cfg.model.in_channels, lab.classes.names)
     pretrain_seconds = None
     if warm is None and enc is None and hasattr(method_cls, "initialise"):  # stage 1 within the run
         t0 = time.monotonic()

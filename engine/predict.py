@@ -244,8 +244,9 @@ def predict_file(model: SavedModel, image_path: str, out_path: str, confidence_p
         stride = nets[0].stride
         read = mirrored(lambda r, c, h, w: read_normalised(ds, model.band_stats, r, c, h, w),
                         ds.height, ds.width)
-        smoothing = smoothing_for(read, ds.height, ds.width, smooth,
-                                  more=lambda: valid_windows(ds, 256, 16, np.random.default_rng(0)))
+        with cancel.promptly():  # reads windows to fit the smoothing's scale: nothing written yet
+            smoothing = smoothing_for(read, ds.height, ds.width, smooth,
+                                      more=lambda: valid_windows(ds, 256, 16, np.random.default_rng(0)))
         if anchors is not None and anchors.max_class > model.classes.num_classes:
             raise ValueError(f"anchors hold class {anchors.max_class} but the model has "
                              f"{model.classes.num_classes} classes")

@@ -6,6 +6,7 @@ network (``polygons``) start without loading it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from typing import TYPE_CHECKING
@@ -78,6 +79,7 @@ class CancelToken:
 
     def __init__(self):
         self.cancelled = False
+        self._promptly = False
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,10 +87,25 @@ class CancelToken:
 
     def _handler(self, signum, frame) -> None:  # noqa: ARG002
         self.cancelled = True
+        if self._promptly:  # raised where the main thread is, once the current read returns
+            self._promptly = False  # once: the unwinding is not interrupted again
+            raise Cancelled("Cancelled; no output was written.")
 
     def check(self) -> None:
         if self.cancelled:
             raise Cancelled("Cancelled; no output was written.")
+
+    @contextlib.contextmanager
+    def promptly(self):
+        """Around work that writes nothing (reading a raster's statistics, labels and training blocks,
+        which on a large or slowly decoded raster takes minutes and has no loop to call check() in): a
+        cancel raises at once instead of at the next check()."""
+        self.check()
+        self._promptly = True
+        try:
+            yield
+        finally:
+            self._promptly = False
 
 
 NEVER_CANCELLED = CancelToken()

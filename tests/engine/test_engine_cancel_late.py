@@ -84,3 +84,52 @@ def test_partial_files_of_a_killed_engine_are_swept_and_a_running_ones_kept(tmp_
         (tmp_path / name).write_text("x")
     check_writable(str(tmp_path / "map.tif"))
     assert sorted(os.listdir(tmp_path)) == sorted([mine, f"map.partial-{dead}.gpkg", "map.partial-x.tif"])
+
+
+class SignalAt(CancelAt):
+    """A Reporter that delivers a SIGTERM to ``token`` (its handler, as the signal would) when ``stage``
+    starts, and records the stages that start."""
+
+    def __init__(self, stage: str, token):
+        super().__init__(stage, token)
+        self.seen: list[str] = []
+
+    def stage(self, name, *args, **kwargs):
+        self.seen.append(name)
+        if name == self.stage_name:
+            import signal
+
+            self.token._handler(signal.SIGTERM, None)
+        return self.reporter.stage(name, *args, **kwargs)
+
+
+def test_a_cancel_while_reading_for_training_is_heard_at_once(tmp_path):
+    """Reading a large or slowly decoded raster for its statistics, labels and training blocks has no loop
+    that checks for a cancel: one that comes then stops the engine there, not when training starts."""
+    from engine.config import make_config
+    from engine.errors import Cancelled
+    from engine.pipeline import run
+    from engine.runtime import CancelToken
+    from engine.synthetic import write_scene
+
+    scene = write_scene(str(tmp_path), 64, 64, bands=3, classes=2, seed=0)
+    token = CancelToken()
+    reporter = SignalAt("prepare", token)
+    with pytest.raises(Cancelled):
+        run(scene["image"], scene["labels"], str(tmp_path / "run"), make_config("fast", seed=0, steps=2),
+            torch.device("cpu"), reporter, cancel=token)
+    assert reporter.seen == ["prepare"]  # no training stage began
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_signal_outside_promptly_only_marks_the_token():
+    import signal
+
+    from engine.errors import Cancelled
+    from engine.runtime import CancelToken
+
+    token = CancelToken()
+    token._handler(signal.SIGTERM, None)  # e.g. while a training step runs: the next check() unwinds
+    assert token.cancelled
+    with pytest.raises(Cancelled):
+        token.check()

@@ -69,7 +69,8 @@ def may_be_invalid(ds) -> bool:
     return any(flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
 
 
-def split_labels(labels: LabelPatches, fraction: float, seed: int, block: int = 32):
+def split_labels(labels: LabelPatches, fraction: float, seed: int, block: int = 32,
+                 report: dict | None = None):
     """Hold out ``fraction`` of each class's labeled pixels as *whole units* for validation.
 
     A unit is a connected stroke/blob; when a class has fewer than 3 of them, its strokes are cut into
@@ -77,7 +78,8 @@ def split_labels(labels: LabelPatches, fraction: float, seed: int, block: int = 
     unit of every class stays in training. Works patch by patch (a stroke never straddles two patches),
     numbering strokes across patches as one labelling of the whole grid would, so the split does not
     depend on how the labels are cut into patches. Returns (train, val) LabelPatches (val None when
-    nothing is held out).
+    nothing is held out). ``report``, when given, gets ``pieces``: the classes validated on pieces of
+    the strokes they train on, and ``unvalidated``: the classes with nothing held out (one piece).
     """
     train = [c.array.copy() for c in labels.crops]
     val = [np.zeros_like(c.array) for c in labels.crops]
@@ -92,7 +94,11 @@ def split_labels(labels: LabelPatches, fraction: float, seed: int, block: int = 
             unit = (unit * 100_003 + (rr - top) // block) * 100_003 + (cc - left) // block
         ids, inverse, sizes = np.unique(unit, return_inverse=True, return_counts=True)
         if len(ids) < 2:
+            if report is not None:
+                report.setdefault("unvalidated", []).append(c)
             continue
+        if n < 3 and report is not None:
+            report.setdefault("pieces", []).append(c)
         target = fraction * len(rr)
         held, got = [], 0
         for j in rng.permutation(len(ids)):

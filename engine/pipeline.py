@@ -113,11 +113,14 @@ def _train(image, labels, cfg, device, reporter, label_field, unlabeled,
                                      "left), so no validation score is reported; train from scratch for one",
                                      "no_validation")
             else:
-                train_lab, val_lab = split_labels(lab.patches, cfg.val_fraction, cfg.seed)
+                split: dict = {}
+                train_lab, val_lab = split_labels(lab.patches, cfg.val_fraction, cfg.seed, report=split)
                 if cfg.val_fraction > 0 and val_lab is None:
                     reporter.warning("too few separate strokes to hold any out for validation; the model is "
                                      "kept at the last step and no validation score is reported",
                                      "no_validation")
+                elif val_lab is not None:
+                    _warn_validation_split(lab.classes.names, split, reporter)
             cfg.model.set_bands(bands)
             cfg.model.num_classes = lab.num_classes
             chips = build_chips(ds, stats, train_lab, val_lab, cfg.memory_budget_mb, cfg.seed)
@@ -219,6 +222,24 @@ def _warn_labels_on_nodata(names: list[str], painted, usable, reporter: Reporter
     reporter.warning(f"labeled pixels on nodata in the image teach nothing: {'; '.join(parts[:5])}"
                      f"{'; …' if len(parts) > 5 else ''}; paint them again on valid pixels if those "
                      "classes are short of labels", "labels_partly_on_nodata")
+
+
+def _warn_validation_split(names: list[str], split: dict, reporter: Reporter) -> None:
+    """Say when the validation score is less independent than whole held-out strokes make it: classes
+    with fewer than 3 separate strokes are validated on pieces of the strokes they also train on (the
+    map is right next to its training pixels more often than far from them, the more so as the
+    smoothing holds them), and a class with a single piece is not validated at all."""
+    def quoted(values: list[int]) -> str:
+        return ", ".join(f"'{names[v - 1]}'" for v in values) + (" has" if len(values) == 1 else " have")
+
+    if split.get("pieces"):
+        reporter.warning(f"{quoted(split['pieces'])} fewer than 3 separate strokes, so validation uses "
+                         "pieces of strokes that also train: the validation score says how the map does "
+                         "next to your labels and reads higher than it would far from them; paint 3 or more "
+                         "separate strokes per class, apart, for a score that says more", "validation_nearby")
+    if split.get("unvalidated"):
+        reporter.warning(f"{quoted(split['unvalidated'])} too few labeled pixels to hold any out, so the "
+                         "validation score does not cover it", "class_not_validated")
 
 
 def _background_hint(values: list[int], names: list[str], painted) -> str:

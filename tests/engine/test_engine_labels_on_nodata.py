@@ -109,3 +109,29 @@ def test_only_squares_with_labels_are_read_and_nothing_where_all_is_valid(tmp_pa
             data.read_block = real
     assert kept.count == 10  # the points on the valid left half (columns 100 and 300)
     assert sum(reads) <= 25 * 64 * 64
+
+
+def test_validation_on_pieces_of_training_strokes_is_said(tmp_path, capsys):
+    """Classes with fewer than 3 separate strokes are validated on pieces of their own strokes, which
+    reads optimistic; the run says so, naming them, and says which class is not validated at all."""
+    image, _ = _stripes(tmp_path, valid_rows=(0, 96))
+    labels = np.zeros((96, 96), np.uint8)
+    labels[10:80, 8:12] = 1  # one long stroke: cut into pieces
+    labels[16:19, 42:48] = labels[48:51, 42:48] = labels[80:83, 42:48] = 2  # three strokes: whole ones
+    labels[40:42, 74:77] = 3  # one tiny blob: a single piece, nothing to hold out
+    lab = str(write_raster(tmp_path / "pieces.tif", labels))
+    rc, stdout, err = run_cli(capsys, ["train", "--image", image, "--labels", lab, "--out",
+                                       tmp_path / "m.semiseg", *TINY_TRAIN, "--progress", "jsonl"])
+    assert rc == 0, err
+    warned = _warnings(stdout)
+    nearby = [w for w in warned if "pieces of strokes that also train" in w]
+    assert len(nearby) == 1 and nearby[0].startswith("'class 1' has fewer than 3 separate strokes"), warned
+    assert any(w.startswith("'class 3' has too few labeled pixels to hold any out") for w in warned), warned
+
+
+def test_whole_strokes_held_out_say_nothing(tmp_path, capsys):
+    image, labels = _stripes(tmp_path, valid_rows=(0, 96))  # three strokes per class
+    rc, stdout, err = run_cli(capsys, ["train", "--image", image, "--labels", labels, "--out",
+                                       tmp_path / "m.semiseg", *TINY_TRAIN, "--progress", "jsonl"])
+    assert rc == 0, err
+    assert not [w for w in _warnings(stdout) if "validat" in w], _warnings(stdout)

@@ -200,6 +200,10 @@ class TrainConfig:
     # supervised: weigh each class's labeled pixels by the inverse of its share of them (an experiment,
     # off): a class painted as a few large blobs then counts as much as one painted as a few dots
     balance_labels: bool = False
+    # supervised, unless balance_labels: a class with fewer labeled pixels than (largest class's / this)
+    # is weighed up to that share (an experiment, 0 = off): on synthetic scenes with one big filled block
+    # beside short scribbles, 10 measured worse than no weights (bench/results/label_imbalance.md)
+    imbalance_cap: float = 0.0
     # values that are no data in every band of the image (and of --unlabeled rasters), besides the files'
     # own (--nodata): None = not given (a warm start then keeps its model's), [] = none
     nodata: list[float] | None = None

@@ -54,19 +54,43 @@ def sparse_ce(logits: torch.Tensor, labels: torch.Tensor,
     return nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=-1)
 
 
-def label_class_weights(chips, num_classes: int, cap: float = 10.0) -> torch.Tensor:
-    """Per-class weights (K) that give every labeled class the same total weight in the cross-entropy:
-    the inverse of its share of the training pixels, capped at ``cap``, then scaled so that the mean
-    weight per labeled pixel is 1 (classes without training pixels get 0)."""
+def label_counts(chips, num_classes: int) -> np.ndarray:
+    """Training pixels per class (K,), over all chips."""
     counts = np.zeros(num_classes, np.float64)
     for chip in chips:
         for c, pixels in chip.class_pixels.items():
             counts[c - 1] += len(pixels)
+    return counts
+
+
+def label_class_weights(chips, num_classes: int, cap: float = 10.0) -> torch.Tensor:
+    """Per-class weights (K) that give every labeled class the same total weight in the cross-entropy:
+    the inverse of its share of the training pixels, capped at ``cap``, then scaled so that the mean
+    weight per labeled pixel is 1 (classes without training pixels get 0)."""
+    counts = label_counts(chips, num_classes)
     present = counts > 0
     w = np.zeros(num_classes)
     w[present] = counts.sum() / (present.sum() * counts[present])
     w = np.minimum(w, cap)
     w[present] *= counts.sum() / (w[present] * counts[present]).sum()
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def imbalance_cap_weights(counts, ratio: float) -> torch.Tensor | None:
+    """Per-class weights (K) that cap the labels' imbalance at ``ratio``: a class with fewer than
+    (largest class's count / ``ratio``) labeled pixels gets weight (largest / ratio) / count, so it counts
+    as if it had 1/``ratio`` of the largest class's pixels; every other class gets 1. None (no weighting at
+    all) when no class is that far behind, or ``ratio`` <= 0 (off). Classes without pixels get 1 (they
+    never occur in the loss)."""
+    counts = np.asarray(counts, np.float64)
+    if ratio <= 0 or not (counts > 0).any():
+        return None
+    floor = counts.max() / ratio
+    low = (counts > 0) & (counts < floor)
+    if not low.any():
+        return None
+    w = np.ones(len(counts))
+    w[low] = floor / counts[low]
     return torch.tensor(w, dtype=torch.float32)
 
 

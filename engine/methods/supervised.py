@@ -13,7 +13,14 @@ import torch
 from engine.augment import band_jitter, random_dihedral
 from engine.ema import WeightAverage
 from engine.models import build_model
-from engine.training import Method, label_class_weights, sparse_ce, to_batch
+from engine.training import (
+    Method,
+    imbalance_cap_weights,
+    label_class_weights,
+    label_counts,
+    sparse_ce,
+    to_batch,
+)
 
 
 class Supervised(Method):
@@ -26,8 +33,11 @@ class Supervised(Method):
         self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
         self.average = WeightAverage(self.net, cfg.weight_average)
-        self.class_weight = (label_class_weights(data.chips, data.num_classes).to(device)
-                             if cfg.balance_labels else None)
+        if cfg.balance_labels:  # full inverse-share weighting
+            self.class_weight = label_class_weights(data.chips, data.num_classes).to(device)
+        else:  # only a class far behind the largest is lifted (None: counts within the cap, no weights)
+            w = imbalance_cap_weights(label_counts(data.chips, data.num_classes), cfg.imbalance_cap)
+            self.class_weight = None if w is None else w.to(device)
 
     def optimizers(self):
         return [self.opt]

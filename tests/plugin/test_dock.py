@@ -543,7 +543,8 @@ def test_a_model_applied_to_unlike_imagery_warns_in_the_dock_real_engine(dock, s
     ready_to_train(dock, scene, steps=5)
     assert dock.start_training() is not None
     trained = wait_for_task(dock)
-    assert trained.ok and trained.warnings == [] and dock.results.warnings_label.isHidden()
+    # (the scene's classes with one or two strokes are validated on pieces of them: said, and nothing else)
+    assert trained.ok and [w for w in trained.warnings if "separate strokes" not in w] == []
     # the same scene as reflectance (0..1) instead of 0..10000: the model has never seen such values
     rescaled = Path(scene["image"]).with_name("reflectance.tif")
     gdal.Translate(str(rescaled), scene["image"], outputType=gdal.GDT_Float32, scaleParams=[[0, 10000, 0, 1]])

@@ -618,12 +618,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     import rasterio  # noqa: PLC0415
 
-    from engine.raster import gdal_cache  # noqa: PLC0415
+    from engine.raster import gdal_cache, image_warnings_to  # noqa: PLC0415
 
     # a bounded GDAL block cache for every command, unless the user set one
     cache = {} if "GDAL_CACHEMAX" in os.environ else gdal_cache()
     try:
-        with rasterio.Env(**cache):
+        with rasterio.Env(**cache), image_warnings_to(rep.warning):  # what an image holds: warning events
             result = _dispatch(a, rep, cancel)
     except SemiSegError as e:
         rep.emit("error", code=e.code, message=e.message)

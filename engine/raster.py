@@ -6,9 +6,11 @@ window, so memory stays bounded however large the raster is.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,13 +104,112 @@ def open_image(path: str, nodata=(), what: str = "Image") -> rasterio.io.Dataset
     return ds
 
 
+class ImageWarning(UserWarning):
+    """What an image holds that may not be what its author meant (an alpha-tagged band of image values):
+    ``warnings.warn`` of one, and the CLI reports it as a warning event with ``code`` (engine.cli)."""
+
+    def __init__(self, message: str, code: str = "image_note"):
+        super().__init__(message)
+        self.code = code
+
+
+@contextlib.contextmanager
+def image_warnings_to(warn):
+    """Within it, each ImageWarning is handed to ``warn(message, code)`` (a Reporter's warning: an event),
+    once per message however often the image is opened; other warnings are shown as Python shows them."""
+    said = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ImageWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if not issubclass(category, ImageWarning):
+                shown(message, category, *args, **kwargs)
+            elif str(message) not in said:
+                said.add(str(message))
+                warn(str(message), getattr(message, "code", "image_note"))
+
+        warnings.showwarning = show
+        yield
+
+
 def data_bands(ds) -> tuple[int, ...]:
-    """1-based indexes of the bands that hold pixel values: all of them but an alpha band. An alpha band
-    (an RGBA orthophoto's fourth) is the image's transparency: GDAL already gives it as every other band's
-    mask, which marks the transparent pixels nodata (read_block), so it is never a feature of its own, and
-    a model trained on an RGBA image applies to the same imagery without alpha."""
-    bands = tuple(i for i, ci in enumerate(ds.colorinterp, start=1) if ci != ColorInterp.alpha)
+    """1-based indexes of the bands that hold pixel values: all of them but an alpha band that is a mask.
+    An alpha band (an RGBA orthophoto's fourth) is the image's transparency: GDAL already gives it as every
+    other band's mask, which marks the transparent pixels nodata (read_block), so it is never a feature of
+    its own, and a model trained on an RGBA image applies to the same imagery without alpha. A band tagged
+    alpha that holds image values (GDAL tags the fourth band of any 4-band 8-bit GeoTIFF alpha, a NAIP
+    image's near-infrared too) is a band like the others, and masks nothing (alpha_bands)."""
+    masks = alpha_bands(ds)[0]
+    bands = tuple(i for i in range(1, ds.count + 1) if i not in masks)
     return bands or tuple(range(1, ds.count + 1))
+
+
+# An alpha-tagged band is a mask when at least ALPHA_MASK_SHARE of the pixels sampled from it that are not
+# 0 (transparent) hold an opaque value (255, or its type's maximum: 65535 for uint16): a mask's values,
+# where a feathered edge leaves a few between. Image values (a near-infrared band) take every value.
+ALPHA_MASK_SHARE = 0.995
+# With fewer non-zero pixels sampled than this (a mostly transparent image) the share is of all of them.
+ALPHA_MIN_OPAQUE = 1000
+# The sample: a fixed ALPHA_GRID × ALPHA_GRID grid of ALPHA_WINDOW (rows, cols) windows at full
+# resolution (overviews may average a mask's edges into other values), so a 50,000² raster costs a few
+# dozen tiles, and the same file is always judged the same (training and prediction); a raster of at
+# most that many pixels is read whole.
+ALPHA_GRID = 6
+ALPHA_WINDOW = (32, 128)
+
+
+def alpha_bands(ds) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the alpha-tagged bands that are masks, those that hold image values), 1-based, judged once per
+    open raster from a sample of their values (alpha_sample). Each one of image values is said once, as an
+    ImageWarning."""
+    known = getattr(ds, "semiseg_alpha", None)
+    if known is not None:
+        return known
+    tagged = [i for i, ci in enumerate(ds.colorinterp, start=1) if ci == ColorInterp.alpha]
+    masks, values = [], []
+    for b in tagged:
+        (masks if _looks_like_mask(alpha_sample(ds, b), ds.dtypes[b - 1]) else values).append(b)
+    known = (tuple(masks), tuple(values))
+    try:
+        ds.semiseg_alpha = known
+    except AttributeError:  # not a rasterio dataset that takes attributes: judged again next time
+        pass
+    for b in values:
+        warnings.warn(ImageWarning(f"Image {ds.name}'s band {b} is tagged alpha but holds image values, so "
+                                   "it is used as a band, not as the mask.", "alpha_is_a_band"),
+                      stacklevel=2)
+    return known
+
+
+def alpha_sample(ds, band: int) -> np.ndarray:
+    """Band ``band``'s values at full resolution in the windows of a fixed grid over the raster (ALPHA_GRID,
+    ALPHA_WINDOW); the whole band when it is no larger than them. A read that fails is one sentence."""
+    wh, ww = ALPHA_WINDOW
+    try:
+        if ds.height * ds.width <= ALPHA_GRID ** 2 * wh * ww:
+            return ds.read(band).ravel()
+        rows = np.linspace(0, max(ds.height - wh, 0), ALPHA_GRID).round().astype(int).tolist()
+        cols = np.linspace(0, max(ds.width - ww, 0), ALPHA_GRID).round().astype(int).tolist()
+        size = (min(ww, ds.width), min(wh, ds.height))
+        return np.concatenate([ds.read(band, window=Window(c, r, *size)).ravel() for r in rows for c in cols])
+    except RasterioIOError as e:
+        raise InputError(unreadable("Image", ds.name, 0, ds.height - 1, e), "image_unreadable") from e
+
+
+def _looks_like_mask(values: np.ndarray, dtype: str) -> bool:
+    """Whether sampled ``values`` of an alpha-tagged band of ``dtype`` are a mask's (ALPHA_MASK_SHARE)."""
+    opaque = [255] + ([np.iinfo(dtype).max] if np.issubdtype(np.dtype(dtype), np.integer) else [1])
+    clear = values == 0
+    between = int((~clear & ~np.isin(values, opaque)).sum())
+    seen = int((~clear).sum())
+    return between <= (1 - ALPHA_MASK_SHARE) * (seen if seen >= ALPHA_MIN_OPAQUE else values.size)
+
+
+def _alpha_masks_nothing(ds) -> bool:
+    """Whether GDAL's alpha mask (the last band's, in a 2- or 4-band raster) is a band of image values,
+    so that bands whose mask it is have none (_read_masks)."""
+    return ds.count in alpha_bands(ds)[1]
 
 
 def palette_lut(ds) -> np.ndarray | None:
@@ -134,12 +235,18 @@ def band_count(ds) -> int:
 
 
 def band_summary(ds) -> str:
-    """"3 band(s)", with "+ alpha" where an alpha band gives the mask, and why a one-band paletted raster
-    counts 3: for progress messages and band-mismatch sentences."""
+    """"3 band(s)", with "+ alpha" where an alpha band gives the mask, which alpha-tagged bands hold image
+    values and count, and why a one-band paletted raster counts 3: for progress messages and band-mismatch
+    sentences."""
     n = band_count(ds)
     if palette_lut(ds) is not None:
         return "3 band(s) (the red, green and blue of its colour table)"
-    return f"{n} band(s)" + (" + alpha (used as the mask)" if n < ds.count else "")
+    masks, values = alpha_bands(ds)
+    text = f"{n} band(s)" + (" + alpha (used as the mask)" if masks and n < ds.count else "")
+    if values:
+        which = " and ".join(str(b) for b in values)
+        text += f" (band {which} {'is' if len(values) == 1 else 'are'} tagged alpha but holds image values)"
+    return text
 
 
 # How QGIS places a raster that has no geotransform: x = column, y = -row (pixel size 1 × -1 from 0, 0).
@@ -295,7 +402,7 @@ def _read_valid(ds, win: Window, bands: tuple[int, ...], lut: np.ndarray | None,
                 if value is not None:
                     ok[i] = raw[i] != raw.dtype.type(value)
         else:
-            ok = ds.read_masks(list(bands), window=win, out_shape=shape) > 0
+            ok = _read_masks(ds, bands, win, shape)
     except RasterioIOError as e:  # a truncated download, a damaged block, a VRT whose source is gone
         r0 = int(win.row_off)
         raise InputError(unreadable("Image", ds.name, r0, r0 + int(win.height) - 1, e),
@@ -307,6 +414,21 @@ def _read_valid(ds, win: Window, bands: tuple[int, ...], lut: np.ndarray | None,
     return data, ok
 
 
+def _read_masks(ds, bands: tuple[int, ...], win: Window, shape) -> np.ndarray:
+    """Each band's validity from GDAL's masks, (B, h, w) bool; a band whose mask is an alpha band of image
+    values (_alpha_masks_nothing) is valid everywhere."""
+    void = [i for i, b in enumerate(bands) if MaskFlags.alpha in ds.mask_flag_enums[b - 1]]
+    if not void or not _alpha_masks_nothing(ds):
+        return ds.read_masks(list(bands), window=win, out_shape=shape) > 0
+    h, w = (int(win.height), int(win.width)) if shape is None else shape[1:]
+    ok = np.ones((len(bands), h, w), bool)
+    rest = [i for i in range(len(bands)) if i not in void]
+    if rest:
+        ok[rest] = ds.read_masks([bands[i] for i in rest], window=win,
+                                 out_shape=None if shape is None else (len(rest), h, w)) > 0
+    return ok
+
+
 def _plain_nodata(ds, bands: tuple[int, ...]) -> list | None:
     """Each band's nodata value (None: every pixel valid) when its mask is no more than that value, so
     that the values read show it; None when a band has another mask (alpha, a mask band) or a value its
@@ -314,7 +436,7 @@ def _plain_nodata(ds, bands: tuple[int, ...]) -> list | None:
     values = []
     for b in bands:
         flags, value = ds.mask_flag_enums[b - 1], ds.nodatavals[b - 1]
-        if flags == [MaskFlags.all_valid]:
+        if flags == [MaskFlags.all_valid] or (MaskFlags.alpha in flags and _alpha_masks_nothing(ds)):
             values.append(None)
         elif flags == [MaskFlags.nodata] and value is not None and _holds_exactly(ds.dtypes[b - 1], value):
             values.append(value)
